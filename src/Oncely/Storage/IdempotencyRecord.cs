@@ -1,0 +1,42 @@
+namespace Oncely;
+
+/// <summary>The two states a stored record can be in. A released or purged record does not exist.</summary>
+public enum IdempotencyRecordState
+{
+    /// <summary>An execution holds the lease; its fencing token is the only one allowed to complete it.</summary>
+    InProgress = 0,
+
+    /// <summary>The operation finished and its first answer is stored for replay.</summary>
+    Completed = 1,
+}
+
+/// <summary>A snapshot of one record as the store holds it.</summary>
+public sealed class IdempotencyRecord
+{
+    /// <summary>The record's identity.</summary>
+    public required IdempotencyRecordId Id { get; init; }
+
+    /// <summary>The request fingerprint the record was reserved with (lowercase hex SHA-256).</summary>
+    public required string Fingerprint { get; init; }
+
+    /// <summary>The record's state.</summary>
+    public required IdempotencyRecordState State { get; init; }
+
+    /// <summary>
+    /// The fencing token of the execution that holds (or held) the lease. Unique over the record's life, including
+    /// take-overs: a stale execution's token never matches again.
+    /// </summary>
+    public required long FencingToken { get; init; }
+
+    /// <summary>When the InProgress lease ends, by the store's clock.</summary>
+    public required DateTimeOffset LeaseExpiresAt { get; init; }
+
+    /// <summary>When the record stops counting and may be purged, by the store's clock.</summary>
+    public required DateTimeOffset ExpiresAt { get; init; }
+
+    /// <summary>The last recovery point an execution committed, or <see langword="null"/>.</summary>
+    public string? RecoveryPoint { get; init; }
+
+    /// <summary>The stored first answer; set when <see cref="State"/> is <see cref="IdempotencyRecordState.Completed"/>.</summary>
+    public IdempotentResponse? Response { get; init; }
+}

@@ -1,0 +1,14 @@
+namespace Oncely;
+
+/// <summary>
+/// Identifies one idempotency record: the scope <c>(tenant, operation)</c> plus the client's key.
+/// Stores keep at most one live record per id (a UNIQUE constraint on exactly this triple).
+/// </summary>
+/// <param name="Tenant">Who is calling, for example the authenticated principal's id; <c>anonymous</c> for unauthenticated callers.</param>
+/// <param name="Operation">What is being done, for example <c>POST /accounts/{id}/payments</c> (method plus route pattern).</param>
+/// <param name="Key">The client's idempotency key, already validated.</param>
+public readonly record struct IdempotencyRecordId(string Tenant, string Operation, string Key)
+{
+    /// <inheritdoc />
+    public override string ToString() => $"{Tenant} | {Operation} | {Key}";
+}

@@ -1,0 +1,33 @@
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Oncely;
+
+/// <summary>Helpers for store packages that extend <see cref="IIdempotencyBuilder"/>.</summary>
+public static class IdempotencyBuilderExtensions
+{
+    /// <summary>
+    /// Makes <paramref name="factory"/>'s store the one every idempotent operation uses, replacing the default
+    /// in-memory store (or any store chosen before).
+    /// </summary>
+    /// <typeparam name="TStore">The store type.</typeparam>
+    /// <param name="builder">The builder from <c>AddIdempotency()</c>.</param>
+    /// <param name="factory">Creates the store once, from the application's services.</param>
+    /// <returns>The same builder.</returns>
+    public static IIdempotencyBuilder UseStore<TStore>(this IIdempotencyBuilder builder, Func<IServiceProvider, TStore> factory)
+        where TStore : class, IIdempotencyStore
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        ArgumentNullException.ThrowIfNull(factory);
+        for (var i = builder.Services.Count - 1; i >= 0; i--)
+        {
+            if (builder.Services[i].ServiceType == typeof(IIdempotencyStore))
+            {
+                builder.Services.RemoveAt(i);
+            }
+        }
+
+        builder.Services.AddSingleton<TStore>(factory);
+        builder.Services.AddSingleton<IIdempotencyStore>(sp => sp.GetRequiredService<TStore>());
+        return builder;
+    }
+}
