@@ -1,0 +1,155 @@
+using Microsoft.AspNetCore.Http;
+
+namespace Oncely.AspNetCore;
+
+/// <summary>Settings of the idempotency middleware. Every default follows ../docs/decision-table.md.</summary>
+public sealed class IdempotencyOptions : IdempotencyEngineOptions
+{
+    /// <summary>The header carrying the key. Fixed by the IETF draft: <c>Idempotency-Key</c>.</summary>
+    public const string HeaderName = "Idempotency-Key";
+
+    /// <summary>The alias header accepted too (when <see cref="AcceptAliasHeader"/>): <c>X-Idempotency-Key</c>.</summary>
+    public const string AliasHeaderName = "X-Idempotency-Key";
+
+    /// <summary>The header added to every replayed answer: <c>Idempotent-Replayed: true</c>.</summary>
+    public const string ReplayedHeaderName = "Idempotent-Replayed";
+
+    /// <summary>
+    /// The header added to a replay whose stored body was over <see cref="MaxResponseBodySize"/>:
+    /// <c>Idempotent-Body-Omitted: true</c>.
+    /// </summary>
+    public const string BodyOmittedHeaderName = "Idempotent-Body-Omitted";
+
+    /// <summary>Whether <c>X-Idempotency-Key</c> is accepted as an alias of <c>Idempotency-Key</c>. Default: <see langword="true"/>.</summary>
+    public bool AcceptAliasHeader { get; set; } = true;
+
+    /// <summary>The longest key accepted, in characters. Default: 255.</summary>
+    public int MaxKeyLength { get; set; } = IdempotencyKeyParser.DefaultMaxLength;
+
+    /// <summary>
+    /// The largest request body that is fingerprinted; a larger one is refused with <c>413</c> before anything runs
+    /// (row 15). The body is held in memory up to this size. Default: 1 MiB.
+    /// </summary>
+    public int MaxRequestBodySize { get; set; } = 1024 * 1024;
+
+    /// <summary>
+    /// The largest response body that is stored for replay (row 16). A larger one still reaches the first caller and the
+    /// record completes, but retries get the stored status and headers with an empty body and
+    /// <c>Idempotent-Body-Omitted: true</c>; the operation never runs twice. Default: 1 MiB.
+    /// </summary>
+    public int MaxResponseBodySize { get; set; } = 1024 * 1024;
+
+    /// <summary>
+    /// Request headers that are part of the fingerprint (compared case-insensitively). Default: none; the method, path,
+    /// sorted query and body always are.
+    /// </summary>
+    public ISet<string> FingerprintHeaders { get; } = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+
+    /// <summary>
+    /// Response headers stored and replayed. Default: <c>Content-Type</c>, <c>Location</c>, <c>ETag</c>.
+    /// <c>Set-Cookie</c> is never replayed and may not be added.
+    /// </summary>
+    public ISet<string> ReplayedHeaders { get; } = new HashSet<string>(StringComparer.OrdinalIgnoreCase) { "Content-Type", "Location", "ETag" };
+
+    /// <summary>
+    /// The status for a key reused with a different payload (row 8). Default: <c>422</c>. Setting <c>409</c> is allowed,
+    /// but beware: many clients (Stripe's SDKs among them) retry every <c>409</c> automatically, forever.
+    /// </summary>
+    public int KeyReusedStatusCode { get; set; } = StatusCodes.Status422UnprocessableEntity;
+
+    /// <summary>Whether <c>5xx</c> answers are stored and replayed instead of releasing the record (row 11). Default: <see langword="false"/>.</summary>
+    public bool StoreServerErrors { get; set; }
+
+    /// <summary>The <c>Retry-After</c> sent with <c>409</c> in-progress answers (row 7). Default: 1 second.</summary>
+    public TimeSpan InProgressRetryAfter { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>The <c>Retry-After</c> sent with <c>503</c> store-unavailable answers (row 13). Default: 1 second.</summary>
+    public TimeSpan StoreUnavailableRetryAfter { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>
+    /// The base of the problem <c>type</c> URIs; each problem appends its name (for example <c>idempotency-key-missing</c>).
+    /// Default: <c>https://oncely.dev/problems/</c>.
+    /// </summary>
+    public string ProblemTypeBaseUri { get; set; } = "https://oncely.dev/problems/";
+
+    /// <summary>
+    /// Resolves the tenant of a request (the first half of the scope). Return <see langword="null"/> when it cannot be
+    /// known: the request is then refused with <c>500</c> and nothing runs. Default: the authenticated principal's
+    /// <c>NameIdentifier</c> claim, else its <c>sub</c> claim; unauthenticated callers share <c>anonymous</c>.
+    /// </summary>
+    public Func<HttpContext, string?> TenantResolver { get; set; } = DefaultTenantResolver.Resolve;
+
+    /// <summary>
+    /// Turns a rejected payload into the text kept in the key-reuse audit (row 8), before it is capped at
+    /// <see cref="AuditPayloadLimit"/>. Arguments: the content type and the body. Default: JSON bodies keep their shape with
+    /// the values of sensitive-looking members (card, cvc, pan, password, secret, token, iban, account number…) replaced
+    /// by <c>"***"</c>; other bodies are summarised by length only.
+    /// </summary>
+    public Func<string?, ReadOnlyMemory<byte>, string> PayloadRedactor { get; set; } = DefaultPayloadRedactor.Redact;
+
+    /// <summary>The most characters of a redacted payload kept in the audit. Default: 2048.</summary>
+    public int AuditPayloadLimit { get; set; } = 2048;
+
+    /// <summary>How often expired records are purged, for stores without native expiry (SQL). Default: 5 minutes.</summary>
+    public TimeSpan PurgeInterval { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>The most records one purge statement deletes; purging repeats until a batch comes back short. Default: 500.</summary>
+    public int PurgeBatchSize { get; set; } = 500;
+
+    /// <inheritdoc />
+    public override IReadOnlyList<string> Validate()
+    {
+        var problems = new List<string>(base.Validate());
+        if (MaxKeyLength is < 1 or > 4096)
+        {
+            problems.Add($"Oncely: MaxKeyLength must be between 1 and 4096 (it is {MaxKeyLength}); the default is 255.");
+        }
+
+        if (MaxRequestBodySize < 0)
+        {
+            problems.Add($"Oncely: MaxRequestBodySize must not be negative (it is {MaxRequestBodySize}); the default is 1 MiB.");
+        }
+
+        if (MaxResponseBodySize < 0)
+        {
+            problems.Add($"Oncely: MaxResponseBodySize must not be negative (it is {MaxResponseBodySize}); the default is 1 MiB.");
+        }
+
+        if (ReplayedHeaders.Contains("Set-Cookie"))
+        {
+            problems.Add("Oncely: ReplayedHeaders must not contain Set-Cookie: a replay would hand one caller's session to another. Remove it.");
+        }
+
+        if (KeyReusedStatusCode is < 400 or > 499)
+        {
+            problems.Add($"Oncely: KeyReusedStatusCode must be a 4xx status (it is {KeyReusedStatusCode}); the default is 422, 409 is the common alternative.");
+        }
+
+        if (InProgressRetryAfter < TimeSpan.Zero || StoreUnavailableRetryAfter < TimeSpan.Zero)
+        {
+            problems.Add("Oncely: InProgressRetryAfter and StoreUnavailableRetryAfter must not be negative.");
+        }
+
+        if (!Uri.TryCreate(ProblemTypeBaseUri, UriKind.Absolute, out _))
+        {
+            problems.Add($"Oncely: ProblemTypeBaseUri must be an absolute URI (it is '{ProblemTypeBaseUri}').");
+        }
+
+        if (TenantResolver is null || PayloadRedactor is null)
+        {
+            problems.Add("Oncely: TenantResolver and PayloadRedactor must be set (leave them at their defaults if unsure).");
+        }
+
+        if (PurgeInterval <= TimeSpan.Zero || PurgeBatchSize <= 0)
+        {
+            problems.Add($"Oncely: PurgeInterval and PurgeBatchSize must be positive (they are {PurgeInterval} and {PurgeBatchSize}).");
+        }
+
+        if (AuditPayloadLimit < 0)
+        {
+            problems.Add($"Oncely: AuditPayloadLimit must not be negative (it is {AuditPayloadLimit}).");
+        }
+
+        return problems;
+    }
+}

@@ -1,0 +1,72 @@
+using System.Globalization;
+using System.Text.Json;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Mvc;
+
+namespace Oncely.AspNetCore;
+
+/// <summary>The problem types Oncely answers with (RFC 9457). Each is appended to <see cref="IdempotencyOptions.ProblemTypeBaseUri"/>.</summary>
+public static class IdempotencyProblemTypes
+{
+    /// <summary><c>400</c>: the endpoint requires an <c>Idempotency-Key</c> and none was sent (row 2).</summary>
+    public const string KeyMissing = "idempotency-key-missing";
+
+    /// <summary><c>400</c>: the key is malformed (row 4).</summary>
+    public const string KeyInvalid = "idempotency-key-invalid";
+
+    /// <summary><c>409</c>: the same request is still running (row 7).</summary>
+    public const string RequestInProgress = "idempotency-request-in-progress";
+
+    /// <summary><c>422</c> by default: the key was used before with a different payload (row 8).</summary>
+    public const string KeyReused = "idempotency-key-reused";
+
+    /// <summary><c>503</c>: the idempotency store is unreachable; nothing ran (row 13).</summary>
+    public const string StoreUnavailable = "idempotency-store-unavailable";
+
+    /// <summary><c>413</c>: the request body is over the fingerprint limit; nothing ran (row 15).</summary>
+    public const string PayloadTooLarge = "idempotency-payload-too-large";
+
+    /// <summary><c>500</c>: the tenant of an authenticated caller could not be resolved; nothing ran.</summary>
+    public const string TenantUnresolved = "idempotency-tenant-unresolved";
+}
+
+internal sealed class IdempotencyProblemWriter(IProblemDetailsService? problemDetailsService)
+{
+    public async Task WriteAsync(HttpContext context, IdempotencyOptions options, int status, string type, string title, string detail, string? key, TimeSpan? retryAfter = null)
+    {
+        var response = context.Response;
+        response.StatusCode = status;
+        if (retryAfter is { } delay)
+        {
+            response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(delay.TotalSeconds)).ToString(CultureInfo.InvariantCulture);
+        }
+
+        var problem = new ProblemDetails
+        {
+            Type = options.ProblemTypeBaseUri + type,
+            Title = title,
+            Status = status,
+            Detail = detail,
+            Instance = context.Request.Path.Value,
+        };
+        if (key is not null)
+        {
+            problem.Extensions["idempotencyKey"] = key;
+        }
+
+        if (problemDetailsService is not null
+            && await problemDetailsService.TryWriteAsync(new ProblemDetailsContext { HttpContext = context, ProblemDetails = problem }).ConfigureAwait(false))
+        {
+            return;
+        }
+
+        // No problem-details service, or it declined (for example an Accept header without JSON): write it directly,
+        // because the client still needs to know what to fix.
+        response.ContentType = "application/problem+json";
+        await JsonSerializer.SerializeAsync(response.Body, problem, ProblemJsonContext.Default.ProblemDetails, context.RequestAborted).ConfigureAwait(false);
+    }
+}
+
+[System.Text.Json.Serialization.JsonSerializable(typeof(ProblemDetails))]
+[System.Text.Json.Serialization.JsonSourceGenerationOptions(PropertyNamingPolicy = System.Text.Json.Serialization.JsonKnownNamingPolicy.CamelCase, DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+internal sealed partial class ProblemJsonContext : System.Text.Json.Serialization.JsonSerializerContext;

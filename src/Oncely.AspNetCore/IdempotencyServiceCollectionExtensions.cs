@@ -1,0 +1,91 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Oncely;
+using Oncely.AspNetCore;
+
+namespace Microsoft.Extensions.DependencyInjection
+{
+    /// <summary>Registers Oncely's services.</summary>
+    public static class IdempotencyServiceCollectionExtensions
+    {
+        /// <summary>
+        /// Adds the idempotency engine with the in-memory store (replace it with <c>.UseSqlite(...)</c>,
+        /// <c>.UsePostgreSql(...)</c> or <see cref="IdempotencyBuilderExtensions.UseStore{TStore}"/>). Options are
+        /// validated when the host starts.
+        /// </summary>
+        /// <param name="services">The application's services.</param>
+        /// <param name="configure">Changes the defaults (see <see cref="IdempotencyOptions"/>).</param>
+        /// <returns>A builder to choose the store with.</returns>
+        public static IIdempotencyBuilder AddIdempotency(this IServiceCollection services, Action<IdempotencyOptions>? configure = null)
+        {
+            ArgumentNullException.ThrowIfNull(services);
+            var options = services.AddOptions<IdempotencyOptions>();
+            if (configure is not null)
+            {
+                options.Configure(configure);
+            }
+
+            options.ValidateOnStart();
+            services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<IdempotencyOptions>, IdempotencyOptionsValidator>());
+            services.TryAddSingleton(TimeProvider.System);
+            services.TryAddSingleton<IIdempotencyStore>(sp => new InMemoryIdempotencyStore(sp.GetRequiredService<TimeProvider>()));
+            services.TryAddSingleton(sp => new IdempotencyExecutor(
+                sp.GetRequiredService<IIdempotencyStore>(),
+                sp.GetRequiredService<IOptions<IdempotencyOptions>>().Value,
+                sp.GetRequiredService<TimeProvider>(),
+                sp.GetRequiredService<ILogger<IdempotencyExecutor>>()));
+            services.AddProblemDetails();
+            services.AddMetrics();
+            services.TryAddSingleton<IdempotencyMetrics>();
+            services.TryAddSingleton(sp => new IdempotencyProblemWriter(sp.GetService<Microsoft.AspNetCore.Http.IProblemDetailsService>()));
+            services.AddHostedService<IdempotencyStoreMaintenance>();
+            return new IdempotencyBuilder(services);
+        }
+
+        private sealed class IdempotencyBuilder(IServiceCollection services) : IIdempotencyBuilder
+        {
+            public IServiceCollection Services { get; } = services;
+        }
+    }
+}
+
+namespace Microsoft.AspNetCore.Builder
+{
+    /// <summary>Adds Oncely's middleware to the pipeline.</summary>
+    public static class IdempotencyApplicationBuilderExtensions
+    {
+        /// <summary>
+        /// Adds the idempotency middleware. Place it after <c>UseAuthentication</c>/<c>UseAuthorization</c> (so the tenant
+        /// is known and refused callers are never recorded) and after any rate limiter; endpoints opt in with
+        /// <c>RequireIdempotencyKey()</c>, <c>AllowIdempotencyKey()</c> or <c>[Idempotent]</c>.
+        /// </summary>
+        /// <param name="app">The application.</param>
+        /// <returns>The same application builder.</returns>
+        /// <exception cref="InvalidOperationException"><c>AddIdempotency()</c> was not called.</exception>
+        public static IApplicationBuilder UseIdempotency(this IApplicationBuilder app)
+        {
+            ArgumentNullException.ThrowIfNull(app);
+            if (app.ApplicationServices.GetService<Oncely.IdempotencyExecutor>() is null)
+            {
+                throw new InvalidOperationException("UseIdempotency() needs the idempotency services: call builder.Services.AddIdempotency() first.");
+            }
+
+            return app.UseMiddleware<IdempotencyMiddleware>();
+        }
+    }
+}
+
+namespace Oncely.AspNetCore
+{
+    internal sealed class IdempotencyOptionsValidator : IValidateOptions<IdempotencyOptions>
+    {
+        public ValidateOptionsResult Validate(string? name, IdempotencyOptions options)
+        {
+            var problems = options.Validate();
+            return problems.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(problems);
+        }
+    }
+}

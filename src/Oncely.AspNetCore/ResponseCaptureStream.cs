@@ -1,0 +1,129 @@
+using System.Buffers;
+
+namespace Oncely.AspNetCore;
+
+/// <summary>
+/// Writes through to the client's stream and keeps a copy of what passed, up to a limit. Past the limit the copy is
+/// dropped (and its pooled memory returned) while the writes still reach the client.
+/// </summary>
+internal sealed class ResponseCaptureStream : Stream
+{
+    private readonly Stream _inner;
+    private readonly int _limit;
+    private byte[]? _buffer;
+    private int _length;
+
+    public ResponseCaptureStream(Stream inner, int limit)
+    {
+        _inner = inner;
+        _limit = limit;
+    }
+
+    /// <summary>Whether the body grew past the limit (the copy was dropped).</summary>
+    public bool Overflowed { get; private set; }
+
+    /// <summary>The bytes written so far (total, including past the limit).</summary>
+    public long BytesWritten { get; private set; }
+
+    public override bool CanRead => false;
+
+    public override bool CanSeek => false;
+
+    public override bool CanWrite => true;
+
+    public override long Length => throw new NotSupportedException();
+
+    public override long Position
+    {
+        get => throw new NotSupportedException();
+        set => throw new NotSupportedException();
+    }
+
+    /// <summary>The captured copy; empty after an overflow.</summary>
+    public ReadOnlyMemory<byte> Captured => Overflowed || _buffer is null ? ReadOnlyMemory<byte>.Empty : _buffer.AsMemory(0, _length);
+
+    public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
+
+    public override void Write(ReadOnlySpan<byte> buffer)
+    {
+        Keep(buffer);
+        _inner.Write(buffer);
+    }
+
+    public override void WriteByte(byte value) => Write([value]);
+
+    public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken)
+        => WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+    public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        Keep(buffer.Span);
+        return _inner.WriteAsync(buffer, cancellationToken);
+    }
+
+    public override IAsyncResult BeginWrite(byte[] buffer, int offset, int count, AsyncCallback? callback, object? state)
+        => TaskToAsyncResult.Begin(WriteAsync(buffer, offset, count), callback, state);
+
+    public override void EndWrite(IAsyncResult asyncResult) => TaskToAsyncResult.End(asyncResult);
+
+    public override void Flush() => _inner.Flush();
+
+    public override Task FlushAsync(CancellationToken cancellationToken) => _inner.FlushAsync(cancellationToken);
+
+    public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+    public override void SetLength(long value) => throw new NotSupportedException();
+
+    /// <summary>Returns the pooled buffer. The captured copy is unusable afterwards.</summary>
+    public void ReleaseBuffer()
+    {
+        if (_buffer is not null)
+        {
+            ArrayPool<byte>.Shared.Return(_buffer);
+            _buffer = null;
+        }
+
+        _length = 0;
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        // The client's stream belongs to the server; only the copy is ours.
+        ReleaseBuffer();
+        base.Dispose(disposing);
+    }
+
+    private void Keep(ReadOnlySpan<byte> data)
+    {
+        BytesWritten += data.Length;
+        if (Overflowed || data.IsEmpty)
+        {
+            return;
+        }
+
+        if (_length + data.Length > _limit)
+        {
+            Overflowed = true;
+            ReleaseBuffer();
+            return;
+        }
+
+        if (_buffer is null || _length + data.Length > _buffer.Length)
+        {
+            var size = Math.Min(_limit, Math.Max(_length + data.Length, Math.Max(256, (_buffer?.Length ?? 0) * 2)));
+            var grown = ArrayPool<byte>.Shared.Rent(size);
+            if (_buffer is not null)
+            {
+                _buffer.AsSpan(0, _length).CopyTo(grown);
+                ArrayPool<byte>.Shared.Return(_buffer);
+            }
+
+            _buffer = grown;
+        }
+
+        data.CopyTo(_buffer.AsSpan(_length));
+        _length += data.Length;
+    }
+}

@@ -1,0 +1,90 @@
+namespace Oncely;
+
+/// <summary>
+/// Settings of the transport-agnostic engine. The ASP.NET Core options derive from this class, so one configuration
+/// callback sets everything.
+/// </summary>
+public class IdempotencyEngineOptions
+{
+    /// <summary>
+    /// How long an InProgress reservation is held before a retry may take it over (decision-table row 12).
+    /// Must exceed the slowest operation's duration. Default: 30 seconds.
+    /// </summary>
+    public TimeSpan Lease { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>How long a record lives (TTL) before it is treated as absent and purged (row 14). Default: 24 hours.</summary>
+    public TimeSpan Expiration { get; set; } = TimeSpan.FromHours(24);
+
+    /// <summary>
+    /// The longest one store call may take before the store counts as unavailable (row 13: fail closed).
+    /// Default: 5 seconds.
+    /// </summary>
+    public TimeSpan StoreTimeout { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// How many times writing a completion is retried after the operation ran, if the store fails (row 17). The record
+    /// is never released after such a failure. Default: 3 retries.
+    /// </summary>
+    public int CompletionRetries { get; set; } = 3;
+
+    /// <summary>The first delay between completion retries; later ones back off exponentially. Default: 100 milliseconds.</summary>
+    public TimeSpan CompletionRetryDelay { get; set; } = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>
+    /// How long a duplicate that finds the operation InProgress waits for it to finish and replays its answer, instead
+    /// of being refused at once (row 7). Default: zero (refuse at once with <c>409</c> and <c>Retry-After</c>).
+    /// </summary>
+    public TimeSpan InProgressWait { get; set; } = TimeSpan.Zero;
+
+    /// <summary>How often a waiting duplicate looks at the record again. Default: 100 milliseconds.</summary>
+    public TimeSpan InProgressPollInterval { get; set; } = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>
+    /// Checks the settings and returns what to change, or an empty list.
+    /// </summary>
+    /// <returns>One sentence per problem.</returns>
+    public virtual IReadOnlyList<string> Validate()
+    {
+        var problems = new List<string>();
+        if (Lease <= TimeSpan.Zero)
+        {
+            problems.Add($"Oncely: Lease must be positive (it is {Lease}); the default is 30 seconds and it must exceed your slowest operation.");
+        }
+
+        if (Expiration <= TimeSpan.Zero)
+        {
+            problems.Add($"Oncely: Expiration must be positive (it is {Expiration}); the default is 24 hours.");
+        }
+        else if (Expiration < Lease)
+        {
+            problems.Add($"Oncely: Expiration ({Expiration}) must not be shorter than Lease ({Lease}), or a record could vanish while its operation runs.");
+        }
+
+        if (StoreTimeout <= TimeSpan.Zero)
+        {
+            problems.Add($"Oncely: StoreTimeout must be positive (it is {StoreTimeout}); the default is 5 seconds.");
+        }
+
+        if (CompletionRetries is < 0 or > 10)
+        {
+            problems.Add($"Oncely: CompletionRetries must be between 0 and 10 (it is {CompletionRetries}); the default is 3.");
+        }
+
+        if (CompletionRetryDelay < TimeSpan.Zero)
+        {
+            problems.Add($"Oncely: CompletionRetryDelay must not be negative (it is {CompletionRetryDelay}).");
+        }
+
+        if (InProgressWait < TimeSpan.Zero)
+        {
+            problems.Add($"Oncely: InProgressWait must not be negative (it is {InProgressWait}); zero refuses duplicates at once.");
+        }
+
+        if (InProgressWait > TimeSpan.Zero && InProgressPollInterval <= TimeSpan.Zero)
+        {
+            problems.Add($"Oncely: InProgressPollInterval must be positive when InProgressWait is set (it is {InProgressPollInterval}).");
+        }
+
+        return problems;
+    }
+}

@@ -1,0 +1,143 @@
+using System.Security.Cryptography;
+using System.Text;
+
+namespace Oncely;
+
+/// <summary>
+/// The lease one attempt holds on a record while it runs the operation: its fencing token, the recovery point it
+/// resumes from, and the transitions it may make. Obtained from <see cref="IdempotencyExecutor.BeginAsync"/> (or, in
+/// ASP.NET Core, from the request's <c>IIdempotencyFeature</c>).
+/// </summary>
+public sealed class IdempotencyExecution
+{
+    private readonly IdempotencyExecutor _executor;
+    private int _finished;
+
+    internal IdempotencyExecution(IdempotencyExecutor executor, IdempotencyRecord record, bool isTakeOver)
+    {
+        _executor = executor;
+        Id = record.Id;
+        Fingerprint = record.Fingerprint;
+        FencingToken = record.FencingToken;
+        IsTakeOver = isTakeOver;
+        ResumedFrom = record.RecoveryPoint;
+        RecoveryPoint = record.RecoveryPoint;
+    }
+
+    /// <summary>The record this attempt holds.</summary>
+    public IdempotencyRecordId Id { get; }
+
+    /// <summary>The request fingerprint the record was reserved with.</summary>
+    public string Fingerprint { get; }
+
+    /// <summary>This attempt's fencing token; any write with another token is refused by the store.</summary>
+    public long FencingToken { get; }
+
+    /// <summary><see langword="true"/> when this attempt took over an expired lease of an earlier attempt.</summary>
+    public bool IsTakeOver { get; }
+
+    /// <summary>The recovery point the earlier attempt committed, where this attempt should resume; <see langword="null"/> when starting fresh.</summary>
+    public string? ResumedFrom { get; }
+
+    /// <summary>The last recovery point committed (by an earlier attempt or this one).</summary>
+    public string? RecoveryPoint { get; private set; }
+
+    /// <summary><see langword="true"/> once the completion or release has been written.</summary>
+    public bool IsFinished => Volatile.Read(ref _finished) != 0;
+
+    /// <summary>
+    /// Records that the phase <paramref name="recoveryPoint"/> committed, renewing the lease. If this attempt later
+    /// fails, the record is kept and a retry resumes at this point instead of starting over.
+    /// </summary>
+    /// <param name="recoveryPoint">The phase name, for example <c>card-authorised</c>.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <exception cref="IdempotencyLeaseLostException">The lease was taken over by another attempt: stop now.</exception>
+    public async ValueTask SetRecoveryPointAsync(string recoveryPoint, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(recoveryPoint);
+        if (!await _executor.SetRecoveryPointAsync(this, recoveryPoint, cancellationToken).ConfigureAwait(false))
+        {
+            throw new IdempotencyLeaseLostException(Id);
+        }
+
+        RecoveryPoint = recoveryPoint;
+    }
+
+    /// <summary>
+    /// Derives a stable idempotency key for a downstream call (a card network, a bank) from the client's key, so the
+    /// same logical operation sends the same key downstream on every attempt and take-over. Different
+    /// <paramref name="purpose"/>s give unrelated keys; other tenants or operations never collide.
+    /// </summary>
+    /// <param name="purpose">What the downstream call is, for example <c>card-network/authorise</c>.</param>
+    /// <returns>A UUID-formatted key (version 8, name-based on SHA-256).</returns>
+    public string DeriveKey(string purpose) => DeriveKey(Id, purpose);
+
+    /// <summary>Writes the completion (with bounded retries) so later attempts replay <paramref name="response"/>.</summary>
+    /// <param name="response">The first answer.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>How the write ended.</returns>
+    public ValueTask<CompletionOutcome> CompleteAsync(IdempotentResponse response, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(response);
+        return MarkFinished() ? _executor.CompleteAsync(this, response, cancellationToken) : ValueTask.FromResult(CompletionOutcome.Completed);
+    }
+
+    /// <summary>
+    /// Gives the record up after a failure: deleted so a retry executes again, or, when a recovery point was
+    /// committed, kept with its lease ended so a retry resumes there at once.
+    /// </summary>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>A task that completes when the release is written (failures are logged, not thrown).</returns>
+    public ValueTask ReleaseAsync(CancellationToken cancellationToken = default)
+        => MarkFinished() ? _executor.ReleaseAsync(this, cancellationToken) : ValueTask.CompletedTask;
+
+    /// <summary>
+    /// Notes that the operation's own transaction already committed the completion (transactional completion), so
+    /// nothing is written again.
+    /// </summary>
+    public void MarkCompletedInTransaction() => MarkFinished();
+
+    internal static string DeriveKey(IdempotencyRecordId id, string purpose)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(purpose);
+        var material = Encoding.UTF8.GetBytes($"oncely-derived-key\n{id.Tenant.Length}:{id.Tenant}\n{id.Operation.Length}:{id.Operation}\n{id.Key.Length}:{id.Key}\n{purpose}");
+        Span<byte> hash = stackalloc byte[32];
+        SHA256.HashData(material, hash);
+        var bytes = hash[..16];
+        bytes[6] = (byte)((bytes[6] & 0x0F) | 0x80); // version 8
+        bytes[8] = (byte)((bytes[8] & 0x3F) | 0x80); // RFC 9562 variant
+        return new Guid(bytes, bigEndian: true).ToString("D");
+    }
+
+    private bool MarkFinished() => Interlocked.Exchange(ref _finished, 1) == 0;
+}
+
+/// <summary>Thrown when an attempt's lease was taken over by another attempt, so it must not write anything more.</summary>
+public sealed class IdempotencyLeaseLostException : Exception
+{
+    /// <summary>Creates the exception.</summary>
+    public IdempotencyLeaseLostException()
+        : base("The idempotency lease was taken over by another attempt.")
+    {
+    }
+
+    /// <summary>Creates the exception with a message.</summary>
+    /// <param name="message">What happened.</param>
+    public IdempotencyLeaseLostException(string message)
+        : base(message)
+    {
+    }
+
+    /// <summary>Creates the exception with a message and a cause.</summary>
+    /// <param name="message">What happened.</param>
+    /// <param name="innerException">The cause.</param>
+    public IdempotencyLeaseLostException(string message, Exception innerException)
+        : base(message, innerException)
+    {
+    }
+
+    internal IdempotencyLeaseLostException(IdempotencyRecordId id)
+        : base($"The lease on idempotency record '{id}' was taken over by another attempt; this attempt must stop.")
+    {
+    }
+}

@@ -1,0 +1,265 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Polly;
+using Polly.Retry;
+
+namespace Oncely;
+
+/// <summary>
+/// Runs "reserve, execute, then complete or release" against a store, with no dependency on any transport. The ASP.NET
+/// Core middleware is built on it; message consumers and webhook receivers call <see cref="ExecuteAsync"/> directly with
+/// <c>(tenant, operation, message id)</c>.
+/// </summary>
+public sealed partial class IdempotencyExecutor
+{
+    private readonly IIdempotencyStore _store;
+    private readonly IdempotencyEngineOptions _options;
+    private readonly TimeProvider _clock;
+    private readonly ILogger _logger;
+    private readonly ResiliencePipeline<bool> _completionPipeline;
+
+    /// <summary>Creates an executor.</summary>
+    /// <param name="store">Where records live.</param>
+    /// <param name="options">The engine settings; validated here.</param>
+    /// <param name="timeProvider">The clock for timeouts and retry delays; defaults to <see cref="TimeProvider.System"/>.</param>
+    /// <param name="logger">Where events go; defaults to none.</param>
+    /// <exception cref="ArgumentException">The options are invalid; the message says what to change.</exception>
+    public IdempotencyExecutor(IIdempotencyStore store, IdempotencyEngineOptions options, TimeProvider? timeProvider = null, ILogger<IdempotencyExecutor>? logger = null)
+    {
+        ArgumentNullException.ThrowIfNull(store);
+        ArgumentNullException.ThrowIfNull(options);
+        var problems = options.Validate();
+        if (problems.Count > 0)
+        {
+            throw new ArgumentException(string.Join(Environment.NewLine, problems), nameof(options));
+        }
+
+        _store = store;
+        _options = options;
+        _clock = timeProvider ?? TimeProvider.System;
+        _logger = (ILogger?)logger ?? NullLogger.Instance;
+        _completionPipeline = options.CompletionRetries == 0 ? ResiliencePipeline<bool>.Empty : new ResiliencePipelineBuilder<bool> { TimeProvider = _clock }
+            .AddRetry(new RetryStrategyOptions<bool>
+            {
+                ShouldHandle = new PredicateBuilder<bool>().Handle<Exception>(e => e is not OperationCanceledException || e is TimeoutException),
+                MaxRetryAttempts = options.CompletionRetries,
+                Delay = options.CompletionRetryDelay,
+                BackoffType = DelayBackoffType.Exponential,
+                UseJitter = true,
+            })
+            .Build();
+    }
+
+    /// <summary>The store the executor uses.</summary>
+    public IIdempotencyStore Store => _store;
+
+    /// <summary>
+    /// Reserves the record or reports what holds it. Never throws for store failures: those come back as
+    /// <see cref="IdempotencyDecisionKind.StoreUnavailable"/>.
+    /// </summary>
+    /// <param name="id">The record: scope and key.</param>
+    /// <param name="fingerprint">The request's fingerprint.</param>
+    /// <param name="cancellationToken">Cancels the call (for example, the client went away).</param>
+    /// <returns>What to do.</returns>
+    public async ValueTask<IdempotencyDecision> BeginAsync(IdempotencyRecordId id, string fingerprint, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(fingerprint);
+        var waitUntil = _options.InProgressWait > TimeSpan.Zero ? _clock.GetUtcNow() + _options.InProgressWait : (DateTimeOffset?)null;
+        while (true)
+        {
+            ReservationResult result;
+            try
+            {
+                result = await CallStoreAsync(
+                    static (store, state, ct) => store.TryReserveAsync(state.id, state.fingerprint, state.lease, state.expiration, ct),
+                    (id, fingerprint, lease: _options.Lease, expiration: _options.Expiration),
+                    cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (IsStoreFailure(ex, cancellationToken))
+            {
+                LogStoreUnavailable(_logger, ex, id.Tenant, id.Operation, id.Key);
+                return new IdempotencyDecision(IdempotencyDecisionKind.StoreUnavailable, null, null, ex);
+            }
+
+            switch (result.Outcome)
+            {
+                case ReservationOutcome.Acquired:
+                    return new IdempotencyDecision(IdempotencyDecisionKind.Execute, result.Record, new IdempotencyExecution(this, result.Record, isTakeOver: false), null);
+                case ReservationOutcome.TakenOver:
+                    LogTakenOver(_logger, id.Tenant, id.Operation, id.Key, result.Record.FencingToken, result.Record.RecoveryPoint);
+                    return new IdempotencyDecision(IdempotencyDecisionKind.Execute, result.Record, new IdempotencyExecution(this, result.Record, isTakeOver: true), null);
+                case ReservationOutcome.Completed:
+                    return new IdempotencyDecision(IdempotencyDecisionKind.Replay, result.Record, null, null);
+                case ReservationOutcome.FingerprintMismatch:
+                    return new IdempotencyDecision(IdempotencyDecisionKind.KeyReused, result.Record, null, null);
+                case ReservationOutcome.InProgress:
+                default:
+                    if (waitUntil is { } deadline && _clock.GetUtcNow() + _options.InProgressPollInterval <= deadline)
+                    {
+                        await Task.Delay(_options.InProgressPollInterval, _clock, cancellationToken).ConfigureAwait(false);
+                        continue;
+                    }
+
+                    LogInProgress(_logger, id.Tenant, id.Operation, id.Key);
+                    return new IdempotencyDecision(IdempotencyDecisionKind.InProgress, result.Record, null, null);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Runs <paramref name="operation"/> once per record: the first attempt executes and stores its result; later
+    /// attempts get the stored result back without running it. For message consumers and webhook receivers.
+    /// </summary>
+    /// <param name="id">The record: for messages, <c>(tenant, consumer name, message id)</c>.</param>
+    /// <param name="fingerprint">The payload's fingerprint (see <see cref="RequestFingerprint"/>), so a different payload under the same id is refused.</param>
+    /// <param name="operation">The effect. Its result is stored; throw to release the record so a redelivery runs it again.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>What happened, with the (stored or fresh) result.</returns>
+    public async ValueTask<IdempotencyOutcome> ExecuteAsync(
+        IdempotencyRecordId id,
+        string fingerprint,
+        Func<IdempotencyExecution, CancellationToken, ValueTask<IdempotentResponse>> operation,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(operation);
+        var decision = await BeginAsync(id, fingerprint, cancellationToken).ConfigureAwait(false);
+        if (decision.Kind != IdempotencyDecisionKind.Execute)
+        {
+            return new IdempotencyOutcome(decision.Kind, decision.Record?.Response, null);
+        }
+
+        var execution = decision.Execution!;
+        IdempotentResponse response;
+        try
+        {
+            response = await operation(execution, cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            await execution.ReleaseAsync(CancellationToken.None).ConfigureAwait(false);
+            throw;
+        }
+
+        var completion = await execution.CompleteAsync(response, CancellationToken.None).ConfigureAwait(false);
+        return new IdempotencyOutcome(IdempotencyDecisionKind.Execute, response, completion);
+    }
+
+    internal async ValueTask<CompletionOutcome> CompleteAsync(IdempotencyExecution execution, IdempotentResponse response, CancellationToken cancellationToken)
+    {
+        var id = execution.Id;
+        try
+        {
+            var state = (execution, response, expiration: _options.Expiration, executor: this);
+            var completed = await _completionPipeline.ExecuteAsync(
+                static async (s, ct) => await s.executor.CallStoreAsync(
+                    static (store, inner, ct2) => store.TryCompleteAsync(inner.execution.Id, inner.execution.FencingToken, inner.response, inner.expiration, ct2),
+                    s,
+                    ct).ConfigureAwait(false),
+                state,
+                cancellationToken).ConfigureAwait(false);
+            if (!completed)
+            {
+                LogLeaseLost(_logger, id.Tenant, id.Operation, id.Key, execution.FencingToken);
+                return CompletionOutcome.LeaseLost;
+            }
+
+            LogExecuted(_logger, id.Tenant, id.Operation, id.Key, response.StatusCode);
+            return CompletionOutcome.Completed;
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            LogCompletionFailed(_logger, ex, id.Tenant, id.Operation, id.Key, _options.Lease);
+            return CompletionOutcome.StoreFailed;
+        }
+    }
+
+    internal async ValueTask ReleaseAsync(IdempotencyExecution execution, CancellationToken cancellationToken)
+    {
+        var id = execution.Id;
+        try
+        {
+            var released = await CallStoreAsync(
+                static (store, e, ct) => store.TryReleaseAsync(e.Id, e.FencingToken, ct),
+                execution,
+                cancellationToken).ConfigureAwait(false);
+            if (released)
+            {
+                LogReleased(_logger, id.Tenant, id.Operation, id.Key, execution.RecoveryPoint);
+            }
+            else
+            {
+                LogLeaseLost(_logger, id.Tenant, id.Operation, id.Key, execution.FencingToken);
+            }
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            LogReleaseFailed(_logger, ex, id.Tenant, id.Operation, id.Key, _options.Lease);
+        }
+    }
+
+    internal async ValueTask<bool> SetRecoveryPointAsync(IdempotencyExecution execution, string recoveryPoint, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await CallStoreAsync(
+                static (store, s, ct) => store.TrySetRecoveryPointAsync(s.execution.Id, s.execution.FencingToken, s.recoveryPoint, s.lease, ct),
+                (execution, recoveryPoint, lease: _options.Lease),
+                cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (IsStoreFailure(ex, cancellationToken))
+        {
+            throw ex as IdempotencyStoreUnavailableException ?? new IdempotencyStoreUnavailableException("Recording the recovery point failed.", ex);
+        }
+    }
+
+    // Every store call is bounded by StoreTimeout; running out of time counts as the store being unavailable.
+    private async ValueTask<TResult> CallStoreAsync<TState, TResult>(
+        Func<IIdempotencyStore, TState, CancellationToken, ValueTask<TResult>> call,
+        TState state,
+        CancellationToken cancellationToken)
+    {
+        using var timeout = new CancellationTokenSource(_options.StoreTimeout, _clock);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timeout.Token);
+        try
+        {
+            return await call(_store, state, linked.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException ex) when (timeout.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+        {
+            throw new IdempotencyStoreUnavailableException($"The idempotency store did not answer within {_options.StoreTimeout}.", ex);
+        }
+    }
+
+    private static bool IsStoreFailure(Exception ex, CancellationToken cancellationToken)
+        => ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested;
+
+    [LoggerMessage(IdempotencyEventIds.Executed, LogLevel.Debug, "Idempotent operation {Operation} for tenant {Tenant} with key {Key} completed with status {StatusCode}")]
+    private static partial void LogExecuted(ILogger logger, string tenant, string operation, string key, int statusCode);
+
+    [LoggerMessage(IdempotencyEventIds.InProgress, LogLevel.Information, "Idempotent operation {Operation} for tenant {Tenant} with key {Key} is already in progress; the duplicate was refused")]
+    private static partial void LogInProgress(ILogger logger, string tenant, string operation, string key);
+
+    [LoggerMessage(IdempotencyEventIds.StoreUnavailable, LogLevel.Error, "The idempotency store is unavailable; {Operation} for tenant {Tenant} with key {Key} was refused without running")]
+    private static partial void LogStoreUnavailable(ILogger logger, Exception exception, string tenant, string operation, string key);
+
+    [LoggerMessage(IdempotencyEventIds.Released, LogLevel.Information, "Idempotent operation {Operation} for tenant {Tenant} with key {Key} did not complete; record released (recovery point: {RecoveryPoint})")]
+    private static partial void LogReleased(ILogger logger, string tenant, string operation, string key, string? recoveryPoint);
+
+    [LoggerMessage(IdempotencyEventIds.TakenOver, LogLevel.Warning, "Idempotent operation {Operation} for tenant {Tenant} with key {Key}: an expired lease was taken over with fencing token {FencingToken}, resuming at {RecoveryPoint}")]
+    private static partial void LogTakenOver(ILogger logger, string tenant, string operation, string key, long fencingToken, string? recoveryPoint);
+
+    [LoggerMessage(IdempotencyEventIds.LeaseLost, LogLevel.Warning, "Idempotent operation {Operation} for tenant {Tenant} with key {Key}: fencing token {FencingToken} is stale (the lease was taken over); nothing was written")]
+    private static partial void LogLeaseLost(ILogger logger, string tenant, string operation, string key, long fencingToken);
+
+    [LoggerMessage(IdempotencyEventIds.CompletionFailed, LogLevel.Error, "Idempotent operation {Operation} for tenant {Tenant} with key {Key} RAN but its completion could not be stored; the record stays InProgress and a retry after the lease ({Lease}) will run the operation again unless it is transactional")]
+    private static partial void LogCompletionFailed(ILogger logger, Exception exception, string tenant, string operation, string key, TimeSpan lease);
+
+    [LoggerMessage(IdempotencyEventIds.ReleaseFailed, LogLevel.Warning, "Releasing idempotency record for {Operation}, tenant {Tenant}, key {Key} failed; retries are refused until the lease ({Lease}) ends")]
+    private static partial void LogReleaseFailed(ILogger logger, Exception exception, string tenant, string operation, string key, TimeSpan lease);
+}
+
+/// <summary>What <see cref="IdempotencyExecutor.ExecuteAsync"/> did.</summary>
+/// <param name="Kind"><see cref="IdempotencyDecisionKind.Execute"/> when the operation ran now; otherwise why it did not.</param>
+/// <param name="Response">The fresh result, or the stored one for <see cref="IdempotencyDecisionKind.Replay"/>.</param>
+/// <param name="Completion">How storing the fresh result ended, when the operation ran.</param>
+public readonly record struct IdempotencyOutcome(IdempotencyDecisionKind Kind, IdempotentResponse? Response, CompletionOutcome? Completion);

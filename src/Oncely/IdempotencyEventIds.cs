@@ -1,0 +1,53 @@
+namespace Oncely;
+
+/// <summary>The stable event ids Oncely logs with. They never change meaning between versions.</summary>
+public static class IdempotencyEventIds
+{
+    /// <summary>An operation ran and its response was stored (debug).</summary>
+    public const int Executed = 1000;
+
+    /// <summary>A retry was answered with the stored response (debug).</summary>
+    public const int Replayed = 1001;
+
+    /// <summary>A duplicate arrived while the operation was in progress (information).</summary>
+    public const int InProgress = 1002;
+
+    /// <summary>Audit: a key was reused with a different payload (warning).</summary>
+    public const int KeyReused = 1003;
+
+    /// <summary>The store was unavailable; the request was refused without running (error).</summary>
+    public const int StoreUnavailable = 1004;
+
+    /// <summary>The operation failed and the record was released (information).</summary>
+    public const int Released = 1005;
+
+    /// <summary>An expired lease was taken over by a retry (warning).</summary>
+    public const int TakenOver = 1006;
+
+    /// <summary>A completion was refused because the lease had been taken over (warning).</summary>
+    public const int LeaseLost = 1007;
+
+    /// <summary>The operation ran but its completion could not be written (error: the record stays InProgress until its lease ends).</summary>
+    public const int CompletionFailed = 1008;
+
+    /// <summary>Releasing a record failed (warning: the record stays InProgress until its lease ends).</summary>
+    public const int ReleaseFailed = 1009;
+
+    /// <summary>A response exceeded the stored-response limit; its body will not be replayed (warning).</summary>
+    public const int ResponseTooLarge = 1010;
+
+    /// <summary>A request was refused before reaching the store: key missing or invalid, payload too large (debug).</summary>
+    public const int RequestRejected = 1011;
+
+    /// <summary>Expired records were purged (debug).</summary>
+    public const int Purged = 1012;
+
+    /// <summary>Store maintenance (schema creation or purge) failed (warning).</summary>
+    public const int MaintenanceFailed = 1013;
+
+    /// <summary>The tenant could not be resolved for an authenticated caller (error).</summary>
+    public const int TenantUnresolved = 1014;
+
+    /// <summary>Writing a key-reuse audit entry to the store failed (warning; the request is refused all the same).</summary>
+    public const int AuditFailed = 1015;
+}
