@@ -1,0 +1,169 @@
+using System.Buffers;
+using System.Text;
+using CsCheck;
+
+namespace Oncely.Tests.Fingerprinting;
+
+// Universal rules of canonicalisation, checked on random JSON documents.
+public class FingerprintPropertyTests
+{
+    private const long Iterations = 400;
+
+    private static readonly Gen<(JsonModel Document, int FirstSeed, int SecondSeed)> Respellings =
+        Gen.Select(JsonGen.Document, Gen.Int, Gen.Int);
+
+    private static string Fingerprint(string json, string method = "POST", string path = "/payments") =>
+        RequestFingerprint.Compute(new FingerprintInput(method, path)
+        {
+            ContentType = "application/json",
+            Body = Encoding.UTF8.GetBytes(json),
+        });
+
+    [Fact]
+    public void TryCanonicalize_GeneratedDocument_Succeeds()
+    {
+        JsonGen.Document.Sample(
+            document => JsonCanonicalizerTests.Canonicalize(JsonGen.Write(document)) is not null,
+            iter: Iterations);
+    }
+
+    [Fact]
+    public void TryCanonicalize_MemberOrderWhitespaceNumberAndEscapeSpelling_DoNotChangeOutput()
+    {
+        Respellings.Sample(
+            (document, first, second) =>
+            {
+                var a = JsonGen.Write(document, new Random(first));
+                var b = JsonGen.Write(document, new Random(second));
+                var canonicalA = JsonCanonicalizerTests.Canonicalize(a);
+                Assert.NotNull(canonicalA);
+                Assert.Equal(canonicalA, JsonCanonicalizerTests.Canonicalize(b));
+                Assert.Equal(canonicalA, JsonCanonicalizerTests.Canonicalize(JsonGen.Write(document)));
+            },
+            iter: Iterations);
+    }
+
+    [Fact]
+    public void Compute_RespelledJsonBody_SameFingerprint()
+    {
+        Respellings.Sample(
+            (document, first, second) =>
+                Fingerprint(JsonGen.Write(document, new Random(first))) == Fingerprint(JsonGen.Write(document, new Random(second))),
+            iter: Iterations);
+    }
+
+    [Fact]
+    public void TryCanonicalize_CanonicalOutput_IsAFixedPoint()
+    {
+        Gen.Select(JsonGen.Document, Gen.Int).Sample(
+            (document, seed) =>
+            {
+                var once = JsonCanonicalizerTests.Canonicalize(JsonGen.Write(document, new Random(seed)));
+                Assert.NotNull(once);
+                Assert.Equal(once, JsonCanonicalizerTests.Canonicalize(once));
+            },
+            iter: Iterations);
+    }
+
+    [Fact]
+    public void TryCanonicalize_Output_IsValidJsonWithTheSameValue()
+    {
+        Gen.Select(JsonGen.Document, Gen.Int).Sample(
+            (document, seed) =>
+            {
+                var written = JsonGen.Write(document, new Random(seed));
+                var canonical = JsonCanonicalizerTests.Canonicalize(written);
+                Assert.NotNull(canonical);
+                using var left = System.Text.Json.JsonDocument.Parse(written);
+                using var right = System.Text.Json.JsonDocument.Parse(canonical);
+                Assert.True(System.Text.Json.JsonElement.DeepEquals(left.RootElement, right.RootElement));
+            },
+            iter: Iterations);
+    }
+
+    [Fact]
+    public void Compute_ChangedLeafValue_DifferentFingerprint()
+    {
+        Gen.Select(JsonGen.Document, Gen.Int, Gen.Int[0, int.MaxValue]).Sample(
+            (document, seed, pick) =>
+            {
+                var leaves = JsonGen.CountLeaves(document);
+                if (leaves == 0)
+                {
+                    return true;
+                }
+
+                var changed = JsonGen.ChangeLeaf(document, pick % leaves);
+                return Fingerprint(JsonGen.Write(document, new Random(seed))) != Fingerprint(JsonGen.Write(changed, new Random(seed)));
+            },
+            iter: Iterations);
+    }
+
+    [Fact]
+    public void Compute_DifferentPath_DifferentFingerprint()
+    {
+        Gen.Select(JsonGen.Document, Gen.String, Gen.String).Where((_, a, b) => a != b).Sample(
+            (document, a, b) =>
+            {
+                var json = JsonGen.Write(document);
+                return Fingerprint(json, path: a) != Fingerprint(json, path: b);
+            },
+            iter: Iterations);
+    }
+
+    [Fact]
+    public void Compute_DifferentMethod_DifferentFingerprint_MethodCaseIgnored()
+    {
+        string[] methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "QUERY"];
+        Gen.Select(JsonGen.Document, Gen.OneOf(methods), Gen.OneOf(methods)).Where((_, a, b) => a != b).Sample(
+            (document, a, b) =>
+            {
+                var json = JsonGen.Write(document);
+                Assert.NotEqual(Fingerprint(json, method: a), Fingerprint(json, method: b));
+                Assert.Equal(Fingerprint(json, method: a), Fingerprint(json, method: a.ToLowerInvariant()));
+            },
+            iter: 100);
+    }
+
+    [Fact]
+    public void Compute_QueryOrder_DoesNotMatter()
+    {
+        var pair = Gen.Select(JsonGen.Text, Gen.Frequency((1, Gen.Const((string?)null)), (3, JsonGen.Text.Select(s => (string?)s)))).Select((k, v) => new KeyValuePair<string, string?>(k, v));
+        Gen.Select(pair.Array[0, 6], Gen.Int).Sample(
+            (query, seed) =>
+            {
+                var shuffled = query.ToArray();
+                new Random(seed).Shuffle(shuffled);
+                return RequestFingerprint.Compute(new FingerprintInput("POST", "/p") { Query = query })
+                    == RequestFingerprint.Compute(new FingerprintInput("POST", "/p") { Query = shuffled });
+            },
+            iter: Iterations);
+    }
+
+    [Fact]
+    public void TryCanonicalize_ArbitraryBytes_NeverThrows()
+    {
+        Gen.Byte.Array[0, 64].Sample(
+            bytes =>
+            {
+                var writer = new ArrayBufferWriter<byte>();
+                var ok = JsonCanonicalizer.TryCanonicalize(bytes, writer);
+                return ok || writer.WrittenCount == 0;
+            },
+            iter: Iterations);
+    }
+
+    [Fact]
+    public void TryCanonicalize_ArbitraryDouble_RoundTripsThroughItsCanonicalText()
+    {
+        Gen.Double.Where(double.IsFinite).Sample(
+            value =>
+            {
+                var text = value.ToString("R", System.Globalization.CultureInfo.InvariantCulture);
+                var canonical = JsonCanonicalizerTests.Canonicalize("[" + text + "]");
+                Assert.NotNull(canonical);
+                Assert.Equal(value == 0 ? 0 : value, double.Parse(canonical[1..^1], System.Globalization.CultureInfo.InvariantCulture));
+            },
+            iter: Iterations * 5);
+    }
+}
