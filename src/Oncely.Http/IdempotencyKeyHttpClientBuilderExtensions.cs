@@ -16,11 +16,13 @@ public static class IdempotencyKeyHttpClientBuilderExtensions
     /// </summary>
     /// <remarks>
     /// <para>
-    /// Order matters: call this <b>before</b> <c>AddStandardResilienceHandler</c> (or any retry/hedging handler), as in
-    /// <c>AddHttpClient("payments").AddIdempotencyKeys().AddStandardResilienceHandler()</c>. Handlers added first run
-    /// outermost, so this one runs once per logical request and every retry below reuses its key. Added the other way
-    /// round it still keeps one key per request message (the key is kept in <see cref="HttpRequestMessage.Options"/>),
-    /// but the resilience pipeline's total timeout then also covers the <c>409</c> waits.
+    /// Order matters: call this <b>before</b> <c>AddStandardResilienceHandler</c>, <c>AddStandardHedgingHandler</c> or
+    /// any other retry handler, as in <c>AddHttpClient("payments").AddIdempotencyKeys().AddStandardResilienceHandler()</c>.
+    /// Handlers added first run outermost, so this one runs once per logical request and every retry below it re-sends
+    /// the same message with the same key. Added the other way round, plain retries still keep the key (it stays on the
+    /// message and in <see cref="HttpRequestMessage.Options"/>), but hedged attempts are clones taken before this handler
+    /// runs and each gets a different key, and the pipeline's timeouts then also cover the <c>409</c> waits. The handler
+    /// logs a warning (event id 6) when it finds itself inside a resilience pipeline.
     /// </para>
     /// <para>Default options: see <see cref="IdempotencyKeyHandlerOptions"/>. They are validated when the client is first created.</para>
     /// </remarks>

@@ -2,6 +2,7 @@ using System.Net;
 using System.Text;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Http.Resilience;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Microsoft.Extensions.Time.Testing;
 using Polly;
@@ -95,6 +96,39 @@ public sealed class IdempotencyKeyHandlerTests(RecordingServer server) : IClassF
         var attempts = server.AttemptsOf(scenario);
         Assert.Equal(2, attempts.Count);
         Assert.Equal(2, attempts.Select(a => a.IdempotencyKey).Distinct().Count());
+    }
+
+    [Fact]
+    public async Task Post_HandlerInsideResiliencePipeline_LogsOrderingWarningOnce()
+    {
+        var logs = new ListLoggerProvider();
+        var services = new ServiceCollection();
+        services.AddLogging(b => b.AddProvider(logs).SetMinimumLevel(LogLevel.Trace));
+        var builder = services.AddHttpClient("x", c => c.BaseAddress = server.BaseAddress);
+        builder.AddStandardResilienceHandler(FastRetries);
+        builder.AddIdempotencyKeys();
+        using var provider = services.BuildServiceProvider();
+        var client = Client(provider);
+
+        using var a = await client.PostAsync($"/ok/{NewScenario()}", Json());
+        using var b = await client.PostAsync($"/ok/{NewScenario()}", Json());
+
+        Assert.Single(logs.Entries, e => e.Category == "Oncely.Http.IdempotencyKeyHandler" && e.EventId.Id == 6 && e.Level == LogLevel.Warning);
+    }
+
+    [Fact]
+    public async Task Post_HandlerOutsideResiliencePipeline_LogsNoOrderingWarning()
+    {
+        var logs = new ListLoggerProvider();
+        var services = new ServiceCollection();
+        services.AddLogging(b => b.AddProvider(logs).SetMinimumLevel(LogLevel.Trace));
+        services.AddHttpClient("x", c => c.BaseAddress = server.BaseAddress).AddIdempotencyKeys().AddStandardResilienceHandler(FastRetries);
+        using var provider = services.BuildServiceProvider();
+
+        using var response = await Client(provider).PostAsync($"/ok/{NewScenario()}", Json());
+
+        Assert.Contains(logs.Entries, e => e.Category == "Oncely.Http.IdempotencyKeyHandler" && e.EventId.Id == 1);
+        Assert.DoesNotContain(logs.Entries, e => e.Category == "Oncely.Http.IdempotencyKeyHandler" && e.EventId.Id == 6);
     }
 
     [Fact]
