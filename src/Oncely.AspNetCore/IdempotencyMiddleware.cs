@@ -121,10 +121,8 @@ internal sealed partial class IdempotencyMiddleware
             }
 
             var id = new IdempotencyRecordId(tenant, OperationOf(request.Method, endpoint), key);
-            var fingerprint = RequestFingerprint.Compute(new FingerprintInput
+            var fingerprint = RequestFingerprint.Compute(new FingerprintInput(request.Method, request.PathBase.Add(request.Path).Value ?? "/")
             {
-                Method = request.Method,
-                Path = request.PathBase.Add(request.Path).Value ?? "/",
                 Query = QueryPairs(request.Query),
                 Headers = FingerprintHeaderPairs(request.Headers),
                 ContentType = request.ContentType,
