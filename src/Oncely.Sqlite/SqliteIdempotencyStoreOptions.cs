@@ -32,7 +32,9 @@ public sealed partial class SqliteIdempotencyStoreOptions
     /// <summary>
     /// How long one store call keeps retrying while the database is locked by another connection (SQLITE_BUSY /
     /// SQLITE_LOCKED) before it gives up with <see cref="IdempotencyStoreUnavailableException"/>. Default: 5 seconds.
-    /// Must be positive and at most 10 minutes.
+    /// Must be positive and at most 10 minutes. Microsoft.Data.Sqlite retries a locked statement for at least one
+    /// second on its own, so a value under one second still waits about one second. A locked statement changed
+    /// nothing, so these retries never execute anything twice.
     /// </summary>
     public TimeSpan BusyTimeout { get; set; } = TimeSpan.FromSeconds(5);
 
