@@ -1,0 +1,557 @@
+using System.Globalization;
+using System.Runtime.InteropServices;
+using Microsoft.Data.Sqlite;
+
+namespace Oncely.Sqlite;
+
+/// <summary>
+/// Idempotency records in a SQLite database file. Every transition is one SQL statement decided by the row's state
+/// under SQLite's single-writer lock, so reservations are exclusive across threads, store instances and processes
+/// that share the file on one machine.
+/// </summary>
+/// <remarks>
+/// <para>
+/// Time: SQLite is embedded, so the machine's clock is the store's clock. <c>now</c> comes from the injected
+/// <see cref="TimeProvider"/> and is stored as integer Unix milliseconds.
+/// </para>
+/// <para>
+/// Fencing tokens come from a one-row counter table (<c>{table}_fence</c>) that is read inside the reserving statement
+/// and advanced by triggers in the same statement; it is never reset, so a token is never handed out twice for any
+/// record, even after the record expired, was released or purged and was created again.
+/// </para>
+/// </remarks>
+internal sealed class SqliteIdempotencyStore : IIdempotencyStore, IIdempotencyStoreSweeper, IIdempotencyAuditStore, IIdempotencyStoreInitializer
+{
+    private const int SqliteBusy = 5;
+    private const int SqliteLocked = 6;
+    private const int MaxReservationRounds = 16;
+    private const string Columns = "fingerprint, state, fencing_token, lease_expires_at, expires_at, recovery_point, status_code, headers, body, body_omitted";
+    private const string KeyPredicate = "tenant = @tenant AND operation = @operation AND idem_key = @key";
+
+    private static readonly long MaxUnixMilliseconds = DateTimeOffset.MaxValue.ToUnixTimeMilliseconds();
+    private static readonly long MinUnixMilliseconds = DateTimeOffset.MinValue.ToUnixTimeMilliseconds();
+
+    private readonly string _connectionString;
+    private readonly string _dataSource;
+    private readonly string _table;
+    private readonly string _auditTable;
+    private readonly TimeSpan _busyTimeout;
+    private readonly TimeProvider _clock;
+    private readonly string _busyTimeoutPragma;
+    private readonly string _reserveSql;
+    private readonly string _readLiveSql;
+    private readonly string _completeSql;
+    private readonly string _releaseDeleteSql;
+    private readonly string _releaseEndLeaseSql;
+    private readonly string _setRecoveryPointSql;
+    private readonly string _purgeSql;
+    private readonly string _auditSql;
+    private readonly Lock _initializationGate = new();
+    private Task? _initialization;
+
+    /// <summary>Creates the store; the schema is created on <see cref="InitializeAsync"/> or before the first operation.</summary>
+    /// <param name="options">The validated options (copied).</param>
+    /// <param name="timeProvider">The clock for leases and expiry; defaults to <see cref="TimeProvider.System"/>.</param>
+    public SqliteIdempotencyStore(SqliteIdempotencyStoreOptions options, TimeProvider? timeProvider = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options = options.Clone();
+        options.Validate();
+        _connectionString = options.ConnectionString;
+        _dataSource = new SqliteConnectionStringBuilder(options.ConnectionString).DataSource;
+        _table = options.TableName;
+        _auditTable = options.AuditTableName;
+        _busyTimeout = options.BusyTimeout;
+        _clock = timeProvider ?? TimeProvider.System;
+        _busyTimeoutPragma = string.Create(CultureInfo.InvariantCulture, $"PRAGMA busy_timeout = {(long)Math.Ceiling(_busyTimeout.TotalMilliseconds)};");
+
+        var t = _table;
+
+        // The reservation, in one statement. A new key inserts. An existing key is updated only when the row has
+        // expired (it counts as absent: replaced, fresh expiry, no recovery point, attempts back to 1) or when it is
+        // InProgress with the same fingerprint and an expired lease (a take-over: new token, new lease, expiry and
+        // recovery point kept, attempts + 1). Any other existing row is left exactly as it is and nothing is returned.
+        // The new token is the counter + 1; the triggers store it back into the counter within the same statement.
+        _reserveSql = $"""
+            INSERT INTO "{t}" AS r (tenant, operation, idem_key, fingerprint, state, fencing_token, attempts,
+                                    lease_expires_at, expires_at, recovery_point, status_code, headers, body, body_omitted, created_at)
+            VALUES (@tenant, @operation, @key, @fingerprint, 0, (SELECT value + 1 FROM "{t}_fence" WHERE id = 1), 1,
+                    @lease_expires_at, @expires_at, NULL, NULL, NULL, NULL, 0, @now)
+            ON CONFLICT (tenant, operation, idem_key) DO UPDATE SET
+                fingerprint      = excluded.fingerprint,
+                state            = 0,
+                fencing_token    = excluded.fencing_token,
+                attempts         = CASE WHEN r.expires_at <= @now THEN 1 ELSE r.attempts + 1 END,
+                lease_expires_at = excluded.lease_expires_at,
+                expires_at       = CASE WHEN r.expires_at <= @now THEN excluded.expires_at ELSE r.expires_at END,
+                recovery_point   = CASE WHEN r.expires_at <= @now THEN NULL ELSE r.recovery_point END,
+                status_code      = NULL,
+                headers          = NULL,
+                body             = NULL,
+                body_omitted     = 0,
+                created_at       = CASE WHEN r.expires_at <= @now THEN @now ELSE r.created_at END
+            WHERE r.expires_at <= @now
+               OR (r.fingerprint = excluded.fingerprint AND r.state = 0 AND r.lease_expires_at <= @now)
+            RETURNING fencing_token, attempts, lease_expires_at, expires_at, recovery_point;
+            """;
+        _readLiveSql = $"""SELECT {Columns} FROM "{t}" WHERE {KeyPredicate} AND expires_at > @now;""";
+        _completeSql = $"""
+            UPDATE "{t}"
+            SET state = 1, status_code = @status_code, headers = @headers, body = @body, body_omitted = @body_omitted, expires_at = @expires_at
+            WHERE {KeyPredicate} AND fencing_token = @token AND state = 0;
+            """;
+        _releaseDeleteSql = $"""DELETE FROM "{t}" WHERE {KeyPredicate} AND fencing_token = @token AND state = 0 AND recovery_point IS NULL;""";
+        _releaseEndLeaseSql = $"""UPDATE "{t}" SET lease_expires_at = @now WHERE {KeyPredicate} AND fencing_token = @token AND state = 0 AND recovery_point IS NOT NULL;""";
+        _setRecoveryPointSql = $"""
+            UPDATE "{t}" SET recovery_point = @recovery_point, lease_expires_at = @lease_expires_at
+            WHERE {KeyPredicate} AND fencing_token = @token AND state = 0 AND expires_at > @now;
+            """;
+        _purgeSql = $"""DELETE FROM "{t}" WHERE id IN (SELECT id FROM "{t}" WHERE expires_at <= @now ORDER BY expires_at LIMIT @batch);""";
+        _auditSql = $"""
+            INSERT INTO "{_auditTable}" (tenant, operation, idem_key, stored_fingerprint, attempted_fingerprint, payload, occurred_at)
+            VALUES (@tenant, @operation, @key, @stored_fingerprint, @attempted_fingerprint, @payload, @occurred_at);
+            """;
+    }
+
+    /// <inheritdoc />
+    public ValueTask InitializeAsync(CancellationToken cancellationToken) => new(EnsureInitializedAsync(cancellationToken));
+
+    /// <inheritdoc />
+    public async ValueTask<ReservationResult> TryReserveAsync(IdempotencyRecordId id, string fingerprint, TimeSpan lease, TimeSpan expiration, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(fingerprint);
+        cancellationToken.ThrowIfCancellationRequested();
+        await EnsureInitializedAsync(cancellationToken).ConfigureAwait(false);
+        return await RunAsync((connection, ct) => ReserveCoreAsync(connection, id, fingerprint, lease, expiration, ct), cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <inheritdoc />
+    public async ValueTask<bool> TryCompleteAsync(IdempotencyRecordId id, long fencingToken, IdempotentResponse response, TimeSpan expiration, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(response);
+        cancellationToken.ThrowIfCancellationRequested();
+        await EnsureInitializedAsync(cancellationToken).ConfigureAwait(false);
+        var headers = HeaderCodec.Serialize(response.Headers);
+        var body = AsArray(response.Body);
+        return await RunAsync(
+            async (connection, ct) =>
+            {
+                using var command = CreateCommand(connection, _completeSql);
+                AddKey(command, id);
+                command.Parameters.AddWithValue("@token", fencingToken);
+                command.Parameters.AddWithValue("@status_code", response.StatusCode);
+                command.Parameters.AddWithValue("@headers", headers);
+                command.Parameters.Add("@body", SqliteType.Blob).Value = body;
+                command.Parameters.AddWithValue("@body_omitted", response.BodyOmitted ? 1 : 0);
+                command.Parameters.AddWithValue("@expires_at", After(NowMilliseconds(), expiration));
+                return await command.ExecuteNonQueryAsync(ct).ConfigureAwait(false) == 1;
+            },
+            cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <inheritdoc />
+    public async ValueTask<bool> TryReleaseAsync(IdempotencyRecordId id, long fencingToken, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        await EnsureInitializedAsync(cancellationToken).ConfigureAwait(false);
+        return await RunAsync(
+            async (connection, ct) =>
+            {
+                // Two guarded statements whose conditions exclude each other (recovery point absent / present), so at
+                // most one of them applies and each is atomic on its own. Only the token's holder can change the
+                // recovery point, and it only ever goes from absent to present while the token holds; so if the
+                // DELETE found a recovery point, the UPDATE sees the same row unless the token was taken over in
+                // between, and then it correctly refuses.
+                using (var delete = CreateCommand(connection, _releaseDeleteSql))
+                {
+                    AddKey(delete, id);
+                    delete.Parameters.AddWithValue("@token", fencingToken);
+                    if (await delete.ExecuteNonQueryAsync(ct).ConfigureAwait(false) == 1)
+                    {
+                        return true;
+                    }
+                }
+
+                using var endLease = CreateCommand(connection, _releaseEndLeaseSql);
+                AddKey(endLease, id);
+                endLease.Parameters.AddWithValue("@token", fencingToken);
+                endLease.Parameters.AddWithValue("@now", NowMilliseconds());
+                return await endLease.ExecuteNonQueryAsync(ct).ConfigureAwait(false) == 1;
+            },
+            cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <inheritdoc />
+    public async ValueTask<bool> TrySetRecoveryPointAsync(IdempotencyRecordId id, long fencingToken, string recoveryPoint, TimeSpan lease, CancellationToken cancellationToken)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(recoveryPoint);
+        cancellationToken.ThrowIfCancellationRequested();
+        await EnsureInitializedAsync(cancellationToken).ConfigureAwait(false);
+        return await RunAsync(
+            async (connection, ct) =>
+            {
+                var now = NowMilliseconds();
+                using var command = CreateCommand(connection, _setRecoveryPointSql);
+                AddKey(command, id);
+                command.Parameters.AddWithValue("@token", fencingToken);
+                command.Parameters.AddWithValue("@recovery_point", recoveryPoint);
+                command.Parameters.AddWithValue("@lease_expires_at", After(now, lease));
+                command.Parameters.AddWithValue("@now", now);
+                return await command.ExecuteNonQueryAsync(ct).ConfigureAwait(false) == 1;
+            },
+            cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <inheritdoc />
+    public async ValueTask<IdempotencyRecord?> GetAsync(IdempotencyRecordId id, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        await EnsureInitializedAsync(cancellationToken).ConfigureAwait(false);
+        return await RunAsync((connection, ct) => ReadLiveAsync(connection, id, NowMilliseconds(), ct), cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <inheritdoc />
+    public async ValueTask<int> PurgeExpiredAsync(int batchSize, CancellationToken cancellationToken)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(batchSize);
+        cancellationToken.ThrowIfCancellationRequested();
+        await EnsureInitializedAsync(cancellationToken).ConfigureAwait(false);
+        return await RunAsync(
+            async (connection, ct) =>
+            {
+                using var command = CreateCommand(connection, _purgeSql);
+                command.Parameters.AddWithValue("@now", NowMilliseconds());
+                command.Parameters.AddWithValue("@batch", batchSize);
+                return await command.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+            },
+            cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <inheritdoc />
+    public async ValueTask AppendAsync(KeyReuseAuditEntry entry, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(entry);
+        cancellationToken.ThrowIfCancellationRequested();
+        await EnsureInitializedAsync(cancellationToken).ConfigureAwait(false);
+        await RunAsync(
+            async (connection, ct) =>
+            {
+                using var command = CreateCommand(connection, _auditSql);
+                AddKey(command, entry.Id);
+                command.Parameters.AddWithValue("@stored_fingerprint", entry.StoredFingerprint ?? string.Empty);
+                command.Parameters.AddWithValue("@attempted_fingerprint", entry.AttemptedFingerprint ?? string.Empty);
+                command.Parameters.AddWithValue("@payload", entry.Payload ?? string.Empty);
+                command.Parameters.AddWithValue("@occurred_at", entry.OccurredAt.ToUnixTimeMilliseconds());
+                return await command.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+            },
+            cancellationToken).ConfigureAwait(false);
+    }
+
+    private async ValueTask<ReservationResult> ReserveCoreAsync(SqliteConnection connection, IdempotencyRecordId id, string fingerprint, TimeSpan lease, TimeSpan expiration, CancellationToken cancellationToken)
+    {
+        for (var round = 1; ; round++)
+        {
+            var now = NowMilliseconds();
+            IdempotencyRecord? reserved = null;
+            var attempts = 0L;
+            using (var upsert = CreateCommand(connection, _reserveSql))
+            {
+                AddKey(upsert, id);
+                upsert.Parameters.AddWithValue("@fingerprint", fingerprint);
+                upsert.Parameters.AddWithValue("@lease_expires_at", After(now, lease));
+                upsert.Parameters.AddWithValue("@expires_at", After(now, expiration));
+                upsert.Parameters.AddWithValue("@now", now);
+                var reader = await upsert.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+                await using (reader.ConfigureAwait(false))
+                {
+                    if (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+                    {
+                        attempts = reader.GetInt64(1);
+                        reserved = new IdempotencyRecord
+                        {
+                            Id = id,
+                            Fingerprint = fingerprint,
+                            State = IdempotencyRecordState.InProgress,
+                            FencingToken = reader.GetInt64(0),
+                            LeaseExpiresAt = FromUnixMilliseconds(reader.GetInt64(2)),
+                            ExpiresAt = FromUnixMilliseconds(reader.GetInt64(3)),
+                            RecoveryPoint = reader.IsDBNull(4) ? null : reader.GetString(4),
+                        };
+                    }
+
+                    // Step the statement to its end: that is where SQLite commits it. Only a committed reservation may
+                    // be reported as ours; an error here (a failed commit) propagates and nothing is reported.
+                    while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+                    {
+                    }
+                }
+            }
+
+            if (reserved is not null)
+            {
+                return new ReservationResult(attempts > 1 ? ReservationOutcome.TakenOver : ReservationOutcome.Acquired, reserved);
+            }
+
+            // Nothing was returned: at the upsert's moment a live row existed that the caller may not take (another
+            // fingerprint, Completed, or InProgress with a valid lease). This read is not a transition and never grants
+            // execution, which only the upsert above can do; it only reports what holds the key. The outcome for a live
+            // row is decided by the row's own state as read here, so whatever happened in between (completion,
+            // release, take-over by someone else), the answer is true of the row at the moment of this read. If the
+            // row can now be taken (it was released, purged, expired, or its lease was ended by a release with a
+            // recovery point), the upsert runs again rather than guessing.
+            var existing = await ReadLiveAsync(connection, id, now, cancellationToken).ConfigureAwait(false);
+            if (existing is not null)
+            {
+                if (!string.Equals(existing.Fingerprint, fingerprint, StringComparison.Ordinal))
+                {
+                    return new ReservationResult(ReservationOutcome.FingerprintMismatch, existing);
+                }
+
+                if (existing.State == IdempotencyRecordState.Completed)
+                {
+                    return new ReservationResult(ReservationOutcome.Completed, existing);
+                }
+
+                if (existing.LeaseExpiresAt > FromUnixMilliseconds(now))
+                {
+                    return new ReservationResult(ReservationOutcome.InProgress, existing);
+                }
+            }
+
+            if (round >= MaxReservationRounds)
+            {
+                throw new IdempotencyStoreUnavailableException(
+                    $"The SQLite idempotency store could not settle the reservation of '{id}' after {MaxReservationRounds} rounds: the record kept changing under contention.");
+            }
+        }
+    }
+
+    private async ValueTask<IdempotencyRecord?> ReadLiveAsync(SqliteConnection connection, IdempotencyRecordId id, long now, CancellationToken cancellationToken)
+    {
+        using var command = CreateCommand(connection, _readLiveSql);
+        AddKey(command, id);
+        command.Parameters.AddWithValue("@now", now);
+        var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        await using (reader.ConfigureAwait(false))
+        {
+            if (!await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                return null;
+            }
+
+            var state = (IdempotencyRecordState)reader.GetInt32(1);
+            IdempotentResponse? response = null;
+            if (state == IdempotencyRecordState.Completed)
+            {
+                response = new IdempotentResponse(
+                    reader.IsDBNull(6) ? 0 : reader.GetInt32(6),
+                    HeaderCodec.Deserialize(reader.IsDBNull(7) ? null : reader.GetString(7)),
+                    reader.IsDBNull(8) ? ReadOnlyMemory<byte>.Empty : reader.GetFieldValue<byte[]>(8),
+                    !reader.IsDBNull(9) && reader.GetInt64(9) != 0);
+            }
+
+            return new IdempotencyRecord
+            {
+                Id = id,
+                Fingerprint = reader.GetString(0),
+                State = state,
+                FencingToken = reader.GetInt64(2),
+                LeaseExpiresAt = FromUnixMilliseconds(reader.GetInt64(3)),
+                ExpiresAt = FromUnixMilliseconds(reader.GetInt64(4)),
+                RecoveryPoint = reader.IsDBNull(5) ? null : reader.GetString(5),
+                Response = response,
+            };
+        }
+    }
+
+    private Task EnsureInitializedAsync(CancellationToken cancellationToken)
+    {
+        var initialization = Volatile.Read(ref _initialization);
+        if (initialization is { IsCompletedSuccessfully: true })
+        {
+            return Task.CompletedTask;
+        }
+
+        lock (_initializationGate)
+        {
+            // A failed or canceled attempt is forgotten so the next call tries again (the database may be back).
+            if (_initialization is null || _initialization.IsFaulted || _initialization.IsCanceled)
+            {
+                _initialization = MigrateAsync();
+            }
+
+            initialization = _initialization;
+        }
+
+        return initialization.WaitAsync(cancellationToken);
+    }
+
+    private Task MigrateAsync() => RunAsync(
+        async (connection, ct) =>
+        {
+            // WAL lets readers proceed while one writer commits, and survives in the file once set.
+            using (var mode = CreateCommand(connection, "PRAGMA journal_mode;"))
+            {
+                var current = Convert.ToString(await mode.ExecuteScalarAsync(ct).ConfigureAwait(false), CultureInfo.InvariantCulture);
+                if (!string.Equals(current, "wal", StringComparison.OrdinalIgnoreCase) && !string.Equals(current, "memory", StringComparison.OrdinalIgnoreCase))
+                {
+                    using var setWal = CreateCommand(connection, "PRAGMA journal_mode = WAL;");
+                    await setWal.ExecuteScalarAsync(ct).ConfigureAwait(false);
+                }
+            }
+
+            // BEGIN IMMEDIATE: one migrator at a time across processes; a second one then sees the version written.
+            using var transaction = connection.BeginTransaction(deferred: false);
+            using (var versionTable = CreateCommand(connection, $"""CREATE TABLE IF NOT EXISTS "{SqliteSchema.VersionTable}" (component TEXT NOT NULL PRIMARY KEY, version INTEGER NOT NULL, applied_at INTEGER NOT NULL);""", transaction))
+            {
+                await versionTable.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+            }
+
+            long applied;
+            using (var read = CreateCommand(connection, $"""SELECT version FROM "{SqliteSchema.VersionTable}" WHERE component = @component;""", transaction))
+            {
+                read.Parameters.AddWithValue("@component", _table);
+                applied = await read.ExecuteScalarAsync(ct).ConfigureAwait(false) is long version ? version : 0;
+            }
+
+            var migrations = SqliteSchema.Migrations(_table, _auditTable);
+            if (applied > migrations.Count)
+            {
+                throw new IdempotencyStoreUnavailableException(
+                    string.Create(
+                        CultureInfo.InvariantCulture,
+                        $"The SQLite idempotency table '{_table}' in '{_dataSource}' is at schema version {applied}, newer than this Oncely.Sqlite supports ({migrations.Count}). Upgrade the Oncely.Sqlite package."));
+            }
+
+            for (var i = (int)applied; i < migrations.Count; i++)
+            {
+                using var migrate = CreateCommand(connection, migrations[i], transaction);
+                await migrate.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+            }
+
+            if (applied < migrations.Count)
+            {
+                using var record = CreateCommand(
+                    connection,
+                    $"""
+                    INSERT INTO "{SqliteSchema.VersionTable}" (component, version, applied_at) VALUES (@component, @version, @applied_at)
+                    ON CONFLICT (component) DO UPDATE SET version = excluded.version, applied_at = excluded.applied_at;
+                    """,
+                    transaction);
+                record.Parameters.AddWithValue("@component", _table);
+                record.Parameters.AddWithValue("@version", migrations.Count);
+                record.Parameters.AddWithValue("@applied_at", NowMilliseconds());
+                await record.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+            }
+
+            transaction.Commit();
+            return true;
+        },
+        CancellationToken.None).AsTask();
+
+    /// <summary>
+    /// Runs <paramref name="work"/> on a fresh pooled connection. While the database is locked (SQLITE_BUSY /
+    /// SQLITE_LOCKED) the work is retried with short backoff until <see cref="SqliteIdempotencyStoreOptions.BusyTimeout"/>
+    /// has passed in real time; a locked statement changed nothing, so a retry can never execute anything twice. Every
+    /// other SQLite or I/O failure becomes <see cref="IdempotencyStoreUnavailableException"/>.
+    /// </summary>
+    private async ValueTask<T> RunAsync<T>(Func<SqliteConnection, CancellationToken, ValueTask<T>> work, CancellationToken cancellationToken)
+    {
+        // The busy budget is real elapsed time, not the store clock (a fake clock in tests never moves on its own).
+        var started = TimeProvider.System.GetTimestamp();
+        var backoff = TimeSpan.FromMilliseconds(5);
+        while (true)
+        {
+            try
+            {
+                var connection = new SqliteConnection(_connectionString);
+                await using (connection.ConfigureAwait(false))
+                {
+                    await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
+                    using (var pragma = CreateCommand(connection, _busyTimeoutPragma))
+                    {
+                        await pragma.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+                    }
+
+                    return await work(connection, cancellationToken).ConfigureAwait(false);
+                }
+            }
+            catch (SqliteException e) when (IsBusy(e))
+            {
+                var remaining = _busyTimeout - TimeProvider.System.GetElapsedTime(started);
+                if (remaining <= TimeSpan.Zero)
+                {
+                    throw new IdempotencyStoreUnavailableException(
+                        string.Create(
+                            CultureInfo.InvariantCulture,
+                            $"The SQLite idempotency store '{_dataSource}' stayed locked by another connection for longer than BusyTimeout ({_busyTimeout.TotalSeconds:0.###} s)."),
+                        e);
+                }
+
+                await Task.Delay(backoff < remaining ? backoff : remaining, cancellationToken).ConfigureAwait(false);
+                backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, TimeSpan.FromMilliseconds(100).Ticks));
+            }
+            catch (SqliteException e)
+            {
+                throw new IdempotencyStoreUnavailableException(
+                    $"The SQLite idempotency store '{_dataSource}' failed: {e.Message}", e);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                throw new IdempotencyStoreUnavailableException(
+                    $"The SQLite idempotency store '{_dataSource}' could not be accessed: {e.Message}", e);
+            }
+        }
+    }
+
+    private static bool IsBusy(SqliteException exception)
+        => (exception.SqliteErrorCode & 0xFF) is SqliteBusy or SqliteLocked;
+
+    private static SqliteCommand CreateCommand(SqliteConnection connection, string sql, SqliteTransaction? transaction = null)
+    {
+        var command = connection.CreateCommand();
+        command.CommandText = sql;
+        command.Transaction = transaction;
+
+        // Microsoft.Data.Sqlite adds its own busy loop bounded by CommandTimeout (whole seconds; 0 would mean forever).
+        // The wait that matters is SQLite's busy_timeout plus the bounded retry in RunAsync, so keep this one short.
+        command.CommandTimeout = 1;
+        return command;
+    }
+
+    private static void AddKey(SqliteCommand command, IdempotencyRecordId id)
+    {
+        command.Parameters.AddWithValue("@tenant", id.Tenant);
+        command.Parameters.AddWithValue("@operation", id.Operation);
+        command.Parameters.AddWithValue("@key", id.Key);
+    }
+
+    private static byte[] AsArray(ReadOnlyMemory<byte> body)
+        => MemoryMarshal.TryGetArray(body, out var segment) && segment.Array is { } array && segment.Offset == 0 && segment.Count == array.Length
+            ? array
+            : body.ToArray();
+
+    private long NowMilliseconds() => _clock.GetUtcNow().ToUnixTimeMilliseconds();
+
+    /// <summary><paramref name="now"/> plus <paramref name="span"/> in whole milliseconds (rounded up), saturating at the representable range.</summary>
+    private static long After(long now, TimeSpan span)
+    {
+        var ms = span.Ticks >= 0
+            ? (span.Ticks / TimeSpan.TicksPerMillisecond) + (span.Ticks % TimeSpan.TicksPerMillisecond == 0 ? 0 : 1)
+            : span.Ticks / TimeSpan.TicksPerMillisecond;
+        if (ms > 0 && now > MaxUnixMilliseconds - ms)
+        {
+            return MaxUnixMilliseconds;
+        }
+
+        if (ms < 0 && now < MinUnixMilliseconds - ms)
+        {
+            return MinUnixMilliseconds;
+        }
+
+        return now + ms;
+    }
+
+    private static DateTimeOffset FromUnixMilliseconds(long value)
+        => DateTimeOffset.FromUnixTimeMilliseconds(Math.Clamp(value, MinUnixMilliseconds, MaxUnixMilliseconds));
+}
