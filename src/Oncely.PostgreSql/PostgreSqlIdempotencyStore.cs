@@ -207,7 +207,7 @@ internal sealed class PostgreSqlIdempotencyStore
         }
         catch (Exception ex) when (PostgreSqlFailures.IsUnavailable(ex, cancellationToken))
         {
-            throw PostgreSqlFailures.Unavailable("reserve a record", ex);
+            throw Unavailable("reserve a record", ex);
         }
     }
 
@@ -230,7 +230,7 @@ internal sealed class PostgreSqlIdempotencyStore
         }
         catch (Exception ex) when (PostgreSqlFailures.IsUnavailable(ex, cancellationToken))
         {
-            throw PostgreSqlFailures.Unavailable("complete a record", ex);
+            throw Unavailable("complete a record", ex);
         }
     }
 
@@ -248,7 +248,7 @@ internal sealed class PostgreSqlIdempotencyStore
         }
         catch (Exception ex) when (PostgreSqlFailures.IsUnavailable(ex, cancellationToken))
         {
-            throw PostgreSqlFailures.Unavailable("release a record", ex);
+            throw Unavailable("release a record", ex);
         }
     }
 
@@ -268,7 +268,7 @@ internal sealed class PostgreSqlIdempotencyStore
         }
         catch (Exception ex) when (PostgreSqlFailures.IsUnavailable(ex, cancellationToken))
         {
-            throw PostgreSqlFailures.Unavailable("set a recovery point", ex);
+            throw Unavailable("set a recovery point", ex);
         }
     }
 
@@ -303,7 +303,7 @@ internal sealed class PostgreSqlIdempotencyStore
         }
         catch (Exception ex) when (PostgreSqlFailures.IsUnavailable(ex, cancellationToken))
         {
-            throw PostgreSqlFailures.Unavailable("read a record", ex);
+            throw Unavailable("read a record", ex);
         }
     }
 
@@ -322,7 +322,7 @@ internal sealed class PostgreSqlIdempotencyStore
         }
         catch (Exception ex) when (PostgreSqlFailures.IsUnavailable(ex, cancellationToken))
         {
-            throw PostgreSqlFailures.Unavailable("purge expired records", ex);
+            throw Unavailable("purge expired records", ex);
         }
     }
 
@@ -343,7 +343,7 @@ internal sealed class PostgreSqlIdempotencyStore
         }
         catch (Exception ex) when (PostgreSqlFailures.IsUnavailable(ex, cancellationToken))
         {
-            throw PostgreSqlFailures.Unavailable("append an audit entry", ex);
+            throw Unavailable("append an audit entry", ex);
         }
     }
 
@@ -374,7 +374,7 @@ internal sealed class PostgreSqlIdempotencyStore
         }
         catch (Exception ex) when (PostgreSqlFailures.IsUnavailable(ex, cancellationToken))
         {
-            throw PostgreSqlFailures.Unavailable("create or upgrade its schema", ex);
+            throw Unavailable("create or upgrade its schema", ex);
         }
     }
 
@@ -453,6 +453,21 @@ internal sealed class PostgreSqlIdempotencyStore
         var body = reader.IsDBNull(first + 2) ? [] : reader.GetFieldValue<byte[]>(first + 2);
         var omitted = reader.GetBoolean(first + 3);
         return new IdempotentResponse(status, headers, body, omitted);
+    }
+
+    /// <summary>
+    /// Wraps a failure as <see cref="IdempotencyStoreUnavailableException"/>. After a connection-level failure the pool's
+    /// idle connections are dropped too: after a server restart or failover they are all dead, and without this each
+    /// would fail one more call before the pool noticed.
+    /// </summary>
+    private IdempotencyStoreUnavailableException Unavailable(string operation, Exception exception)
+    {
+        if (exception is (NpgsqlException and not PostgresException) or System.Net.Sockets.SocketException or IOException)
+        {
+            _dataSource.Clear();
+        }
+
+        return PostgreSqlFailures.Unavailable(operation, exception);
     }
 
     private NpgsqlCommand CreateCommand(string sql, IdempotencyRecordId id)

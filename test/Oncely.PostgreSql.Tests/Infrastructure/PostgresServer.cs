@@ -101,7 +101,7 @@ public sealed partial class PostgresServer : IAsyncDisposable
     [
         "-D", _dataDirectory,
         "-l", Path.Combine(_root, "server.log"),
-        "-o", $"-p {Port} -k {_root} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300",
+        "-o", $"-p {Port} -k {_root} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off -c max_connections=300",
         "-w", "start",
     ]);
 

@@ -10,7 +10,13 @@ public abstract class StoreTestBase : IAsyncLifetime
 
     private static int s_keys;
 
-    protected StoreTestBase(PostgresFixture fixture) => Server = fixture.Server;
+    private readonly PostgresFixture _fixture;
+
+    protected StoreTestBase(PostgresFixture fixture)
+    {
+        _fixture = fixture;
+        Server = fixture.Server;
+    }
 
     protected PostgresServer Server { get; }
 
@@ -22,7 +28,7 @@ public abstract class StoreTestBase : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        Database = await Server.CreateDatabaseAsync(GetType().Name);
+        Database = await _fixture.DatabaseForAsync(GetType());
         DataSource = Server.CreateDataSource(Database);
         Store = CreateStore(DataSource);
         await Store.InitializeAsync(CancellationToken.None);
