@@ -1,0 +1,575 @@
+using System.Data;
+using System.Diagnostics;
+using Npgsql;
+using NpgsqlTypes;
+
+namespace Oncely.PostgreSql;
+
+/// <summary>
+/// Idempotency records in PostgreSQL, shared by every instance of an app. Each transition is one SQL statement (one
+/// round trip); leases and expiry are decided by the server's clock (<c>clock_timestamp()</c>), never the app's; fencing
+/// tokens come from a sequence, so they are unique over a record's whole life, across expiry and re-creation.
+/// </summary>
+internal sealed class PostgreSqlIdempotencyStore
+    : IIdempotencyStore, IIdempotencyStoreSweeper, IIdempotencyAuditStore, IIdempotencyStoreInitializer, IAsyncDisposable, IDisposable
+{
+    private const int InProgressState = (int)IdempotencyRecordState.InProgress;
+    private const int CompletedState = (int)IdempotencyRecordState.Completed;
+
+    // A reservation normally takes one statement. It is repeated only when its snapshot could not show the row it
+    // conflicted with (see ReserveSql); the next statement's fresh snapshot does, so a second attempt settles it.
+    private const int MaxReserveAttempts = 4;
+
+    private readonly NpgsqlDataSource _dataSource;
+    private readonly bool _ownsDataSource;
+    private readonly TimeSpan _timeout;
+    private readonly int _commandTimeoutSeconds;
+    private readonly SemaphoreSlim _initGate = new(1, 1);
+    private volatile bool _initialized;
+
+    private readonly string _reserveSql;
+    private readonly string _completeSql;
+    private readonly string _releaseSql;
+    private readonly string _recoveryPointSql;
+    private readonly string _getSql;
+    private readonly string _purgeSql;
+    private readonly string _auditSql;
+
+    /// <summary>Creates the store.</summary>
+    /// <param name="dataSource">Where to connect.</param>
+    /// <param name="ownsDataSource"><see langword="true"/> when the store built <paramref name="dataSource"/> and disposes it.</param>
+    /// <param name="options">Validated options (schema, table, timeout).</param>
+    public PostgreSqlIdempotencyStore(NpgsqlDataSource dataSource, bool ownsDataSource, PostgreSqlIdempotencyStoreOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(dataSource);
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        _dataSource = dataSource;
+        _ownsDataSource = ownsDataSource;
+        _timeout = options.CommandTimeout;
+        _commandTimeoutSeconds = (int)Math.Ceiling(options.CommandTimeout.TotalSeconds);
+        Schema = new PostgreSqlSchema(options.Schema, options.TableName);
+
+        var t = Schema.Table;
+
+        // The reservation, in one statement:
+        //  * clock: the server's time, read once, so every comparison and every new deadline agree.
+        //  * ins: insert a new record; on a conflict, overwrite the existing one only when it counts as absent (past its
+        //    expiry: replaced whole) or when it is InProgress with the same fingerprint and an expired lease (a take-over:
+        //    new fencing token and lease, expiry and recovery point kept). The conflicting row is locked either way.
+        //  * the final SELECT returns the caller's row from ins, or, when ins changed nothing, the row that blocked it,
+        //    so a replay or a conflict costs no second round trip. Its body is returned only for a Completed record with
+        //    the caller's fingerprint.
+        // In READ COMMITTED the SELECT part reads the statement's snapshot, taken before ON CONFLICT waited on and
+        // saw the latest version of the row. If another transaction inserted the row and committed after the snapshot,
+        // the SELECT finds nothing; if it changed the row, the SELECT may show the older version. Both are detected
+        // (no row; or a row that would have been overwritten) and the statement is simply run again: a new statement
+        // takes a new snapshot that includes the other transaction. Rows it can show are real committed states.
+        _reserveSql = $"""
+            WITH clock AS MATERIALIZED (
+                SELECT clock_timestamp() AS ts
+            ),
+            ins AS (
+                INSERT INTO {t} AS r
+                    (tenant, operation, idem_key, fingerprint, state, fencing_token, lease_expires_at, expires_at,
+                     recovery_point, status_code, headers, body, body_omitted, created_at, updated_at)
+                SELECT @tenant, @operation, @key, @fingerprint, {InProgressState}, nextval('{Schema.Sequence}'),
+                       c.ts + @lease, c.ts + @expiration, NULL, NULL, NULL, NULL, false, c.ts, c.ts
+                FROM clock c
+                ON CONFLICT (tenant, operation, idem_key) DO UPDATE SET
+                    fencing_token    = EXCLUDED.fencing_token,
+                    lease_expires_at = EXCLUDED.lease_expires_at,
+                    updated_at       = EXCLUDED.updated_at,
+                    state            = {InProgressState},
+                    fingerprint      = EXCLUDED.fingerprint,
+                    expires_at       = CASE WHEN r.expires_at <= EXCLUDED.updated_at THEN EXCLUDED.expires_at ELSE r.expires_at END,
+                    recovery_point   = CASE WHEN r.expires_at <= EXCLUDED.updated_at THEN NULL ELSE r.recovery_point END,
+                    created_at       = CASE WHEN r.expires_at <= EXCLUDED.updated_at THEN EXCLUDED.created_at ELSE r.created_at END,
+                    status_code      = NULL,
+                    headers          = NULL,
+                    body             = NULL,
+                    body_omitted     = false
+                WHERE r.expires_at <= EXCLUDED.updated_at
+                   OR (r.state = {InProgressState} AND r.fingerprint = EXCLUDED.fingerprint AND r.lease_expires_at <= EXCLUDED.updated_at)
+                RETURNING r.fingerprint, r.state, r.fencing_token, r.lease_expires_at, r.expires_at, r.recovery_point,
+                          r.created_at = r.updated_at AS fresh
+            )
+            SELECT true AS mine, i.fingerprint, i.state, i.fencing_token, i.lease_expires_at, i.expires_at, i.recovery_point,
+                   NULL::integer AS status_code, NULL::text AS headers, NULL::bytea AS body, false AS body_omitted,
+                   c.ts, i.fresh
+            FROM ins i CROSS JOIN clock c
+            UNION ALL
+            SELECT false, x.fingerprint, x.state, x.fencing_token, x.lease_expires_at, x.expires_at, x.recovery_point,
+                   x.status_code,
+                   CASE WHEN x.state = {CompletedState} AND x.fingerprint = @fingerprint THEN x.headers::text END,
+                   CASE WHEN x.state = {CompletedState} AND x.fingerprint = @fingerprint THEN x.body END,
+                   x.body_omitted, c.ts, false
+            FROM {t} x CROSS JOIN clock c
+            WHERE x.tenant = @tenant AND x.operation = @operation AND x.idem_key = @key
+              AND NOT EXISTS (SELECT 1 FROM ins)
+            """;
+
+        _completeSql = $"""
+            UPDATE {t}
+            SET state = {CompletedState}, status_code = @status, headers = @headers, body = @body, body_omitted = @omitted,
+                expires_at = clock_timestamp() + @expiration, updated_at = clock_timestamp()
+            WHERE tenant = @tenant AND operation = @operation AND idem_key = @key
+              AND fencing_token = @token AND state = {InProgressState}
+            """;
+
+        // Deletes the record, or, when it carries a recovery point, keeps it and ends its lease now. Both branches
+        // read the same snapshot and are exclusive (recovery_point IS NULL / IS NOT NULL).
+        _releaseSql = $"""
+            WITH deleted AS (
+                DELETE FROM {t}
+                WHERE tenant = @tenant AND operation = @operation AND idem_key = @key
+                  AND fencing_token = @token AND state = {InProgressState} AND recovery_point IS NULL
+                RETURNING 1
+            ),
+            ended AS (
+                UPDATE {t} SET lease_expires_at = clock_timestamp(), updated_at = clock_timestamp()
+                WHERE tenant = @tenant AND operation = @operation AND idem_key = @key
+                  AND fencing_token = @token AND state = {InProgressState} AND recovery_point IS NOT NULL
+                RETURNING 1
+            )
+            SELECT (SELECT count(*) FROM deleted) + (SELECT count(*) FROM ended)
+            """;
+
+        _recoveryPointSql = $"""
+            UPDATE {t}
+            SET recovery_point = @recovery, lease_expires_at = clock_timestamp() + @lease, updated_at = clock_timestamp()
+            WHERE tenant = @tenant AND operation = @operation AND idem_key = @key
+              AND fencing_token = @token AND state = {InProgressState} AND expires_at > clock_timestamp()
+            """;
+
+        _getSql = $"""
+            SELECT fingerprint, state, fencing_token, lease_expires_at, expires_at, recovery_point,
+                   status_code, headers::text, body, body_omitted
+            FROM {t}
+            WHERE tenant = @tenant AND operation = @operation AND idem_key = @key AND expires_at > clock_timestamp()
+            """;
+
+        // ctid = ANY(ARRAY(...)) plans as a TID scan; SKIP LOCKED lets several sweepers (one per instance) share the
+        // work without waiting on each other or on a reservation that is replacing an expired row right now.
+        _purgeSql = $"""
+            DELETE FROM {t}
+            WHERE ctid = ANY(ARRAY(
+                    SELECT ctid FROM {t}
+                    WHERE expires_at <= clock_timestamp()
+                    LIMIT @limit
+                    FOR UPDATE SKIP LOCKED))
+              AND expires_at <= clock_timestamp()
+            """;
+
+        _auditSql = $"""
+            INSERT INTO {Schema.AuditTable}
+                (tenant, operation, idem_key, stored_fingerprint, attempted_fingerprint, payload, occurred_at)
+            VALUES (@tenant, @operation, @key, @stored, @attempted, @payload, @occurred)
+            """;
+    }
+
+    /// <summary>The store's object names.</summary>
+    internal PostgreSqlSchema Schema { get; }
+
+    /// <summary>The data source the store uses.</summary>
+    internal NpgsqlDataSource DataSource => _dataSource;
+
+    /// <inheritdoc />
+    public async ValueTask<ReservationResult> TryReserveAsync(IdempotencyRecordId id, string fingerprint, TimeSpan lease, TimeSpan expiration, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(fingerprint);
+        using var deadline = StartDeadline(cancellationToken);
+        try
+        {
+            await EnsureInitializedAsync(deadline.Token).ConfigureAwait(false);
+            for (var attempt = 1; ; attempt++)
+            {
+                using var command = CreateCommand(_reserveSql, id);
+                command.Parameters.Add(new NpgsqlParameter<string>("fingerprint", NpgsqlDbType.Text) { TypedValue = fingerprint });
+                command.Parameters.Add(new NpgsqlParameter<TimeSpan>("lease", NpgsqlDbType.Interval) { TypedValue = lease });
+                command.Parameters.Add(new NpgsqlParameter<TimeSpan>("expiration", NpgsqlDbType.Interval) { TypedValue = expiration });
+                var reader = await command.ExecuteReaderAsync(CommandBehavior.SingleRow, deadline.Token).ConfigureAwait(false);
+                await using (reader.ConfigureAwait(false))
+                {
+                    if (await reader.ReadAsync(deadline.Token).ConfigureAwait(false)
+                        && Classify(reader, id, fingerprint) is { } result)
+                    {
+                        return result;
+                    }
+                }
+
+                if (attempt == MaxReserveAttempts)
+                {
+                    throw new IdempotencyStoreUnavailableException(
+                        $"The PostgreSQL idempotency store could not settle the reservation of {id} after {MaxReserveAttempts} attempts: the record kept changing under heavy contention.");
+                }
+            }
+        }
+        catch (Exception ex) when (PostgreSqlFailures.IsUnavailable(ex, cancellationToken))
+        {
+            throw Unavailable("reserve a record", ex);
+        }
+    }
+
+    /// <inheritdoc />
+    public async ValueTask<bool> TryCompleteAsync(IdempotencyRecordId id, long fencingToken, IdempotentResponse response, TimeSpan expiration, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(response);
+        using var deadline = StartDeadline(cancellationToken);
+        try
+        {
+            await EnsureInitializedAsync(deadline.Token).ConfigureAwait(false);
+            using var command = CreateCommand(_completeSql, id);
+            command.Parameters.Add(new NpgsqlParameter<long>("token", NpgsqlDbType.Bigint) { TypedValue = fencingToken });
+            command.Parameters.Add(new NpgsqlParameter<int>("status", NpgsqlDbType.Integer) { TypedValue = response.StatusCode });
+            command.Parameters.Add(new NpgsqlParameter<string>("headers", NpgsqlDbType.Jsonb) { TypedValue = HeaderJson.Serialize(response.Headers) });
+            command.Parameters.Add(new NpgsqlParameter<ReadOnlyMemory<byte>>("body", NpgsqlDbType.Bytea) { TypedValue = response.Body });
+            command.Parameters.Add(new NpgsqlParameter<bool>("omitted", NpgsqlDbType.Boolean) { TypedValue = response.BodyOmitted });
+            command.Parameters.Add(new NpgsqlParameter<TimeSpan>("expiration", NpgsqlDbType.Interval) { TypedValue = expiration });
+            return await command.ExecuteNonQueryAsync(deadline.Token).ConfigureAwait(false) == 1;
+        }
+        catch (Exception ex) when (PostgreSqlFailures.IsUnavailable(ex, cancellationToken))
+        {
+            throw Unavailable("complete a record", ex);
+        }
+    }
+
+    /// <inheritdoc />
+    public async ValueTask<bool> TryReleaseAsync(IdempotencyRecordId id, long fencingToken, CancellationToken cancellationToken)
+    {
+        using var deadline = StartDeadline(cancellationToken);
+        try
+        {
+            await EnsureInitializedAsync(deadline.Token).ConfigureAwait(false);
+            using var command = CreateCommand(_releaseSql, id);
+            command.Parameters.Add(new NpgsqlParameter<long>("token", NpgsqlDbType.Bigint) { TypedValue = fencingToken });
+            var changed = await command.ExecuteScalarAsync(deadline.Token).ConfigureAwait(false);
+            return Convert.ToInt64(changed, System.Globalization.CultureInfo.InvariantCulture) > 0;
+        }
+        catch (Exception ex) when (PostgreSqlFailures.IsUnavailable(ex, cancellationToken))
+        {
+            throw Unavailable("release a record", ex);
+        }
+    }
+
+    /// <inheritdoc />
+    public async ValueTask<bool> TrySetRecoveryPointAsync(IdempotencyRecordId id, long fencingToken, string recoveryPoint, TimeSpan lease, CancellationToken cancellationToken)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(recoveryPoint);
+        using var deadline = StartDeadline(cancellationToken);
+        try
+        {
+            await EnsureInitializedAsync(deadline.Token).ConfigureAwait(false);
+            using var command = CreateCommand(_recoveryPointSql, id);
+            command.Parameters.Add(new NpgsqlParameter<long>("token", NpgsqlDbType.Bigint) { TypedValue = fencingToken });
+            command.Parameters.Add(new NpgsqlParameter<string>("recovery", NpgsqlDbType.Text) { TypedValue = recoveryPoint });
+            command.Parameters.Add(new NpgsqlParameter<TimeSpan>("lease", NpgsqlDbType.Interval) { TypedValue = lease });
+            return await command.ExecuteNonQueryAsync(deadline.Token).ConfigureAwait(false) == 1;
+        }
+        catch (Exception ex) when (PostgreSqlFailures.IsUnavailable(ex, cancellationToken))
+        {
+            throw Unavailable("set a recovery point", ex);
+        }
+    }
+
+    /// <inheritdoc />
+    public async ValueTask<IdempotencyRecord?> GetAsync(IdempotencyRecordId id, CancellationToken cancellationToken)
+    {
+        using var deadline = StartDeadline(cancellationToken);
+        try
+        {
+            await EnsureInitializedAsync(deadline.Token).ConfigureAwait(false);
+            using var command = CreateCommand(_getSql, id);
+            var reader = await command.ExecuteReaderAsync(CommandBehavior.SingleRow, deadline.Token).ConfigureAwait(false);
+            await using (reader.ConfigureAwait(false))
+            {
+                if (!await reader.ReadAsync(deadline.Token).ConfigureAwait(false))
+                {
+                    return null;
+                }
+
+                return new IdempotencyRecord
+                {
+                    Id = id,
+                    Fingerprint = reader.GetString(0),
+                    State = (IdempotencyRecordState)reader.GetInt16(1),
+                    FencingToken = reader.GetInt64(2),
+                    LeaseExpiresAt = reader.GetFieldValue<DateTimeOffset>(3),
+                    ExpiresAt = reader.GetFieldValue<DateTimeOffset>(4),
+                    RecoveryPoint = reader.IsDBNull(5) ? null : reader.GetString(5),
+                    Response = reader.GetInt16(1) == CompletedState ? ReadResponse(reader, 6) : null,
+                };
+            }
+        }
+        catch (Exception ex) when (PostgreSqlFailures.IsUnavailable(ex, cancellationToken))
+        {
+            throw Unavailable("read a record", ex);
+        }
+    }
+
+    /// <inheritdoc />
+    public async ValueTask<int> PurgeExpiredAsync(int batchSize, CancellationToken cancellationToken)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(batchSize);
+        using var deadline = StartDeadline(cancellationToken);
+        try
+        {
+            await EnsureInitializedAsync(deadline.Token).ConfigureAwait(false);
+            using var command = _dataSource.CreateCommand(_purgeSql);
+            command.CommandTimeout = _commandTimeoutSeconds;
+            command.Parameters.Add(new NpgsqlParameter<int>("limit", NpgsqlDbType.Integer) { TypedValue = batchSize });
+            return await command.ExecuteNonQueryAsync(deadline.Token).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (PostgreSqlFailures.IsUnavailable(ex, cancellationToken))
+        {
+            throw Unavailable("purge expired records", ex);
+        }
+    }
+
+    /// <inheritdoc />
+    public async ValueTask AppendAsync(KeyReuseAuditEntry entry, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(entry);
+        using var deadline = StartDeadline(cancellationToken);
+        try
+        {
+            await EnsureInitializedAsync(deadline.Token).ConfigureAwait(false);
+            using var command = CreateCommand(_auditSql, entry.Id);
+            command.Parameters.Add(new NpgsqlParameter<string>("stored", NpgsqlDbType.Text) { TypedValue = entry.StoredFingerprint });
+            command.Parameters.Add(new NpgsqlParameter<string>("attempted", NpgsqlDbType.Text) { TypedValue = entry.AttemptedFingerprint });
+            command.Parameters.Add(new NpgsqlParameter<string>("payload", NpgsqlDbType.Text) { TypedValue = entry.Payload ?? string.Empty });
+            command.Parameters.Add(new NpgsqlParameter<DateTimeOffset>("occurred", NpgsqlDbType.TimestampTz) { TypedValue = entry.OccurredAt.ToUniversalTime() });
+            await command.ExecuteNonQueryAsync(deadline.Token).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (PostgreSqlFailures.IsUnavailable(ex, cancellationToken))
+        {
+            throw Unavailable("append an audit entry", ex);
+        }
+    }
+
+    /// <inheritdoc />
+    public async ValueTask InitializeAsync(CancellationToken cancellationToken)
+    {
+        if (_initialized)
+        {
+            return;
+        }
+
+        using var deadline = StartDeadline(cancellationToken);
+        try
+        {
+            await _initGate.WaitAsync(deadline.Token).ConfigureAwait(false);
+            try
+            {
+                if (!_initialized)
+                {
+                    await MigrateAsync(deadline.Token).ConfigureAwait(false);
+                    _initialized = true;
+                }
+            }
+            finally
+            {
+                _initGate.Release();
+            }
+        }
+        catch (Exception ex) when (PostgreSqlFailures.IsUnavailable(ex, cancellationToken))
+        {
+            throw Unavailable("create or upgrade its schema", ex);
+        }
+    }
+
+    /// <inheritdoc />
+    public async ValueTask DisposeAsync()
+    {
+        _initGate.Dispose();
+        if (_ownsDataSource)
+        {
+            await _dataSource.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        _initGate.Dispose();
+        if (_ownsDataSource)
+        {
+            _dataSource.Dispose();
+        }
+    }
+
+    private static ReservationResult? Classify(NpgsqlDataReader reader, IdempotencyRecordId id, string fingerprint)
+    {
+        var mine = reader.GetBoolean(0);
+        var storedFingerprint = reader.GetString(1);
+        var state = reader.GetInt16(2);
+        var leaseExpiresAt = reader.GetFieldValue<DateTimeOffset>(4);
+        var expiresAt = reader.GetFieldValue<DateTimeOffset>(5);
+        var now = reader.GetFieldValue<DateTimeOffset>(11);
+        var record = new IdempotencyRecord
+        {
+            Id = id,
+            Fingerprint = storedFingerprint,
+            State = (IdempotencyRecordState)state,
+            FencingToken = reader.GetInt64(3),
+            LeaseExpiresAt = leaseExpiresAt,
+            ExpiresAt = expiresAt,
+            RecoveryPoint = reader.IsDBNull(6) ? null : reader.GetString(6),
+            Response = !mine && state == CompletedState && string.Equals(storedFingerprint, fingerprint, StringComparison.Ordinal)
+                ? ReadResponse(reader, 7)
+                : null,
+        };
+
+        if (mine)
+        {
+            return new ReservationResult(reader.GetBoolean(12) ? ReservationOutcome.Acquired : ReservationOutcome.TakenOver, record);
+        }
+
+        // The row that blocked the insert, as the statement's snapshot saw it. A row that ON CONFLICT would have
+        // overwritten (expired, or a same-fingerprint InProgress with a lapsed lease) means the snapshot is older than
+        // the version ON CONFLICT judged: answer nothing and let the caller run the statement again.
+        if (expiresAt <= now)
+        {
+            return null;
+        }
+
+        if (!string.Equals(storedFingerprint, fingerprint, StringComparison.Ordinal))
+        {
+            return new ReservationResult(ReservationOutcome.FingerprintMismatch, record);
+        }
+
+        if (state == CompletedState)
+        {
+            return new ReservationResult(ReservationOutcome.Completed, record);
+        }
+
+        return leaseExpiresAt > now ? new ReservationResult(ReservationOutcome.InProgress, record) : null;
+    }
+
+    private static IdempotentResponse ReadResponse(NpgsqlDataReader reader, int first)
+    {
+        var status = reader.IsDBNull(first) ? 0 : reader.GetInt32(first);
+        var headers = HeaderJson.Deserialize(reader.IsDBNull(first + 1) ? null : reader.GetString(first + 1));
+        var body = reader.IsDBNull(first + 2) ? [] : reader.GetFieldValue<byte[]>(first + 2);
+        var omitted = reader.GetBoolean(first + 3);
+        return new IdempotentResponse(status, headers, body, omitted);
+    }
+
+    /// <summary>
+    /// Wraps a failure as <see cref="IdempotencyStoreUnavailableException"/>. After a connection-level failure the pool's
+    /// idle connections are dropped too: after a server restart or failover they are all dead, and without this each
+    /// would fail one more call before the pool noticed.
+    /// </summary>
+    private IdempotencyStoreUnavailableException Unavailable(string operation, Exception exception)
+    {
+        if (exception is (NpgsqlException and not PostgresException) or System.Net.Sockets.SocketException or IOException)
+        {
+            _dataSource.Clear();
+        }
+
+        return PostgreSqlFailures.Unavailable(operation, exception);
+    }
+
+    private NpgsqlCommand CreateCommand(string sql, IdempotencyRecordId id)
+    {
+        var command = _dataSource.CreateCommand(sql);
+        command.CommandTimeout = _commandTimeoutSeconds;
+        command.Parameters.Add(new NpgsqlParameter<string>("tenant", NpgsqlDbType.Text) { TypedValue = id.Tenant });
+        command.Parameters.Add(new NpgsqlParameter<string>("operation", NpgsqlDbType.Text) { TypedValue = id.Operation });
+        command.Parameters.Add(new NpgsqlParameter<string>("key", NpgsqlDbType.Text) { TypedValue = id.Key });
+        return command;
+    }
+
+    /// <summary>A token that fires when the caller cancels or the store's deadline (<see cref="PostgreSqlIdempotencyStoreOptions.CommandTimeout"/>) passes.</summary>
+    private CancellationTokenSource StartDeadline(CancellationToken cancellationToken)
+    {
+        var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        deadline.CancelAfter(_timeout);
+        return deadline;
+    }
+
+    private ValueTask EnsureInitializedAsync(CancellationToken cancellationToken)
+        => _initialized ? ValueTask.CompletedTask : InitializeAsync(cancellationToken);
+
+    private async Task MigrateAsync(CancellationToken cancellationToken)
+    {
+        var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using (connection.ConfigureAwait(false))
+        {
+            // Fast path: an up-to-date schema needs no lock and no DDL (and no CREATE privilege).
+            if (await ReadVersionAsync(connection, null, cancellationToken).ConfigureAwait(false) >= Schema.LatestVersion)
+            {
+                return;
+            }
+
+            var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+            await using (transaction.ConfigureAwait(false))
+            {
+                // Several instances starting together queue here; each re-reads the version after the lock, so the
+                // first applies the migrations and the rest find nothing left to do.
+                await ExecuteAsync(connection, transaction, "SELECT pg_advisory_xact_lock(@lock)", cancellationToken,
+                    new NpgsqlParameter<long>("lock", NpgsqlDbType.Bigint) { TypedValue = Schema.MigrationLockKey }).ConfigureAwait(false);
+
+                var schemaExists = await ScalarAsync<bool>(connection, transaction,
+                    "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = @schema)", cancellationToken,
+                    new NpgsqlParameter<string>("schema", NpgsqlDbType.Text) { TypedValue = Schema.SchemaName }).ConfigureAwait(false);
+                if (!schemaExists)
+                {
+                    await ExecuteAsync(connection, transaction, $"CREATE SCHEMA IF NOT EXISTS {Schema.Schema}", cancellationToken).ConfigureAwait(false);
+                }
+
+                await ExecuteAsync(connection, transaction, $"""
+                    CREATE TABLE IF NOT EXISTS {Schema.VersionTable} (
+                        version     integer     PRIMARY KEY,
+                        description text        NOT NULL,
+                        applied_at  timestamptz NOT NULL DEFAULT now()
+                    )
+                    """, cancellationToken).ConfigureAwait(false);
+
+                var current = await ReadVersionAsync(connection, transaction, cancellationToken).ConfigureAwait(false);
+                foreach (var migration in Schema.Migrations)
+                {
+                    if (migration.Version <= current)
+                    {
+                        continue;
+                    }
+
+                    await ExecuteAsync(connection, transaction, migration.Sql, cancellationToken).ConfigureAwait(false);
+                    await ExecuteAsync(connection, transaction, $"INSERT INTO {Schema.VersionTable} (version, description) VALUES (@version, @description)", cancellationToken,
+                        new NpgsqlParameter<int>("version", NpgsqlDbType.Integer) { TypedValue = migration.Version },
+                        new NpgsqlParameter<string>("description", NpgsqlDbType.Text) { TypedValue = migration.Description }).ConfigureAwait(false);
+                }
+
+                await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+            }
+        }
+    }
+
+    private async Task<int> ReadVersionAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, CancellationToken cancellationToken)
+    {
+        var exists = await ScalarAsync<bool>(connection, transaction, "SELECT to_regclass(@name) IS NOT NULL", cancellationToken,
+            new NpgsqlParameter<string>("name", NpgsqlDbType.Text) { TypedValue = Schema.VersionTable }).ConfigureAwait(false);
+        if (!exists)
+        {
+            return 0;
+        }
+
+        return await ScalarAsync<int>(connection, transaction, $"SELECT coalesce(max(version), 0) FROM {Schema.VersionTable}", cancellationToken).ConfigureAwait(false);
+    }
+
+    private async Task ExecuteAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, string sql, CancellationToken cancellationToken, params NpgsqlParameter[] parameters)
+    {
+        using var command = new NpgsqlCommand(sql, connection, transaction) { CommandTimeout = _commandTimeoutSeconds };
+        command.Parameters.AddRange(parameters);
+        await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    private async Task<T> ScalarAsync<T>(NpgsqlConnection connection, NpgsqlTransaction? transaction, string sql, CancellationToken cancellationToken, params NpgsqlParameter[] parameters)
+    {
+        using var command = new NpgsqlCommand(sql, connection, transaction) { CommandTimeout = _commandTimeoutSeconds };
+        command.Parameters.AddRange(parameters);
+        var value = await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false);
+        Debug.Assert(value is T, "The scalar query returns the expected type.");
+        return (T)value!;
+    }
+}

@@ -1,0 +1,115 @@
+using System.Security.Cryptography;
+using System.Text;
+
+namespace Oncely.PostgreSql;
+
+/// <summary>
+/// The store's quoted object names and its ordered schema migrations. Names are validated by
+/// <see cref="PostgreSqlIdempotencyStoreOptions"/> and always quoted, so nothing from options reaches SQL unescaped.
+/// </summary>
+internal sealed class PostgreSqlSchema
+{
+    public PostgreSqlSchema(string schema, string table)
+    {
+        SchemaName = schema;
+        TableName = table;
+        Schema = Quote(schema);
+        Table = $"{Schema}.{Quote(table)}";
+        Sequence = $"{Schema}.{Quote(table + "_fencing_seq")}";
+        AuditTable = $"{Schema}.{Quote(table + "_key_reuse_audit")}";
+        VersionTable = $"{Schema}.{Quote(table + "_schema_version")}";
+        ExpiresAtIndex = Quote(table + "_expires_at_idx");
+        AuditIndex = Quote(table + "_key_reuse_audit_key_idx");
+
+        // A stable 64-bit key for pg_advisory_xact_lock, the same in every process for the same schema and table.
+        var hash = SHA256.HashData(Encoding.UTF8.GetBytes($"oncely-schema:{schema}.{table}"));
+        MigrationLockKey = BitConverter.ToInt64(hash, 0);
+
+        Migrations =
+        [
+            new Migration(1, "records, fencing sequence, key-reuse audit", $"""
+                CREATE SEQUENCE {Sequence} AS bigint;
+
+                CREATE TABLE {Table} (
+                    tenant            text        NOT NULL,
+                    operation         text        NOT NULL,
+                    idem_key          text        NOT NULL,
+                    fingerprint       text        NOT NULL,
+                    state             smallint    NOT NULL,
+                    fencing_token     bigint      NOT NULL,
+                    lease_expires_at  timestamptz NOT NULL,
+                    expires_at        timestamptz NOT NULL,
+                    recovery_point    text        NULL,
+                    status_code       integer     NULL,
+                    headers           jsonb       NULL,
+                    body              bytea       NULL,
+                    body_omitted      boolean     NOT NULL DEFAULT false,
+                    created_at        timestamptz NOT NULL,
+                    updated_at        timestamptz NOT NULL,
+                    CONSTRAINT {Quote(table + "_scope_key_uq")} UNIQUE (tenant, operation, idem_key)
+                );
+
+                CREATE INDEX {ExpiresAtIndex} ON {Table} (expires_at);
+
+                CREATE TABLE {AuditTable} (
+                    id                    bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                    tenant                text        NOT NULL,
+                    operation             text        NOT NULL,
+                    idem_key              text        NOT NULL,
+                    stored_fingerprint    text        NOT NULL,
+                    attempted_fingerprint text        NOT NULL,
+                    payload               text        NOT NULL,
+                    occurred_at           timestamptz NOT NULL,
+                    recorded_at           timestamptz NOT NULL DEFAULT now()
+                );
+
+                CREATE INDEX {AuditIndex} ON {AuditTable} (tenant, operation, idem_key);
+                """),
+        ];
+    }
+
+    /// <summary>The schema name as configured (unquoted).</summary>
+    public string SchemaName { get; }
+
+    /// <summary>The table name as configured (unquoted).</summary>
+    public string TableName { get; }
+
+    /// <summary>The quoted schema.</summary>
+    public string Schema { get; }
+
+    /// <summary>The quoted, schema-qualified records table.</summary>
+    public string Table { get; }
+
+    /// <summary>The quoted, schema-qualified sequence the fencing tokens come from.</summary>
+    public string Sequence { get; }
+
+    /// <summary>The quoted, schema-qualified key-reuse audit table.</summary>
+    public string AuditTable { get; }
+
+    /// <summary>The quoted, schema-qualified table listing applied migrations.</summary>
+    public string VersionTable { get; }
+
+    /// <summary>The quoted index on <c>expires_at</c> (the sweeper's path).</summary>
+    public string ExpiresAtIndex { get; }
+
+    /// <summary>The quoted index on the audit table's key columns.</summary>
+    public string AuditIndex { get; }
+
+    /// <summary>The advisory lock that serialises migrations of this schema and table across processes.</summary>
+    public long MigrationLockKey { get; }
+
+    /// <summary>The migrations, in the order they apply. Never edit one that has shipped; append a new one.</summary>
+    public IReadOnlyList<Migration> Migrations { get; }
+
+    /// <summary>The version the newest migration brings the schema to.</summary>
+    public int LatestVersion => Migrations[^1].Version;
+
+    /// <summary>Quotes an identifier for PostgreSQL (doubles embedded quotes, though validation already forbids them).</summary>
+    public static string Quote(string identifier) => "\"" + identifier.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"";
+
+    /// <summary>One schema step.</summary>
+    /// <param name="Version">The version the schema has once the step is applied.</param>
+    /// <param name="Description">What the step does.</param>
+    /// <param name="Sql">The DDL, run in the migration transaction.</param>
+    internal sealed record Migration(int Version, string Description, string Sql);
+}

@@ -1,0 +1,128 @@
+using Oncely.PostgreSql.Tests.Infrastructure;
+
+namespace Oncely.PostgreSql.Tests;
+
+[Collection(PostgresCollection.Name)]
+public sealed class PostgreSqlSchemaTests(PostgresFixture fixture) : StoreTestBase(fixture)
+{
+    [Fact]
+    public async Task InitializeAsync_CustomSchemaAndTable_CreatesObjectsThereAndStoreWorks()
+    {
+        await using var store = CreateStore(DataSource, o =>
+        {
+            o.Schema = "Billing";
+            o.TableName = "Payment_Keys";
+        });
+
+        await store.InitializeAsync(default);
+
+        Assert.Equal(1, await ScalarAsync("SELECT count(*) FROM pg_tables WHERE schemaname = 'Billing' AND tablename = 'Payment_Keys'"));
+        Assert.Equal(1, await ScalarAsync("SELECT count(*) FROM pg_tables WHERE schemaname = 'Billing' AND tablename = 'Payment_Keys_key_reuse_audit'"));
+        Assert.Equal(1, await ScalarAsync("SELECT count(*) FROM pg_sequences WHERE schemaname = 'Billing' AND sequencename = 'Payment_Keys_fencing_seq'"));
+        Assert.Equal(1, await ScalarAsync("SELECT max(version) FROM \"Billing\".\"Payment_Keys_schema_version\""));
+        var id = NewId();
+        var reservation = await store.TryReserveAsync(id, Fingerprint('a'), Minute, Hour, default);
+        Assert.Equal(ReservationOutcome.Acquired, reservation.Outcome);
+        Assert.Equal(1, await ScalarAsync($"SELECT count(*) FROM \"Billing\".\"Payment_Keys\" WHERE idem_key = '{id.Key}'"));
+
+        // The default store in this database does not see the custom table's record.
+        Assert.Null(await Store.GetAsync(id, default));
+    }
+
+    [Fact]
+    public async Task InitializeAsync_SchemaHasUniqueConstraintOnScopeAndKey()
+    {
+        Assert.Equal(1, await ScalarAsync($"""
+            SELECT count(*) FROM pg_constraint
+            WHERE conrelid = '{Store.Schema.Table}'::regclass AND contype = 'u'
+              AND array_length(conkey, 1) = 3
+            """));
+    }
+
+    [Fact]
+    public async Task InitializeAsync_EightStoresConcurrently_AllSucceedAndMigrationsApplyOnce()
+    {
+        var sources = Enumerable.Range(0, 8).Select(_ => Server.CreateDataSource(Database, maxPoolSize: 4)).ToArray();
+        var stores = sources.Select(s => CreateStore(s, o => o.Schema = "racing")).ToArray();
+        try
+        {
+            var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            var starts = stores.Select(s => Task.Run(async () =>
+            {
+                await gate.Task;
+                await s.InitializeAsync(default);
+            })).ToArray();
+            gate.SetResult();
+            await Task.WhenAll(starts);
+
+            Assert.Equal(1, await ScalarAsync("SELECT count(*) FROM racing.idempotency_records_schema_version"));
+            var results = await Task.WhenAll(stores.Select(s => s.TryReserveAsync(NewId(), Fingerprint('a'), Minute, Hour, default).AsTask()));
+            Assert.All(results, r => Assert.Equal(ReservationOutcome.Acquired, r.Outcome));
+        }
+        finally
+        {
+            foreach (var store in stores)
+            {
+                await store.DisposeAsync();
+            }
+
+            foreach (var source in sources)
+            {
+                await source.DisposeAsync();
+            }
+        }
+    }
+
+    [Fact]
+    public async Task InitializeAsync_CalledAgainOrByANewStore_Idempotent()
+    {
+        await Store.InitializeAsync(default);
+        await using var second = CreateStore(DataSource);
+
+        await second.InitializeAsync(default);
+
+        Assert.Equal(1, await ScalarAsync($"SELECT count(*) FROM {Store.Schema.VersionTable}"));
+    }
+
+    [Fact]
+    public async Task FirstOperation_WithoutInitialize_CreatesSchemaLazily()
+    {
+        await using var store = CreateStore(DataSource, o => o.Schema = "lazy");
+
+        var reservation = await store.TryReserveAsync(NewId(), Fingerprint('a'), Minute, Hour, default);
+
+        Assert.Equal(ReservationOutcome.Acquired, reservation.Outcome);
+    }
+
+    [Theory]
+    [InlineData("Schema", "")]
+    [InlineData("Schema", "1abc")]
+    [InlineData("Schema", "my-schema")]
+    [InlineData("Schema", "a\"; DROP TABLE x; --")]
+    [InlineData("TableName", "records with space")]
+    [InlineData("TableName", "this_table_name_is_much_longer_than_forty_chars")]
+    public void Constructor_InvalidIdentifier_ThrowsMessageNamingTheOption(string option, string value)
+    {
+        var ex = Assert.Throws<InvalidOperationException>(() => CreateStore(DataSource, o =>
+        {
+            if (option == "Schema")
+            {
+                o.Schema = value;
+            }
+            else
+            {
+                o.TableName = value;
+            }
+        }));
+
+        Assert.Contains($"PostgreSqlIdempotencyStoreOptions.{option}", ex.Message);
+    }
+
+    [Fact]
+    public void Constructor_CommandTimeoutUnderOneSecond_ThrowsMessageNamingTheOption()
+    {
+        var ex = Assert.Throws<InvalidOperationException>(() => CreateStore(DataSource, o => o.CommandTimeout = TimeSpan.FromMilliseconds(100)));
+
+        Assert.Contains("CommandTimeout", ex.Message);
+    }
+}
