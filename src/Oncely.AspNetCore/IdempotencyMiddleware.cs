@@ -200,7 +200,7 @@ internal sealed partial class IdempotencyMiddleware
                 throw;
             }
 
-            if (execution.IsFinished)
+            if (execution.CompletedInTransaction || execution.IsFinished)
             {
                 // The handler's own transaction committed the completion.
                 _metrics.Count(IdempotencyMetrics.Outcomes.Executed);

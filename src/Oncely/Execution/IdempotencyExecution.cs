@@ -12,6 +12,7 @@ public sealed class IdempotencyExecution
 {
     private readonly IdempotencyExecutor _executor;
     private int _finished;
+    private int _completedInTransaction;
 
     internal IdempotencyExecution(IdempotencyExecutor executor, IdempotencyRecord record, bool isTakeOver)
     {
@@ -44,6 +45,20 @@ public sealed class IdempotencyExecution
 
     /// <summary><see langword="true"/> once the completion or release has been written.</summary>
     public bool IsFinished => Volatile.Read(ref _finished) != 0;
+
+    /// <summary>
+    /// <see langword="true"/> once the completion was written inside the operation's own transaction
+    /// (<see cref="CompleteInTransactionAsync{TTransaction}"/> or <see cref="MarkCompletedInTransaction"/>). It counts only
+    /// if that transaction commits: if the operation then fails, the record is released as usual (a rolled-back
+    /// completion left it InProgress; a committed one makes the release a refused no-op).
+    /// </summary>
+    public bool CompletedInTransaction => Volatile.Read(ref _completedInTransaction) != 0;
+
+    /// <summary>How long the lease lasts from each renewal (the engine's <see cref="IdempotencyEngineOptions.Lease"/>).</summary>
+    public TimeSpan Lease => _executor.Options.Lease;
+
+    /// <summary>How long a Completed record lives (the engine's <see cref="IdempotencyEngineOptions.Expiration"/>).</summary>
+    public TimeSpan Expiration => _executor.Options.Expiration;
 
     /// <summary>
     /// Records that the phase <paramref name="recoveryPoint"/> committed, renewing the lease. If this attempt later
@@ -92,10 +107,59 @@ public sealed class IdempotencyExecution
         => MarkFinished() ? _executor.ReleaseAsync(this, cancellationToken) : ValueTask.CompletedTask;
 
     /// <summary>
-    /// Notes that the operation's own transaction already committed the completion (transactional completion), so
-    /// nothing is written again.
+    /// Writes the completion inside the operation's own transaction, so the business writes and the stored answer
+    /// commit together or not at all. Call it just before committing; afterwards nothing is written again by the engine.
     /// </summary>
-    public void MarkCompletedInTransaction() => MarkFinished();
+    /// <typeparam name="TTransaction">The driver's transaction type, for example <c>SqliteTransaction</c> or <c>NpgsqlTransaction</c>.</typeparam>
+    /// <param name="transaction">The open transaction, on the same database as the store's records.</param>
+    /// <param name="response">The answer the operation is about to return (build it first, then return exactly it).</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <exception cref="IdempotencyLeaseLostException">The lease was taken over: roll the transaction back.</exception>
+    /// <exception cref="InvalidOperationException">The store cannot join a <typeparamref name="TTransaction"/>.</exception>
+    public async ValueTask CompleteInTransactionAsync<TTransaction>(TTransaction transaction, IdempotentResponse response, CancellationToken cancellationToken = default)
+        where TTransaction : class
+    {
+        ArgumentNullException.ThrowIfNull(transaction);
+        ArgumentNullException.ThrowIfNull(response);
+        var store = TransactionalStore<TTransaction>();
+        if (!await store.TryCompleteAsync(transaction, Id, FencingToken, response, Expiration, cancellationToken).ConfigureAwait(false))
+        {
+            throw new IdempotencyLeaseLostException(Id);
+        }
+
+        MarkCompletedInTransaction();
+    }
+
+    /// <summary>
+    /// Commits the phase <paramref name="recoveryPoint"/> inside the operation's own transaction, together with that
+    /// phase's local writes, renewing the lease.
+    /// </summary>
+    /// <typeparam name="TTransaction">The driver's transaction type.</typeparam>
+    /// <param name="transaction">The open transaction, on the same database as the store's records.</param>
+    /// <param name="recoveryPoint">The phase name.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <exception cref="IdempotencyLeaseLostException">The lease was taken over: roll the transaction back.</exception>
+    /// <exception cref="InvalidOperationException">The store cannot join a <typeparamref name="TTransaction"/>.</exception>
+    public async ValueTask SetRecoveryPointInTransactionAsync<TTransaction>(TTransaction transaction, string recoveryPoint, CancellationToken cancellationToken = default)
+        where TTransaction : class
+    {
+        ArgumentNullException.ThrowIfNull(transaction);
+        ArgumentException.ThrowIfNullOrEmpty(recoveryPoint);
+        var store = TransactionalStore<TTransaction>();
+        if (!await store.TrySetRecoveryPointAsync(transaction, Id, FencingToken, recoveryPoint, Lease, cancellationToken).ConfigureAwait(false))
+        {
+            throw new IdempotencyLeaseLostException(Id);
+        }
+
+        RecoveryPoint = recoveryPoint;
+    }
+
+    /// <summary>
+    /// Low-level hook for integrations that stage the completion in the operation's transaction themselves (for example
+    /// an EF Core <c>DbContext</c> saved by the application's own <c>SaveChangesAsync</c>): tells the engine not to write
+    /// the completion again.
+    /// </summary>
+    public void MarkCompletedInTransaction() => Interlocked.Exchange(ref _completedInTransaction, 1);
 
     internal static string DeriveKey(IdempotencyRecordId id, string purpose)
     {
@@ -110,6 +174,12 @@ public sealed class IdempotencyExecution
     }
 
     private bool MarkFinished() => Interlocked.Exchange(ref _finished, 1) == 0;
+
+    private ITransactionalIdempotencyStore<TTransaction> TransactionalStore<TTransaction>()
+        where TTransaction : class
+        => _executor.Store as ITransactionalIdempotencyStore<TTransaction>
+            ?? throw new InvalidOperationException(
+                $"The idempotency store {_executor.Store.GetType().Name} cannot write inside a {typeof(TTransaction).Name}. Transactional completion needs a SQL store on the same database as the transaction (UseSqlite or UsePostgreSql).");
 }
 
 /// <summary>Thrown when an attempt's lease was taken over by another attempt, so it must not write anything more.</summary>

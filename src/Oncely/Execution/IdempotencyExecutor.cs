@@ -53,6 +53,9 @@ public sealed partial class IdempotencyExecutor
     /// <summary>The store the executor uses.</summary>
     public IIdempotencyStore Store => _store;
 
+    /// <summary>The engine settings in force.</summary>
+    public IdempotencyEngineOptions Options => _options;
+
     /// <summary>
     /// Reserves the record or reports what holds it. Never throws for store failures: those come back as
     /// <see cref="IdempotencyDecisionKind.StoreUnavailable"/>.
@@ -140,7 +143,9 @@ public sealed partial class IdempotencyExecutor
             throw;
         }
 
-        var completion = await execution.CompleteAsync(response, CancellationToken.None).ConfigureAwait(false);
+        var completion = execution.CompletedInTransaction
+            ? CompletionOutcome.CompletedInTransaction
+            : await execution.CompleteAsync(response, CancellationToken.None).ConfigureAwait(false);
         return new IdempotencyOutcome(IdempotencyDecisionKind.Execute, response, completion);
     }
 

@@ -33,6 +33,7 @@ public interface IIdempotencyStore
     /// <param name="response">The first answer to keep.</param>
     /// <param name="expiration">How long the Completed record lives from now (store clock).</param>
     /// <param name="cancellationToken">Cancels the call.</param>
+    /// <remarks>The store must not keep a reference to <paramref name="response"/>'s body after returning: the caller's buffer may be pooled.</remarks>
     ValueTask<bool> TryCompleteAsync(IdempotencyRecordId id, long fencingToken, IdempotentResponse response, TimeSpan expiration, CancellationToken cancellationToken);
 
     /// <summary>
@@ -100,4 +101,38 @@ public interface IIdempotencyStoreInitializer
     /// <summary>Creates or upgrades the store's schema.</summary>
     /// <param name="cancellationToken">Cancels the call.</param>
     ValueTask InitializeAsync(CancellationToken cancellationToken);
+}
+
+/// <summary>
+/// Optional capability: a SQL store that can make its transitions part of the application's own transaction
+/// (transactional completion), so a business write and the record's completion commit together or not at all.
+/// </summary>
+/// <typeparam name="TTransaction">The driver's transaction type, for example <c>SqliteTransaction</c> or <c>NpgsqlTransaction</c>.</typeparam>
+public interface ITransactionalIdempotencyStore<in TTransaction>
+    where TTransaction : class
+{
+    /// <summary>
+    /// Inside <paramref name="transaction"/>: stores the response and marks the record Completed, only if it is
+    /// InProgress with <paramref name="fencingToken"/>. Returns <see langword="false"/> (the caller rolls back) when the
+    /// token is stale. Nothing is visible to others until the transaction commits.
+    /// </summary>
+    /// <param name="transaction">The application's open transaction on the store's database.</param>
+    /// <param name="id">The record.</param>
+    /// <param name="fencingToken">The caller's token.</param>
+    /// <param name="response">The answer to store.</param>
+    /// <param name="expiration">How long the Completed record lives from now (store clock).</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    ValueTask<bool> TryCompleteAsync(TTransaction transaction, IdempotencyRecordId id, long fencingToken, IdempotentResponse response, TimeSpan expiration, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Inside <paramref name="transaction"/>: records the committed phase and renews the lease, only if the record is
+    /// InProgress with <paramref name="fencingToken"/>; otherwise returns <see langword="false"/>.
+    /// </summary>
+    /// <param name="transaction">The application's open transaction on the store's database.</param>
+    /// <param name="id">The record.</param>
+    /// <param name="fencingToken">The caller's token.</param>
+    /// <param name="recoveryPoint">The phase name.</param>
+    /// <param name="lease">The renewed lease, from now (store clock).</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    ValueTask<bool> TrySetRecoveryPointAsync(TTransaction transaction, IdempotencyRecordId id, long fencingToken, string recoveryPoint, TimeSpan lease, CancellationToken cancellationToken);
 }
