@@ -367,26 +367,33 @@ public class DecisionTableTests
     public async Task Row12_ProcessDiedMidRequest_LeaseExpiresRetryTakesOverStaleCompletionRefused()
     {
         await using var app = await TestApp.StartAsync();
-        // The first attempt stands for a worker that hangs (or died): it holds the lease and never finishes in time.
-        var stale = app.PostAsync("/slow", "k");
-        await app.Entered.Task;
-        Assert.Equal(HttpStatusCode.Conflict, (await app.PostAsync("/slow", "k")).StatusCode);
+        // A worker reserved this exact request and then died: its reservation is all that is left of it.
+        var id = new IdempotencyRecordId("anonymous", "POST /payments", "k");
+        var fingerprint = RequestFingerprint.Compute(new FingerprintInput("POST", "/payments")
+        {
+            ContentType = "application/json; charset=utf-8",
+            Body = "{\"amount\":100}"u8.ToArray(),
+        });
+        var dead = await app.Store.TryReserveAsync(id, fingerprint, TimeSpan.FromSeconds(30), TimeSpan.FromHours(24), default);
+        Assert.Equal(ReservationOutcome.Acquired, dead.Outcome);
+
+        var duringLease = await app.PostAsync("/payments", "k");
+        Assert.Equal(HttpStatusCode.Conflict, duringLease.StatusCode);
+        Assert.Equal(0, app.CallsTo("payments"));
 
         app.Clock.Advance(TimeSpan.FromSeconds(31));
-        app.Gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var oldGate = app.Gate;
-        // Release both handlers: the take-over and the stale one.
-        var takeOver = app.PostAsync("/slow", "k");
-        await WaitUntil(() => app.CallsTo("slow") == 2);
-        oldGate.SetResult();
-        var takeOverResponse = await takeOver;
-        Assert.Equal(HttpStatusCode.Created, takeOverResponse.StatusCode);
-        Assert.Equal(2, app.CallsTo("slow"));
-
+        var takeOver = await app.PostAsync("/payments", "k");
+        Assert.Equal(HttpStatusCode.Created, takeOver.StatusCode);
+        Assert.Equal(1, app.CallsTo("payments"));
         Assert.Contains(app.Logs.Entries, e => e.Id.Id == IdempotencyEventIds.TakenOver);
-        var replay = await app.PostAsync("/slow", "k");
-        Assert.Equal(await takeOverResponse.Content.ReadAsStringAsync(), await replay.Content.ReadAsStringAsync());
-        _ = stale;
+
+        // The dead worker's token can no longer complete (or release) the record.
+        var staleAnswer = new IdempotentResponse(200, [], "stale"u8.ToArray());
+        Assert.False(await app.Store.TryCompleteAsync(id, dead.Record.FencingToken, staleAnswer, TimeSpan.FromHours(24), default));
+        Assert.False(await app.Store.TryReleaseAsync(id, dead.Record.FencingToken, default));
+        var replay = await app.PostAsync("/payments", "k");
+        Assert.Equal(await takeOver.Content.ReadAsStringAsync(), await replay.Content.ReadAsStringAsync());
+        Assert.Equal(1, app.CallsTo("payments"));
     }
 
     [Fact]
@@ -448,11 +455,28 @@ public class DecisionTableTests
         Assert.Equal(2, app.CallsTo("payments"));
 
         await app.PostAsync("/refunds", "other");
+        Assert.Equal(2, ((InMemoryIdempotencyStore)app.Store).Count);
+
+        // The hosted sweeper runs on its timer (every 5 minutes by default) and deletes what has expired.
         app.Clock.Advance(TimeSpan.FromHours(25));
+        await WaitUntil(() => ((InMemoryIdempotencyStore)app.Store).Count == 0);
+        Assert.Contains(app.Logs.Entries, e => e.Id.Id == IdempotencyEventIds.Purged);
+    }
+
+    [Fact]
+    public async Task Row14_Sweeper_PurgesInBoundedBatchesUntilNoneLeft()
+    {
+        await using var app = await TestApp.StartAsync(o => o.PurgeInterval = TimeSpan.FromDays(365));
+        for (var i = 0; i < 5; i++)
+        {
+            await app.PostAsync("/refunds", $"k{i}");
+        }
+
+        app.Clock.Advance(TimeSpan.FromHours(25));
+        await app.PostAsync("/refunds", "live");
         var maintenance = app.Services.GetServices<Microsoft.Extensions.Hosting.IHostedService>().OfType<IdempotencyStoreMaintenance>().Single();
-        var purged = await maintenance.PurgeAsync((IIdempotencyStoreSweeper)app.Store, 1, default);
-        Assert.Equal(2, purged);
-        Assert.Equal(0, ((InMemoryIdempotencyStore)app.Store).Count);
+        Assert.Equal(5, await maintenance.PurgeAsync((IIdempotencyStoreSweeper)app.Store, 2, default));
+        Assert.Equal(1, ((InMemoryIdempotencyStore)app.Store).Count);
     }
 
     [Fact]
@@ -507,7 +531,7 @@ public class DecisionTableTests
     public async Task Row17_CompletionWriteFails_RecordNotReleasedAndErrorLogged()
     {
         var faulty = new FaultyStore(new InMemoryIdempotencyStore()) { FailComplete = true };
-        await using var app = await TestApp.StartAsync(o => o.CompletionRetryDelay = TimeSpan.Zero, store: _ => faulty);
+        await using var app = await TestApp.StartAsync(o => o.CompletionRetryDelay = TimeSpan.FromMilliseconds(1), store: _ => faulty, realClock: true);
         var first = await app.PostAsync("/payments", "k");
         Assert.Equal(HttpStatusCode.Created, first.StatusCode);
         Assert.Equal(4, faulty.CompleteAttempts); // the first try and 3 retries

@@ -26,8 +26,16 @@ public static class IdempotencyBuilderExtensions
             }
         }
 
-        builder.Services.AddSingleton<TStore>(factory);
-        builder.Services.AddSingleton<IIdempotencyStore>(sp => sp.GetRequiredService<TStore>());
+        if (typeof(TStore) == typeof(IIdempotencyStore))
+        {
+            // A forwarding registration would resolve itself forever.
+            builder.Services.AddSingleton<IIdempotencyStore>(factory);
+        }
+        else
+        {
+            builder.Services.AddSingleton<TStore>(factory);
+            builder.Services.AddSingleton<IIdempotencyStore>(sp => sp.GetRequiredService<TStore>());
+        }
         return builder;
     }
 }
