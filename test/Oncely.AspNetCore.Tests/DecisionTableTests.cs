@@ -413,8 +413,8 @@ public class DecisionTableTests
 
         // Now the stale worker finishes: its answer must not replace the stored one.
         firstGate.SetResult();
-        await stale;
-        Assert.Contains(app.Logs.Entries, e => e.Id.Id == IdempotencyEventIds.LeaseLost);
+        Assert.Equal(HttpStatusCode.Created, (await stale).StatusCode);
+        await WaitUntil(() => app.Logs.Entries.Any(e => e.Id.Id == IdempotencyEventIds.LeaseLost));
         var replay = await app.PostAsync("/slow", "k");
         Assert.Equal(await takeOver.Content.ReadAsStringAsync(), await replay.Content.ReadAsStringAsync());
         Assert.Equal(2, app.CallsTo("slow"));
