@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Runs every Oncely test on a fresh Debian machine with the .NET 10 SDK: installs what the tests need
+# (PostgreSQL server binaries for the tests' own throw-away server), then `dotnet test` over the solution.
+# Extra arguments go to `dotnet test` (for example: ./test.sh --filter "FullyQualifiedName~Sqlite").
+set -euo pipefail
+cd "$(dirname "$0")"
+
+if ! command -v dotnet >/dev/null 2>&1; then
+  echo "test.sh: the .NET 10 SDK (dotnet) is required: https://dot.net" >&2
+  exit 1
+fi
+
+bash scripts/ensure-postgres.sh
+
+results=".artifacts/test-results"
+rm -rf "$results"
+mkdir -p "$results"
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
+
+dotnet build Oncely.slnx -c Release
+dotnet test Oncely.slnx -c Release --no-build \
+  --logger "trx" --logger "console;verbosity=minimal" \
+  --results-directory "$results" \
+  --blame-hang-timeout 5m \
+  "$@"
