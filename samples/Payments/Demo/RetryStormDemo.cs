@@ -101,6 +101,7 @@ public static class RetryStormDemo
         var database = Path.Combine(directory, "payments.db");
         try
         {
+            var started = System.Diagnostics.Stopwatch.GetTimestamp();
             var faults = new DemoFaults();
             await using var app = PaymentsApp.Build(
                 [
@@ -172,7 +173,7 @@ public static class RetryStormDemo
                 measures[scenario.Name] = new ScenarioMeasure(charges, moved, extra, answers, requests.Sum(r => r.Answers.Count(a => a.Replayed)));
             }
 
-            await output.WriteLineAsync($"    {loss.Lost} answers dropped on the way back, {faults.Injected} requests failed with 500 before commit; the client retried them");
+            await output.WriteLineAsync($"    {loss.Lost} answers dropped on the way back and {faults.Injected} requests failed with 500 before commit, all retried by the client; {System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalSeconds:0.0} s");
             var check = await ledger.CheckAsync(cancellationToken);
             await app.StopAsync(cancellationToken);
             return new ModeRun(measures, check, violations);
