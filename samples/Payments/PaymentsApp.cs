@@ -52,11 +52,13 @@ public sealed record PaymentsSettings(PaymentsDatabase Database, string Connecti
 public static class PaymentsApp
 {
     /// <param name="args">Command-line arguments (configuration overrides such as <c>--urls</c> or <c>--Payments:Database=PostgreSql</c>).</param>
-    /// <param name="configure">Changes the builder before the services are added (tests: a TestServer; the demo: its fault hook).</param>
+    /// <param name="configure">
+    /// Changes the builder after the sample's services are added and before it is built (tests: a TestServer or another
+    /// store; the demo: its fault hook). The sample's settings are read from <paramref name="args"/> and the usual sources.
+    /// </param>
     public static WebApplication Build(string[] args, Action<WebApplicationBuilder>? configure = null)
     {
         var builder = WebApplication.CreateBuilder(args);
-        configure?.Invoke(builder);
         var settings = PaymentsSettings.From(builder.Configuration, builder.Environment.ContentRootPath);
         var services = builder.Services;
         services.AddSingleton(settings);
@@ -91,6 +93,7 @@ public static class PaymentsApp
             }
         }
 
+        configure?.Invoke(builder);
         var app = builder.Build();
         app.UseExceptionHandler();
         app.UseAuthentication();
