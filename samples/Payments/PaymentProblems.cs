@@ -1,0 +1,31 @@
+using Payments.Ledger;
+
+namespace Payments;
+
+/// <summary>The sample's own problem+json answers; each has a type a client can switch on.</summary>
+public static class PaymentProblems
+{
+    public const string TypeBase = "https://payments.example/problems/";
+
+    public static IResult Validation(Dictionary<string, string[]> errors) => Results.ValidationProblem(
+        errors,
+        detail: "The request is not valid: see errors. Amounts are positive integers in minor units (cents), currencies ISO 4217 codes such as EUR.",
+        title: "Invalid request",
+        type: TypeBase + "validation-failed");
+
+    public static IResult Refused(LedgerRefusal refusal, string? detail) => refusal switch
+    {
+        LedgerRefusal.AccountNotFound => Results.Problem(detail, statusCode: StatusCodes.Status404NotFound, title: "Account not found", type: TypeBase + "account-not-found"),
+        LedgerRefusal.CurrencyMismatch => Results.Problem(detail, statusCode: StatusCodes.Status422UnprocessableEntity, title: "Currency mismatch", type: TypeBase + "currency-mismatch"),
+        LedgerRefusal.InsufficientFunds => Results.Problem(detail, statusCode: StatusCodes.Status422UnprocessableEntity, title: "Insufficient funds", type: TypeBase + "insufficient-funds"),
+        _ => throw new ArgumentOutOfRangeException(nameof(refusal), refusal, "Not a refusal."),
+    };
+
+    public static IResult PaymentNotFound(string id) => Results.Problem(
+        $"There is no payment '{id}'.",
+        statusCode: StatusCodes.Status404NotFound,
+        title: "Payment not found",
+        type: TypeBase + "payment-not-found");
+
+    public static IResult AccountNotFound(string id) => Refused(LedgerRefusal.AccountNotFound, $"There is no account '{id}'.");
+}

@@ -1,0 +1,117 @@
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.Authorization;
+using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Oncely.PostgreSql;
+using Oncely.Sqlite;
+using Payments.Ledger;
+
+namespace Payments;
+
+/// <summary>Which database holds the ledger and the idempotency records (always the same one).</summary>
+public enum PaymentsDatabase
+{
+    Sqlite,
+    PostgreSql,
+}
+
+/// <summary>The sample's settings, read once from configuration.</summary>
+/// <param name="Database"><c>Payments:Database</c>: <c>Sqlite</c> (default) or <c>PostgreSql</c>.</param>
+/// <param name="ConnectionString"><c>ConnectionStrings:Payments</c>; default a SQLite file <c>payments.db</c> in the content root.</param>
+/// <param name="Idempotency"><c>Payments:Idempotency</c>: <see langword="false"/> builds the app without Oncely (the demo's "without" run).</param>
+/// <param name="Expiration"><c>Oncely:Expiration</c>: how long an answer is kept for replay; default Oncely's 24 hours.</param>
+public sealed record PaymentsSettings(PaymentsDatabase Database, string ConnectionString, bool Idempotency, TimeSpan? Expiration)
+{
+    public static PaymentsSettings From(IConfiguration configuration, string contentRoot)
+    {
+        ArgumentNullException.ThrowIfNull(configuration);
+        var database = configuration.GetValue("Payments:Database", PaymentsDatabase.Sqlite);
+        var connectionString = configuration.GetConnectionString("Payments");
+        if (database == PaymentsDatabase.Sqlite)
+        {
+            // A relative SQLite file lives in the content root, wherever the process was started from.
+            var sqlite = new SqliteConnectionStringBuilder(string.IsNullOrWhiteSpace(connectionString) ? "Data Source=payments.db" : connectionString);
+            if (sqlite.Mode != SqliteOpenMode.Memory && !Path.IsPathRooted(sqlite.DataSource) && sqlite.DataSource != ":memory:")
+            {
+                sqlite.DataSource = Path.Combine(contentRoot, sqlite.DataSource);
+            }
+
+            connectionString = sqlite.ConnectionString;
+        }
+        else if (string.IsNullOrWhiteSpace(connectionString))
+        {
+            throw new InvalidOperationException(
+                "Payments:Database is PostgreSql but ConnectionStrings:Payments is empty: set it to an Npgsql connection string such as \"Host=localhost;Database=payments;Username=payments;Password=…\".");
+        }
+
+        return new PaymentsSettings(database, connectionString, configuration.GetValue("Payments:Idempotency", true), configuration.GetValue<TimeSpan?>("Oncely:Expiration"));
+    }
+}
+
+/// <summary>Builds the payments service: used by <c>Program</c>, the demo and the tests alike.</summary>
+public static class PaymentsApp
+{
+    /// <param name="args">Command-line arguments (configuration overrides such as <c>--urls</c> or <c>--Payments:Database=PostgreSql</c>).</param>
+    /// <param name="configure">
+    /// Changes the builder after the sample's services are added and before it is built (tests: a TestServer or another
+    /// store; the demo: its fault hook). The sample's settings are read from <paramref name="args"/> and the usual sources.
+    /// </param>
+    public static WebApplication Build(string[] args, Action<WebApplicationBuilder>? configure = null)
+    {
+        var builder = WebApplication.CreateBuilder(args);
+        var settings = PaymentsSettings.From(builder.Configuration, builder.Environment.ContentRootPath);
+        var services = builder.Services;
+        services.AddSingleton(settings);
+        services.TryAddSingleton(TimeProvider.System);
+        services.AddProblemDetails();
+        services.AddAuthentication(ApiKeyAuthenticationHandler.SchemeName)
+            .AddScheme<AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(ApiKeyAuthenticationHandler.SchemeName, null);
+        services.AddAuthorizationBuilder().SetFallbackPolicy(new AuthorizationPolicyBuilder().RequireAuthenticatedUser().Build());
+
+        // The ledger and Oncely's records share one database, so a money movement and its stored answer can share a transaction.
+        services.AddSingleton<LedgerDialect>(_ => settings.Database == PaymentsDatabase.PostgreSql
+            ? new PostgreSqlLedgerDialect(settings.ConnectionString)
+            : new SqliteLedgerDialect(settings.ConnectionString));
+        services.AddSingleton<LedgerRepository>();
+        services.AddHostedService<LedgerSchemaInitializer>();
+        if (settings.Idempotency)
+        {
+            var idempotency = services.AddIdempotency(options =>
+            {
+                if (settings.Expiration is { } expiration)
+                {
+                    options.Expiration = expiration;
+                }
+            });
+            if (settings.Database == PaymentsDatabase.PostgreSql)
+            {
+                idempotency.UsePostgreSql(settings.ConnectionString);
+            }
+            else
+            {
+                idempotency.UseSqlite(settings.ConnectionString);
+            }
+        }
+
+        configure?.Invoke(builder);
+        var app = builder.Build();
+        app.UseExceptionHandler();
+        app.UseAuthentication();
+        app.UseAuthorization();
+        if (settings.Idempotency)
+        {
+            // After authentication and authorization: the tenant is known, and refused callers are never recorded.
+            app.UseIdempotency();
+        }
+
+        PaymentEndpoints.Map(app, settings.Idempotency);
+        return app;
+    }
+
+    private sealed class LedgerSchemaInitializer(LedgerRepository ledger) : IHostedService
+    {
+        public Task StartAsync(CancellationToken cancellationToken) => ledger.EnsureSchemaAsync(cancellationToken);
+
+        public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    }
+}

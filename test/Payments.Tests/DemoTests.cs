@@ -1,0 +1,30 @@
+using Payments.Demo;
+
+namespace Payments.Tests;
+
+public sealed class DemoTests
+{
+    [Fact]
+    public async Task Demo_RetryStorm_WithIdempotencyChargesOncePerLogicalPayment()
+    {
+        using var output = new StringWriter();
+
+        var report = await RetryStormDemo.RunAsync(output);
+
+        Assert.True(report.Succeeded, output.ToString());
+        Assert.Equal(4, report.Scenarios.Count);
+        Assert.All(report.Scenarios, s =>
+        {
+            Assert.Equal(s.ExpectedCharges, s.With.Charges);
+            Assert.Equal(s.ExpectedMoved, s.With.Moved);
+            Assert.Equal(0, s.With.Extra);
+        });
+
+        // The "without" column is the point of the demo: lost answers, double-clicks and reused keys charge twice.
+        Assert.True(report.Scenarios.Sum(s => s.Without.Extra) > 0, output.ToString());
+        Assert.True(report.WithLedger.IsBalanced);
+        Assert.True(report.WithoutLedger.IsBalanced);
+        Assert.Contains("| scenario", report.Table, StringComparison.Ordinal);
+        Assert.Contains(report.Table, output.ToString(), StringComparison.Ordinal);
+    }
+}

@@ -1,0 +1,112 @@
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.TestHost;
+using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Payments.Ledger;
+
+namespace Payments.Tests;
+
+/// <summary>The real app (<see cref="PaymentsApp.Build"/>) on a TestServer, with its own temp SQLite file or a given PostgreSQL database.</summary>
+public sealed class PaymentsHost : IAsyncDisposable
+{
+    public const string TenantA = "sk_test_tenant_a";
+    public const string TenantB = "sk_test_tenant_b";
+
+    private readonly WebApplication _app;
+    private readonly string _directory;
+
+    private PaymentsHost(WebApplication app, string directory)
+    {
+        _app = app;
+        _directory = directory;
+    }
+
+    public LedgerRepository Ledger => _app.Services.GetRequiredService<LedgerRepository>();
+
+    public IServiceProvider Services => _app.Services;
+
+    public static Task<PaymentsHost> StartAsync(Action<IServiceCollection> services) => StartAsync(services: services, idempotency: true);
+
+    public static async Task<PaymentsHost> StartAsync(bool idempotency = true, string? postgreSql = null, string? contentRoot = null, Action<IServiceCollection>? services = null)
+    {
+        var directory = Path.Combine(Path.GetTempPath(), "payments-tests-" + Guid.NewGuid().ToString("N")[..10]);
+        Directory.CreateDirectory(directory);
+        var args = new List<string>
+        {
+            $"--contentRoot={contentRoot ?? directory}",
+            "--environment=Production",
+            $"--Payments:Idempotency={idempotency}",
+            $"--Payments:ApiKeys:{TenantA}=tenant-a",
+            $"--Payments:ApiKeys:{TenantB}=tenant-b",
+        };
+        args.AddRange(postgreSql is null
+            ? ["--Payments:Database=Sqlite", $"--ConnectionStrings:Payments=Data Source={Path.Combine(directory, "payments.db")}"]
+            : ["--Payments:Database=PostgreSql", $"--ConnectionStrings:Payments={postgreSql}"]);
+        var app = PaymentsApp.Build([.. args], builder =>
+        {
+            builder.WebHost.UseTestServer();
+            builder.Logging.ClearProviders();
+            services?.Invoke(builder.Services);
+        });
+        await app.StartAsync();
+        return new PaymentsHost(app, directory);
+    }
+
+    public HttpClient Client(string? apiKey = TenantA)
+    {
+        var client = _app.GetTestServer().CreateClient();
+        if (apiKey is not null)
+        {
+            client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", apiKey);
+        }
+
+        return client;
+    }
+
+    public static Task<HttpResponseMessage> PostAsync(HttpClient client, string path, object body, string? key = "new")
+    {
+        var request = new HttpRequestMessage(HttpMethod.Post, path) { Content = JsonContent.Create(body) };
+        if (key is not null)
+        {
+            request.Headers.Add("Idempotency-Key", key == "new" ? Guid.NewGuid().ToString() : key);
+        }
+
+        return client.SendAsync(request);
+    }
+
+    public static async Task<Account> CreateAccountAsync(HttpClient client, string name = "alice", string currency = "EUR", long deposit = 0)
+    {
+        using var created = await PostAsync(client, "/accounts", new { name, currency });
+        created.EnsureSuccessStatusCode();
+        var account = (await created.Content.ReadFromJsonAsync<Account>())!;
+        if (deposit > 0)
+        {
+            using var deposited = await PostAsync(client, $"/accounts/{account.Id}/deposits", new { amount = deposit });
+            deposited.EnsureSuccessStatusCode();
+            account = account with { Balance = deposit };
+        }
+
+        return account;
+    }
+
+    public static async Task<Account> GetAccountAsync(HttpClient client, string id)
+        => (await client.GetFromJsonAsync<Account>($"/accounts/{id}"))!;
+
+    public async ValueTask DisposeAsync()
+    {
+        await _app.StopAsync();
+        await _app.DisposeAsync();
+        SqliteConnection.ClearAllPools();
+        try
+        {
+            Directory.Delete(_directory, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+}

@@ -1,0 +1,75 @@
+using System.Net;
+using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.DependencyInjection;
+using Oncely;
+
+namespace Payments.Tests;
+
+/// <summary>
+/// <see cref="LedgerTransaction.CompleteAsync"/> hands the answer to a store that can join the ledger's transaction, and
+/// leaves it to the middleware otherwise (what the shipped SQLite/PostgreSQL stores do until they implement the interface).
+/// </summary>
+public sealed class TransactionalCompletionTests
+{
+    [Fact]
+    public async Task Payment_StoreJoinsSqliteTransactions_CompletesInsideTheOpenTransaction()
+    {
+        var store = new TransactionalProbeStore();
+        await using var host = await PaymentsHost.StartAsync(services => services.AddIdempotency().UseStore(_ => store));
+        using var client = host.Client();
+        var alice = await PaymentsHost.CreateAccountAsync(client, "alice", deposit: 1000);
+        var bob = await PaymentsHost.CreateAccountAsync(client, "bob");
+        var body = new { from = alice.Id, to = bob.Id, amount = 250, currency = "EUR" };
+        var completionsBefore = store.CompletedInTransaction;
+
+        using var first = await PaymentsHost.PostAsync(client, "/payments", body, "tx-1");
+        using var retry = await PaymentsHost.PostAsync(client, "/payments", body, "tx-1");
+
+        Assert.Equal(HttpStatusCode.Created, first.StatusCode);
+        Assert.Equal(completionsBefore + 1, store.CompletedInTransaction);
+        Assert.Equal(0, store.CompletedOutsideTransaction);
+        Assert.Equal("true", Assert.Single(retry.Headers.GetValues("Idempotent-Replayed")));
+        Assert.Equal(await first.Content.ReadAsStringAsync(), await retry.Content.ReadAsStringAsync());
+        Assert.Equal(1, await host.Ledger.CountPaymentsAsync());
+    }
+
+    private sealed class TransactionalProbeStore : IIdempotencyStore, ITransactionalIdempotencyStore<SqliteTransaction>
+    {
+        private readonly InMemoryIdempotencyStore _inner = new(TimeProvider.System);
+        private int _inTransaction;
+        private int _outside;
+
+        public int CompletedInTransaction => Volatile.Read(ref _inTransaction);
+
+        public int CompletedOutsideTransaction => Volatile.Read(ref _outside);
+
+        public ValueTask<bool> TryCompleteAsync(SqliteTransaction transaction, IdempotencyRecordId id, long fencingToken, IdempotentResponse response, TimeSpan expiration, CancellationToken cancellationToken)
+        {
+            // The ledger's transaction is still open: the payment is not committed yet.
+            Assert.NotNull(transaction.Connection);
+            Interlocked.Increment(ref _inTransaction);
+            return _inner.TryCompleteAsync(id, fencingToken, response, expiration, cancellationToken);
+        }
+
+        public ValueTask<bool> TrySetRecoveryPointAsync(SqliteTransaction transaction, IdempotencyRecordId id, long fencingToken, string recoveryPoint, TimeSpan lease, CancellationToken cancellationToken)
+            => _inner.TrySetRecoveryPointAsync(id, fencingToken, recoveryPoint, lease, cancellationToken);
+
+        public ValueTask<ReservationResult> TryReserveAsync(IdempotencyRecordId id, string fingerprint, TimeSpan lease, TimeSpan expiration, CancellationToken cancellationToken)
+            => _inner.TryReserveAsync(id, fingerprint, lease, expiration, cancellationToken);
+
+        public ValueTask<bool> TryCompleteAsync(IdempotencyRecordId id, long fencingToken, IdempotentResponse response, TimeSpan expiration, CancellationToken cancellationToken)
+        {
+            Interlocked.Increment(ref _outside);
+            return _inner.TryCompleteAsync(id, fencingToken, response, expiration, cancellationToken);
+        }
+
+        public ValueTask<bool> TryReleaseAsync(IdempotencyRecordId id, long fencingToken, CancellationToken cancellationToken)
+            => _inner.TryReleaseAsync(id, fencingToken, cancellationToken);
+
+        public ValueTask<bool> TrySetRecoveryPointAsync(IdempotencyRecordId id, long fencingToken, string recoveryPoint, TimeSpan lease, CancellationToken cancellationToken)
+            => _inner.TrySetRecoveryPointAsync(id, fencingToken, recoveryPoint, lease, cancellationToken);
+
+        public ValueTask<IdempotencyRecord?> GetAsync(IdempotencyRecordId id, CancellationToken cancellationToken)
+            => _inner.GetAsync(id, cancellationToken);
+    }
+}
