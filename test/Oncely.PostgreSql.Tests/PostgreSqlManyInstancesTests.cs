@@ -1,6 +1,7 @@
 using System.Net;
 using Npgsql;
 using Oncely.PostgreSql.Tests.Infrastructure;
+using Xunit.Abstractions;
 
 namespace Oncely.PostgreSql.Tests;
 
@@ -10,7 +11,7 @@ namespace Oncely.PostgreSql.Tests;
 /// says how many times each operation ran.
 /// </summary>
 [Collection(PostgresCollection.Name)]
-public sealed class PostgreSqlManyInstancesTests(PostgresFixture fixture) : IAsyncLifetime
+public sealed class PostgreSqlManyInstancesTests(PostgresFixture fixture, ITestOutputHelper output) : IAsyncLifetime
 {
     private const int Instances = 3;
     private const int Keys = 30;
@@ -64,7 +65,9 @@ public sealed class PostgreSqlManyInstancesTests(PostgresFixture fixture) : IAsy
             return await r.App.SendAsync(r.Key, r.Amount);
         }).ToArray();
         start.SetResult();
+        var stopwatch = System.Diagnostics.Stopwatch.StartNew();
         var answers = await Task.WhenAll(sends);
+        var stormTime = stopwatch.Elapsed;
 
         var charges = await ChargesApp.ChargesPerKeyAsync(_database);
         Assert.Equal(Keys, charges.Keys.Count(k => k.StartsWith("storm-", StringComparison.Ordinal)));
@@ -93,6 +96,10 @@ public sealed class PostgreSqlManyInstancesTests(PostgresFixture fixture) : IAsy
         Assert.All(after, answer => AssertReplay(executions[answer.Key], answer));
         Assert.Equal(Keys, _apps.Sum(a => a.HandlerRuns) - runsBefore);
         Assert.All((await ChargesApp.ChargesPerKeyAsync(_database)).Values, count => Assert.Equal(1, count));
+
+        output.WriteLine($"storm: {answers.Length} requests in {stormTime.TotalMilliseconds:F0} ms: {answers.Count(a => a.IsExecution)} executions, "
+            + $"{answers.Count(a => a.Status == HttpStatusCode.Conflict)} in progress (409), {answers.Count(a => a.Replayed)} replays; "
+            + $"executions per instance: {string.Join(", ", executions.Values.GroupBy(e => e.Instance).OrderBy(g => g.Key).Select(g => $"{g.Key} {g.Count()}"))}");
     }
 
     internal static void AssertReplayOrInProgress(ChargesApp.Answer execution, ChargesApp.Answer answer)
