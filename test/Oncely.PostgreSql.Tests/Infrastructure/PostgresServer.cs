@@ -96,6 +96,12 @@ public sealed partial class PostgresServer : IAsyncDisposable
     /// <summary>Stops the server at once (as a crash or a network cut looks to clients).</summary>
     public Task StopServerAsync() => RunToolAsync("pg_ctl", ["-D", _dataDirectory, "stop", "-m", "immediate", "-w"]);
 
+    /// <summary>
+    /// Stops the server the way an operator or an orchestrator does (<c>pg_ctl stop -m fast</c>): sessions are
+    /// disconnected, open transactions rolled back, committed work kept; new connections are refused from the start.
+    /// </summary>
+    public Task StopServerFastAsync() => RunToolAsync("pg_ctl", ["-D", _dataDirectory, "stop", "-m", "fast", "-w"]);
+
     /// <summary>Starts the (stopped) server again on the same port and data.</summary>
     public Task StartServerAsync() => RunToolAsync("pg_ctl",
     [
