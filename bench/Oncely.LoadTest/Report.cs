@@ -135,7 +135,8 @@ internal static class Report
 
     private static string Ratio(double value, double baseline) => baseline > 0 ? (value / baseline).ToString("0.00", CultureInfo.InvariantCulture) : "";
 
-    private static string Bytes(double bytes) => double.IsNaN(bytes) ? "-" : bytes >= 1024 ? Invariant($"{bytes / 1024:0.0} KiB") : Invariant($"{bytes:0} B");
+    // GC.GetTotalAllocatedBytes can step backwards under server GC when a cell is short or heaps rebalance; such a cell shows n/a.
+    private static string Bytes(double bytes) => double.IsNaN(bytes) ? "-" : bytes < 0 ? "n/a" : bytes >= 1024 ? Invariant($"{bytes / 1024:0.0} KiB") : Invariant($"{bytes:0} B");
 
     private static string Verdict(bool met) => met ? "met" : "**missed**";
 
