@@ -1,6 +1,7 @@
 using BenchmarkDotNet.Configs;
 using BenchmarkDotNet.Jobs;
 using BenchmarkDotNet.Running;
+using BenchmarkDotNet.Toolchains.InProcess.Emit;
 
 namespace Oncely.Benchmarks;
 
@@ -10,7 +11,7 @@ namespace Oncely.Benchmarks;
 /// </summary>
 /// <remarks>
 /// <c>dotnet run -c Release --project bench/Oncely.Benchmarks -- --filter '*'</c> runs everything with the default job;
-/// add <c>--short</c> for a quick smoke (BenchmarkDotNet's ShortRun: 3 warm-ups, 3 iterations, 1 launch). Every other
+/// add <c>--short</c> for a quick smoke (BenchmarkDotNet's ShortRun: 3 warm-ups, 3 iterations, 1 launch, in process). Every other
 /// argument goes to BenchmarkDotNet (<c>--filter</c>, <c>--list flat</c>, <c>--exporters</c>, ...).
 /// </remarks>
 public static class Program
@@ -24,10 +25,12 @@ public static class Program
             rest = ["--filter", "*"];
         }
 
-        var config = DefaultConfig.Instance;
+        // Shared, busy build machines: BenchmarkDotNet's default 2-minute limit for building the generated project is too
+        // tight. The short job runs in process (no separate build at all), which is what a smoke run wants.
+        var config = ManualConfig.Create(DefaultConfig.Instance).WithBuildTimeout(TimeSpan.FromMinutes(10));
         if (isShort)
         {
-            config = config.AddJob(Job.ShortRun.WithId("ShortRun"));
+            config = config.AddJob(Job.ShortRun.WithToolchain(InProcessEmitToolchain.Instance).WithId("ShortRun-InProcess"));
         }
 
         var summaries = BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(rest, config);
