@@ -224,6 +224,19 @@ public sealed partial class IdempotencyExecutor
         CancellationToken cancellationToken)
     {
         using var timeout = new CancellationTokenSource(_options.StoreTimeout, _clock);
+        if (!cancellationToken.CanBeCanceled)
+        {
+            // The common case (the middleware ties store calls to no request token): one timer, no linked source.
+            try
+            {
+                return await call(_store, state, timeout.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException ex) when (timeout.IsCancellationRequested)
+            {
+                throw new IdempotencyStoreUnavailableException($"The idempotency store did not answer within {_options.StoreTimeout}.", ex);
+            }
+        }
+
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timeout.Token);
         try
         {
