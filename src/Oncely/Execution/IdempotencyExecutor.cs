@@ -217,33 +217,30 @@ public sealed partial class IdempotencyExecutor
         }
     }
 
-    // Every store call is bounded by StoreTimeout; running out of time counts as the store being unavailable.
+    // Every store call is bounded by StoreTimeout; running out of time counts as the store being unavailable. The
+    // timer is armed only when the call goes asynchronous: synchronous stores (in-memory) pay for no timer at all.
     private async ValueTask<TResult> CallStoreAsync<TState, TResult>(
         Func<IIdempotencyStore, TState, CancellationToken, ValueTask<TResult>> call,
         TState state,
         CancellationToken cancellationToken)
     {
-        using var timeout = new CancellationTokenSource(_options.StoreTimeout, _clock);
-        if (!cancellationToken.CanBeCanceled)
+        using var abandon = cancellationToken.CanBeCanceled
+            ? CancellationTokenSource.CreateLinkedTokenSource(cancellationToken)
+            : new CancellationTokenSource();
+        var pending = call(_store, state, abandon.Token);
+        if (pending.IsCompleted)
         {
-            // The common case (the middleware ties store calls to no request token): one timer, no linked source.
-            try
-            {
-                return await call(_store, state, timeout.Token).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException ex) when (timeout.IsCancellationRequested)
-            {
-                throw new IdempotencyStoreUnavailableException($"The idempotency store did not answer within {_options.StoreTimeout}.", ex);
-            }
+            return await pending.ConfigureAwait(false);
         }
 
-        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timeout.Token);
         try
         {
-            return await call(_store, state, linked.Token).ConfigureAwait(false);
+            return await pending.AsTask().WaitAsync(_options.StoreTimeout, _clock, cancellationToken).ConfigureAwait(false);
         }
-        catch (OperationCanceledException ex) when (timeout.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+        catch (TimeoutException ex)
         {
+            // Tell the store to give up too, so its connection is not held past our answer.
+            await abandon.CancelAsync().ConfigureAwait(false);
             throw new IdempotencyStoreUnavailableException($"The idempotency store did not answer within {_options.StoreTimeout}.", ex);
         }
     }
