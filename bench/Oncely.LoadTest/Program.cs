@@ -1,3 +1,4 @@
+using Oncely.PostgreSql.Tests.Infrastructure;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
@@ -64,8 +65,8 @@ public static class Program
             string postgresVersion = "not run";
             if (!skipPostgres)
             {
-                postgres = await PostgresServer.StartAsync();
-                postgresVersion = await postgres.VersionAsync();
+                postgres = await PostgresServer.StartNewAsync();
+                postgresVersion = await ServerVersionAsync(postgres);
                 var httpDb = await postgres.CreateDatabaseAsync("bench_http");
                 var rawDb = await postgres.CreateDatabaseAsync("bench_raw");
                 var pg = await TestServer.StartAsync(b => b.UsePostgreSql(o => o.ConnectionString = postgres.ConnectionString(httpDb, 128)), inMemory: false);
@@ -289,4 +290,12 @@ public static class Program
     }
 
     private sealed record Variant(string Name, TestServer Server, IRawPrimitive? Raw);
+
+    private static async Task<string> ServerVersionAsync(PostgresServer server)
+    {
+        await using var connection = new NpgsqlConnection(server.ConnectionString("postgres", 1));
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand("SHOW server_version", connection);
+        return (string)(await command.ExecuteScalarAsync())!;
+    }
 }
