@@ -25,6 +25,7 @@ internal sealed class PostgreSqlIdempotencyStore
     private readonly bool _ownsDataSource;
     private readonly TimeSpan _timeout;
     private readonly int _commandTimeoutSeconds;
+    private readonly string? _storeDatabase;
     private readonly SemaphoreSlim _initGate = new(1, 1);
     private volatile bool _initialized;
 
@@ -47,6 +48,7 @@ internal sealed class PostgreSqlIdempotencyStore
         options.Validate();
         _dataSource = dataSource;
         _ownsDataSource = ownsDataSource;
+        _storeDatabase = DatabaseOf(dataSource);
         _timeout = options.CommandTimeout;
         _commandTimeoutSeconds = (int)Math.Ceiling(options.CommandTimeout.TotalSeconds);
         Schema = new PostgreSqlSchema(options.Schema, options.TableName);
@@ -504,6 +506,18 @@ internal sealed class PostgreSqlIdempotencyStore
         return PostgreSqlFailures.Unavailable(operation, exception);
     }
 
+    private static string? DatabaseOf(NpgsqlDataSource dataSource)
+    {
+        try
+        {
+            return new NpgsqlConnectionStringBuilder(dataSource.ConnectionString).Database;
+        }
+        catch (ArgumentException)
+        {
+            return null;
+        }
+    }
+
     private NpgsqlCommand CreateCommand(NpgsqlTransaction transaction, string sql, IdempotencyRecordId id)
     {
         var connection = transaction.Connection
@@ -519,7 +533,24 @@ internal sealed class PostgreSqlIdempotencyStore
     {
         try
         {
-            return await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 1;
+            if (await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 1)
+            {
+                return true;
+            }
+
+            // No row: normally a stale token. A transaction on another database that happens to have the table too is
+            // a configuration mistake, reported as such rather than as a lost lease.
+            var storeDatabase = _storeDatabase;
+            var transactionDatabase = command.Connection?.Database;
+            if (storeDatabase is not null && transactionDatabase is not null && !string.Equals(storeDatabase, transactionDatabase, StringComparison.Ordinal))
+            {
+                throw new InvalidOperationException(
+                    $"The transaction is on the database '{transactionDatabase}', but the idempotency records are in '{storeDatabase}'. " +
+                    "Transactional completion writes the record in the application's own transaction, so the records table must be in the same database: " +
+                    "point UsePostgreSql at the application's database (same data source or connection string).");
+            }
+
+            return false;
         }
         catch (PostgresException e) when (e.SqlState is PostgresErrorCodes.UndefinedTable or PostgresErrorCodes.InvalidSchemaName)
         {

@@ -44,6 +44,28 @@ public sealed class PostgreSqlTransactionalCompletionTests(PostgresFixture fixtu
     }
 
     [Fact]
+    public async Task CompleteInTransaction_OtherDatabaseWithRecordsTable_FailsWithClearError()
+    {
+        // Another database that happens to have an Oncely schema too: the record is not there, and that is a
+        // configuration mistake, not a lost lease.
+        await using var other = fixture.Server.CreateDataSource(await fixture.Server.CreateDatabaseAsync("other_records"));
+        await using (var otherStore = StoreTestBase.CreateStore(other))
+        {
+            await otherStore.InitializeAsync(CancellationToken.None);
+        }
+
+        var executor = new IdempotencyExecutor(Store, new IdempotencyEngineOptions());
+        var execution = (await executor.BeginAsync(NewId(), new string('a', 64))).Execution!;
+        await using var connection = await other.OpenConnectionAsync();
+        await using var transaction = await connection.BeginTransactionAsync();
+
+        var error = await Assert.ThrowsAsync<InvalidOperationException>(
+            () => execution.CompleteInTransactionAsync(transaction, new IdempotentResponse(200, [], ReadOnlyMemory<byte>.Empty)).AsTask());
+
+        Assert.Contains("same database", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task CompleteInTransaction_UsesServerClockForExpiry()
     {
         var executor = new IdempotencyExecutor(Store, new IdempotencyEngineOptions { Expiration = TimeSpan.FromHours(2) });
