@@ -266,7 +266,7 @@ public static class Program
             $"- Memory: {memory}",
             $"- OS: {System.Runtime.InteropServices.RuntimeInformation.OSDescription} ({System.Runtime.InteropServices.RuntimeInformation.OSArchitecture})",
             $"- .NET: {System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription}, server GC: {System.Runtime.GCSettings.IsServerGC}",
-            $"- SQLite: {sqliteVersion} (WAL, temp file); PostgreSQL: {postgresVersion} (local, fsync off, synchronous_commit off)",
+            $"- SQLite: {sqliteVersion} (WAL, temp file); PostgreSQL: {postgresVersion} (local, fsync off, started like the tests start theirs)",
             $"- Run at: {DateTimeOffset.UtcNow:yyyy-MM-dd HH:mm} UTC");
     }
 

@@ -200,6 +200,18 @@ internal sealed partial class IdempotencyMiddleware
                 throw;
             }
 
+            var status = context.Response.StatusCode;
+            if (execution.CompletedInTransaction && !execution.IsFinished && !ShouldStore(status))
+            {
+                // The handler wrote the completion in its transaction but answered with a status that is never stored
+                // (typically: the transaction rolled back and it answered 500). If the completion did not commit, the
+                // record is still InProgress with this token and is released so a retry executes; if it did commit,
+                // the release is refused by the store (state is Completed) and changes nothing.
+                await execution.ReleaseAsync(CancellationToken.None).ConfigureAwait(false);
+                _metrics.Count(IdempotencyMetrics.Outcomes.Released);
+                return;
+            }
+
             if (execution.CompletedInTransaction || execution.IsFinished)
             {
                 // The handler's own transaction committed the completion.
@@ -207,7 +219,6 @@ internal sealed partial class IdempotencyMiddleware
                 return;
             }
 
-            var status = context.Response.StatusCode;
             if (!ShouldStore(status))
             {
                 await execution.ReleaseAsync(CancellationToken.None).ConfigureAwait(false);

@@ -11,7 +11,8 @@ namespace Oncely.PostgreSql;
 /// tokens come from a sequence, so they are unique over a record's whole life, across expiry and re-creation.
 /// </summary>
 internal sealed class PostgreSqlIdempotencyStore
-    : IIdempotencyStore, IIdempotencyStoreSweeper, IIdempotencyAuditStore, IIdempotencyStoreInitializer, IAsyncDisposable, IDisposable
+    : IIdempotencyStore, IIdempotencyStoreSweeper, IIdempotencyAuditStore, IIdempotencyStoreInitializer, ITransactionalIdempotencyStore<NpgsqlTransaction>,
+      IAsyncDisposable, IDisposable
 {
     private const int InProgressState = (int)IdempotencyRecordState.InProgress;
     private const int CompletedState = (int)IdempotencyRecordState.Completed;
@@ -24,6 +25,7 @@ internal sealed class PostgreSqlIdempotencyStore
     private readonly bool _ownsDataSource;
     private readonly TimeSpan _timeout;
     private readonly int _commandTimeoutSeconds;
+    private readonly string? _storeDatabase;
     private readonly SemaphoreSlim _initGate = new(1, 1);
     private volatile bool _initialized;
 
@@ -46,6 +48,7 @@ internal sealed class PostgreSqlIdempotencyStore
         options.Validate();
         _dataSource = dataSource;
         _ownsDataSource = ownsDataSource;
+        _storeDatabase = DatabaseOf(dataSource);
         _timeout = options.CommandTimeout;
         _commandTimeoutSeconds = (int)Math.Ceiling(options.CommandTimeout.TotalSeconds);
         Schema = new PostgreSqlSchema(options.Schema, options.TableName);
@@ -273,6 +276,39 @@ internal sealed class PostgreSqlIdempotencyStore
     }
 
     /// <inheritdoc />
+    /// <remarks>
+    /// Runs on <paramref name="transaction"/>'s connection, inside it, with the server's clock. The records table must be
+    /// in that connection's database. A stale token changes nothing and returns <see langword="false"/>; the caller rolls
+    /// back. Nothing is retried here: any failure has already aborted the caller's transaction.
+    /// </remarks>
+    public async ValueTask<bool> TryCompleteAsync(NpgsqlTransaction transaction, IdempotencyRecordId id, long fencingToken, IdempotentResponse response, TimeSpan expiration, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(transaction);
+        ArgumentNullException.ThrowIfNull(response);
+        using var command = CreateCommand(transaction, _completeSql, id);
+        command.Parameters.Add(new NpgsqlParameter<long>("token", NpgsqlDbType.Bigint) { TypedValue = fencingToken });
+        command.Parameters.Add(new NpgsqlParameter<int>("status", NpgsqlDbType.Integer) { TypedValue = response.StatusCode });
+        command.Parameters.Add(new NpgsqlParameter<string>("headers", NpgsqlDbType.Jsonb) { TypedValue = HeaderJson.Serialize(response.Headers) });
+        command.Parameters.Add(new NpgsqlParameter<ReadOnlyMemory<byte>>("body", NpgsqlDbType.Bytea) { TypedValue = response.Body });
+        command.Parameters.Add(new NpgsqlParameter<bool>("omitted", NpgsqlDbType.Boolean) { TypedValue = response.BodyOmitted });
+        command.Parameters.Add(new NpgsqlParameter<TimeSpan>("expiration", NpgsqlDbType.Interval) { TypedValue = expiration });
+        return await ExecuteInTransactionAsync(command, "complete a record", cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <inheritdoc />
+    /// <remarks>Runs on <paramref name="transaction"/>'s connection, inside it, with the server's clock.</remarks>
+    public async ValueTask<bool> TrySetRecoveryPointAsync(NpgsqlTransaction transaction, IdempotencyRecordId id, long fencingToken, string recoveryPoint, TimeSpan lease, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(transaction);
+        ArgumentException.ThrowIfNullOrEmpty(recoveryPoint);
+        using var command = CreateCommand(transaction, _recoveryPointSql, id);
+        command.Parameters.Add(new NpgsqlParameter<long>("token", NpgsqlDbType.Bigint) { TypedValue = fencingToken });
+        command.Parameters.Add(new NpgsqlParameter<string>("recovery", NpgsqlDbType.Text) { TypedValue = recoveryPoint });
+        command.Parameters.Add(new NpgsqlParameter<TimeSpan>("lease", NpgsqlDbType.Interval) { TypedValue = lease });
+        return await ExecuteInTransactionAsync(command, "set a recovery point", cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <inheritdoc />
     public async ValueTask<IdempotencyRecord?> GetAsync(IdempotencyRecordId id, CancellationToken cancellationToken)
     {
         using var deadline = StartDeadline(cancellationToken);
@@ -468,6 +504,66 @@ internal sealed class PostgreSqlIdempotencyStore
         }
 
         return PostgreSqlFailures.Unavailable(operation, exception);
+    }
+
+    private static string? DatabaseOf(NpgsqlDataSource dataSource)
+    {
+        try
+        {
+            return new NpgsqlConnectionStringBuilder(dataSource.ConnectionString).Database;
+        }
+        catch (ArgumentException)
+        {
+            return null;
+        }
+    }
+
+    private NpgsqlCommand CreateCommand(NpgsqlTransaction transaction, string sql, IdempotencyRecordId id)
+    {
+        var connection = transaction.Connection
+            ?? throw new InvalidOperationException("The NpgsqlTransaction has already been committed or rolled back; complete the idempotency record before committing.");
+        var command = new NpgsqlCommand(sql, connection, transaction) { CommandTimeout = _commandTimeoutSeconds };
+        command.Parameters.Add(new NpgsqlParameter<string>("tenant", NpgsqlDbType.Text) { TypedValue = id.Tenant });
+        command.Parameters.Add(new NpgsqlParameter<string>("operation", NpgsqlDbType.Text) { TypedValue = id.Operation });
+        command.Parameters.Add(new NpgsqlParameter<string>("key", NpgsqlDbType.Text) { TypedValue = id.Key });
+        return command;
+    }
+
+    private async ValueTask<bool> ExecuteInTransactionAsync(NpgsqlCommand command, string operation, CancellationToken cancellationToken)
+    {
+        try
+        {
+            if (await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 1)
+            {
+                return true;
+            }
+
+            // No row: normally a stale token. A transaction on another database that happens to have the table too is
+            // a configuration mistake, reported as such rather than as a lost lease.
+            var storeDatabase = _storeDatabase;
+            var transactionDatabase = command.Connection?.Database;
+            if (storeDatabase is not null && transactionDatabase is not null && !string.Equals(storeDatabase, transactionDatabase, StringComparison.Ordinal))
+            {
+                throw new InvalidOperationException(
+                    $"The transaction is on the database '{transactionDatabase}', but the idempotency records are in '{storeDatabase}'. " +
+                    "Transactional completion writes the record in the application's own transaction, so the records table must be in the same database: " +
+                    "point UsePostgreSql at the application's database (same data source or connection string).");
+            }
+
+            return false;
+        }
+        catch (PostgresException e) when (e.SqlState is PostgresErrorCodes.UndefinedTable or PostgresErrorCodes.InvalidSchemaName)
+        {
+            throw new InvalidOperationException(
+                $"The database '{command.Connection?.Database}' that the transaction is on has no idempotency records table {Schema.Table}. " +
+                "Transactional completion writes the record in the application's own transaction, so the records table must be in the same database: " +
+                "point UsePostgreSql at the application's database (same data source or connection string), with the same Schema and TableName.",
+                e);
+        }
+        catch (Exception e) when (PostgreSqlFailures.IsUnavailable(e, cancellationToken))
+        {
+            throw PostgreSqlFailures.Unavailable($"{operation} inside the application's transaction", e);
+        }
     }
 
     private NpgsqlCommand CreateCommand(string sql, IdempotencyRecordId id)

@@ -20,10 +20,12 @@ namespace Oncely.Sqlite;
 /// record, even after the record expired, was released or purged and was created again.
 /// </para>
 /// </remarks>
-internal sealed class SqliteIdempotencyStore : IIdempotencyStore, IIdempotencyStoreSweeper, IIdempotencyAuditStore, IIdempotencyStoreInitializer
+internal sealed class SqliteIdempotencyStore
+    : IIdempotencyStore, IIdempotencyStoreSweeper, IIdempotencyAuditStore, IIdempotencyStoreInitializer, ITransactionalIdempotencyStore<SqliteTransaction>
 {
     private const int SqliteBusy = 5;
     private const int SqliteLocked = 6;
+    private const int SqliteError = 1;
     private const int MaxReservationRounds = 16;
     private const string Columns = "fingerprint, state, fencing_token, lease_expires_at, expires_at, recovery_point, status_code, headers, body, body_omitted";
     private const string KeyPredicate = "tenant = @tenant AND operation = @operation AND idem_key = @key";
@@ -33,6 +35,7 @@ internal sealed class SqliteIdempotencyStore : IIdempotencyStore, IIdempotencySt
 
     private readonly string _connectionString;
     private readonly string _dataSource;
+    private readonly string? _databaseFile;
     private readonly string _table;
     private readonly string _auditTable;
     private readonly TimeSpan _busyTimeout;
@@ -58,7 +61,9 @@ internal sealed class SqliteIdempotencyStore : IIdempotencyStore, IIdempotencySt
         options = options.Clone();
         options.Validate();
         _connectionString = options.ConnectionString;
-        _dataSource = new SqliteConnectionStringBuilder(options.ConnectionString).DataSource;
+        var parsed = new SqliteConnectionStringBuilder(options.ConnectionString);
+        _dataSource = parsed.DataSource;
+        _databaseFile = parsed.Mode == SqliteOpenMode.Memory || _dataSource.StartsWith("file:", StringComparison.OrdinalIgnoreCase) ? null : Path.GetFullPath(_dataSource);
         _table = options.TableName;
         _auditTable = options.AuditTableName;
         _busyTimeout = options.BusyTimeout;
@@ -225,6 +230,44 @@ internal sealed class SqliteIdempotencyStore : IIdempotencyStore, IIdempotencySt
                 return await command.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
             },
             cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <inheritdoc />
+    /// <remarks>
+    /// Runs on <paramref name="transaction"/>'s connection, inside it; the records table must be in that connection's
+    /// main database. Nothing is retried here: a failure is the caller's to roll back.
+    /// </remarks>
+    public async ValueTask<bool> TryCompleteAsync(SqliteTransaction transaction, IdempotencyRecordId id, long fencingToken, IdempotentResponse response, TimeSpan expiration, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(transaction);
+        ArgumentNullException.ThrowIfNull(response);
+        var connection = TransactionConnection(transaction);
+        using var command = CreateCommand(connection, _completeSql, transaction);
+        AddKey(command, id);
+        command.Parameters.AddWithValue("@token", fencingToken);
+        command.Parameters.AddWithValue("@status_code", response.StatusCode);
+        command.Parameters.AddWithValue("@headers", HeaderCodec.Serialize(response.Headers));
+        command.Parameters.Add("@body", SqliteType.Blob).Value = AsArray(response.Body);
+        command.Parameters.AddWithValue("@body_omitted", response.BodyOmitted ? 1 : 0);
+        command.Parameters.AddWithValue("@expires_at", After(NowMilliseconds(), expiration));
+        return await ExecuteInTransactionAsync(command, connection, "complete the record", cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <inheritdoc />
+    /// <remarks>Runs on <paramref name="transaction"/>'s connection, inside it; see <see cref="TryCompleteAsync(SqliteTransaction, IdempotencyRecordId, long, IdempotentResponse, TimeSpan, CancellationToken)"/>.</remarks>
+    public async ValueTask<bool> TrySetRecoveryPointAsync(SqliteTransaction transaction, IdempotencyRecordId id, long fencingToken, string recoveryPoint, TimeSpan lease, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(transaction);
+        ArgumentException.ThrowIfNullOrEmpty(recoveryPoint);
+        var connection = TransactionConnection(transaction);
+        var now = NowMilliseconds();
+        using var command = CreateCommand(connection, _setRecoveryPointSql, transaction);
+        AddKey(command, id);
+        command.Parameters.AddWithValue("@token", fencingToken);
+        command.Parameters.AddWithValue("@recovery_point", recoveryPoint);
+        command.Parameters.AddWithValue("@lease_expires_at", After(now, lease));
+        command.Parameters.AddWithValue("@now", now);
+        return await ExecuteInTransactionAsync(command, connection, "set the recovery point", cancellationToken).ConfigureAwait(false);
     }
 
     /// <inheritdoc />
@@ -501,6 +544,71 @@ internal sealed class SqliteIdempotencyStore : IIdempotencyStore, IIdempotencySt
                 throw new IdempotencyStoreUnavailableException(
                     $"The SQLite idempotency store '{_dataSource}' could not be accessed: {e.Message}", e);
             }
+        }
+    }
+
+    private static SqliteConnection TransactionConnection(SqliteTransaction transaction)
+        => transaction.Connection
+            ?? throw new InvalidOperationException("The SqliteTransaction has already been committed or rolled back; complete the idempotency record before committing.");
+
+    /// <summary>
+    /// Runs one guarded statement in the caller's transaction. When it changes no row, checks why: a connection to a
+    /// database without the records table, or to another database file than the store's, is a configuration error
+    /// (<see cref="InvalidOperationException"/>), not a lost lease.
+    /// </summary>
+    private async ValueTask<bool> ExecuteInTransactionAsync(SqliteCommand command, SqliteConnection connection, string operation, CancellationToken cancellationToken)
+    {
+        int changed;
+        try
+        {
+            changed = await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (SqliteException e) when ((e.SqliteErrorCode & 0xFF) == SqliteError && e.Message.Contains("no such table", StringComparison.OrdinalIgnoreCase))
+        {
+            throw new InvalidOperationException(MissingTableMessage(connection), e);
+        }
+        catch (SqliteException e)
+        {
+            throw new IdempotencyStoreUnavailableException($"The SQLite idempotency store could not {operation} inside the application's transaction: {e.Message}", e);
+        }
+
+        if (changed == 1)
+        {
+            return true;
+        }
+
+        if (!IsStoreDatabase(connection))
+        {
+            throw new InvalidOperationException(
+                $"The transaction is on the SQLite database '{connection.DataSource}', but the idempotency records are in '{_dataSource}'. " +
+                "Transactional completion writes the record in the application's own transaction, so the records table must be in the same database: " +
+                "open the transaction on the store's database (or point UseSqlite at the application's database).");
+        }
+
+        return false;
+    }
+
+    private string MissingTableMessage(SqliteConnection connection)
+        => $"The SQLite database '{connection.DataSource}' that the transaction is on has no idempotency records table \"{_table}\". " +
+           $"Transactional completion writes the record in the application's own transaction, so the records table must be in the same database: " +
+           $"point UseSqlite at the application's database (the store uses '{_dataSource}').";
+
+    private bool IsStoreDatabase(SqliteConnection connection)
+    {
+        // In-memory databases (shared cache) have no file name to compare.
+        var transactionDatabase = connection.DataSource;
+        if (_databaseFile is null || string.IsNullOrEmpty(transactionDatabase))
+        {
+            return true;
+        }
+
+        try
+        {
+            return string.Equals(Path.GetFullPath(transactionDatabase), _databaseFile, OperatingSystem.IsWindows() ? StringComparison.OrdinalIgnoreCase : StringComparison.Ordinal);
+        }
+        catch (Exception e) when (e is ArgumentException or NotSupportedException or PathTooLongException)
+        {
+            return true;
         }
     }
 

@@ -1,0 +1,32 @@
+using System.Data.Common;
+using Npgsql;
+using Oncely.PostgreSql.Tests.Infrastructure;
+
+namespace Oncely.CrashTests;
+
+/// <summary>One throw-away PostgreSQL server for the crash tests.</summary>
+public sealed class PostgresServerFixture : IAsyncLifetime
+{
+    public PostgresServer Server { get; private set; } = null!;
+
+    public async Task InitializeAsync() => Server = await PostgresServer.StartNewAsync();
+
+    public async Task DisposeAsync()
+    {
+        if (Server is not null)
+        {
+            await Server.DisposeAsync();
+        }
+    }
+}
+
+/// <summary>Crash tests on the real PostgreSQL server: a fresh database per test.</summary>
+public sealed class PostgreSqlCrashTests(PostgresServerFixture fixture) : CrashSpecification, IClassFixture<PostgresServerFixture>
+{
+    protected override string Store => "postgresql";
+
+    protected override async Task<string> NewDatabaseAsync()
+        => fixture.Server.ConnectionString(await fixture.Server.CreateDatabaseAsync("crash"), maxPoolSize: 20);
+
+    protected override DbConnection CreateConnection(string connectionString) => new NpgsqlConnection(connectionString);
+}
