@@ -16,10 +16,10 @@ public static class LedgerTransaction
     /// the ledger rows and the stored answer commit together or not at all. Call it just before committing.
     /// </summary>
     /// <remarks>
-    /// Does nothing when the request is not idempotent (idempotency switched off) or when the configured store cannot
-    /// join this driver's transaction yet: the middleware then stores the answer right after the handler returns, a few
-    /// milliseconds after the commit. Once the SQLite and PostgreSQL stores implement
-    /// <see cref="ITransactionalIdempotencyStore{TTransaction}"/>, make the fallback throw instead.
+    /// Does nothing when the request is not idempotent (idempotency switched off). Otherwise the configured store must
+    /// join this driver's transaction (the SQLite and PostgreSQL stores do, when the ledger and the records share one
+    /// database): a store that cannot is a configuration error, refused rather than silently storing the answer after
+    /// the commit, which would reopen the crash window between the money movement and its record.
     /// </remarks>
     public static ValueTask CompleteAsync(HttpContext context, DbTransaction transaction, IdempotentResponse response, CancellationToken cancellationToken = default)
     {
@@ -37,7 +37,9 @@ public static class LedgerTransaction
         {
             SqliteTransaction sqlite when store is ITransactionalIdempotencyStore<SqliteTransaction> => execution.CompleteInTransactionAsync(sqlite, response, cancellationToken),
             NpgsqlTransaction npgsql when store is ITransactionalIdempotencyStore<NpgsqlTransaction> => execution.CompleteInTransactionAsync(npgsql, response, cancellationToken),
-            _ => ValueTask.CompletedTask,
+            _ => throw new InvalidOperationException(
+                $"The idempotency store {store.GetType().Name} cannot join a {transaction.GetType().Name}: money movements must complete "
+                + "their idempotency record in the ledger's transaction. Use the SQLite or PostgreSQL store on the ledger's database."),
         };
     }
 }

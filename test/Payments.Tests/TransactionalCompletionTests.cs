@@ -6,8 +6,8 @@ using Oncely;
 namespace Payments.Tests;
 
 /// <summary>
-/// <see cref="LedgerTransaction.CompleteAsync"/> hands the answer to a store that can join the ledger's transaction, and
-/// leaves it to the middleware otherwise (what the shipped SQLite/PostgreSQL stores do until they implement the interface).
+/// <see cref="LedgerTransaction.CompleteAsync"/> hands the answer to the store inside the ledger's still-open transaction,
+/// and refuses a store that cannot join it.
 /// </summary>
 public sealed class TransactionalCompletionTests
 {
@@ -31,6 +31,16 @@ public sealed class TransactionalCompletionTests
         Assert.Equal("true", Assert.Single(retry.Headers.GetValues("Idempotent-Replayed")));
         Assert.Equal(await first.Content.ReadAsStringAsync(), await retry.Content.ReadAsStringAsync());
         Assert.Equal(1, await host.Ledger.CountPaymentsAsync());
+    }
+
+    [Fact]
+    public async Task MoneyMovement_StoreCannotJoinTheTransaction_RefusedAndNothingCommitted()
+    {
+        await using var host = await PaymentsHost.StartAsync(services => services.AddIdempotency().UseStore(_ => new InMemoryIdempotencyStore()));
+        using var client = host.Client();
+
+        using var refused = await PaymentsHost.PostAsync(client, "/accounts", new { name = "alice", currency = "EUR" }, "tx-2");
+        Assert.Equal(HttpStatusCode.InternalServerError, refused.StatusCode);
     }
 
     private sealed class TransactionalProbeStore : IIdempotencyStore, ITransactionalIdempotencyStore<SqliteTransaction>
