@@ -70,7 +70,7 @@ public static class IdempotencyExecutionDbContextExtensions
         var now = (timeProvider ?? TimeProvider.System).GetUtcNow();
         entry.Property(e => e.State).CurrentValue = IdempotencyRecordState.Completed;
         entry.Property(e => e.StatusCode).CurrentValue = response.StatusCode;
-        entry.Property(e => e.Headers).CurrentValue = HeaderJson.Serialize(response.Headers);
+        entry.Property(e => e.Headers).CurrentValue = StoredHeaders.Serialize(response.Headers);
         entry.Property(e => e.Body).CurrentValue = AsArray(response.Body);
         entry.Property(e => e.BodyOmitted).CurrentValue = response.BodyOmitted;
         entry.Property(e => e.ExpiresAt).CurrentValue = now + execution.Expiration;

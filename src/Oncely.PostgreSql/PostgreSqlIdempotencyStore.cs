@@ -225,7 +225,7 @@ internal sealed class PostgreSqlIdempotencyStore
             using var command = CreateCommand(_completeSql, id);
             command.Parameters.Add(new NpgsqlParameter<long>("token", NpgsqlDbType.Bigint) { TypedValue = fencingToken });
             command.Parameters.Add(new NpgsqlParameter<int>("status", NpgsqlDbType.Integer) { TypedValue = response.StatusCode });
-            command.Parameters.Add(new NpgsqlParameter<string>("headers", NpgsqlDbType.Jsonb) { TypedValue = HeaderJson.Serialize(response.Headers) });
+            command.Parameters.Add(new NpgsqlParameter<string>("headers", NpgsqlDbType.Jsonb) { TypedValue = StoredHeaders.Serialize(response.Headers) });
             command.Parameters.Add(new NpgsqlParameter<ReadOnlyMemory<byte>>("body", NpgsqlDbType.Bytea) { TypedValue = response.Body });
             command.Parameters.Add(new NpgsqlParameter<bool>("omitted", NpgsqlDbType.Boolean) { TypedValue = response.BodyOmitted });
             command.Parameters.Add(new NpgsqlParameter<TimeSpan>("expiration", NpgsqlDbType.Interval) { TypedValue = expiration });
@@ -288,7 +288,7 @@ internal sealed class PostgreSqlIdempotencyStore
         using var command = CreateCommand(transaction, _completeSql, id);
         command.Parameters.Add(new NpgsqlParameter<long>("token", NpgsqlDbType.Bigint) { TypedValue = fencingToken });
         command.Parameters.Add(new NpgsqlParameter<int>("status", NpgsqlDbType.Integer) { TypedValue = response.StatusCode });
-        command.Parameters.Add(new NpgsqlParameter<string>("headers", NpgsqlDbType.Jsonb) { TypedValue = HeaderJson.Serialize(response.Headers) });
+        command.Parameters.Add(new NpgsqlParameter<string>("headers", NpgsqlDbType.Jsonb) { TypedValue = StoredHeaders.Serialize(response.Headers) });
         command.Parameters.Add(new NpgsqlParameter<ReadOnlyMemory<byte>>("body", NpgsqlDbType.Bytea) { TypedValue = response.Body });
         command.Parameters.Add(new NpgsqlParameter<bool>("omitted", NpgsqlDbType.Boolean) { TypedValue = response.BodyOmitted });
         command.Parameters.Add(new NpgsqlParameter<TimeSpan>("expiration", NpgsqlDbType.Interval) { TypedValue = expiration });
@@ -485,7 +485,7 @@ internal sealed class PostgreSqlIdempotencyStore
     private static IdempotentResponse ReadResponse(NpgsqlDataReader reader, int first)
     {
         var status = reader.IsDBNull(first) ? 0 : reader.GetInt32(first);
-        var headers = HeaderJson.Deserialize(reader.IsDBNull(first + 1) ? null : reader.GetString(first + 1));
+        var headers = StoredHeaders.Deserialize(reader.IsDBNull(first + 1) ? null : reader.GetString(first + 1));
         var body = reader.IsDBNull(first + 2) ? [] : reader.GetFieldValue<byte[]>(first + 2);
         var omitted = reader.GetBoolean(first + 3);
         return new IdempotentResponse(status, headers, body, omitted);

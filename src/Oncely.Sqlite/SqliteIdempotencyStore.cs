@@ -136,7 +136,7 @@ internal sealed class SqliteIdempotencyStore
         ArgumentNullException.ThrowIfNull(response);
         cancellationToken.ThrowIfCancellationRequested();
         await EnsureInitializedAsync(cancellationToken).ConfigureAwait(false);
-        var headers = HeaderCodec.Serialize(response.Headers);
+        var headers = StoredHeaders.Serialize(response.Headers);
         var body = AsArray(response.Body);
         return await RunAsync(
             async (connection, ct) =>
@@ -246,7 +246,7 @@ internal sealed class SqliteIdempotencyStore
         AddKey(command, id);
         command.Parameters.AddWithValue("@token", fencingToken);
         command.Parameters.AddWithValue("@status_code", response.StatusCode);
-        command.Parameters.AddWithValue("@headers", HeaderCodec.Serialize(response.Headers));
+        command.Parameters.AddWithValue("@headers", StoredHeaders.Serialize(response.Headers));
         command.Parameters.Add("@body", SqliteType.Blob).Value = AsArray(response.Body);
         command.Parameters.AddWithValue("@body_omitted", response.BodyOmitted ? 1 : 0);
         command.Parameters.AddWithValue("@expires_at", After(NowMilliseconds(), expiration));
@@ -388,7 +388,7 @@ internal sealed class SqliteIdempotencyStore
             {
                 response = new IdempotentResponse(
                     reader.IsDBNull(6) ? 0 : reader.GetInt32(6),
-                    HeaderCodec.Deserialize(reader.IsDBNull(7) ? null : reader.GetString(7)),
+                    StoredHeaders.Deserialize(reader.IsDBNull(7) ? null : reader.GetString(7)),
                     reader.IsDBNull(8) ? ReadOnlyMemory<byte>.Empty : reader.GetFieldValue<byte[]>(8),
                     !reader.IsDBNull(9) && reader.GetInt64(9) != 0);
             }

@@ -33,3 +33,27 @@ public class IdempotencyBuilderExtensionsTests
         Assert.Single(builder.Services, d => d.ServiceType == typeof(IIdempotencyStore));
     }
 }
+
+public class StoredHeadersTests
+{
+    [Fact]
+    public void SerializeDeserialize_OrderDuplicatesAndUnicode_RoundTrip()
+    {
+        IReadOnlyList<KeyValuePair<string, string>> headers =
+        [
+            new("Content-Type", "application/json; charset=utf-8"),
+            new("Link", "</a>; rel=\"next\""),
+            new("Link", "</b>; rel=\"prev\""),
+            new("X-Note", "café ☕"),
+        ];
+        Assert.Equal(headers, StoredHeaders.Deserialize(StoredHeaders.Serialize(headers)));
+    }
+
+    [Fact]
+    public void Serialize_NoHeaders_EmptyArray_AndNullReadsAsNone()
+    {
+        Assert.Equal("[]", StoredHeaders.Serialize([]));
+        Assert.Empty(StoredHeaders.Deserialize(null));
+        Assert.Empty(StoredHeaders.Deserialize("[ ]"));
+    }
+}

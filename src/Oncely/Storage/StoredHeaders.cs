@@ -2,19 +2,27 @@ using System.Buffers;
 using System.Text;
 using System.Text.Json;
 
-namespace Oncely.Sqlite;
+namespace Oncely;
 
-/// <summary>Stores replayed headers as a compact JSON array of <c>[name, value]</c> pairs, keeping order and duplicates.</summary>
-internal static class HeaderCodec
+/// <summary>
+/// The text form SQL stores keep replayed headers in: a JSON array of <c>[name, value]</c> pairs, in order, duplicates
+/// kept (for example <c>[["Content-Type","application/json"],["Location","/payments/1"]]</c>). Shared by every store and
+/// by the EF Core mapping, so a record written by one can be read by another.
+/// </summary>
+public static class StoredHeaders
 {
+    /// <summary>Writes the headers in the stored form (<c>[]</c> when there are none).</summary>
+    /// <param name="headers">The headers, in order.</param>
+    /// <returns>The JSON text.</returns>
     public static string Serialize(IReadOnlyList<KeyValuePair<string, string>> headers)
     {
+        ArgumentNullException.ThrowIfNull(headers);
         if (headers.Count == 0)
         {
             return "[]";
         }
 
-        var buffer = new ArrayBufferWriter<byte>(256);
+        var buffer = new ArrayBufferWriter<byte>(64 + (headers.Count * 48));
         using (var writer = new Utf8JsonWriter(buffer))
         {
             writer.WriteStartArray();
@@ -32,6 +40,9 @@ internal static class HeaderCodec
         return Encoding.UTF8.GetString(buffer.WrittenSpan);
     }
 
+    /// <summary>Reads headers back from the stored form; <see langword="null"/> or empty text means none.</summary>
+    /// <param name="json">The JSON text.</param>
+    /// <returns>The headers, in order.</returns>
     public static IReadOnlyList<KeyValuePair<string, string>> Deserialize(string? json)
     {
         if (string.IsNullOrEmpty(json) || json == "[]")
