@@ -410,6 +410,8 @@ public class DecisionTableTests
         app.Gate.SetResult();
         var takeOver = await app.PostAsync("/slow", "k");
         Assert.Equal(HttpStatusCode.Created, takeOver.StatusCode);
+        Assert.False(takeOver.Headers.Contains("Idempotent-Replayed"));
+        Assert.Equal(2, app.CallsTo("slow"));
 
         // Now the stale worker finishes: its answer must not replace the stored one.
         firstGate.SetResult();

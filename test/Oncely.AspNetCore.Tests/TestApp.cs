@@ -164,8 +164,9 @@ public sealed class TestApp : IAsyncDisposable
         app.MapPost("/slow", async () =>
         {
             var n = Count("slow");
+            var gate = Gate; // read before signalling, so a test swapping Gate afterwards cannot release this request
             Entered.TrySetResult();
-            await Gate.Task;
+            await gate.Task;
             return Results.Created($"/slow/{n}", new { call = n });
         }).RequireIdempotencyKey();
 
