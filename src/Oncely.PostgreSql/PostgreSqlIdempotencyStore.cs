@@ -223,12 +223,7 @@ internal sealed class PostgreSqlIdempotencyStore
         {
             await EnsureInitializedAsync(deadline.Token).ConfigureAwait(false);
             using var command = CreateCommand(_completeSql, id);
-            command.Parameters.Add(new NpgsqlParameter<long>("token", NpgsqlDbType.Bigint) { TypedValue = fencingToken });
-            command.Parameters.Add(new NpgsqlParameter<int>("status", NpgsqlDbType.Integer) { TypedValue = response.StatusCode });
-            command.Parameters.Add(new NpgsqlParameter<string>("headers", NpgsqlDbType.Jsonb) { TypedValue = StoredHeaders.Serialize(response.Headers) });
-            command.Parameters.Add(new NpgsqlParameter<ReadOnlyMemory<byte>>("body", NpgsqlDbType.Bytea) { TypedValue = response.Body });
-            command.Parameters.Add(new NpgsqlParameter<bool>("omitted", NpgsqlDbType.Boolean) { TypedValue = response.BodyOmitted });
-            command.Parameters.Add(new NpgsqlParameter<TimeSpan>("expiration", NpgsqlDbType.Interval) { TypedValue = expiration });
+            BindCompletion(command, fencingToken, response, expiration);
             return await command.ExecuteNonQueryAsync(deadline.Token).ConfigureAwait(false) == 1;
         }
         catch (Exception ex) when (PostgreSqlFailures.IsUnavailable(ex, cancellationToken))
@@ -264,9 +259,7 @@ internal sealed class PostgreSqlIdempotencyStore
         {
             await EnsureInitializedAsync(deadline.Token).ConfigureAwait(false);
             using var command = CreateCommand(_recoveryPointSql, id);
-            command.Parameters.Add(new NpgsqlParameter<long>("token", NpgsqlDbType.Bigint) { TypedValue = fencingToken });
-            command.Parameters.Add(new NpgsqlParameter<string>("recovery", NpgsqlDbType.Text) { TypedValue = recoveryPoint });
-            command.Parameters.Add(new NpgsqlParameter<TimeSpan>("lease", NpgsqlDbType.Interval) { TypedValue = lease });
+            BindRecoveryPoint(command, fencingToken, recoveryPoint, lease);
             return await command.ExecuteNonQueryAsync(deadline.Token).ConfigureAwait(false) == 1;
         }
         catch (Exception ex) when (PostgreSqlFailures.IsUnavailable(ex, cancellationToken))
@@ -286,12 +279,7 @@ internal sealed class PostgreSqlIdempotencyStore
         ArgumentNullException.ThrowIfNull(transaction);
         ArgumentNullException.ThrowIfNull(response);
         using var command = CreateCommand(transaction, _completeSql, id);
-        command.Parameters.Add(new NpgsqlParameter<long>("token", NpgsqlDbType.Bigint) { TypedValue = fencingToken });
-        command.Parameters.Add(new NpgsqlParameter<int>("status", NpgsqlDbType.Integer) { TypedValue = response.StatusCode });
-        command.Parameters.Add(new NpgsqlParameter<string>("headers", NpgsqlDbType.Jsonb) { TypedValue = StoredHeaders.Serialize(response.Headers) });
-        command.Parameters.Add(new NpgsqlParameter<ReadOnlyMemory<byte>>("body", NpgsqlDbType.Bytea) { TypedValue = response.Body });
-        command.Parameters.Add(new NpgsqlParameter<bool>("omitted", NpgsqlDbType.Boolean) { TypedValue = response.BodyOmitted });
-        command.Parameters.Add(new NpgsqlParameter<TimeSpan>("expiration", NpgsqlDbType.Interval) { TypedValue = expiration });
+        BindCompletion(command, fencingToken, response, expiration);
         return await ExecuteInTransactionAsync(command, "complete a record", cancellationToken).ConfigureAwait(false);
     }
 
@@ -302,9 +290,7 @@ internal sealed class PostgreSqlIdempotencyStore
         ArgumentNullException.ThrowIfNull(transaction);
         ArgumentException.ThrowIfNullOrEmpty(recoveryPoint);
         using var command = CreateCommand(transaction, _recoveryPointSql, id);
-        command.Parameters.Add(new NpgsqlParameter<long>("token", NpgsqlDbType.Bigint) { TypedValue = fencingToken });
-        command.Parameters.Add(new NpgsqlParameter<string>("recovery", NpgsqlDbType.Text) { TypedValue = recoveryPoint });
-        command.Parameters.Add(new NpgsqlParameter<TimeSpan>("lease", NpgsqlDbType.Interval) { TypedValue = lease });
+        BindRecoveryPoint(command, fencingToken, recoveryPoint, lease);
         return await ExecuteInTransactionAsync(command, "set a recovery point", cancellationToken).ConfigureAwait(false);
     }
 
@@ -667,5 +653,23 @@ internal sealed class PostgreSqlIdempotencyStore
         var value = await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false);
         Debug.Assert(value is T, "The scalar query returns the expected type.");
         return (T)value!;
+    }
+
+    // One binding per statement, shared by the standalone and the in-transaction paths so they cannot drift apart.
+    private static void BindCompletion(NpgsqlCommand command, long fencingToken, IdempotentResponse response, TimeSpan expiration)
+    {
+        command.Parameters.Add(new NpgsqlParameter<long>("token", NpgsqlDbType.Bigint) { TypedValue = fencingToken });
+        command.Parameters.Add(new NpgsqlParameter<int>("status", NpgsqlDbType.Integer) { TypedValue = response.StatusCode });
+        command.Parameters.Add(new NpgsqlParameter<string>("headers", NpgsqlDbType.Jsonb) { TypedValue = StoredHeaders.Serialize(response.Headers) });
+        command.Parameters.Add(new NpgsqlParameter<ReadOnlyMemory<byte>>("body", NpgsqlDbType.Bytea) { TypedValue = response.Body });
+        command.Parameters.Add(new NpgsqlParameter<bool>("omitted", NpgsqlDbType.Boolean) { TypedValue = response.BodyOmitted });
+        command.Parameters.Add(new NpgsqlParameter<TimeSpan>("expiration", NpgsqlDbType.Interval) { TypedValue = expiration });
+    }
+
+    private static void BindRecoveryPoint(NpgsqlCommand command, long fencingToken, string recoveryPoint, TimeSpan lease)
+    {
+        command.Parameters.Add(new NpgsqlParameter<long>("token", NpgsqlDbType.Bigint) { TypedValue = fencingToken });
+        command.Parameters.Add(new NpgsqlParameter<string>("recovery", NpgsqlDbType.Text) { TypedValue = recoveryPoint });
+        command.Parameters.Add(new NpgsqlParameter<TimeSpan>("lease", NpgsqlDbType.Interval) { TypedValue = lease });
     }
 }

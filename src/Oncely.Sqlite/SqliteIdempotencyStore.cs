@@ -142,13 +142,7 @@ internal sealed class SqliteIdempotencyStore
             async (connection, ct) =>
             {
                 using var command = CreateCommand(connection, _completeSql);
-                AddKey(command, id);
-                command.Parameters.AddWithValue("@token", fencingToken);
-                command.Parameters.AddWithValue("@status_code", response.StatusCode);
-                command.Parameters.AddWithValue("@headers", headers);
-                command.Parameters.Add("@body", SqliteType.Blob).Value = body;
-                command.Parameters.AddWithValue("@body_omitted", response.BodyOmitted ? 1 : 0);
-                command.Parameters.AddWithValue("@expires_at", After(NowMilliseconds(), expiration));
+                BindCompletion(command, id, fencingToken, response, headers, body, expiration);
                 return await command.ExecuteNonQueryAsync(ct).ConfigureAwait(false) == 1;
             },
             cancellationToken).ConfigureAwait(false);
@@ -195,13 +189,8 @@ internal sealed class SqliteIdempotencyStore
         return await RunAsync(
             async (connection, ct) =>
             {
-                var now = NowMilliseconds();
                 using var command = CreateCommand(connection, _setRecoveryPointSql);
-                AddKey(command, id);
-                command.Parameters.AddWithValue("@token", fencingToken);
-                command.Parameters.AddWithValue("@recovery_point", recoveryPoint);
-                command.Parameters.AddWithValue("@lease_expires_at", After(now, lease));
-                command.Parameters.AddWithValue("@now", now);
+                BindRecoveryPoint(command, id, fencingToken, recoveryPoint, lease);
                 return await command.ExecuteNonQueryAsync(ct).ConfigureAwait(false) == 1;
             },
             cancellationToken).ConfigureAwait(false);
@@ -243,13 +232,7 @@ internal sealed class SqliteIdempotencyStore
         ArgumentNullException.ThrowIfNull(response);
         var connection = TransactionConnection(transaction);
         using var command = CreateCommand(connection, _completeSql, transaction);
-        AddKey(command, id);
-        command.Parameters.AddWithValue("@token", fencingToken);
-        command.Parameters.AddWithValue("@status_code", response.StatusCode);
-        command.Parameters.AddWithValue("@headers", StoredHeaders.Serialize(response.Headers));
-        command.Parameters.Add("@body", SqliteType.Blob).Value = AsArray(response.Body);
-        command.Parameters.AddWithValue("@body_omitted", response.BodyOmitted ? 1 : 0);
-        command.Parameters.AddWithValue("@expires_at", After(NowMilliseconds(), expiration));
+        BindCompletion(command, id, fencingToken, response, StoredHeaders.Serialize(response.Headers), AsArray(response.Body), expiration);
         return await ExecuteInTransactionAsync(command, connection, "complete the record", cancellationToken).ConfigureAwait(false);
     }
 
@@ -260,13 +243,8 @@ internal sealed class SqliteIdempotencyStore
         ArgumentNullException.ThrowIfNull(transaction);
         ArgumentException.ThrowIfNullOrEmpty(recoveryPoint);
         var connection = TransactionConnection(transaction);
-        var now = NowMilliseconds();
         using var command = CreateCommand(connection, _setRecoveryPointSql, transaction);
-        AddKey(command, id);
-        command.Parameters.AddWithValue("@token", fencingToken);
-        command.Parameters.AddWithValue("@recovery_point", recoveryPoint);
-        command.Parameters.AddWithValue("@lease_expires_at", After(now, lease));
-        command.Parameters.AddWithValue("@now", now);
+        BindRecoveryPoint(command, id, fencingToken, recoveryPoint, lease);
         return await ExecuteInTransactionAsync(command, connection, "set the recovery point", cancellationToken).ConfigureAwait(false);
     }
 
@@ -662,4 +640,26 @@ internal sealed class SqliteIdempotencyStore
 
     private static DateTimeOffset FromUnixMilliseconds(long value)
         => DateTimeOffset.FromUnixTimeMilliseconds(Math.Clamp(value, MinUnixMilliseconds, MaxUnixMilliseconds));
+
+    // One binding per statement, shared by the standalone and the in-transaction paths so they cannot drift apart.
+    private void BindCompletion(SqliteCommand command, IdempotencyRecordId id, long fencingToken, IdempotentResponse response, string headers, byte[] body, TimeSpan expiration)
+    {
+        AddKey(command, id);
+        command.Parameters.AddWithValue("@token", fencingToken);
+        command.Parameters.AddWithValue("@status_code", response.StatusCode);
+        command.Parameters.AddWithValue("@headers", headers);
+        command.Parameters.Add("@body", SqliteType.Blob).Value = body;
+        command.Parameters.AddWithValue("@body_omitted", response.BodyOmitted ? 1 : 0);
+        command.Parameters.AddWithValue("@expires_at", After(NowMilliseconds(), expiration));
+    }
+
+    private void BindRecoveryPoint(SqliteCommand command, IdempotencyRecordId id, long fencingToken, string recoveryPoint, TimeSpan lease)
+    {
+        var now = NowMilliseconds();
+        AddKey(command, id);
+        command.Parameters.AddWithValue("@token", fencingToken);
+        command.Parameters.AddWithValue("@recovery_point", recoveryPoint);
+        command.Parameters.AddWithValue("@lease_expires_at", After(now, lease));
+        command.Parameters.AddWithValue("@now", now);
+    }
 }

@@ -1,3 +1,4 @@
+using Oncely.Testing;
 using System.Data.Common;
 using Microsoft.Data.Sqlite;
 using Npgsql;
@@ -46,35 +47,13 @@ public sealed class BusinessDatabase(string kind, string connectionString)
     {
         await using var connection = await OpenAsync();
         await ExecuteAsync(connection, null, "INSERT INTO bank_calls (derived_key) VALUES (@k)", ("@k", derivedKey));
-        await using var command = Command(connection, null, "INSERT INTO bank_transfers (derived_key, amount) VALUES (@k, @a) ON CONFLICT (derived_key) DO NOTHING", [("@k", derivedKey), ("@a", amount)]);
+        await using var command = TestSql.Command(connection, null, "INSERT INTO bank_transfers (derived_key, amount) VALUES (@k, @a) ON CONFLICT (derived_key) DO NOTHING", [("@k", derivedKey), ("@a", amount)]);
         return await command.ExecuteNonQueryAsync() == 1;
     }
 
-    public static async Task ExecuteAsync(DbConnection connection, DbTransaction? transaction, string sql, params (string Name, object Value)[] parameters)
-    {
-        await using var command = Command(connection, transaction, sql, parameters);
-        await command.ExecuteNonQueryAsync();
-    }
+    public static Task ExecuteAsync(DbConnection connection, DbTransaction? transaction, string sql, params (string Name, object Value)[] parameters)
+        => TestSql.ExecuteAsync(connection, transaction, sql, parameters);
 
-    public static async Task<long> ScalarAsync(DbConnection connection, string sql, params (string Name, object Value)[] parameters)
-    {
-        await using var command = Command(connection, null, sql, parameters);
-        return Convert.ToInt64(await command.ExecuteScalarAsync(), System.Globalization.CultureInfo.InvariantCulture);
-    }
-
-    private static DbCommand Command(DbConnection connection, DbTransaction? transaction, string sql, (string Name, object Value)[] parameters)
-    {
-        var command = connection.CreateCommand();
-        command.CommandText = sql;
-        command.Transaction = transaction;
-        foreach (var (name, value) in parameters)
-        {
-            var parameter = command.CreateParameter();
-            parameter.ParameterName = name;
-            parameter.Value = value;
-            command.Parameters.Add(parameter);
-        }
-
-        return command;
-    }
+    public static Task<long> ScalarAsync(DbConnection connection, string sql, params (string Name, object Value)[] parameters)
+        => TestSql.ScalarAsync(connection, sql, parameters);
 }

@@ -1,3 +1,4 @@
+using Oncely.Testing;
 using System.Data.Common;
 using System.Net;
 using System.Text;
@@ -293,33 +294,11 @@ public abstract class TransactionalCompletionSpecification<TTransaction> : IAsyn
         return await ScalarAsync(connection, "SELECT COUNT(*) FROM txn_phases WHERE idem_key = @k", ("@k", key));
     }
 
-    protected static async Task ExecuteAsync(DbConnection connection, DbTransaction? transaction, string sql, params (string Name, object Value)[] parameters)
-    {
-        await using var command = Command(connection, transaction, sql, parameters);
-        await command.ExecuteNonQueryAsync();
-    }
+    protected static Task ExecuteAsync(DbConnection connection, DbTransaction? transaction, string sql, params (string Name, object Value)[] parameters)
+        => TestSql.ExecuteAsync(connection, transaction, sql, parameters);
 
-    protected static async Task<long> ScalarAsync(DbConnection connection, string sql, params (string Name, object Value)[] parameters)
-    {
-        await using var command = Command(connection, null, sql, parameters);
-        return Convert.ToInt64(await command.ExecuteScalarAsync(), System.Globalization.CultureInfo.InvariantCulture);
-    }
-
-    private static DbCommand Command(DbConnection connection, DbTransaction? transaction, string sql, (string Name, object Value)[] parameters)
-    {
-        var command = connection.CreateCommand();
-        command.CommandText = sql;
-        command.Transaction = transaction;
-        foreach (var (name, value) in parameters)
-        {
-            var parameter = command.CreateParameter();
-            parameter.ParameterName = name;
-            parameter.Value = value;
-            command.Parameters.Add(parameter);
-        }
-
-        return command;
-    }
+    protected static Task<long> ScalarAsync(DbConnection connection, string sql, params (string Name, object Value)[] parameters)
+        => TestSql.ScalarAsync(connection, sql, parameters);
 
     private async Task<PaymentsApp> StartAppAsync()
     {
