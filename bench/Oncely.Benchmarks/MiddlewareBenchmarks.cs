@@ -19,6 +19,9 @@ namespace Oncely.Benchmarks;
 public class MiddlewareBenchmarks
 {
     private const int Batch = 1024;
+    private static readonly System.Security.Claims.ClaimsPrincipal Caller = new(new System.Security.Claims.ClaimsIdentity(
+        [new System.Security.Claims.Claim(System.Security.Claims.ClaimTypes.NameIdentifier, "tenant-1")], "bench"));
+
     private static readonly byte[] ResponseBody = "{\"id\":\"pay_1\",\"status\":\"succeeded\"}"u8.ToArray();
 
     private readonly RequestDelegate _handler = static context =>
@@ -91,7 +94,7 @@ public class MiddlewareBenchmarks
             Options.Create(_options),
             _services.GetRequiredService<IdempotencyProblemWriter>(),
             _services.GetRequiredService<IdempotencyMetrics>(),
-            TimeProvider.System,
+            new KeyReuseAuditor(executor, TimeProvider.System, NullLogger<KeyReuseAuditor>.Instance),
             NullLogger<IdempotencyMiddleware>.Instance);
     }
 
@@ -105,6 +108,7 @@ public class MiddlewareBenchmarks
         request.ContentLength = _body.Length;
         request.Body = new MemoryStream(_body, writable: false);
         request.Headers[IdempotencyOptions.HeaderName] = key;
+        context.User = Caller;
         context.SetEndpoint(_endpoint);
         return context;
     }

@@ -19,7 +19,7 @@ internal interface IRawPrimitive
 
 internal static class RawPayload
 {
-    public const string Tenant = "anonymous";
+    public const string Tenant = IdempotencyRecordId.AnonymousTenant;
     public const string Operation = "POST /payments";
     public const string Fingerprint = "5d41402abc4b2a76b9719d911017c592ae2c9a3bd2d1a1c1d7e9c1d2b0e4f6a8";
     public const string Headers = """[["Content-Type","application/json; charset=utf-8"],["Location","/payments/pay_1"]]""";

@@ -71,7 +71,7 @@ internal sealed class TestServer : IAsyncDisposable
         });
         if (useOncely)
         {
-            endpoint.RequireIdempotencyKey();
+            endpoint.RequireIdempotencyKey().AllowAnonymousIdempotency();
         }
 
         await app.StartAsync();

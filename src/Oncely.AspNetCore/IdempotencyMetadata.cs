@@ -1,5 +1,6 @@
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Mvc.Filters;
 
 namespace Oncely.AspNetCore;
 
@@ -10,17 +11,54 @@ public interface IIdempotencyMetadata
     /// Whether a request without a key is refused with <c>400</c> (row 2) or passes through without a record (row 3).
     /// </summary>
     bool KeyRequired { get; }
+
+    /// <summary>
+    /// Whether unauthenticated callers are served, all in one shared anonymous scope. Default: <see langword="false"/>:
+    /// an unauthenticated caller is refused with <c>401</c> before anything runs.
+    /// </summary>
+    bool AllowAnonymous => false;
+
+    /// <summary>
+    /// The operation name the endpoint's records are kept under, instead of the one derived from the method and route
+    /// pattern. Default: <see langword="null"/> (derived).
+    /// </summary>
+    string? Operation => null;
 }
 
 /// <summary>
 /// Marks an MVC action or controller as idempotent. The key is required by default; set
 /// <see cref="KeyRequired"/> to <see langword="false"/> to let requests without a key through unrecorded.
 /// </summary>
+/// <remarks>
+/// It is also an MVC resource filter that refuses to run the action when the idempotency middleware did not handle the
+/// request (for example <c>UseIdempotency()</c> placed before <c>UseRouting()</c>): the action never runs unprotected.
+/// </remarks>
 [AttributeUsage(AttributeTargets.Class | AttributeTargets.Method, AllowMultiple = false, Inherited = true)]
-public sealed class IdempotentAttribute : Attribute, IIdempotencyMetadata
+public sealed class IdempotentAttribute : Attribute, IIdempotencyMetadata, IAsyncResourceFilter
 {
     /// <summary>Whether a request without a key is refused with <c>400</c>. Default: <see langword="true"/>.</summary>
     public bool KeyRequired { get; set; } = true;
+
+    /// <summary>
+    /// Whether unauthenticated callers are served, all sharing one anonymous scope (any anonymous caller who sends the
+    /// same key and payload receives the first caller's stored answer). Default: <see langword="false"/> (<c>401</c>).
+    /// </summary>
+    public bool AllowAnonymous { get; set; }
+
+    /// <summary>
+    /// The operation name the records are kept under. Default: <see langword="null"/>, derived from the method, the route
+    /// pattern, the host constraint and the controller and action route values.
+    /// </summary>
+    public string? Operation { get; set; }
+
+    /// <inheritdoc />
+    public Task OnResourceExecutionAsync(ResourceExecutingContext context, ResourceExecutionDelegate next)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        ArgumentNullException.ThrowIfNull(next);
+        IdempotencyEndpointGuard.EnsureHandled(context.HttpContext);
+        return next();
+    }
 }
 
 /// <summary>Minimal-API conventions that mark endpoints idempotent.</summary>
@@ -28,6 +66,8 @@ public static class IdempotencyEndpointConventionBuilderExtensions
 {
     /// <summary>
     /// Makes the endpoint idempotent and refuses requests without an <c>Idempotency-Key</c> with <c>400</c>.
+    /// Unauthenticated callers are refused with <c>401</c> unless <see cref="AllowAnonymousIdempotency{TBuilder}"/> is added.
+    /// The endpoint refuses to run if the idempotency middleware did not handle the request.
     /// </summary>
     /// <typeparam name="TBuilder">The endpoint builder type.</typeparam>
     /// <param name="builder">The endpoint.</param>
@@ -36,7 +76,7 @@ public static class IdempotencyEndpointConventionBuilderExtensions
         where TBuilder : IEndpointConventionBuilder
     {
         ArgumentNullException.ThrowIfNull(builder);
-        return builder.WithMetadata(new IdempotentAttribute { KeyRequired = true });
+        return builder.WithMetadata(new IdempotentAttribute { KeyRequired = true }).GuardedByIdempotencyMiddleware();
     }
 
     /// <summary>
@@ -50,7 +90,58 @@ public static class IdempotencyEndpointConventionBuilderExtensions
         where TBuilder : IEndpointConventionBuilder
     {
         ArgumentNullException.ThrowIfNull(builder);
-        return builder.WithMetadata(new IdempotentAttribute { KeyRequired = false });
+        return builder.WithMetadata(new IdempotentAttribute { KeyRequired = false }).GuardedByIdempotencyMiddleware();
+    }
+
+    /// <summary>
+    /// Lets unauthenticated callers use the idempotent endpoint. They all share one anonymous scope, which no real
+    /// tenant id can equal: any anonymous caller who sends the same key and payload receives the first anonymous caller's
+    /// stored answer. Use it only for endpoints whose answers are not private (a public sign-up form, a contact form).
+    /// </summary>
+    /// <typeparam name="TBuilder">The endpoint builder type.</typeparam>
+    /// <param name="builder">The endpoint.</param>
+    /// <returns>The same builder.</returns>
+    public static TBuilder AllowAnonymousIdempotency<TBuilder>(this TBuilder builder)
+        where TBuilder : IEndpointConventionBuilder
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        return builder.WithMetadata(AnonymousIdempotencyScopeMetadata.Instance);
+    }
+
+    /// <summary>
+    /// Keeps the endpoint's records under <paramref name="operation"/> instead of the name derived from its method and
+    /// route pattern: for two endpoints that the derived name cannot tell apart, or to keep records valid across a
+    /// route rename.
+    /// </summary>
+    /// <typeparam name="TBuilder">The endpoint builder type.</typeparam>
+    /// <param name="builder">The endpoint.</param>
+    /// <param name="operation">The operation name, for example <c>payments.create</c>.</param>
+    /// <returns>The same builder.</returns>
+    public static TBuilder WithIdempotencyOperation<TBuilder>(this TBuilder builder, string operation)
+        where TBuilder : IEndpointConventionBuilder
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        ArgumentException.ThrowIfNullOrWhiteSpace(operation);
+        return builder.WithMetadata(new IdempotencyOperationMetadata(operation));
+    }
+
+    private static TBuilder GuardedByIdempotencyMiddleware<TBuilder>(this TBuilder builder)
+        where TBuilder : IEndpointConventionBuilder
+    {
+        // Runs after the framework has built the endpoint's request delegate.
+        builder.Finally(static endpoint =>
+        {
+            if (endpoint.RequestDelegate is { } inner && !endpoint.Metadata.Contains(IdempotencyEndpointGuard.Marker))
+            {
+                endpoint.Metadata.Add(IdempotencyEndpointGuard.Marker);
+                endpoint.RequestDelegate = context =>
+                {
+                    IdempotencyEndpointGuard.EnsureHandled(context);
+                    return inner(context);
+                };
+            }
+        });
+        return builder;
     }
 }
 
@@ -79,5 +170,44 @@ public static class IdempotencyHttpContextExtensions
     {
         ArgumentNullException.ThrowIfNull(context);
         return context.Features.Get<IIdempotencyFeature>()?.Execution;
+    }
+}
+
+internal sealed class AnonymousIdempotencyScopeMetadata
+{
+    public static readonly AnonymousIdempotencyScopeMetadata Instance = new();
+}
+
+internal sealed class IdempotencyOperationMetadata(string operation)
+{
+    public string Operation { get; } = operation;
+}
+
+/// <summary>
+/// Makes an idempotent endpoint fail closed when the idempotency middleware did not handle its request, the way
+/// ASP.NET Core refuses an endpoint with authorization metadata when the authorization middleware did not run.
+/// </summary>
+internal static class IdempotencyEndpointGuard
+{
+    public static readonly object Marker = new GuardMarker();
+
+    public static void MarkHandled(HttpContext context) => context.Features.Set(HandledFeature.Instance);
+
+    public static void EnsureHandled(HttpContext context)
+    {
+        if (context.Features.Get<HandledFeature>() is null)
+        {
+            throw new InvalidOperationException(
+                $"Endpoint {context.GetEndpoint()?.DisplayName} is idempotent, but the idempotency middleware did not handle the request, so it was refused " +
+                "rather than run unprotected. Call app.UseIdempotency() after app.UseRouting() (and after UseAuthentication/UseAuthorization), " +
+                "or, when UseRouting() is not called explicitly, anywhere before the endpoints are mapped.");
+        }
+    }
+
+    private sealed class GuardMarker;
+
+    private sealed class HandledFeature
+    {
+        public static readonly HandledFeature Instance = new();
     }
 }

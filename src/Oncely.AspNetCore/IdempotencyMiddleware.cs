@@ -1,16 +1,17 @@
-using System.Buffers;
+using System.Runtime.ExceptionServices;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
-using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
-using Microsoft.Extensions.Primitives;
 
 namespace Oncely.AspNetCore;
 
 /// <summary>
-/// Applies the decision table to endpoints that carry <see cref="IIdempotencyMetadata"/>: validate the key, fingerprint
-/// the request, reserve, then run once and store, or replay, or refuse.
+/// Applies the decision table to endpoints that carry <see cref="IIdempotencyMetadata"/>: validate the key, identify the
+/// caller, read and fingerprint the body, reserve, then run once and store, or replay, or refuse. Each job has its own
+/// type: <see cref="IdempotencyEndpointPlan"/> (the operation), <see cref="RequestBodyBuffer"/> (the body),
+/// <see cref="ResponseCaptureStream"/> and <see cref="IdempotentResponseWriter"/> (capture and replay),
+/// <see cref="KeyReuseAuditor"/> (row 8's audit).
 /// </summary>
 internal sealed partial class IdempotencyMiddleware
 {
@@ -21,7 +22,8 @@ internal sealed partial class IdempotencyMiddleware
     private readonly IdempotencyOptions _options;
     private readonly IdempotencyProblemWriter _problems;
     private readonly IdempotencyMetrics _metrics;
-    private readonly TimeProvider _clock;
+    private readonly IdempotentResponseWriter _responses;
+    private readonly KeyReuseAuditor _auditor;
     private readonly ILogger _logger;
 
     public IdempotencyMiddleware(
@@ -30,7 +32,7 @@ internal sealed partial class IdempotencyMiddleware
         IOptions<IdempotencyOptions> options,
         IdempotencyProblemWriter problems,
         IdempotencyMetrics metrics,
-        TimeProvider clock,
+        KeyReuseAuditor auditor,
         ILogger<IdempotencyMiddleware> logger)
     {
         _next = next;
@@ -38,20 +40,24 @@ internal sealed partial class IdempotencyMiddleware
         _options = options.Value;
         _problems = problems;
         _metrics = metrics;
-        _clock = clock;
+        _responses = new IdempotentResponseWriter(_options);
+        _auditor = auditor;
         _logger = logger;
     }
 
     public Task InvokeAsync(HttpContext context)
     {
-        var endpoint = context.GetEndpoint();
-        var metadata = endpoint?.Metadata.GetMetadata<IIdempotencyMetadata>();
-        return metadata is null ? _next(context) : InvokeIdempotentAsync(context, endpoint!, metadata);
+        // Row 1: endpoints that are not idempotent pass through untouched.
+        var plan = context.GetEndpoint() is { } endpoint ? IdempotencyEndpointPlan.For(endpoint) : null;
+        return plan is null ? _next(context) : InvokeIdempotentAsync(context, plan);
     }
 
-    private async Task InvokeIdempotentAsync(HttpContext context, Endpoint endpoint, IIdempotencyMetadata metadata)
+    private async Task InvokeIdempotentAsync(HttpContext context, IdempotencyEndpointPlan plan)
     {
+        IdempotencyEndpointGuard.MarkHandled(context);
         var request = context.Request;
+
+        // Row 4: a malformed key is refused before anything else.
         var keyError = IdempotencyKeyParser.TryParse(
             request.Headers[IdempotencyOptions.HeaderName],
             _options.AcceptAliasHeader ? request.Headers[IdempotencyOptions.AliasHeaderName] : NoValues,
@@ -65,13 +71,15 @@ internal sealed partial class IdempotencyMiddleware
 
         if (key is null)
         {
-            if (!metadata.KeyRequired)
+            if (!plan.KeyRequired)
             {
+                // Row 3: no key, no record.
                 _metrics.Count(IdempotencyMetrics.Outcomes.NoKey);
                 await _next(context).ConfigureAwait(false);
                 return;
             }
 
+            // Row 2.
             await RejectAsync(
                 context,
                 StatusCodes.Status400BadRequest,
@@ -82,99 +90,130 @@ internal sealed partial class IdempotencyMiddleware
             return;
         }
 
+        // The scope's first half. Refusals here happen before the operation starts, so nothing is recorded.
         var tenant = _options.TenantResolver(context);
         if (string.IsNullOrEmpty(tenant))
         {
-            LogTenantUnresolved(_logger, request.Method, request.Path);
-            await RejectAsync(
-                context,
-                StatusCodes.Status500InternalServerError,
-                IdempotencyProblemTypes.TenantUnresolved,
-                "Caller could not be identified",
-                "The server could not tell which tenant this authenticated request belongs to, so it refused to run it. This is a server configuration problem (IdempotencyOptions.TenantResolver).",
-                key).ConfigureAwait(false);
-            return;
-        }
-
-        if (request.ContentLength > _options.MaxRequestBodySize)
-        {
-            await RejectTooLargeAsync(context, key).ConfigureAwait(false);
-            return;
-        }
-
-        byte[]? rented = null;
-        try
-        {
-            var (buffer, length, tooLarge) = await ReadBodyAsync(request, _options.MaxRequestBodySize, context.RequestAborted).ConfigureAwait(false);
-            rented = buffer;
-            if (tooLarge)
+            if (context.User.Identity?.IsAuthenticated == true)
             {
-                await RejectTooLargeAsync(context, key).ConfigureAwait(false);
+                LogTenantUnresolved(_logger, request.Method, request.Path);
+                await RejectAsync(
+                    context,
+                    StatusCodes.Status500InternalServerError,
+                    IdempotencyProblemTypes.TenantUnresolved,
+                    "Caller could not be identified",
+                    "The server could not tell which tenant this authenticated request belongs to, so it refused to run it. This is a server configuration problem (IdempotencyOptions.TenantResolver).",
+                    key).ConfigureAwait(false);
                 return;
             }
 
-            var body = rented is null ? ReadOnlyMemory<byte>.Empty : rented.AsMemory(0, length);
-            if (rented is not null)
+            if (!plan.AllowAnonymous)
             {
-                // The handler reads the same bytes that were fingerprinted.
-                request.Body = new MemoryStream(rented, 0, length, writable: false);
+                await RejectAsync(
+                    context,
+                    StatusCodes.Status401Unauthorized,
+                    IdempotencyProblemTypes.CallerUnauthenticated,
+                    "Authentication required",
+                    "This idempotent operation keeps each caller's answers apart, so it needs an authenticated caller: send valid credentials. Nothing was executed.",
+                    key).ConfigureAwait(false);
+                return;
             }
 
-            var id = new IdempotencyRecordId(tenant, OperationOf(request.Method, endpoint), key);
-            var fingerprint = RequestFingerprint.Compute(new FingerprintInput(request.Method, request.PathBase.Add(request.Path).Value ?? "/")
-            {
-                Query = QueryPairs(request.Query),
-                Headers = FingerprintHeaderPairs(request.Headers),
-                ContentType = request.ContentType,
-                Body = body,
-            });
-
-            // Store transitions are not tied to the client's connection: an abandoned reservation would otherwise
-            // block retries for a whole lease. Each call is bounded by StoreTimeout instead.
-            var decision = await _executor.BeginAsync(id, fingerprint, CancellationToken.None).ConfigureAwait(false);
-            switch (decision.Kind)
-            {
-                case IdempotencyDecisionKind.Execute:
-                    await ExecuteAsync(context, decision.Execution!).ConfigureAwait(false);
-                    break;
-                case IdempotencyDecisionKind.Replay:
-                    await ReplayAsync(context, decision.Record!).ConfigureAwait(false);
-                    break;
-                case IdempotencyDecisionKind.InProgress:
-                    _metrics.Count(IdempotencyMetrics.Outcomes.InProgress);
-                    await _problems.WriteAsync(
-                        context,
-                        _options,
-                        StatusCodes.Status409Conflict,
-                        IdempotencyProblemTypes.RequestInProgress,
-                        "Request in progress",
-                        "A request with this Idempotency-Key is still being processed. Retry after the Retry-After delay with the same key and payload to receive its result.",
-                        key,
-                        _options.InProgressRetryAfter).ConfigureAwait(false);
-                    break;
-                case IdempotencyDecisionKind.KeyReused:
-                    await KeyReusedAsync(context, decision.Record!, fingerprint, body).ConfigureAwait(false);
-                    break;
-                default:
-                    _metrics.Count(IdempotencyMetrics.Outcomes.StoreUnavailable);
-                    await _problems.WriteAsync(
-                        context,
-                        _options,
-                        StatusCodes.Status503ServiceUnavailable,
-                        IdempotencyProblemTypes.StoreUnavailable,
-                        "Idempotency store unavailable",
-                        "The request was not processed because the server cannot currently guarantee it runs only once. Nothing was executed: retry later with the same Idempotency-Key.",
-                        key,
-                        _options.StoreUnavailableRetryAfter).ConfigureAwait(false);
-                    break;
-            }
+            tenant = IdempotencyRecordId.AnonymousTenant;
         }
-        finally
+
+        using var body = await RequestBodyBuffer.ReadAsync(request, _options.MaxRequestBodySize, context.RequestAborted).ConfigureAwait(false);
+        switch (body.Outcome)
         {
-            if (rented is not null)
-            {
-                ArrayPool<byte>.Shared.Return(rented);
-            }
+            case RequestBodyOutcome.TooLarge:
+                // Row 15.
+                await RejectAsync(
+                    context,
+                    StatusCodes.Status413PayloadTooLarge,
+                    IdempotencyProblemTypes.PayloadTooLarge,
+                    "Request body too large",
+                    $"Idempotent requests may carry at most {_options.MaxRequestBodySize} bytes of body. Nothing was executed.",
+                    key).ConfigureAwait(false);
+                return;
+            case RequestBodyOutcome.Unreadable:
+                // Row 19: the server's own status; nothing reserved, the key stays usable.
+                LogBodyUnreadable(_logger, request.Method, request.Path, body.FailureStatus);
+                await RejectAsync(
+                    context,
+                    body.FailureStatus,
+                    IdempotencyProblemTypes.RequestBodyUnreadable,
+                    "Request body could not be read",
+                    "The request body was malformed, shorter than its Content-Length, or arrived too slowly. Nothing was executed and the Idempotency-Key can be used again: resend the whole request.",
+                    key).ConfigureAwait(false);
+                return;
+            case RequestBodyOutcome.ClientGone:
+                context.Abort();
+                return;
+        }
+
+        var id = new IdempotencyRecordId(tenant, plan.OperationFor(request.Method), key);
+        var fingerprint = RequestFingerprint.Compute(new FingerprintInput(request.Method, request.PathBase.Add(request.Path).Value ?? "/")
+        {
+            Query = QueryPairs(request.Query),
+            Headers = FingerprintHeaderPairs(request.Headers),
+            ContentType = request.ContentType,
+            Body = body.Body,
+        });
+
+        // Store transitions are not tied to the client's connection: an abandoned reservation would otherwise block
+        // retries for a whole lease. Each call is bounded by StoreTimeout instead.
+        var decision = await _executor.BeginAsync(id, fingerprint, CancellationToken.None).ConfigureAwait(false);
+        switch (decision.Kind)
+        {
+            case IdempotencyDecisionKind.Execute:
+                // Row 5.
+                await ExecuteAsync(context, decision.Execution!).ConfigureAwait(false);
+                break;
+            case IdempotencyDecisionKind.Replay:
+                // Row 6.
+                _metrics.Count(IdempotencyMetrics.Outcomes.Replayed);
+                LogReplayed(_logger, id.Tenant, id.Operation, id.Key, decision.Record!.Response!.StatusCode);
+                await _responses.ReplayAsync(context, decision.Record.Response).ConfigureAwait(false);
+                break;
+            case IdempotencyDecisionKind.InProgress:
+                // Row 7.
+                _metrics.Count(IdempotencyMetrics.Outcomes.InProgress);
+                await _problems.WriteAsync(
+                    context,
+                    _options,
+                    StatusCodes.Status409Conflict,
+                    IdempotencyProblemTypes.RequestInProgress,
+                    "Request in progress",
+                    "A request with this Idempotency-Key is still being processed. Retry after the Retry-After delay with the same key and payload to receive its result.",
+                    key,
+                    _options.InProgressRetryAfter).ConfigureAwait(false);
+                break;
+            case IdempotencyDecisionKind.KeyReused:
+                // Row 8.
+                _metrics.Count(IdempotencyMetrics.Outcomes.KeyReused);
+                await _auditor.AuditAsync(_options, decision.Record!, fingerprint, request.ContentType, body.Body).ConfigureAwait(false);
+                await _problems.WriteAsync(
+                    context,
+                    _options,
+                    _options.KeyReusedStatusCode,
+                    IdempotencyProblemTypes.KeyReused,
+                    "Idempotency-Key reused",
+                    "This Idempotency-Key was already used for a request with a different payload. Use a new key for a new operation; retries of an operation must send exactly the same request.",
+                    key).ConfigureAwait(false);
+                break;
+            default:
+                // Row 13: fail closed.
+                _metrics.Count(IdempotencyMetrics.Outcomes.StoreUnavailable);
+                await _problems.WriteAsync(
+                    context,
+                    _options,
+                    StatusCodes.Status503ServiceUnavailable,
+                    IdempotencyProblemTypes.StoreUnavailable,
+                    "Idempotency store unavailable",
+                    "The request was not processed because the server cannot currently guarantee it runs only once. Nothing was executed: retry later with the same Idempotency-Key.",
+                    key,
+                    _options.StoreUnavailableRetryAfter).ConfigureAwait(false);
+                break;
         }
     }
 
@@ -187,53 +226,32 @@ internal sealed partial class IdempotencyMiddleware
         context.Features.Set<IIdempotencyFeature>(new IdempotencyFeature(execution));
         try
         {
+            ExceptionDispatchInfo? failure = null;
+            var bodyCut = false;
             try
             {
                 await _next(context).ConfigureAwait(false);
-                await captureFeature.CompleteAsync().ConfigureAwait(false);
             }
-            catch
+            catch (Exception ex)
             {
-                // Row 11: the handler threw; a retry must be able to run it again (or resume at its recovery point).
-                await execution.ReleaseAsync(CancellationToken.None).ConfigureAwait(false);
-                _metrics.Count(IdempotencyMetrics.Outcomes.Released);
-                throw;
+                failure = ExceptionDispatchInfo.Capture(ex);
             }
 
-            var status = context.Response.StatusCode;
-            if (execution.CompletedInTransaction && !execution.IsFinished && !ShouldStore(status))
+            if (failure is null)
             {
-                // The handler wrote the completion in its transaction but answered with a status that is never stored
-                // (typically: the transaction rolled back and it answered 500). If the completion did not commit, the
-                // record is still InProgress with this token and is released so a retry executes; if it did commit,
-                // the release is refused by the store (state is Completed) and changes nothing.
-                await execution.ReleaseAsync(CancellationToken.None).ConfigureAwait(false);
-                _metrics.Count(IdempotencyMetrics.Outcomes.Released);
-                return;
+                try
+                {
+                    await captureFeature.CompleteAsync().ConfigureAwait(false);
+                }
+                catch (Exception ex) when (ex is IOException or OperationCanceledException)
+                {
+                    // The client is gone: the handler's answer did not reach it whole. The handler ran all the same.
+                    bodyCut = true;
+                }
             }
 
-            if (execution.CompletedInTransaction || execution.IsFinished)
-            {
-                // The handler's own transaction committed the completion.
-                _metrics.Count(IdempotencyMetrics.Outcomes.Executed);
-                return;
-            }
-
-            if (!ShouldStore(status))
-            {
-                await execution.ReleaseAsync(CancellationToken.None).ConfigureAwait(false);
-                _metrics.Count(IdempotencyMetrics.Outcomes.Released);
-                return;
-            }
-
-            if (capture.Overflowed)
-            {
-                LogResponseTooLarge(_logger, execution.Id.Tenant, execution.Id.Operation, execution.Id.Key, capture.BytesWritten, _options.MaxResponseBodySize);
-            }
-
-            var response = new IdempotentResponse(status, SnapshotHeaders(context.Response.Headers), capture.Captured, bodyOmitted: capture.Overflowed);
-            await execution.CompleteAsync(response, CancellationToken.None).ConfigureAwait(false);
-            _metrics.Count(IdempotencyMetrics.Outcomes.Executed);
+            await FinishAsync(context, execution, capture, handlerThrew: failure is not null, bodyCut).ConfigureAwait(false);
+            failure?.Throw();
         }
         finally
         {
@@ -242,78 +260,89 @@ internal sealed partial class IdempotencyMiddleware
         }
     }
 
-    private async Task ReplayAsync(HttpContext context, IdempotencyRecord record)
+    // Rows 10, 11, 16, 18: what the record becomes once the handler has returned or thrown.
+    private async Task FinishAsync(HttpContext context, IdempotencyExecution execution, ResponseCaptureStream capture, bool handlerThrew, bool bodyCut)
     {
-        var stored = record.Response!;
         var response = context.Response;
-        response.StatusCode = stored.StatusCode;
-        foreach (var (name, value) in stored.Headers)
+        var status = response.StatusCode;
+        if (handlerThrew && !(response.HasStarted && ShouldStore(status)))
         {
-            if (stored.BodyOmitted && string.Equals(name, "Content-Type", StringComparison.OrdinalIgnoreCase))
+            // Row 11: the handler threw before answering; a retry must be able to run it again (or resume at its
+            // recovery point). A completion its own transaction committed makes the release a refused no-op.
+            await ReleaseAsync(execution).ConfigureAwait(false);
+            return;
+        }
+
+        if (execution.CompletedInTransaction)
+        {
+            if (!execution.IsFinished && !ShouldStore(status))
             {
-                continue;
+                // The handler wrote the completion in its transaction but answered with a status that is never stored
+                // (typically: the transaction rolled back and it answered 500). Released if the completion did not
+                // commit; if it did, the store refuses the release and nothing changes.
+                await ReleaseAsync(execution).ConfigureAwait(false);
+                return;
             }
 
-            response.Headers.Append(name, value);
+            _metrics.Count(IdempotencyMetrics.Outcomes.Executed);
+            return;
         }
 
-        response.Headers[IdempotencyOptions.ReplayedHeaderName] = "true";
-        if (stored.BodyOmitted)
+        if (execution.IsFinished)
         {
-            response.Headers[IdempotencyOptions.BodyOmittedHeaderName] = "true";
+            // The handler completed or released the record itself.
+            _metrics.Count(IdempotencyMetrics.Outcomes.Executed);
+            return;
         }
 
-        _metrics.Count(IdempotencyMetrics.Outcomes.Replayed);
-        LogReplayed(_logger, record.Id.Tenant, record.Id.Operation, record.Id.Key, stored.StatusCode);
-        response.ContentLength = stored.Body.Length;
-        if (!stored.Body.IsEmpty && !HttpMethods.IsHead(context.Request.Method))
+        if (!ShouldStore(status))
         {
-            await response.Body.WriteAsync(stored.Body, context.RequestAborted).ConfigureAwait(false);
+            await ReleaseAsync(execution).ConfigureAwait(false);
+            return;
         }
+
+        // The handler ran, so it never runs again for this key. A body known to be incomplete (the client went away,
+        // a write failed, the handler aborted the response or threw after starting it, fewer bytes than Content-Length)
+        // is never kept as if it were whole: status and headers are, and the body is marked omitted (rows 16, 18).
+        var whole = !handlerThrew && !bodyCut && IsBodyWhole(context, capture);
+        var id = execution.Id;
+        if (!whole)
+        {
+            LogResponseIncomplete(_logger, id.Tenant, id.Operation, id.Key, status, capture.BytesWritten);
+        }
+        else if (capture.Overflowed)
+        {
+            LogResponseTooLarge(_logger, id.Tenant, id.Operation, id.Key, capture.BytesWritten, _options.MaxResponseBodySize);
+        }
+
+        var stored = _responses.Snapshot(status, response.Headers, whole ? capture.Captured : ReadOnlyMemory<byte>.Empty, bodyOmitted: !whole || capture.Overflowed);
+        await execution.CompleteAsync(stored, CancellationToken.None).ConfigureAwait(false);
+        _metrics.Count(IdempotencyMetrics.Outcomes.Executed);
     }
 
-    private async Task KeyReusedAsync(HttpContext context, IdempotencyRecord record, string attemptedFingerprint, ReadOnlyMemory<byte> body)
+    private static bool IsBodyWhole(HttpContext context, ResponseCaptureStream capture)
     {
-        _metrics.Count(IdempotencyMetrics.Outcomes.KeyReused);
-        var payload = _options.PayloadRedactor(context.Request.ContentType, body);
-        if (payload.Length > _options.AuditPayloadLimit)
+        if (capture.WriteFailed)
         {
-            payload = string.Concat(payload.AsSpan(0, _options.AuditPayloadLimit), "…[truncated]");
+            return false;
         }
 
-        var id = record.Id;
-        LogKeyReused(_logger, id.Tenant, id.Operation, id.Key, record.Fingerprint, attemptedFingerprint, payload);
-        if (_executor.Store is IIdempotencyAuditStore audit)
+        if (context.Response.ContentLength is { } declared && !HttpMethods.IsHead(context.Request.Method))
         {
-            try
-            {
-                using var timeout = new CancellationTokenSource(_options.StoreTimeout, _clock);
-                await audit.AppendAsync(new KeyReuseAuditEntry(id, record.Fingerprint, attemptedFingerprint, payload, _clock.GetUtcNow()), timeout.Token).ConfigureAwait(false);
-            }
-            catch (Exception ex)
-            {
-                // The refusal does not depend on the audit row; losing it is logged, the answer stays the same.
-                LogAuditFailed(_logger, ex, id.Tenant, id.Operation, id.Key);
-            }
+            // A declared length says exactly what whole means, even if the client left right after the last byte.
+            return declared == capture.BytesWritten;
         }
 
-        await _problems.WriteAsync(
-            context,
-            _options,
-            _options.KeyReusedStatusCode,
-            IdempotencyProblemTypes.KeyReused,
-            "Idempotency-Key reused",
-            "This Idempotency-Key was already used for a request with a different payload. Use a new key for a new operation; retries of an operation must send exactly the same request.",
-            id.Key).ConfigureAwait(false);
+        // Without a declared length, a client that went away (or a handler that aborted the connection) leaves no way
+        // to tell whether the handler finished writing: many result types stop quietly when the request is aborted.
+        return !context.RequestAborted.IsCancellationRequested;
     }
 
-    private Task RejectTooLargeAsync(HttpContext context, string key) => RejectAsync(
-        context,
-        StatusCodes.Status413PayloadTooLarge,
-        IdempotencyProblemTypes.PayloadTooLarge,
-        "Request body too large",
-        $"Idempotent requests may carry at most {_options.MaxRequestBodySize} bytes of body. Nothing was executed.",
-        key);
+    private async Task ReleaseAsync(IdempotencyExecution execution)
+    {
+        await execution.ReleaseAsync(CancellationToken.None).ConfigureAwait(false);
+        _metrics.Count(IdempotencyMetrics.Outcomes.Released);
+    }
 
     private Task RejectAsync(HttpContext context, int status, string type, string title, string detail, string? key)
     {
@@ -330,28 +359,6 @@ internal sealed partial class IdempotencyMiddleware
         }
 
         return status is not (StatusCodes.Status408RequestTimeout or StatusCodes.Status409Conflict or 425 or StatusCodes.Status429TooManyRequests);
-    }
-
-    private List<KeyValuePair<string, string>> SnapshotHeaders(IHeaderDictionary headers)
-    {
-        var kept = new List<KeyValuePair<string, string>>(_options.ReplayedHeaders.Count);
-        foreach (var (name, values) in headers)
-        {
-            if (!_options.ReplayedHeaders.Contains(name) || string.Equals(name, "Set-Cookie", StringComparison.OrdinalIgnoreCase))
-            {
-                continue;
-            }
-
-            foreach (var value in values)
-            {
-                if (value is not null)
-                {
-                    kept.Add(new(name, value));
-                }
-            }
-        }
-
-        return kept;
     }
 
     private IEnumerable<KeyValuePair<string, string?>> FingerprintHeaderPairs(IHeaderDictionary headers)
@@ -392,79 +399,10 @@ internal sealed partial class IdempotencyMiddleware
         return pairs;
     }
 
-    private static string OperationOf(string method, Endpoint endpoint)
-    {
-        if (endpoint is RouteEndpoint { RoutePattern.RawText: { } pattern })
-        {
-            return pattern.StartsWith('/') ? $"{method} {pattern}" : $"{method} /{pattern}";
-        }
-
-        return $"{method} {endpoint.DisplayName}";
-    }
-
-    private static async Task<(byte[]? Buffer, int Length, bool TooLarge)> ReadBodyAsync(HttpRequest request, int limit, CancellationToken cancellationToken)
-    {
-        if (request.ContentLength == 0)
-        {
-            return (null, 0, false);
-        }
-
-        var buffer = ArrayPool<byte>.Shared.Rent((int)Math.Min(request.ContentLength ?? 4096, (long)limit + 1));
-        var length = 0;
-        try
-        {
-            while (true)
-            {
-                if (length == buffer.Length)
-                {
-                    if (length > limit)
-                    {
-                        break;
-                    }
-
-                    var grown = ArrayPool<byte>.Shared.Rent((int)Math.Min((long)buffer.Length * 2, (long)limit + 1));
-                    buffer.AsSpan(0, length).CopyTo(grown);
-                    ArrayPool<byte>.Shared.Return(buffer);
-                    buffer = grown;
-                }
-
-                var read = await request.Body.ReadAsync(buffer.AsMemory(length), cancellationToken).ConfigureAwait(false);
-                if (read == 0)
-                {
-                    break;
-                }
-
-                length += read;
-                if (length > limit)
-                {
-                    break;
-                }
-            }
-        }
-        catch
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
-            throw;
-        }
-
-        if (length > limit)
-        {
-            return (buffer, length, true);
-        }
-
-        if (length == 0)
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
-            return (null, 0, false);
-        }
-
-        return (buffer, length, false);
-    }
-
-    private static string DescribeKeyError(IdempotencyKeyError error) => error switch
+    private string DescribeKeyError(IdempotencyKeyError error) => error switch
     {
         IdempotencyKeyError.Empty => "The Idempotency-Key header is empty. Send a non-empty key, for example a UUID.",
-        IdempotencyKeyError.TooLong => "The Idempotency-Key is too long. Keys may have at most 255 characters; a UUID is recommended.",
+        IdempotencyKeyError.TooLong => $"The Idempotency-Key is too long. Keys may have at most {_options.MaxKeyLength} characters; a UUID is recommended.",
         IdempotencyKeyError.InvalidCharacter => "The Idempotency-Key contains a character outside visible ASCII (spaces, control characters and non-ASCII text are not allowed).",
         IdempotencyKeyError.MultipleValues => "The Idempotency-Key header was sent with several values. Send exactly one key.",
         IdempotencyKeyError.ConflictingHeaders => "Idempotency-Key and X-Idempotency-Key carry different keys. Send one header, or the same key in both.",
@@ -474,18 +412,18 @@ internal sealed partial class IdempotencyMiddleware
     [LoggerMessage(IdempotencyEventIds.Replayed, LogLevel.Debug, "Replayed the stored answer ({StatusCode}) of {Operation} for tenant {Tenant} with key {Key}")]
     private static partial void LogReplayed(ILogger logger, string tenant, string operation, string key, int statusCode);
 
-    [LoggerMessage(IdempotencyEventIds.KeyReused, LogLevel.Warning, "AUDIT key reused with a different payload: tenant {Tenant}, operation {Operation}, key {Key}, stored fingerprint {StoredFingerprint}, attempted fingerprint {AttemptedFingerprint}, payload {Payload}")]
-    private static partial void LogKeyReused(ILogger logger, string tenant, string operation, string key, string storedFingerprint, string attemptedFingerprint, string payload);
-
     [LoggerMessage(IdempotencyEventIds.ResponseTooLarge, LogLevel.Warning, "The answer of {Operation} for tenant {Tenant} with key {Key} is {Bytes} bytes, over the {Limit}-byte limit: it is stored without its body, and retries get the status and headers only")]
     private static partial void LogResponseTooLarge(ILogger logger, string tenant, string operation, string key, long bytes, int limit);
+
+    [LoggerMessage(IdempotencyEventIds.ResponseIncomplete, LogLevel.Warning, "The answer ({StatusCode}) of {Operation} for tenant {Tenant} with key {Key} did not reach the client whole ({Bytes} bytes written; the client went away or the response was aborted): the operation ran, so it is stored as Completed without its body, and retries get the status and headers only")]
+    private static partial void LogResponseIncomplete(ILogger logger, string tenant, string operation, string key, int statusCode, long bytes);
 
     [LoggerMessage(IdempotencyEventIds.RequestRejected, LogLevel.Debug, "Refused {Method} {Path} with {StatusCode} ({ProblemType}) before running it")]
     private static partial void LogRejected(ILogger logger, string method, PathString path, int statusCode, string problemType);
 
+    [LoggerMessage(IdempotencyEventIds.RequestBodyUnreadable, LogLevel.Debug, "The body of {Method} {Path} could not be read (the server answers {StatusCode}); nothing was recorded")]
+    private static partial void LogBodyUnreadable(ILogger logger, string method, PathString path, int statusCode);
+
     [LoggerMessage(IdempotencyEventIds.TenantUnresolved, LogLevel.Error, "Refused {Method} {Path}: the caller is authenticated but has no NameIdentifier or sub claim; configure IdempotencyOptions.TenantResolver")]
     private static partial void LogTenantUnresolved(ILogger logger, string method, PathString path);
-
-    [LoggerMessage(IdempotencyEventIds.AuditFailed, LogLevel.Warning, "Writing the key-reuse audit entry for {Operation}, tenant {Tenant}, key {Key} failed")]
-    private static partial void LogAuditFailed(ILogger logger, Exception exception, string tenant, string operation, string key);
 }

@@ -46,8 +46,10 @@ public sealed class IdempotencyOptions : IdempotencyEngineOptions
     public ISet<string> FingerprintHeaders { get; } = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
 
     /// <summary>
-    /// Response headers stored and replayed. Default: <c>Content-Type</c>, <c>Location</c>, <c>ETag</c>.
-    /// <c>Set-Cookie</c> is never replayed and may not be added.
+    /// Response headers stored and replayed. Default: <c>Content-Type</c>, <c>Location</c>, <c>ETag</c>. The headers that
+    /// describe the body itself (<c>Content-Type</c>, <c>Content-Encoding</c>, <c>Content-Language</c>,
+    /// <c>Content-Disposition</c>, <c>Content-Range</c>, <c>Vary</c>) are always stored with it, so a body compressed
+    /// inside the middleware stays decodable. <c>Set-Cookie</c> is never replayed and may not be added.
     /// </summary>
     public ISet<string> ReplayedHeaders { get; } = new HashSet<string>(StringComparer.OrdinalIgnoreCase) { "Content-Type", "Location", "ETag" };
 
@@ -73,9 +75,11 @@ public sealed class IdempotencyOptions : IdempotencyEngineOptions
     public string ProblemTypeBaseUri { get; set; } = "https://oncely.dev/problems/";
 
     /// <summary>
-    /// Resolves the tenant of a request (the first half of the scope). Return <see langword="null"/> when it cannot be
-    /// known: the request is then refused with <c>500</c> and nothing runs. Default: the authenticated principal's
-    /// <c>NameIdentifier</c> claim, else its <c>sub</c> claim; unauthenticated callers share <c>anonymous</c>.
+    /// Resolves the tenant of a request (the first half of the scope). Return <see langword="null"/> (or empty) when
+    /// there is none: an unauthenticated caller is then refused with <c>401</c> unless the endpoint opts into the shared
+    /// anonymous scope (<c>AllowAnonymousIdempotency()</c>), and an authenticated one with <c>500</c> (a configuration
+    /// problem); nothing runs either way. Default: the authenticated principal's <c>NameIdentifier</c> claim, else its
+    /// <c>sub</c> claim; <see langword="null"/> for unauthenticated callers.
     /// </summary>
     public Func<HttpContext, string?> TenantResolver { get; set; } = DefaultTenantResolver.Resolve;
 

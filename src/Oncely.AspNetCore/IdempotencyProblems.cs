@@ -26,6 +26,18 @@ public static class IdempotencyProblemTypes
     /// <summary><c>413</c>: the request body is over the fingerprint limit; nothing ran (row 15).</summary>
     public const string PayloadTooLarge = "idempotency-payload-too-large";
 
+    /// <summary>
+    /// <c>401</c>: the caller is not authenticated and the endpoint does not opt into the shared anonymous scope; nothing
+    /// ran.
+    /// </summary>
+    public const string CallerUnauthenticated = "idempotency-caller-unauthenticated";
+
+    /// <summary>
+    /// <c>400</c> (or <c>408</c> for a stalled body): the request body could not be read because its framing is broken;
+    /// nothing ran, nothing was recorded and the key can be used again (row 19).
+    /// </summary>
+    public const string RequestBodyUnreadable = "idempotency-request-body-unreadable";
+
     /// <summary><c>500</c>: the tenant of an authenticated caller could not be resolved; nothing ran.</summary>
     public const string TenantUnresolved = "idempotency-tenant-unresolved";
 }

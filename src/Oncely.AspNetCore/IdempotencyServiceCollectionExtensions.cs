@@ -41,6 +41,8 @@ namespace Microsoft.Extensions.DependencyInjection
             services.AddMetrics();
             services.TryAddSingleton<IdempotencyMetrics>();
             services.TryAddSingleton(sp => new IdempotencyProblemWriter(sp.GetService<Microsoft.AspNetCore.Http.IProblemDetailsService>()));
+            services.TryAddSingleton<KeyReuseAuditor>();
+            services.TryAddEnumerable(ServiceDescriptor.Transient<Microsoft.AspNetCore.Hosting.IStartupFilter, IdempotencyEndpointValidation>());
             services.AddHostedService<IdempotencyStoreMaintenance>();
             return new IdempotencyBuilder(services);
         }

@@ -25,6 +25,12 @@ internal sealed class ResponseCaptureStream : Stream
     /// <summary>The bytes written so far (total, including past the limit).</summary>
     public long BytesWritten { get; private set; }
 
+    /// <summary>
+    /// Whether a write or flush to the client failed or was cancelled: the client did not receive the whole body, and
+    /// whatever the handler then did (many result types swallow the cancellation) the captured copy is incomplete.
+    /// </summary>
+    public bool WriteFailed { get; private set; }
+
     public override bool CanRead => false;
 
     public override bool CanSeek => false;
@@ -47,7 +53,15 @@ internal sealed class ResponseCaptureStream : Stream
     public override void Write(ReadOnlySpan<byte> buffer)
     {
         Keep(buffer);
-        _inner.Write(buffer);
+        try
+        {
+            _inner.Write(buffer);
+        }
+        catch
+        {
+            WriteFailed = true;
+            throw;
+        }
     }
 
     public override void WriteByte(byte value) => Write([value]);
@@ -58,7 +72,24 @@ internal sealed class ResponseCaptureStream : Stream
     public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
     {
         Keep(buffer.Span);
-        return _inner.WriteAsync(buffer, cancellationToken);
+        if (cancellationToken.IsCancellationRequested)
+        {
+            WriteFailed = true;
+            return ValueTask.FromCanceled(cancellationToken);
+        }
+
+        ValueTask pending;
+        try
+        {
+            pending = _inner.WriteAsync(buffer, cancellationToken);
+        }
+        catch
+        {
+            WriteFailed = true;
+            throw;
+        }
+
+        return pending.IsCompletedSuccessfully ? ValueTask.CompletedTask : AwaitWriteAsync(pending);
     }
 
     public override IAsyncResult BeginWrite(byte[] buffer, int offset, int count, AsyncCallback? callback, object? state)
@@ -66,9 +97,31 @@ internal sealed class ResponseCaptureStream : Stream
 
     public override void EndWrite(IAsyncResult asyncResult) => TaskToAsyncResult.End(asyncResult);
 
-    public override void Flush() => _inner.Flush();
+    public override void Flush()
+    {
+        try
+        {
+            _inner.Flush();
+        }
+        catch
+        {
+            WriteFailed = true;
+            throw;
+        }
+    }
 
-    public override Task FlushAsync(CancellationToken cancellationToken) => _inner.FlushAsync(cancellationToken);
+    public override async Task FlushAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            await _inner.FlushAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            WriteFailed = true;
+            throw;
+        }
+    }
 
     public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 
@@ -93,6 +146,19 @@ internal sealed class ResponseCaptureStream : Stream
         // The client's stream belongs to the server; only the copy is ours.
         ReleaseBuffer();
         base.Dispose(disposing);
+    }
+
+    private async ValueTask AwaitWriteAsync(ValueTask pending)
+    {
+        try
+        {
+            await pending.ConfigureAwait(false);
+        }
+        catch
+        {
+            WriteFailed = true;
+            throw;
+        }
     }
 
     private void Keep(ReadOnlySpan<byte> data)

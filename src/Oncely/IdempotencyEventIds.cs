@@ -9,7 +9,7 @@ public static class IdempotencyEventIds
     /// <summary>A retry was answered with the stored response (debug).</summary>
     public const int Replayed = 1001;
 
-    /// <summary>A duplicate arrived while the operation was in progress (information).</summary>
+    /// <summary>A duplicate arrived while the operation was in progress (debug: it is answered 409 and is routine under retries).</summary>
     public const int InProgress = 1002;
 
     /// <summary>Audit: a key was reused with a different payload (warning).</summary>
@@ -24,7 +24,7 @@ public static class IdempotencyEventIds
     /// <summary>An expired lease was taken over by a retry (warning).</summary>
     public const int TakenOver = 1006;
 
-    /// <summary>A completion was refused because the lease had been taken over (warning).</summary>
+    /// <summary>A completion or release was refused because another attempt took the lease over (warning).</summary>
     public const int LeaseLost = 1007;
 
     /// <summary>The operation ran but its completion could not be written (error: the record stays InProgress until its lease ends).</summary>
@@ -50,4 +50,19 @@ public static class IdempotencyEventIds
 
     /// <summary>Writing a key-reuse audit entry to the store failed (warning; the request is refused all the same).</summary>
     public const int AuditFailed = 1015;
+
+    /// <summary>A release was refused because the operation's own transaction had already completed the record (debug: expected, nothing is wrong).</summary>
+    public const int ReleaseRefusedCompleted = 1030;
+
+    /// <summary>A release was refused because the record no longer exists (it expired or was purged) (information).</summary>
+    public const int ReleaseRefusedGone = 1031;
+
+    /// <summary>A request's body could not be read (broken framing, a body shorter than its Content-Length, a stalled body); nothing was recorded (debug).</summary>
+    public const int RequestBodyUnreadable = 1032;
+
+    /// <summary>The client went away or the response was aborted before the answer was whole; the record keeps the status and headers without the body (warning).</summary>
+    public const int ResponseIncomplete = 1033;
+
+    /// <summary>The payload redactor threw on a key-reuse audit entry; a summary without the payload was kept (warning).</summary>
+    public const int AuditRedactionFailed = 1034;
 }

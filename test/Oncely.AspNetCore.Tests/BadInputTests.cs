@@ -21,6 +21,7 @@ public class BadInputTests
 
             c.Request.Body = new MemoryStream(body);
             c.Request.ContentLength = body.Length;
+            c.Request.Headers.Authorization = $"Test {TestApp.DefaultUser}";
             if (key is not null)
             {
                 c.Request.Headers["Idempotency-Key"] = key;

@@ -132,7 +132,7 @@ public class DecisionTableTests
         Assert.Equal(HttpStatusCode.Created, response.StatusCode);
         Assert.False(response.Headers.Contains("Idempotent-Replayed"));
         Assert.Equal(1, app.CallsTo("payments"));
-        var record = await app.Store.GetAsync(new IdempotencyRecordId("anonymous", "POST /payments", "new-key"), default);
+        var record = await app.Store.GetAsync(new IdempotencyRecordId(TestApp.DefaultUser, "POST /payments", "new-key"), default);
         Assert.NotNull(record);
         Assert.Equal(IdempotencyRecordState.Completed, record.State);
         Assert.Equal(await response.Content.ReadAsByteArrayAsync(), record.Response!.Body.ToArray());
@@ -263,9 +263,9 @@ public class DecisionTableTests
 
         var bobAgain = await app.PostAsync("/payments", "shared-key", user: "bob");
         Assert.Equal(await bob.Content.ReadAsStringAsync(), await bobAgain.Content.ReadAsStringAsync());
-        var anonymous = await app.PostAsync("/payments", "shared-key");
-        Assert.Contains("anonymous", await anonymous.Content.ReadAsStringAsync());
-        Assert.Equal(3, app.CallsTo("payments"));
+        var anonymous = await app.PostAsync("/payments", "shared-key", user: null);
+        Assert.Equal(HttpStatusCode.Unauthorized, anonymous.StatusCode);
+        Assert.Equal(2, app.CallsTo("payments"));
         Assert.NotEqual(await alice.Content.ReadAsStringAsync(), await bob.Content.ReadAsStringAsync());
     }
 
@@ -332,7 +332,7 @@ public class DecisionTableTests
         Assert.Equal(HttpStatusCode.InternalServerError, (await app.PostAsync("/throw", "k")).StatusCode);
         Assert.Equal(HttpStatusCode.InternalServerError, (await app.PostAsync("/throw", "k")).StatusCode);
         Assert.Equal(2, app.CallsTo("throw"));
-        Assert.Null(await app.Store.GetAsync(new IdempotencyRecordId("anonymous", "POST /throw", "k"), default));
+        Assert.Null(await app.Store.GetAsync(new IdempotencyRecordId(TestApp.DefaultUser, "POST /throw", "k"), default));
     }
 
     [Fact]
@@ -350,7 +350,7 @@ public class DecisionTableTests
     {
         await using var app = await TestApp.StartAsync();
         Assert.Equal(HttpStatusCode.InternalServerError, (await app.PostAsync("/two-phase", "k")).StatusCode);
-        var record = await app.Store.GetAsync(new IdempotencyRecordId("anonymous", "POST /two-phase", "k"), default);
+        var record = await app.Store.GetAsync(new IdempotencyRecordId(TestApp.DefaultUser, "POST /two-phase", "k"), default);
         Assert.Equal("phase-1", record!.RecoveryPoint);
 
         var retry = await app.PostAsync("/two-phase", "k");
@@ -368,7 +368,7 @@ public class DecisionTableTests
     {
         await using var app = await TestApp.StartAsync();
         // A worker reserved this exact request and then died: its reservation is all that is left of it.
-        var id = new IdempotencyRecordId("anonymous", "POST /payments", "k");
+        var id = new IdempotencyRecordId(TestApp.DefaultUser, "POST /payments", "k");
         var fingerprint = RequestFingerprint.Compute(new FingerprintInput("POST", "/payments")
         {
             ContentType = "application/json; charset=utf-8",
@@ -494,6 +494,7 @@ public class DecisionTableTests
         var chunked = new HttpRequestMessage(HttpMethod.Post, "/payments") { Content = new StreamContent(new NonSeekableStream(System.Text.Encoding.UTF8.GetBytes(big))) };
         chunked.Content.Headers.ContentType = new("application/json");
         chunked.Headers.TryAddWithoutValidation("Idempotency-Key", "k2");
+        chunked.Headers.Authorization = new("Test", TestApp.DefaultUser);
         Assert.Equal(HttpStatusCode.RequestEntityTooLarge, (await app.SendAsync(chunked)).StatusCode);
         Assert.Equal(0, app.CallsTo("payments"));
         Assert.Equal(0, ((InMemoryIdempotencyStore)app.Store).Count);

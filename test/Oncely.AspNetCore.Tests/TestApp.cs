@@ -28,6 +28,9 @@ public sealed class TestApp : IAsyncDisposable
         Logs = logs;
     }
 
+    /// <summary>The authenticated caller every request is sent as unless a test says otherwise (null: anonymous).</summary>
+    public const string DefaultUser = "tester";
+
     public HttpClient Client { get; private set; } = null!;
 
     public FakeTimeProvider Clock { get; }
@@ -98,7 +101,7 @@ public sealed class TestApp : IAsyncDisposable
         return testApp;
     }
 
-    public static HttpRequestMessage Post(string path, string? key, string? json = "{\"amount\":100}", string? user = null)
+    public static HttpRequestMessage Post(string path, string? key, string? json = "{\"amount\":100}", string? user = DefaultUser)
     {
         var request = new HttpRequestMessage(HttpMethod.Post, path);
         if (json is not null)
@@ -121,7 +124,7 @@ public sealed class TestApp : IAsyncDisposable
 
     public Task<HttpResponseMessage> SendAsync(HttpRequestMessage request) => Client.SendAsync(request);
 
-    public Task<HttpResponseMessage> PostAsync(string path, string? key, string? json = "{\"amount\":100}", string? user = null)
+    public Task<HttpResponseMessage> PostAsync(string path, string? key, string? json = "{\"amount\":100}", string? user = DefaultUser)
         => Client.SendAsync(Post(path, key, json, user));
 
     public ValueTask DisposeAsync() => _app.DisposeAsync();

@@ -53,7 +53,7 @@ app.MapPost("/transfers", async (HttpContext context, TransferRequest request, B
     await transaction.CommitAsync(context.RequestAborted);
     crash?.At("after-commit");
     return response.ToResult();
-}).RequireIdempotencyKey();
+}).RequireIdempotencyKey().AllowAnonymousIdempotency();
 
 // Two phases: (1) hold the funds locally, committed with recovery point "funds-held"; (2) call the bank with a key
 // derived from the client's key, then record the settlement and the answer in one transaction.
@@ -86,7 +86,7 @@ app.MapPost("/two-phase-transfers", async (HttpContext context, TransferRequest 
         await transaction.CommitAsync(context.RequestAborted);
         return response.ToResult();
     }
-}).RequireIdempotencyKey();
+}).RequireIdempotencyKey().AllowAnonymousIdempotency();
 
 await app.RunAsync();
 

@@ -29,13 +29,13 @@ public sealed class OncelyServerEndToEndTests : IAsyncLifetime
         {
             var id = Interlocked.Increment(ref _charges);
             return Results.Created($"/charges/{id}", new { id, charge.Amount });
-        }).RequireIdempotencyKey();
+        }).RequireIdempotencyKey().AllowAnonymousIdempotency();
         _server.MapPost("/slow-charges", async (Charge charge) =>
         {
             await _slowGate.Task;
             var id = Interlocked.Increment(ref _charges);
             return Results.Created($"/charges/{id}", new { id, charge.Amount });
-        }).RequireIdempotencyKey();
+        }).RequireIdempotencyKey().AllowAnonymousIdempotency();
         await _server.StartAsync();
     }
 

@@ -99,8 +99,24 @@ public class IdempotencyExecutorTests
         Assert.NotEqual(first.FencingToken, takeOver.FencingToken);
         Assert.Equal(first.DeriveKey("bank/transfer"), takeOver.DeriveKey("bank/transfer"));
         Assert.NotEqual(first.DeriveKey("bank/transfer"), first.DeriveKey("card/authorise"));
-        Assert.NotEqual(first.DeriveKey("bank/transfer"), IdempotencyExecution.DeriveKey(Message with { Tenant = "tenant-2" }, "bank/transfer"));
+        Assert.NotEqual(first.DeriveKey("bank/transfer"), IdempotencyExecution.DeriveKey(Message with { Tenant = "tenant-2" }, "fp", "bank/transfer"));
         Assert.True(Guid.TryParse(first.DeriveKey("bank/transfer"), out _));
+    }
+
+    [Fact]
+    public async Task DeriveKey_SameKeyReusedAfterReleaseWithOtherPayload_DerivesOtherDownstreamKey()
+    {
+        // Regression (issue 9.6): after a release the client key is free again; a different payload under it is a
+        // different operation and must not hand the bank the key of the first one.
+        var executor = new IdempotencyExecutor(new InMemoryIdempotencyStore(), new IdempotencyEngineOptions());
+        var first = (await executor.BeginAsync(Message, "fingerprint-of-100")).Execution!;
+        var firstKey = first.DeriveKey("bank/transfer");
+        await first.ReleaseAsync();
+
+        var second = (await executor.BeginAsync(Message, "fingerprint-of-999")).Execution!;
+
+        Assert.False(second.IsTakeOver);
+        Assert.NotEqual(firstKey, second.DeriveKey("bank/transfer"));
     }
 
     [Fact]

@@ -344,7 +344,7 @@ public abstract class TransactionalCompletionSpecification<TTransaction> : IAsyn
 
             await transaction.CommitAsync();
             return response.ToResult();
-        }).RequireIdempotencyKey();
+        }).RequireIdempotencyKey().AllowAnonymousIdempotency();
         await app.StartAsync();
         payments.Client = app.GetTestClient();
         return payments;
@@ -358,7 +358,7 @@ public abstract class TransactionalCompletionSpecification<TTransaction> : IAsyn
 
         public int HandlerRuns => Volatile.Read(ref Runs);
 
-        public IdempotencyRecordId IdFor(string key) => new("anonymous", "POST /payments", key);
+        public IdempotencyRecordId IdFor(string key) => new(IdempotencyRecordId.AnonymousTenant, "POST /payments", key);
 
         public Task<HttpResponseMessage> PostAsync(string key, string? fail = null)
         {

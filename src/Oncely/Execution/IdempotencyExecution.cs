@@ -79,13 +79,15 @@ public sealed class IdempotencyExecution
     }
 
     /// <summary>
-    /// Derives a stable idempotency key for a downstream call (a card network, a bank) from the client's key, so the
-    /// same logical operation sends the same key downstream on every attempt and take-over. Different
-    /// <paramref name="purpose"/>s give unrelated keys; other tenants or operations never collide.
+    /// Derives a stable idempotency key for a downstream call (a card network, a bank) from the client's key and the
+    /// request's fingerprint, so the same logical operation sends the same key downstream on every attempt and take-over.
+    /// Different <paramref name="purpose"/>s give unrelated keys; other tenants or operations never collide; and the same
+    /// client key reused later (after a release or expiry) with a different payload derives a different key, so a
+    /// downstream system never deduplicates a different operation against this one.
     /// </summary>
     /// <param name="purpose">What the downstream call is, for example <c>card-network/authorise</c>.</param>
     /// <returns>A UUID-formatted key (version 8, name-based on SHA-256).</returns>
-    public string DeriveKey(string purpose) => DeriveKey(Id, purpose);
+    public string DeriveKey(string purpose) => DeriveKey(Id, Fingerprint, purpose);
 
     /// <summary>Writes the completion (with bounded retries) so later attempts replay <paramref name="response"/>.</summary>
     /// <param name="response">The first answer.</param>
@@ -161,10 +163,10 @@ public sealed class IdempotencyExecution
     /// </summary>
     public void MarkCompletedInTransaction() => Interlocked.Exchange(ref _completedInTransaction, 1);
 
-    internal static string DeriveKey(IdempotencyRecordId id, string purpose)
+    internal static string DeriveKey(IdempotencyRecordId id, string fingerprint, string purpose)
     {
         ArgumentException.ThrowIfNullOrEmpty(purpose);
-        var material = Encoding.UTF8.GetBytes($"oncely-derived-key\n{id.Tenant.Length}:{id.Tenant}\n{id.Operation.Length}:{id.Operation}\n{id.Key.Length}:{id.Key}\n{purpose}");
+        var material = Encoding.UTF8.GetBytes($"oncely-derived-key/v2\n{id.Tenant.Length}:{id.Tenant}\n{id.Operation.Length}:{id.Operation}\n{id.Key.Length}:{id.Key}\n{fingerprint.Length}:{fingerprint}\n{purpose}");
         Span<byte> hash = stackalloc byte[32];
         SHA256.HashData(material, hash);
         var bytes = hash[..16];

@@ -193,12 +193,43 @@ public sealed partial class IdempotencyExecutor
             }
             else
             {
-                LogLeaseLost(_logger, id.Tenant, id.Operation, id.Key, execution.FencingToken);
+                await LogReleaseRefusedAsync(execution, cancellationToken).ConfigureAwait(false);
             }
         }
         catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
             LogReleaseFailed(_logger, ex, id.Tenant, id.Operation, id.Key, _options.Lease);
+        }
+    }
+
+    // A refused release has three causes with very different meanings: the operation's own transaction already
+    // completed the record (expected, for example when the client hung up after the commit), the record is gone
+    // (expired or purged), or another attempt took the lease over. One read, on this rare path only, tells which.
+    private async ValueTask LogReleaseRefusedAsync(IdempotencyExecution execution, CancellationToken cancellationToken)
+    {
+        var id = execution.Id;
+        IdempotencyRecord? current;
+        try
+        {
+            current = await CallStoreAsync(static (store, i, ct) => store.GetAsync(i, ct), id, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (IsStoreFailure(ex, cancellationToken))
+        {
+            LogReleaseFailed(_logger, ex, id.Tenant, id.Operation, id.Key, _options.Lease);
+            return;
+        }
+
+        if (current is null)
+        {
+            LogReleaseRefusedGone(_logger, id.Tenant, id.Operation, id.Key, execution.FencingToken);
+        }
+        else if (current.State == IdempotencyRecordState.Completed && current.FencingToken == execution.FencingToken)
+        {
+            LogReleaseRefusedCompleted(_logger, id.Tenant, id.Operation, id.Key, execution.FencingToken);
+        }
+        else
+        {
+            LogLeaseLost(_logger, id.Tenant, id.Operation, id.Key, execution.FencingToken);
         }
     }
 
@@ -251,7 +282,7 @@ public sealed partial class IdempotencyExecutor
     [LoggerMessage(IdempotencyEventIds.Executed, LogLevel.Debug, "Idempotent operation {Operation} for tenant {Tenant} with key {Key} completed with status {StatusCode}")]
     private static partial void LogExecuted(ILogger logger, string tenant, string operation, string key, int statusCode);
 
-    [LoggerMessage(IdempotencyEventIds.InProgress, LogLevel.Information, "Idempotent operation {Operation} for tenant {Tenant} with key {Key} is already in progress; the duplicate was refused")]
+    [LoggerMessage(IdempotencyEventIds.InProgress, LogLevel.Debug, "Idempotent operation {Operation} for tenant {Tenant} with key {Key} is already in progress; the duplicate was refused")]
     private static partial void LogInProgress(ILogger logger, string tenant, string operation, string key);
 
     [LoggerMessage(IdempotencyEventIds.StoreUnavailable, LogLevel.Error, "The idempotency store is unavailable; {Operation} for tenant {Tenant} with key {Key} was refused without running")]
@@ -265,6 +296,12 @@ public sealed partial class IdempotencyExecutor
 
     [LoggerMessage(IdempotencyEventIds.LeaseLost, LogLevel.Warning, "Idempotent operation {Operation} for tenant {Tenant} with key {Key}: fencing token {FencingToken} is stale (the lease was taken over); nothing was written")]
     private static partial void LogLeaseLost(ILogger logger, string tenant, string operation, string key, long fencingToken);
+
+    [LoggerMessage(IdempotencyEventIds.ReleaseRefusedCompleted, LogLevel.Debug, "Idempotent operation {Operation} for tenant {Tenant} with key {Key}: nothing to release, its own transaction already completed the record (fencing token {FencingToken}); retries replay that answer")]
+    private static partial void LogReleaseRefusedCompleted(ILogger logger, string tenant, string operation, string key, long fencingToken);
+
+    [LoggerMessage(IdempotencyEventIds.ReleaseRefusedGone, LogLevel.Information, "Idempotent operation {Operation} for tenant {Tenant} with key {Key}: nothing to release, the record (fencing token {FencingToken}) no longer exists (expired or purged)")]
+    private static partial void LogReleaseRefusedGone(ILogger logger, string tenant, string operation, string key, long fencingToken);
 
     [LoggerMessage(IdempotencyEventIds.CompletionFailed, LogLevel.Error, "Idempotent operation {Operation} for tenant {Tenant} with key {Key} RAN but its completion could not be stored; the record stays InProgress and a retry after the lease ({Lease}) will run the operation again unless it is transactional")]
     private static partial void LogCompletionFailed(ILogger logger, Exception exception, string tenant, string operation, string key, TimeSpan lease);

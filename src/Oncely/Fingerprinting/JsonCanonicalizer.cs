@@ -20,7 +20,8 @@ namespace Oncely;
 /// <para>
 /// A document is refused (the method answers <see langword="false"/> and writes nothing) when it is malformed, has
 /// content after the root value, starts with a byte order mark, nests deeper than <see cref="MaxDepth"/>, repeats a
-/// member name in one object, has a string with invalid UTF-8 or a lone surrogate escape, or has a number outside the
+/// member name in one object (also when two names differ only in case: ASP.NET Core binds names
+/// case-insensitively), has a string with invalid UTF-8 or a lone surrogate escape, or has a number outside the
 /// double range or whose exact decimal value differs from the exact decimal value of its canonical text
 /// (<c>10000000000000000001</c>, <c>0.1000000000000000000001</c>, <c>1e-400</c>). Two different amounts must never
 /// canonicalise to the same bytes; callers hash such documents as raw bytes instead.
@@ -33,6 +34,9 @@ internal static class JsonCanonicalizer
 
     // The longest ECMAScript number text: "-0.00000" + 17 digits, or "-d.dddddddddddddddde-308".
     internal const int MaxNumberLength = 32;
+
+    // Objects up to this many members are checked for case-insensitive duplicate names pairwise, larger ones with a set.
+    private const int SmallObjectMembers = 16;
 
     // The most significant digits a double's shortest round-trip text has.
     private const int MaxSignificantDigits = 17;
@@ -589,6 +593,11 @@ internal static class JsonCanonicalizer
                 }
             }
 
+            if (HasCaseInsensitiveDuplicate(members))
+            {
+                return false;
+            }
+
             var outputStart = _length;
             Append((byte)'{');
             for (var i = 0; i < members.Length; i++)
@@ -612,6 +621,57 @@ internal static class JsonCanonicalizer
             _length = regionStart + outputLength;
             _memberCount = memberBase;
             return true;
+        }
+
+        // ASP.NET Core binds JSON members case-insensitively (last one wins), so {"amount":1,"Amount":9} means 9 to
+        // the handler while {"Amount":9,"amount":1} means 1: both sort to the same canonical bytes. Names that collide
+        // under OrdinalIgnoreCase are therefore refused like exact duplicates, and the raw bytes decide instead.
+        private bool HasCaseInsensitiveDuplicate(ReadOnlySpan<Member> members)
+        {
+            if (members.Length < 2)
+            {
+                return false;
+            }
+
+            if (members.Length <= SmallObjectMembers)
+            {
+                for (var i = 0; i < members.Length; i++)
+                {
+                    var a = Name(members[i]);
+                    for (var j = i + 1; j < members.Length; j++)
+                    {
+                        if (NamesEqualIgnoringCase(a, Name(members[j])))
+                        {
+                            return true;
+                        }
+                    }
+                }
+
+                return false;
+            }
+
+            var seen = new HashSet<string>(members.Length, StringComparer.OrdinalIgnoreCase);
+            foreach (var member in members)
+            {
+                if (!seen.Add(Encoding.UTF8.GetString(Name(member))))
+                {
+                    return true;
+                }
+            }
+
+            return false;
+        }
+
+        private ReadOnlySpan<byte> Name(Member member) => _buffer.AsSpan(member.NameStart, member.NameLength);
+
+        private static bool NamesEqualIgnoringCase(ReadOnlySpan<byte> a, ReadOnlySpan<byte> b)
+        {
+            if (Ascii.IsValid(a) && Ascii.IsValid(b))
+            {
+                return Ascii.EqualsIgnoreCase(a, b);
+            }
+
+            return string.Equals(Encoding.UTF8.GetString(a), Encoding.UTF8.GetString(b), StringComparison.OrdinalIgnoreCase);
         }
 
         private bool WriteString(ref Utf8JsonReader reader)

@@ -4,11 +4,17 @@ namespace Oncely;
 /// Identifies one idempotency record: the scope <c>(tenant, operation)</c> plus the client's key.
 /// Stores keep at most one live record per id (a UNIQUE constraint on exactly this triple).
 /// </summary>
-/// <param name="Tenant">Who is calling, for example the authenticated principal's id; <c>anonymous</c> for unauthenticated callers.</param>
+/// <param name="Tenant">Who is calling, for example the authenticated principal's id; <see cref="AnonymousTenant"/> (the empty string) for the shared scope of unauthenticated callers on endpoints that opt into it.</param>
 /// <param name="Operation">What is being done, for example <c>POST /accounts/{id}/payments</c> (method plus route pattern).</param>
 /// <param name="Key">The client's idempotency key, already validated.</param>
 public readonly record struct IdempotencyRecordId(string Tenant, string Operation, string Key)
 {
+    /// <summary>
+    /// The tenant of the one scope shared by unauthenticated callers: the empty string. Tenant resolvers never produce it
+    /// (an empty tenant is refused), so no real tenant id can ever equal it.
+    /// </summary>
+    public const string AnonymousTenant = "";
+
     /// <inheritdoc />
     public override string ToString() => $"{Tenant} | {Operation} | {Key}";
 }

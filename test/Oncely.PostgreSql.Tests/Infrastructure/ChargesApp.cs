@@ -93,7 +93,7 @@ public sealed class ChargesApp : IAsyncDisposable
             insert.Parameters.Add(new NpgsqlParameter { Value = name });
             var id = (long)(await insert.ExecuteScalarAsync())!;
             return Results.Created($"/charges/{id}", new ChargeResponse(id, key, charge.Amount, name));
-        }).RequireIdempotencyKey();
+        }).RequireIdempotencyKey().AllowAnonymousIdempotency();
 
         try
         {

@@ -233,6 +233,12 @@ public class JsonCanonicalizerTests
     [InlineData("""{"a":1,"a":2}""")]
     [InlineData("""{"a":1,"\u0061":1}""")]
     [InlineData("""[{"x":{"b":1,"c":2,"b":3}}]""")]
+    [InlineData("""{"amount":100,"Amount":999}""")]
+    [InlineData("""{"Amount":999,"b":1,"amount":100}""")]
+    [InlineData("""{"x":{"AMOUNT":1,"amount":2}}""")]
+    [InlineData("""{"\u0041mount":1,"amount":2}""")]
+    [InlineData("""{"émile":1,"ÉMILE":2}""")]
+    [InlineData("""{"a0":0,"a1":1,"a2":2,"a3":3,"a4":4,"a5":5,"a6":6,"a7":7,"a8":8,"a9":9,"b0":0,"b1":1,"b2":2,"b3":3,"b4":4,"b5":5,"b6":6,"A9":9}""")]
     public void TryCanonicalize_DuplicateNames_ReturnsFalse(string json)
     {
         Assert.Null(Canonicalize(json));

@@ -75,6 +75,23 @@ public class RequestFingerprintTests
         Assert.NotEqual(Json("""{"amount":10000000000000000001}"""), Json("""{ "amount":10000000000000000001}"""));
     }
 
+    [Fact]
+    public void Compute_CaseVariantDuplicateMembersInOtherOrder_DifferentFingerprints()
+    {
+        // Regression (issue 9.3): ASP.NET Core binds case-insensitively and the last member wins, so these mean 999 and
+        // 100. Canonicalising both would sort them to the same bytes and replay one's answer for the other.
+        var meansNineHundredNinetyNine = Json("""{"amount":100,"Amount":999}""");
+        var meansOneHundred = Json("""{"Amount":999,"amount":100}""");
+
+        Assert.NotEqual(meansNineHundredNinetyNine, meansOneHundred);
+    }
+
+    [Fact]
+    public void Compute_DistinctNamesThatOnlyLookAlike_StillCanonicalised()
+    {
+        Assert.Equal(Json("""{"amount":1,"amounts":2}"""), Json("""{ "amounts":2, "amount":1.0 }"""));
+    }
+
     [Theory]
     [InlineData("""{"amount":1,"amount":1}""", """{"amount":1}""")]
     [InlineData("""{"amount":1""", """{"amount":1}""")]

@@ -1,0 +1,57 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Oncely.AspNetCore;
+
+/// <summary>
+/// Refuses to start when two idempotent endpoints would keep their records under the same operation: they would
+/// replay each other's answers. Each endpoint must be its own operation. Runs once the application's pipeline is built,
+/// when every endpoint is known.
+/// </summary>
+internal sealed class IdempotencyEndpointValidation : IStartupFilter
+{
+    public Action<IApplicationBuilder> Configure(Action<IApplicationBuilder> next) => app =>
+    {
+        next(app);
+
+        // AddRouting registers the composite of every data source; without routing there are no endpoints to check.
+        if (app.ApplicationServices.GetService<EndpointDataSource>() is { } endpoints)
+        {
+            Validate(endpoints.Endpoints);
+        }
+    };
+
+    internal static void Validate(IEnumerable<Endpoint> endpoints)
+    {
+        var owners = new Dictionary<string, Endpoint>(StringComparer.Ordinal);
+        var clashes = new List<string>();
+        foreach (var endpoint in endpoints)
+        {
+            if (IdempotencyEndpointPlan.For(endpoint) is not { } plan)
+            {
+                continue;
+            }
+
+            var methods = endpoint.Metadata.GetMetadata<IHttpMethodMetadata>()?.HttpMethods;
+            foreach (var method in methods is { Count: > 0 } ? methods : ["*"])
+            {
+                var operation = plan.OperationFor(method);
+                if (!owners.TryAdd(operation, endpoint) && !ReferenceEquals(owners[operation], endpoint))
+                {
+                    clashes.Add($"'{owners[operation].DisplayName}' and '{endpoint.DisplayName}' both keep their records under operation '{operation}'");
+                }
+            }
+        }
+
+        if (clashes.Count > 0)
+        {
+            throw new InvalidOperationException(
+                "Oncely: two idempotent endpoints must never share records, or one would replay the other's answers: "
+                + string.Join("; ", clashes)
+                + ". Give one of them its own operation name with .WithIdempotencyOperation(\"…\") or [Idempotent(Operation = \"…\")].");
+        }
+    }
+}

@@ -1,0 +1,70 @@
+using Microsoft.AspNetCore.Http;
+
+namespace Oncely.AspNetCore;
+
+/// <summary>
+/// Turns a finished response into the stored answer (status, allow-listed headers, captured bytes) and writes a stored
+/// answer back byte for byte on a replay (row 6).
+/// </summary>
+internal sealed class IdempotentResponseWriter(IdempotencyOptions options)
+{
+    /// <summary>
+    /// Headers that describe the stored bytes themselves. They are always stored with the body, whatever
+    /// <see cref="IdempotencyOptions.ReplayedHeaders"/> says: bytes compressed by a middleware inside Oncely are
+    /// undecodable without their <c>Content-Encoding</c>. A replay without a body leaves them out.
+    /// </summary>
+    internal static readonly HashSet<string> BodyHeaders = new(StringComparer.OrdinalIgnoreCase)
+    {
+        "Content-Type", "Content-Encoding", "Content-Language", "Content-Disposition", "Content-Range", "Vary",
+    };
+
+    public IdempotentResponse Snapshot(int status, IHeaderDictionary headers, ReadOnlyMemory<byte> body, bool bodyOmitted)
+    {
+        var kept = new List<KeyValuePair<string, string>>(options.ReplayedHeaders.Count);
+        foreach (var (name, values) in headers)
+        {
+            if (!(options.ReplayedHeaders.Contains(name) || BodyHeaders.Contains(name))
+                || string.Equals(name, "Set-Cookie", StringComparison.OrdinalIgnoreCase))
+            {
+                continue;
+            }
+
+            foreach (var value in values)
+            {
+                if (value is not null)
+                {
+                    kept.Add(new(name, value));
+                }
+            }
+        }
+
+        return new IdempotentResponse(status, kept, body, bodyOmitted);
+    }
+
+    public async Task ReplayAsync(HttpContext context, IdempotentResponse stored)
+    {
+        var response = context.Response;
+        response.StatusCode = stored.StatusCode;
+        foreach (var (name, value) in stored.Headers)
+        {
+            if (stored.BodyOmitted && BodyHeaders.Contains(name))
+            {
+                continue;
+            }
+
+            response.Headers.Append(name, value);
+        }
+
+        response.Headers[IdempotencyOptions.ReplayedHeaderName] = "true";
+        if (stored.BodyOmitted)
+        {
+            response.Headers[IdempotencyOptions.BodyOmittedHeaderName] = "true";
+        }
+
+        response.ContentLength = stored.Body.Length;
+        if (!stored.Body.IsEmpty && !HttpMethods.IsHead(context.Request.Method))
+        {
+            await response.Body.WriteAsync(stored.Body, context.RequestAborted).ConfigureAwait(false);
+        }
+    }
+}

@@ -1,0 +1,152 @@
+using System.Buffers;
+using Microsoft.AspNetCore.Http;
+
+namespace Oncely.AspNetCore;
+
+/// <summary>How reading the request body ended.</summary>
+internal enum RequestBodyOutcome
+{
+    /// <summary>The whole body is in the buffer.</summary>
+    Read,
+
+    /// <summary>The body is over the fingerprint limit (row 15).</summary>
+    TooLarge,
+
+    /// <summary>The request's framing is broken or its body stalled; the server's own status applies (row 19).</summary>
+    Unreadable,
+
+    /// <summary>The client went away while sending the body: there is nobody to answer.</summary>
+    ClientGone,
+}
+
+/// <summary>
+/// The request body read once into pooled memory, so the same bytes are fingerprinted and handed to the handler.
+/// While it lives, <see cref="HttpRequest.Body"/> reads from it; <see cref="Dispose"/> puts the server's own stream back
+/// before the memory returns to the pool, so nothing that runs after the middleware (an outer logger, an
+/// <c>OnCompleted</c> callback) can read another request's bytes through it.
+/// </summary>
+internal sealed class RequestBodyBuffer : IDisposable
+{
+    private readonly HttpRequest? _request;
+    private readonly Stream? _original;
+    private byte[]? _rented;
+
+    private RequestBodyBuffer(RequestBodyOutcome outcome, HttpRequest? request = null, byte[]? rented = null, int length = 0, int failureStatus = 0)
+    {
+        Outcome = outcome;
+        _request = request;
+        _rented = rented;
+        Length = length;
+        FailureStatus = failureStatus;
+        if (request is not null && rented is not null)
+        {
+            _original = request.Body;
+            request.Body = new MemoryStream(rented, 0, length, writable: false);
+        }
+    }
+
+    public RequestBodyOutcome Outcome { get; }
+
+    public int Length { get; }
+
+    /// <summary>For <see cref="RequestBodyOutcome.Unreadable"/>: the status the server chose (400, or 408 for a stalled body).</summary>
+    public int FailureStatus { get; }
+
+    public ReadOnlyMemory<byte> Body => _rented is null ? ReadOnlyMemory<byte>.Empty : _rented.AsMemory(0, Length);
+
+    public static async Task<RequestBodyBuffer> ReadAsync(HttpRequest request, int limit, CancellationToken cancellationToken)
+    {
+        if (request.ContentLength > limit)
+        {
+            return new RequestBodyBuffer(RequestBodyOutcome.TooLarge);
+        }
+
+        if (request.ContentLength == 0)
+        {
+            return new RequestBodyBuffer(RequestBodyOutcome.Read);
+        }
+
+        var buffer = ArrayPool<byte>.Shared.Rent((int)Math.Min(request.ContentLength ?? 4096, (long)limit + 1));
+        var length = 0;
+        try
+        {
+            while (true)
+            {
+                if (length == buffer.Length)
+                {
+                    if (length > limit)
+                    {
+                        break;
+                    }
+
+                    var grown = ArrayPool<byte>.Shared.Rent((int)Math.Min((long)buffer.Length * 2, (long)limit + 1));
+                    buffer.AsSpan(0, length).CopyTo(grown);
+                    ArrayPool<byte>.Shared.Return(buffer);
+                    buffer = grown;
+                }
+
+                var read = await request.Body.ReadAsync(buffer.AsMemory(length), cancellationToken).ConfigureAwait(false);
+                if (read == 0)
+                {
+                    break;
+                }
+
+                length += read;
+                if (length > limit)
+                {
+                    break;
+                }
+            }
+        }
+        catch (BadHttpRequestException ex)
+        {
+            // A body shorter than its Content-Length, a body below the minimum data rate, bad chunking: the server
+            // has already decided the status (400, or 408 for a stalled body). Nothing was reserved, so the key stays
+            // usable.
+            ArrayPool<byte>.Shared.Return(buffer);
+            return new RequestBodyBuffer(RequestBodyOutcome.Unreadable, failureStatus: ex.StatusCode);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // The client gave up while sending: nobody is left to answer.
+            ArrayPool<byte>.Shared.Return(buffer);
+            return new RequestBodyBuffer(RequestBodyOutcome.ClientGone);
+        }
+        catch (IOException)
+        {
+            // Other framing errors (a chunk size that overflows) and broken connections surface as IOException; the
+            // framework's own body binding answers them 400, and so does this.
+            ArrayPool<byte>.Shared.Return(buffer);
+            return new RequestBodyBuffer(RequestBodyOutcome.Unreadable, failureStatus: StatusCodes.Status400BadRequest);
+        }
+        catch
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+            throw;
+        }
+
+        if (length > limit)
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+            return new RequestBodyBuffer(RequestBodyOutcome.TooLarge);
+        }
+
+        if (length == 0)
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+            return new RequestBodyBuffer(RequestBodyOutcome.Read);
+        }
+
+        return new RequestBodyBuffer(RequestBodyOutcome.Read, request, buffer, length);
+    }
+
+    public void Dispose()
+    {
+        if (_rented is { } rented)
+        {
+            _rented = null;
+            _request!.Body = _original!;
+            ArrayPool<byte>.Shared.Return(rented);
+        }
+    }
+}
