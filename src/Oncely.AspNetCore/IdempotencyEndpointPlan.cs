@@ -118,8 +118,12 @@ internal sealed class IdempotencyEndpointPlan
             }
 
             target.Append(raw);
+            // Only values that fill a parameter of the pattern: attribute routes already spell them out as literals,
+            // and leaving them out keeps a renamed C# method from renaming the operation.
             var values = pattern.RequiredValues
-                .Where(v => v.Value is not null && !ReferenceEquals(v.Value, Microsoft.AspNetCore.Routing.Patterns.RoutePattern.RequiredValueAny))
+                .Where(v => v.Value is not null
+                    && !ReferenceEquals(v.Value, Microsoft.AspNetCore.Routing.Patterns.RoutePattern.RequiredValueAny)
+                    && pattern.GetParameter(v.Key) is not null)
                 .OrderBy(v => v.Key, StringComparer.OrdinalIgnoreCase)
                 .Select(v => $"{v.Key.ToLowerInvariant()}={v.Value}")
                 .ToArray();

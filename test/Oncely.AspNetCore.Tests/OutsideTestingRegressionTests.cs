@@ -324,6 +324,39 @@ public class OutsideTestingRegressionTests
         Assert.Equal(0, app.CallsTo("signups"));
     }
 
+    // 9.6: after a release, the same client key with another payload must not hand the bank the first operation's key.
+    [Fact]
+    public async Task DerivedKey_SameClientKeyOtherPayloadAfterRelease_OtherDownstreamKey_SamePayloadSameKey()
+    {
+        await using var app = await PipelineApp.StartAsync(pipeline: (web, self) =>
+        {
+            web.UseAuthentication();
+            web.UseIdempotency();
+            web.MapPost("/transfers", (HttpContext context, TestApp.Payment payment) =>
+            {
+                self.Count("transfers");
+
+                // The bank call fails after the key was derived: the answer is a 502, so the record is released.
+                return Results.Json(new { bankKey = context.GetIdempotencyExecution()!.DeriveKey("bank/transfer") }, statusCode: 502);
+            }).RequireIdempotencyKey();
+        });
+
+        async Task<string> BankKeyFor(string json)
+        {
+            var response = await app.Client.SendAsync(PipelineApp.Post("/transfers", "client-key", json));
+            Assert.Equal(HttpStatusCode.BadGateway, response.StatusCode);
+            return JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("bankKey").GetString()!;
+        }
+
+        var hundred = await BankKeyFor("""{"amount":100}""");
+        var other = await BankKeyFor("""{"amount":999}""");
+        var hundredAgain = await BankKeyFor("""{ "amount": 100.0 }""");
+
+        Assert.NotEqual(hundred, other);
+        Assert.Equal(hundred, hundredAgain);
+        Assert.Equal(3, app.CallsTo("transfers"));
+    }
+
     // 9.7 / row 19: broken framing gets the server's own 400/408, nothing is recorded, the key stays usable.
     [Theory]
     [InlineData("Transfer-Encoding: chunked\r\n", "zz\r\n{}\r\n0\r\n\r\n", false)]
