@@ -65,9 +65,11 @@ internal static class JsonGen
     private static Gen<JsonModel> Array(int depth) =>
         Node(depth - 1).Array[0, 4].Select(items => (JsonModel)new JsonModel.Array(items));
 
+    // Names that differ only in case are left out: the canonicaliser refuses them on purpose (ASP.NET Core binds
+    // members case-insensitively), which JsonCanonicalizerTests covers.
     private static Gen<JsonModel> Object(int depth) =>
         Gen.Select(Name, Node(depth - 1)).Array[0, 5].Select(members =>
-            (JsonModel)new JsonModel.Object(members.DistinctBy(m => m.Item1, StringComparer.Ordinal).ToList()));
+            (JsonModel)new JsonModel.Object(members.DistinctBy(m => m.Item1, StringComparer.OrdinalIgnoreCase).ToList()));
 
     // Parses a decimal text (JSON or .NET "R") into the model's exact form.
     public static JsonModel.Number FromText(string text)
