@@ -54,7 +54,16 @@ internal static class Report
         Line();
         Line("`alloc/req` is `GC.GetTotalAllocatedBytes` over the measured window divided by the requests answered in it: client (HttpClient) and server (Kestrel, routing, the endpoint, Oncely) together, since both run in this process; for the raw rows it is the driver's allocations per reserve+complete. `store calls/req` counts calls through a counting `IIdempotencyStore` decorator registered with `UseStore` (for the raw rows: the two statements). `handler ran` compares the endpoint's run counter with the keys sent: execute cells must run it once per new key, replay cells never.");
         Line();
-        Line("### Targets");
+        // Correctness and performance are reported apart: a double execution is a failure (and a non-zero exit); a
+        // performance target that is not reached is "missed", which is a measurement, not a failure.
+        var failed = results.Where(r => !r.CheckPassed).Select(r => $"{r.Variant} {r.Path} c={r.Concurrency}").ToList();
+        Line("### Correctness");
+        Line();
+        Line("| check | measured | verdict |");
+        Line("|---|---|---|");
+        Line($"| the handler ran exactly once per answered new key, and never on a replay (every cell) | {(failed.Count == 0 ? "all cells pass" : "failed in " + string.Join(", ", failed))} | {(failed.Count == 0 ? "passed" : "**FAILED**")} |");
+        Line();
+        Line("### Performance targets");
         Line();
         Line("| target | measured | verdict |");
         Line("|---|---|---|");
@@ -78,8 +87,8 @@ internal static class Report
             }
 
             var ratios = string.Join(", ", pairs.Select(p => Invariant($"c={p.Replay.Concurrency}: {p.Replay.PerSecond / p.Execute!.PerSecond:0.00}")));
-            var met = pairs.All(p => p.Replay.PerSecond >= p.Execute!.PerSecond && p.Replay.CheckPassed);
-            Line($"| {variant}: replay ≥ execute req/s, handler never run | {ratios}; handler runs during replay: {(pairs.All(p => p.Replay.CheckPassed) ? "0" : "NOT 0")} | {Verdict(met)} |");
+            var met = pairs.All(p => p.Replay.PerSecond >= p.Execute!.PerSecond);
+            Line($"| {variant}: replay ≥ execute req/s | {ratios} | {Verdict(met)} |");
         }
 
         foreach (var variant in new[] { "Oncely, SQLite", "Oncely, PostgreSQL" })
@@ -101,7 +110,6 @@ internal static class Report
         }
 
         Line(Invariant($"| fingerprint of 1 KiB JSON < 10 µs | {fingerprintMicroseconds:0.00} µs (in-run loop; see the BenchmarkDotNet table for the authoritative number) | {Verdict(fingerprintMicroseconds < 10)} |"));
-        Line($"| the handler ran exactly once per key (every cell) | {(results.All(r => r.CheckPassed) ? "all cells pass" : "SOME CELLS FAILED")} | {Verdict(results.All(r => r.CheckPassed))} |");
         return text.ToString();
     }
 
@@ -138,7 +146,8 @@ internal static class Report
     // GC.GetTotalAllocatedBytes can step backwards under server GC when a cell is short or heaps rebalance; such a cell shows n/a.
     private static string Bytes(double bytes) => double.IsNaN(bytes) ? "-" : bytes < 0 ? "n/a" : bytes >= 1024 ? Invariant($"{bytes / 1024:0.0} KiB") : Invariant($"{bytes:0} B");
 
-    private static string Verdict(bool met) => met ? "met" : "**missed**";
+    // For performance targets only; correctness has its own table with "passed" / "FAILED".
+    private static string Verdict(bool met) => met ? "met" : "missed";
 
     private static string Invariant(FormattableString text) => text.ToString(CultureInfo.InvariantCulture);
 }

@@ -7,13 +7,13 @@ namespace Payments;
 
 /// <summary>
 /// <c>Authorization: Bearer &lt;api key&gt;</c>, with keys mapped to tenants in configuration (<c>Payments:ApiKeys</c>).
-/// The principal's <c>NameIdentifier</c> is the tenant, which is also Oncely's default idempotency scope.
+/// Keys are compared exactly and in constant time (<see cref="ApiKeys"/>). The principal's <c>NameIdentifier</c> is the tenant, which is also Oncely's default idempotency scope.
 /// </summary>
 public sealed class ApiKeyAuthenticationHandler(
     IOptionsMonitor<AuthenticationSchemeOptions> options,
     ILoggerFactory logger,
     UrlEncoder encoder,
-    IConfiguration configuration,
+    ApiKeys apiKeys,
     IProblemDetailsService problems)
     : AuthenticationHandler<AuthenticationSchemeOptions>(options, logger, encoder)
 {
@@ -33,7 +33,7 @@ public sealed class ApiKeyAuthenticationHandler(
         }
 
         var key = header["Bearer ".Length..].Trim();
-        var tenant = string.IsNullOrEmpty(key) ? null : configuration.GetSection("Payments:ApiKeys")[key];
+        var tenant = string.IsNullOrEmpty(key) ? null : apiKeys.FindTenant(key);
         if (string.IsNullOrEmpty(tenant))
         {
             return Task.FromResult(AuthenticateResult.Fail("Unknown API key."));

@@ -27,5 +27,14 @@ public static class PaymentProblems
         title: "Payment not found",
         type: TypeBase + "payment-not-found");
 
+    public static IResult UnsupportedMediaType(string? contentType) => Results.Problem(
+        UnsupportedMediaTypeDetail(contentType),
+        statusCode: StatusCodes.Status415UnsupportedMediaType,
+        title: "Unsupported media type",
+        type: TypeBase + "unsupported-media-type");
+
+    public static string UnsupportedMediaTypeDetail(string? contentType) =>
+        $"The body must be JSON in UTF-8: send 'Content-Type: application/json' (optionally '; charset=utf-8', unquoted), not '{contentType}'.";
+
     public static IResult AccountNotFound(string id) => Refused(LedgerRefusal.AccountNotFound, $"There is no account '{id}'.");
 }

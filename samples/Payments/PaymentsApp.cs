@@ -1,3 +1,4 @@
+using System.Text.Json.Serialization;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Authorization;
 using Microsoft.Data.Sqlite;
@@ -64,6 +65,14 @@ public static class PaymentsApp
         services.AddSingleton(settings);
         services.TryAddSingleton(TimeProvider.System);
         services.AddProblemDetails();
+        services.AddSingleton<IProblemDetailsWriter, ProblemJsonFallbackWriter>(); // after AddProblemDetails: the last resort
+        services.AddExceptionHandler<JsonBodies.BadRequestHandler>();
+
+        // Amounts are JSON integers: "100" (a string) is refused rather than read as 100. A body that does not bind
+        // throws, so it reaches JsonBodies.BadRequestHandler (a 400 problem) instead of an empty 400.
+        services.ConfigureHttpJsonOptions(json => json.SerializerOptions.NumberHandling = JsonNumberHandling.Strict);
+        services.Configure<RouteHandlerOptions>(routes => routes.ThrowOnBadRequest = true);
+        services.AddSingleton<ApiKeys>();
         services.AddAuthentication(ApiKeyAuthenticationHandler.SchemeName)
             .AddScheme<AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(ApiKeyAuthenticationHandler.SchemeName, null);
         services.AddAuthorizationBuilder().SetFallbackPolicy(new AuthorizationPolicyBuilder().RequireAuthenticatedUser().Build());
@@ -96,8 +105,15 @@ public static class PaymentsApp
         configure?.Invoke(builder);
         var app = builder.Build();
         app.UseExceptionHandler();
+
+        // Any 4xx or 5xx still without a body (routing's 404, 405 and 415, a forbid) becomes problem+json too.
+        app.UseStatusCodePages(pages => (pages.HttpContext.Response.StatusCode == StatusCodes.Status415UnsupportedMediaType
+                ? PaymentProblems.UnsupportedMediaType(pages.HttpContext.Request.ContentType)
+                : Results.Problem(statusCode: pages.HttpContext.Response.StatusCode))
+            .ExecuteAsync(pages.HttpContext));
         app.UseAuthentication();
         app.UseAuthorization();
+        app.Use(JsonBodies.RequireUtf8JsonAsync);
         if (settings.Idempotency)
         {
             // After authentication and authorization: the tenant is known, and refused callers are never recorded.
