@@ -220,10 +220,16 @@ internal sealed partial class IdempotencyMiddleware
     private async Task ExecuteAsync(HttpContext context, IdempotencyExecution execution)
     {
         var originalBody = context.Features.GetRequiredFeature<IHttpResponseBodyFeature>();
+        var originalLifetime = context.Features.Get<IHttpRequestLifetimeFeature>();
         using var capture = new ResponseCaptureStream(originalBody.Stream, _options.MaxResponseBodySize);
         var captureFeature = new StreamResponseBodyFeature(capture, originalBody);
         context.Features.Set<IHttpResponseBodyFeature>(captureFeature);
         context.Features.Set<IIdempotencyFeature>(new IdempotencyFeature(execution));
+        if (originalLifetime is not null)
+        {
+            // Kestrel signals an application's own Abort() to RequestAborted asynchronously; this sees it at once.
+            context.Features.Set<IHttpRequestLifetimeFeature>(new AbortTrackingLifetimeFeature(originalLifetime, capture));
+        }
         try
         {
             ExceptionDispatchInfo? failure = null;
@@ -256,6 +262,7 @@ internal sealed partial class IdempotencyMiddleware
         finally
         {
             context.Features.Set(originalBody);
+            context.Features.Set(originalLifetime);
             context.Features.Set<IIdempotencyFeature>(null);
         }
     }
@@ -335,7 +342,22 @@ internal sealed partial class IdempotencyMiddleware
 
         // Without a declared length, a client that went away (or a handler that aborted the connection) leaves no way
         // to tell whether the handler finished writing: many result types stop quietly when the request is aborted.
-        return !context.RequestAborted.IsCancellationRequested;
+        return !capture.AbortedByApplication && !context.RequestAborted.IsCancellationRequested;
+    }
+
+    private sealed class AbortTrackingLifetimeFeature(IHttpRequestLifetimeFeature inner, ResponseCaptureStream capture) : IHttpRequestLifetimeFeature
+    {
+        public CancellationToken RequestAborted
+        {
+            get => inner.RequestAborted;
+            set => inner.RequestAborted = value;
+        }
+
+        public void Abort()
+        {
+            capture.AbortedByApplication = true;
+            inner.Abort();
+        }
     }
 
     private async Task ReleaseAsync(IdempotencyExecution execution)

@@ -31,6 +31,9 @@ internal sealed class ResponseCaptureStream : Stream
     /// </summary>
     public bool WriteFailed { get; private set; }
 
+    /// <summary>Whether the application aborted the connection while this response was being produced.</summary>
+    public bool AbortedByApplication { get; set; }
+
     public override bool CanRead => false;
 
     public override bool CanSeek => false;

@@ -350,7 +350,7 @@ public class OutsideTestingRegressionTests
 
         var hundred = await BankKeyFor("""{"amount":100}""");
         var other = await BankKeyFor("""{"amount":999}""");
-        var hundredAgain = await BankKeyFor("""{ "amount": 100.0 }""");
+        var hundredAgain = await BankKeyFor("""{ "amount" : 100 }""");
 
         Assert.NotEqual(hundred, other);
         Assert.Equal(hundred, hundredAgain);
