@@ -15,6 +15,25 @@ internal sealed class PooledBufferWriter : IBufferWriter<byte>, IDisposable
 
     public ReadOnlySpan<byte> WrittenSpan => _buffer.AsSpan(0, _written);
 
+    public int WrittenCount => _written;
+
+    /// <summary>Forgets everything written after the first <paramref name="length"/> bytes.</summary>
+    public void Truncate(int length)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(length);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(length, _written);
+        _written = length;
+    }
+
+    /// <summary>Already-written bytes, to patch in place (a length prefix known only afterwards).</summary>
+    public Span<byte> WrittenSpanForPatch(int start, int length) => _buffer.AsSpan(0, _written).Slice(start, length);
+
+    public void Write(ReadOnlySpan<byte> data)
+    {
+        data.CopyTo(GetSpan(data.Length));
+        _written += data.Length;
+    }
+
     public void Advance(int count)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(count);

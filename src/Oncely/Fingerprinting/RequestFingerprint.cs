@@ -36,44 +36,43 @@ public static class RequestFingerprint
             throw new ArgumentException("The fingerprint input needs a method and a path; create it with new FingerprintInput(method, path).", nameof(input));
         }
 
-        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        AppendString(hash, "oncely.fingerprint", "v1");
-        AppendString(hash, "method", input.Method.ToUpperInvariant());
-        AppendString(hash, "path", input.Path);
-        AppendPairs(hash, "query", input.Query, lowerCaseNames: false);
-        AppendPairs(hash, "header", input.Headers, lowerCaseNames: true);
-
+        // The whole tagged input is laid out in one pooled buffer and hashed in one call: the same bytes, in the same
+        // order, as feeding each part to an incremental hash, without a native hash context or a call per part.
         var body = input.Body.Span;
-        PooledBufferWriter? canonical = null;
-        try
+        using var buffer = new PooledBufferWriter(512 + (input.Path.Length * 2) + body.Length + (body.Length / 4));
+        AppendString(buffer, "oncely.fingerprint", "v1");
+        AppendString(buffer, "method", input.Method.ToUpperInvariant());
+        AppendString(buffer, "path", input.Path);
+        AppendPairs(buffer, "query", input.Query, lowerCaseNames: false);
+        AppendPairs(buffer, "header", input.Headers, lowerCaseNames: true);
+
+        var beforeBody = buffer.WrittenCount;
+        if (!body.IsEmpty && IsJsonContentType(input.ContentType))
         {
-            if (!body.IsEmpty && IsJsonContentType(input.ContentType))
+            // Canonical JSON is written in place, behind its tag and a length patched in afterwards; the canonicaliser
+            // writes nothing when it refuses a document, and the raw form then replaces this attempt.
+            AppendContentType(buffer, input.ContentType, keepParameters: false);
+            AppendTag(buffer, "body.jcs", null);
+            var lengthAt = buffer.WrittenCount;
+            buffer.Advance(WriteInt32(buffer, 0));
+            if (JsonCanonicalizer.TryCanonicalize(body, buffer))
             {
-                canonical = new PooledBufferWriter(body.Length);
-                if (!JsonCanonicalizer.TryCanonicalize(body, canonical))
-                {
-                    canonical.Dispose();
-                    canonical = null;
-                }
+                BinaryPrimitives.WriteInt32LittleEndian(buffer.WrittenSpanForPatch(lengthAt, 4), buffer.WrittenCount - lengthAt - 4);
+                return Digest(buffer.WrittenSpan);
             }
 
-            AppendString(hash, "content-type", NormalizeContentType(input.ContentType, keepParameters: canonical is null));
-            if (canonical is not null)
-            {
-                AppendBytes(hash, "body.jcs", canonical.WrittenSpan);
-            }
-            else
-            {
-                AppendBytes(hash, "body.raw", body);
-            }
-        }
-        finally
-        {
-            canonical?.Dispose();
+            buffer.Truncate(beforeBody);
         }
 
+        AppendContentType(buffer, input.ContentType, keepParameters: true);
+        AppendBytes(buffer, "body.raw", body);
+        return Digest(buffer.WrittenSpan);
+    }
+
+    private static string Digest(ReadOnlySpan<byte> data)
+    {
         Span<byte> digest = stackalloc byte[32];
-        hash.GetHashAndReset(digest);
+        SHA256.HashData(data, digest);
         return Convert.ToHexStringLower(digest);
     }
 
@@ -118,37 +117,48 @@ public static class RequestFingerprint
 
     // The media type lower-cased; with its parameters (as sent, trimmed) when the body is hashed raw, since a charset or
     // a boundary changes what raw bytes mean; without them for canonical JSON, which is UTF-8 whatever they say.
-    private static string? NormalizeContentType(string? contentType, bool keepParameters)
+    private static void AppendContentType(PooledBufferWriter buffer, string? contentType, bool keepParameters)
     {
+        const string tag = "content-type";
         if (contentType is null)
         {
-            return null;
+            AppendString(buffer, tag, null);
+            return;
         }
 
-        var mediaType = MediaType(contentType).ToString().ToLowerInvariant();
+        var mediaType = MediaType(contentType);
         var semicolon = contentType.IndexOf(';', StringComparison.Ordinal);
-        if (!keepParameters || semicolon < 0)
+        var parameters = keepParameters && semicolon >= 0 ? contentType.AsSpan(semicolon).TrimEnd(" \t") : [];
+        AppendTag(buffer, tag, null);
+        buffer.Advance(WriteInt32(buffer, (mediaType.Length + parameters.Length) * 2));
+        var lowered = buffer.GetSpan(mediaType.Length * 2);
+        for (var i = 0; i < mediaType.Length; i++)
         {
-            return mediaType;
+            BinaryPrimitives.WriteUInt16LittleEndian(lowered[(i * 2)..], char.ToLowerInvariant(mediaType[i]));
         }
 
-        return string.Concat(mediaType, contentType.AsSpan(semicolon).TrimEnd(" \t"));
+        buffer.Advance(mediaType.Length * 2);
+        WriteUtf16(buffer, parameters);
     }
 
-    private static void AppendPairs(IncrementalHash hash, string tag, IEnumerable<KeyValuePair<string, string?>>? pairs, bool lowerCaseNames)
+    private static void AppendPairs(PooledBufferWriter buffer, string tag, IEnumerable<KeyValuePair<string, string?>>? pairs, bool lowerCaseNames)
     {
-        var list = new List<KeyValuePair<string, string?>>();
-        if (pairs is not null)
+        // The common request has no query and no fingerprinted header: no list, no sort.
+        if (pairs is null || (pairs.TryGetNonEnumeratedCount(out var count) && count == 0))
         {
-            foreach (var pair in pairs)
-            {
-                if (pair.Key is null)
-                {
-                    throw new ArgumentException($"A {tag} name is null.", nameof(pairs));
-                }
+            AppendLength(buffer, tag, 0);
+            return;
+        }
 
-                list.Add(lowerCaseNames ? new(pair.Key.ToLowerInvariant(), pair.Value) : pair);
+        var list = new List<KeyValuePair<string, string?>>();
+        foreach (var pair in pairs)
+        {
+            if (pair.Key is null)
+            {
+                throw new ArgumentException($"A {tag} name is null.", nameof(pairs));
             }
+
+            list.Add(lowerCaseNames ? new(pair.Key.ToLowerInvariant(), pair.Value) : pair);
         }
 
         list.Sort(static (x, y) =>
@@ -157,68 +167,81 @@ public static class RequestFingerprint
             return byName != 0 ? byName : string.CompareOrdinal(x.Value, y.Value);
         });
 
-        AppendLength(hash, tag, list.Count);
+        AppendLength(buffer, tag, list.Count);
         foreach (var pair in list)
         {
-            AppendString(hash, tag + ".name", pair.Key);
-            AppendString(hash, tag + ".value", pair.Value);
+            AppendString(buffer, tag, ".name", pair.Key);
+            AppendString(buffer, tag, ".value", pair.Value);
         }
     }
 
-    private static void AppendLength(IncrementalHash hash, string tag, int count)
+    private static void AppendLength(PooledBufferWriter buffer, string tag, int count)
     {
-        AppendTag(hash, tag);
-        Span<byte> prefix = stackalloc byte[4];
-        BinaryPrimitives.WriteInt32LittleEndian(prefix, count);
-        hash.AppendData(prefix);
+        AppendTag(buffer, tag, null);
+        buffer.Advance(WriteInt32(buffer, count));
     }
 
-    private static void AppendString(IncrementalHash hash, string tag, string? value)
+    private static void AppendString(PooledBufferWriter buffer, string tag, string? value) => AppendString(buffer, tag, null, value);
+
+    private static void AppendString(PooledBufferWriter buffer, string tag, string? suffix, string? value)
     {
+        AppendTag(buffer, tag, suffix);
         if (value is null)
         {
-            AppendLength(hash, tag, NullLength);
+            buffer.Advance(WriteInt32(buffer, NullLength));
             return;
         }
 
+        buffer.Advance(WriteInt32(buffer, value.Length * 2));
+        WriteUtf16(buffer, value);
+    }
+
+    private static void AppendBytes(PooledBufferWriter buffer, string tag, ReadOnlySpan<byte> value)
+    {
+        AppendTag(buffer, tag, null);
+        buffer.Advance(WriteInt32(buffer, value.Length));
+        buffer.Write(value);
+    }
+
+    private static void WriteUtf16(PooledBufferWriter buffer, ReadOnlySpan<char> value)
+    {
         if (BitConverter.IsLittleEndian)
         {
-            AppendBytes(hash, tag, MemoryMarshal.AsBytes(value.AsSpan()));
+            buffer.Write(MemoryMarshal.AsBytes(value));
             return;
         }
 
-        var bytes = ArrayPool<byte>.Shared.Rent(value.Length * 2);
-        try
+        var destination = buffer.GetSpan(value.Length * 2);
+        for (var i = 0; i < value.Length; i++)
         {
-            for (var i = 0; i < value.Length; i++)
-            {
-                BinaryPrimitives.WriteUInt16LittleEndian(bytes.AsSpan(i * 2), value[i]);
-            }
+            BinaryPrimitives.WriteUInt16LittleEndian(destination[(i * 2)..], value[i]);
+        }
 
-            AppendBytes(hash, tag, bytes.AsSpan(0, value.Length * 2));
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(bytes);
-        }
+        buffer.Advance(value.Length * 2);
     }
 
-    private static void AppendBytes(IncrementalHash hash, string tag, ReadOnlySpan<byte> value)
+    private static int WriteInt32(PooledBufferWriter buffer, int value)
     {
-        AppendLength(hash, tag, value.Length);
-        hash.AppendData(value);
+        BinaryPrimitives.WriteInt32LittleEndian(buffer.GetSpan(4), value);
+        return 4;
     }
 
-    private static void AppendTag(IncrementalHash hash, string tag)
+    private static void AppendTag(PooledBufferWriter buffer, string tag, string? suffix)
     {
         // Tags are short ASCII constants: a length byte, then the characters.
-        Span<byte> bytes = stackalloc byte[tag.Length + 1];
-        bytes[0] = (byte)tag.Length;
+        var length = tag.Length + (suffix?.Length ?? 0);
+        var bytes = buffer.GetSpan(length + 1);
+        bytes[0] = (byte)length;
         for (var i = 0; i < tag.Length; i++)
         {
             bytes[i + 1] = (byte)tag[i];
         }
 
-        hash.AppendData(bytes);
+        for (var i = 0; i < (suffix?.Length ?? 0); i++)
+        {
+            bytes[tag.Length + i + 1] = (byte)suffix![i];
+        }
+
+        buffer.Advance(length + 1);
     }
 }

@@ -9,6 +9,22 @@ public class RequestFingerprintTests
 
     private static KeyValuePair<string, string?> Pair(string name, string? value) => new(name, value);
 
+    [Theory]
+    [InlineData("text/plain; charset=ISO-8859-1 ", "amount=100", "87bd341a8de231ac83310a7bdce225db5eb45f56bb009f9696ea190d68d2f712")]
+    [InlineData("application/json; charset=utf-8", "{\"amount\":1,\"amount\":2}", "ead2c29a707ba602abbfa1237fd6817f9f70340465e89e4422a9e902ec253619")]
+    [InlineData(null, "", "d18fc1217626260314193bd30ab48d094364a271ecabd7c4b55a360f71fc9b86")]
+    public void Compute_RawAndEmptyBodies_MatchPinnedValues(string? contentType, string body, string expected)
+    {
+        var fingerprint = RequestFingerprint.Compute(new FingerprintInput("PATCH", "/orders/7")
+        {
+            Headers = [Pair("Accept-Language", "nl")],
+            ContentType = contentType,
+            Body = Encoding.UTF8.GetBytes(body),
+        });
+
+        Assert.Equal(expected, fingerprint);
+    }
+
     [Fact]
     public void Compute_AnyInput_Returns64LowercaseHexCharacters()
     {
