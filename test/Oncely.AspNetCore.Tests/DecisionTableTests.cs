@@ -399,7 +399,8 @@ public class DecisionTableTests
     [Fact]
     public async Task Row12_StaleWorkerFinishesAfterTakeOver_ItsCompletionIsRefused()
     {
-        await using var app = await TestApp.StartAsync();
+        // A worker whose renewals stopped reaching the store (paused, cut off) while its handler still runs.
+        await using var app = await TestApp.StartAsync(o => o.RenewLease = false);
         var firstGate = app.Gate;
         var stale = app.PostAsync("/slow", "k");
         await app.Entered.Task;

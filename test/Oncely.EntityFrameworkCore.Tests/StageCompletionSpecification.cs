@@ -216,8 +216,10 @@ public abstract class StageCompletionSpecification : IAsyncLifetime
         Assert.False(execution.CompletedInTransaction);
     }
 
+    // A short lease stands for a worker that stopped renewing it (crashed, paused, cut off from the store): renewal is
+    // off, so the lease runs out while the test still holds the stale execution.
     private IdempotencyExecutor Executor(TimeSpan? lease = null)
-        => new(Store, new IdempotencyEngineOptions { Lease = lease ?? TimeSpan.FromSeconds(30) });
+        => new(Store, new IdempotencyEngineOptions { Lease = lease ?? TimeSpan.FromSeconds(30), RenewLease = lease is null });
 
     private static IdempotencyRecordId NewId() => new("tenant-ef", "POST /payments", Guid.NewGuid().ToString());
 
