@@ -86,6 +86,40 @@ public abstract class TransactionalCompletionSpecification<TTransaction> : IAsyn
     }
 
     [Fact]
+    public async Task CompleteInTransaction_TransactionTypedAsDbTransaction_CompletesAndReplays()
+    {
+        // Regression (issue 9, item 15): the transaction exactly as BeginTransactionAsync() returns it, static type
+        // DbTransaction. The store is chosen by the transaction's runtime type, not by the caller's static type.
+        var executor = Executor();
+        var id = NewId();
+        var response = new IdempotentResponse(201, [new("Content-Type", "application/json")], Encoding.UTF8.GetBytes("{\"paid\":true}"));
+
+        var first = await executor.ExecuteAsync(id, Fingerprint, async (execution, ct) =>
+        {
+            await using var connection = await OpenConnectionAsync();
+            await using var transaction = await connection.BeginTransactionAsync(ct);
+            await ExecuteAsync(connection, transaction, "INSERT INTO txn_phases (idem_key, phase) VALUES (@k, 'booked')", ("@k", id.Key));
+            await execution.SetRecoveryPointInTransactionAsync(transaction, "booked", ct);
+            await ExecuteAsync(connection, transaction, "INSERT INTO txn_payments (idem_key, note) VALUES (@k, 'paid')", ("@k", id.Key));
+            await execution.CompleteInTransactionAsync(transaction, response, ct);
+            await transaction.CommitAsync(ct);
+            return response;
+        });
+        var replay = await executor.ExecuteAsync(id, Fingerprint, (_, _) => throw new InvalidOperationException("must not run again"));
+
+        Assert.Equal(CompletionOutcome.CompletedInTransaction, first.Completion);
+        Assert.Equal(IdempotencyDecisionKind.Replay, replay.Kind);
+        Assert.Equal(response.Body.ToArray(), replay.Response!.Body.ToArray());
+        Assert.Equal(1, await CountPaymentsAsync(id.Key));
+        Assert.Equal(1, await CountPhasesAsync(id.Key));
+        Assert.Equal(1, Store.TransactionalCompletions);
+        Assert.Equal(0, Store.Completions);
+        var record = await Store.GetAsync(id, CancellationToken.None);
+        Assert.Equal(IdempotencyRecordState.Completed, record!.State);
+        Assert.Equal("booked", record.RecoveryPoint);
+    }
+
+    [Fact]
     public async Task CompleteInTransaction_RolledBack_RecordStaysInProgressWithSameToken()
     {
         var executor = Executor();
