@@ -125,4 +125,21 @@ public sealed class PostgreSqlSchemaTests(PostgresFixture fixture) : StoreTestBa
 
         Assert.Contains("CommandTimeout", ex.Message);
     }
+
+    [Fact]
+    public void Schema_LongestTableName_AllDerivedNamesStayDistinctWithinPostgreSqlsLimit()
+    {
+        // PostgreSQL keeps the first 63 bytes of an identifier: the derived names must differ within them, or two
+        // objects of one store would collide (issue 9, item 16c).
+        var table = new string('t', PostgreSqlIdempotencyStoreOptions.MaxTableNameLength);
+        var schema = new PostgreSqlSchema("oncely", table);
+        static string Name(string quotedQualified) => quotedQualified[(quotedQualified.LastIndexOf(".\"", StringComparison.Ordinal) is var dot and >= 0 ? dot + 1 : 0)..].Trim('"');
+        var names = new[] { schema.Table, schema.Sequence, schema.AuditTable, schema.VersionTable, schema.ExpiresAtIndex, schema.AuditIndex, schema.AuditRecordedAtIndex, PostgreSqlSchema.Quote(table + "_scope_key_uq") }
+            .Select(Name)
+            .Select(n => n.Length > 63 ? n[..63] : n)
+            .ToArray();
+
+        Assert.Equal(names.Length, names.Distinct(StringComparer.Ordinal).Count());
+        Assert.Equal(table, names[0]);
+    }
 }
