@@ -66,7 +66,11 @@ public sealed partial class IdempotencyExecutor
     /// <param name="id">The record: scope and key.</param>
     /// <param name="fingerprint">The request's fingerprint.</param>
     /// <param name="cancellationToken">Cancels the call (for example, the client went away).</param>
-    /// <returns>What to do.</returns>
+    /// <returns>
+    /// What to do. For <see cref="IdempotencyDecisionKind.Execute"/>, the decision's execution renews its lease in the
+    /// background (unless <see cref="IdempotencyEngineOptions.RenewLease"/> is off) until its completion or release is
+    /// written or it is disposed: dispose it (<c>await using</c>) when the attempt is over.
+    /// </returns>
     public async ValueTask<IdempotencyDecision> BeginAsync(IdempotencyRecordId id, string fingerprint, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(fingerprint);
