@@ -38,6 +38,12 @@ internal sealed class CountingStore(IIdempotencyStore inner) : IIdempotencyStore
         return inner.TrySetRecoveryPointAsync(id, fencingToken, recoveryPoint, lease, cancellationToken);
     }
 
+    public ValueTask<bool> TryRenewLeaseAsync(IdempotencyRecordId id, long fencingToken, TimeSpan lease, CancellationToken cancellationToken)
+    {
+        Interlocked.Increment(ref _calls);
+        return inner.TryRenewLeaseAsync(id, fencingToken, lease, cancellationToken);
+    }
+
     public ValueTask<IdempotencyRecord?> GetAsync(IdempotencyRecordId id, CancellationToken cancellationToken)
     {
         Interlocked.Increment(ref _calls);

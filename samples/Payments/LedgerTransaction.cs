@@ -1,6 +1,4 @@
 using System.Data.Common;
-using Microsoft.Data.Sqlite;
-using Npgsql;
 using Oncely;
 using Oncely.AspNetCore;
 
@@ -32,14 +30,8 @@ public static class LedgerTransaction
             return ValueTask.CompletedTask;
         }
 
-        var store = context.RequestServices.GetRequiredService<IIdempotencyStore>();
-        return transaction switch
-        {
-            SqliteTransaction sqlite when store is ITransactionalIdempotencyStore<SqliteTransaction> => execution.CompleteInTransactionAsync(sqlite, response, cancellationToken),
-            NpgsqlTransaction npgsql when store is ITransactionalIdempotencyStore<NpgsqlTransaction> => execution.CompleteInTransactionAsync(npgsql, response, cancellationToken),
-            _ => throw new InvalidOperationException(
-                $"The idempotency store {store.GetType().Name} cannot join a {transaction.GetType().Name}: money movements must complete "
-                + "their idempotency record in the ledger's transaction. Use the SQLite or PostgreSQL store on the ledger's database."),
-        };
+        // The store checks the transaction's runtime type (SqliteTransaction / NpgsqlTransaction) and throws
+        // InvalidOperationException, saying what it needs, when it cannot join it.
+        return execution.CompleteInTransactionAsync(transaction, response, cancellationToken);
     }
 }

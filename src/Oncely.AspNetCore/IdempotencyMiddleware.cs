@@ -264,6 +264,7 @@ internal sealed partial class IdempotencyMiddleware
             context.Features.Set(originalBody);
             context.Features.Set(originalLifetime);
             context.Features.Set<IIdempotencyFeature>(null);
+            await execution.DisposeAsync().ConfigureAwait(false); // stops the lease renewal (row 21)
         }
     }
 

@@ -23,7 +23,10 @@ public sealed class IdempotencyOptions : IdempotencyEngineOptions
     /// <summary>Whether <c>X-Idempotency-Key</c> is accepted as an alias of <c>Idempotency-Key</c>. Default: <see langword="true"/>.</summary>
     public bool AcceptAliasHeader { get; set; } = true;
 
-    /// <summary>The longest key accepted, in characters. Default: 255.</summary>
+    /// <summary>
+    /// The longest key accepted, in characters. Default: 255; at most 4096, and at most what the store can index
+    /// (<see cref="IIdempotencyStoreLimits"/>: 1024 for PostgreSQL), checked when the host starts.
+    /// </summary>
     public int MaxKeyLength { get; set; } = IdempotencyKeyParser.DefaultMaxLength;
 
     /// <summary>
@@ -100,6 +103,14 @@ public sealed class IdempotencyOptions : IdempotencyEngineOptions
     /// <summary>The most records one purge statement deletes; purging repeats until a batch comes back short. Default: 500.</summary>
     public int PurgeBatchSize { get; set; } = 500;
 
+    /// <summary>
+    /// How long key-reuse audit entries (row 8) are kept, for stores that keep an audit (<see cref="IIdempotencyAuditStore"/>:
+    /// the SQL stores). Every <see cref="PurgeInterval"/> the sweeper deletes older entries, in batches of
+    /// <see cref="PurgeBatchSize"/>, measured with the store's clock, so a key re-sent with ever-changing payloads cannot
+    /// grow the database without bound. Default: 30 days.
+    /// </summary>
+    public TimeSpan AuditRetention { get; set; } = TimeSpan.FromDays(30);
+
     /// <inheritdoc />
     public override IReadOnlyList<string> Validate()
     {
@@ -147,6 +158,11 @@ public sealed class IdempotencyOptions : IdempotencyEngineOptions
         if (PurgeInterval <= TimeSpan.Zero || PurgeBatchSize <= 0)
         {
             problems.Add($"Oncely: PurgeInterval and PurgeBatchSize must be positive (they are {PurgeInterval} and {PurgeBatchSize}).");
+        }
+
+        if (AuditRetention <= TimeSpan.Zero)
+        {
+            problems.Add($"Oncely: AuditRetention must be positive (it is {AuditRetention}); the default is 30 days.");
         }
 
         if (AuditPayloadLimit < 0)

@@ -5,8 +5,9 @@ using Microsoft.Extensions.Options;
 namespace Oncely.AspNetCore;
 
 /// <summary>
-/// Creates the store's schema at start (stores that have one) and, for stores without native expiry, purges expired
-/// records in bounded batches on a timer.
+/// Checks the options against the store's limits and creates the store's schema at start (stores that have one); then,
+/// on a timer, purges expired records (stores without native expiry) and audit entries older than
+/// <see cref="IdempotencyOptions.AuditRetention"/> (stores that keep an audit), in bounded batches.
 /// </summary>
 internal sealed partial class IdempotencyStoreMaintenance(
     IIdempotencyStore store,
@@ -16,6 +17,7 @@ internal sealed partial class IdempotencyStoreMaintenance(
 {
     public override async Task StartAsync(CancellationToken cancellationToken)
     {
+        CheckLimits(store, options.Value);
         if (store is IIdempotencyStoreInitializer initializer)
         {
             try
@@ -34,7 +36,9 @@ internal sealed partial class IdempotencyStoreMaintenance(
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        if (store is not IIdempotencyStoreSweeper sweeper)
+        var sweeper = store as IIdempotencyStoreSweeper;
+        var audit = store as IIdempotencyAuditStore;
+        if (sweeper is null && audit is null)
         {
             return;
         }
@@ -45,12 +49,61 @@ internal sealed partial class IdempotencyStoreMaintenance(
         {
             while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false))
             {
-                await PurgeAsync(sweeper, settings.PurgeBatchSize, stoppingToken).ConfigureAwait(false);
+                if (sweeper is not null)
+                {
+                    await PurgeAsync(sweeper, settings.PurgeBatchSize, stoppingToken).ConfigureAwait(false);
+                }
+
+                if (audit is not null)
+                {
+                    await PurgeAuditAsync(audit, settings.AuditRetention, settings.PurgeBatchSize, stoppingToken).ConfigureAwait(false);
+                }
             }
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
         {
         }
+    }
+
+    /// <summary>
+    /// Refuses, at start, options the store cannot honour (<see cref="IIdempotencyStoreLimits"/>), so the mistake stops
+    /// the host with a message that says what to change instead of failing requests at run time.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">An option exceeds the store's limit.</exception>
+    internal static void CheckLimits(IIdempotencyStore store, IdempotencyOptions settings)
+    {
+        if (store is IIdempotencyStoreLimits limits && settings.MaxKeyLength > limits.MaxKeyLength)
+        {
+            throw new InvalidOperationException(
+                $"Oncely: MaxKeyLength is {settings.MaxKeyLength}, but the idempotency store {store.GetType().Name} can index keys of at most {limits.MaxKeyLength} characters. " +
+                $"Set MaxKeyLength to {limits.MaxKeyLength} or less (the default, 255, fits every store).");
+        }
+    }
+
+    internal async Task<int> PurgeAuditAsync(IIdempotencyAuditStore audit, TimeSpan retention, int batchSize, CancellationToken cancellationToken)
+    {
+        var total = 0;
+        try
+        {
+            int purged;
+            do
+            {
+                purged = await audit.PurgeAuditAsync(retention, batchSize, cancellationToken).ConfigureAwait(false);
+                total += purged;
+            }
+            while (purged == batchSize && !cancellationToken.IsCancellationRequested);
+
+            if (total > 0)
+            {
+                LogAuditPurged(logger, total, retention);
+            }
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            LogMaintenanceFailed(logger, ex, "purge of old key-reuse audit entries");
+        }
+
+        return total;
     }
 
     internal async Task<int> PurgeAsync(IIdempotencyStoreSweeper sweeper, int batchSize, CancellationToken cancellationToken)
@@ -82,6 +135,9 @@ internal sealed partial class IdempotencyStoreMaintenance(
 
     [LoggerMessage(IdempotencyEventIds.Purged, LogLevel.Debug, "Purged {Count} expired idempotency records")]
     private static partial void LogPurged(ILogger logger, int count);
+
+    [LoggerMessage(IdempotencyEventIds.AuditPurged, LogLevel.Debug, "Purged {Count} key-reuse audit entries older than {Retention}")]
+    private static partial void LogAuditPurged(ILogger logger, int count, TimeSpan retention);
 
     [LoggerMessage(IdempotencyEventIds.MaintenanceFailed, LogLevel.Warning, "Idempotency store maintenance failed: {Task}")]
     private static partial void LogMaintenanceFailed(ILogger logger, Exception exception, string task);

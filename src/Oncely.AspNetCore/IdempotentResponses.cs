@@ -5,7 +5,7 @@ namespace Oncely.AspNetCore;
 
 /// <summary>
 /// Builds an answer before it is sent, for transactional completion: the handler stores exactly these bytes inside its
-/// own transaction (<see cref="IdempotencyExecution.CompleteInTransactionAsync{TTransaction}"/>), commits, then returns
+/// own transaction (<see cref="IdempotencyExecution.CompleteInTransactionAsync"/>), commits, then returns
 /// <see cref="ToResult"/> so the first caller and every retry see the same bytes.
 /// </summary>
 public static class IdempotentResponses

@@ -1,4 +1,5 @@
 using System.Data;
+using System.Data.Common;
 using System.Diagnostics;
 using Npgsql;
 using NpgsqlTypes;
@@ -10,8 +11,15 @@ namespace Oncely.PostgreSql;
 /// round trip); leases and expiry are decided by the server's clock (<c>clock_timestamp()</c>), never the app's; fencing
 /// tokens come from a sequence, so they are unique over a record's whole life, across expiry and re-creation.
 /// </summary>
+/// <remarks>
+/// Key length: the UNIQUE index on <c>(tenant, operation, idem_key)</c> is a btree, whose entries PostgreSQL caps at
+/// about 2704 bytes (a third of an 8 KiB page). The store therefore accepts keys of at most
+/// <see cref="MaxKeyLengthLimit"/> characters (<see cref="IIdempotencyStoreLimits"/>), which leaves more than 1600 bytes
+/// for the tenant and the operation (a route pattern) together. An id that still does not fit (say, a huge tenant id)
+/// fails with an <see cref="ArgumentException"/> that says so, not as an outage.
+/// </remarks>
 internal sealed class PostgreSqlIdempotencyStore
-    : IIdempotencyStore, IIdempotencyStoreSweeper, IIdempotencyAuditStore, IIdempotencyStoreInitializer, ITransactionalIdempotencyStore<NpgsqlTransaction>,
+    : IIdempotencyStore, IIdempotencyStoreSweeper, IIdempotencyAuditStore, IIdempotencyStoreInitializer, ITransactionalIdempotencyStore, IIdempotencyStoreLimits,
       IAsyncDisposable, IDisposable
 {
     private const int InProgressState = (int)IdempotencyRecordState.InProgress;
@@ -20,6 +28,12 @@ internal sealed class PostgreSqlIdempotencyStore
     // A reservation normally takes one statement. It is repeated only when its snapshot could not show the row it
     // conflicted with (see ReserveSql); the next statement's fresh snapshot does, so a second attempt settles it.
     private const int MaxReserveAttempts = 4;
+
+    /// <summary>The longest key the store accepts, in characters: see the remarks on the class.</summary>
+    internal const int MaxKeyLengthLimit = 1024;
+
+    /// <summary>PostgreSQL's limit on one btree index entry, in bytes (for the default 8 KiB page).</summary>
+    private const int BtreeEntryLimitBytes = 2704;
 
     private readonly NpgsqlDataSource _dataSource;
     private readonly bool _ownsDataSource;
@@ -34,8 +48,10 @@ internal sealed class PostgreSqlIdempotencyStore
     private readonly string _releaseSql;
     private readonly string _recoveryPointSql;
     private readonly string _getSql;
+    private readonly string _renewLeaseSql;
     private readonly string _purgeSql;
     private readonly string _auditSql;
+    private readonly string _purgeAuditSql;
 
     /// <summary>Creates the store.</summary>
     /// <param name="dataSource">Where to connect.</param>
@@ -145,6 +161,13 @@ internal sealed class PostgreSqlIdempotencyStore
               AND fencing_token = @token AND state = {InProgressState} AND expires_at > clock_timestamp()
             """;
 
+        _renewLeaseSql = $"""
+            UPDATE {t}
+            SET lease_expires_at = clock_timestamp() + @lease, updated_at = clock_timestamp()
+            WHERE tenant = @tenant AND operation = @operation AND idem_key = @key
+              AND fencing_token = @token AND state = {InProgressState} AND expires_at > clock_timestamp()
+            """;
+
         _getSql = $"""
             SELECT fingerprint, state, fencing_token, lease_expires_at, expires_at, recovery_point,
                    status_code, headers::text, body, body_omitted
@@ -169,7 +192,21 @@ internal sealed class PostgreSqlIdempotencyStore
                 (tenant, operation, idem_key, stored_fingerprint, attempted_fingerprint, payload, occurred_at)
             VALUES (@tenant, @operation, @key, @stored, @attempted, @payload, @occurred)
             """;
+
+        // Age is measured by recorded_at (set by the server's clock on insert), batched and SKIP LOCKED like the purge.
+        _purgeAuditSql = $"""
+            DELETE FROM {Schema.AuditTable}
+            WHERE id = ANY(ARRAY(
+                    SELECT id FROM {Schema.AuditTable}
+                    WHERE recorded_at < clock_timestamp() - @retention
+                    ORDER BY recorded_at
+                    LIMIT @limit
+                    FOR UPDATE SKIP LOCKED))
+            """;
     }
+
+    /// <inheritdoc />
+    public int MaxKeyLength => MaxKeyLengthLimit;
 
     /// <summary>The store's object names.</summary>
     internal PostgreSqlSchema Schema { get; }
@@ -207,6 +244,10 @@ internal sealed class PostgreSqlIdempotencyStore
                         $"The PostgreSQL idempotency store could not settle the reservation of {id} after {MaxReserveAttempts} attempts: the record kept changing under heavy contention.");
                 }
             }
+        }
+        catch (PostgresException ex) when (ex.SqlState == PostgresErrorCodes.ProgramLimitExceeded)
+        {
+            throw IdTooLarge(id, ex);
         }
         catch (Exception ex) when (PostgreSqlFailures.IsUnavailable(ex, cancellationToken))
         {
@@ -269,27 +310,45 @@ internal sealed class PostgreSqlIdempotencyStore
     }
 
     /// <inheritdoc />
+    public async ValueTask<bool> TryRenewLeaseAsync(IdempotencyRecordId id, long fencingToken, TimeSpan lease, CancellationToken cancellationToken)
+    {
+        using var deadline = StartDeadline(cancellationToken);
+        try
+        {
+            await EnsureInitializedAsync(deadline.Token).ConfigureAwait(false);
+            using var command = CreateCommand(_renewLeaseSql, id);
+            command.Parameters.Add(new NpgsqlParameter<long>("token", NpgsqlDbType.Bigint) { TypedValue = fencingToken });
+            command.Parameters.Add(new NpgsqlParameter<TimeSpan>("lease", NpgsqlDbType.Interval) { TypedValue = lease });
+            return await command.ExecuteNonQueryAsync(deadline.Token).ConfigureAwait(false) == 1;
+        }
+        catch (Exception ex) when (PostgreSqlFailures.IsUnavailable(ex, cancellationToken))
+        {
+            throw Unavailable("renew a lease", ex);
+        }
+    }
+
+    /// <inheritdoc />
     /// <remarks>
     /// Runs on <paramref name="transaction"/>'s connection, inside it, with the server's clock. The records table must be
     /// in that connection's database. A stale token changes nothing and returns <see langword="false"/>; the caller rolls
     /// back. Nothing is retried here: any failure has already aborted the caller's transaction.
     /// </remarks>
-    public async ValueTask<bool> TryCompleteAsync(NpgsqlTransaction transaction, IdempotencyRecordId id, long fencingToken, IdempotentResponse response, TimeSpan expiration, CancellationToken cancellationToken)
+    public async ValueTask<bool> TryCompleteAsync(DbTransaction transaction, IdempotencyRecordId id, long fencingToken, IdempotentResponse response, TimeSpan expiration, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(transaction);
         ArgumentNullException.ThrowIfNull(response);
-        using var command = CreateCommand(transaction, _completeSql, id);
+        using var command = CreateCommand(AsNpgsqlTransaction(transaction), _completeSql, id);
         BindCompletion(command, fencingToken, response, expiration);
         return await ExecuteInTransactionAsync(command, "complete a record", cancellationToken).ConfigureAwait(false);
     }
 
     /// <inheritdoc />
     /// <remarks>Runs on <paramref name="transaction"/>'s connection, inside it, with the server's clock.</remarks>
-    public async ValueTask<bool> TrySetRecoveryPointAsync(NpgsqlTransaction transaction, IdempotencyRecordId id, long fencingToken, string recoveryPoint, TimeSpan lease, CancellationToken cancellationToken)
+    public async ValueTask<bool> TrySetRecoveryPointAsync(DbTransaction transaction, IdempotencyRecordId id, long fencingToken, string recoveryPoint, TimeSpan lease, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(transaction);
         ArgumentException.ThrowIfNullOrEmpty(recoveryPoint);
-        using var command = CreateCommand(transaction, _recoveryPointSql, id);
+        using var command = CreateCommand(AsNpgsqlTransaction(transaction), _recoveryPointSql, id);
         BindRecoveryPoint(command, fencingToken, recoveryPoint, lease);
         return await ExecuteInTransactionAsync(command, "set a recovery point", cancellationToken).ConfigureAwait(false);
     }
@@ -366,6 +425,28 @@ internal sealed class PostgreSqlIdempotencyStore
         catch (Exception ex) when (PostgreSqlFailures.IsUnavailable(ex, cancellationToken))
         {
             throw Unavailable("append an audit entry", ex);
+        }
+    }
+
+    /// <inheritdoc />
+    /// <remarks>An entry's age is measured from the time the server recorded it (<c>recorded_at</c>, the server's clock).</remarks>
+    public async ValueTask<int> PurgeAuditAsync(TimeSpan retention, int batchSize, CancellationToken cancellationToken)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(retention, TimeSpan.Zero);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(batchSize);
+        using var deadline = StartDeadline(cancellationToken);
+        try
+        {
+            await EnsureInitializedAsync(deadline.Token).ConfigureAwait(false);
+            using var command = _dataSource.CreateCommand(_purgeAuditSql);
+            command.CommandTimeout = _commandTimeoutSeconds;
+            command.Parameters.Add(new NpgsqlParameter<TimeSpan>("retention", NpgsqlDbType.Interval) { TypedValue = retention });
+            command.Parameters.Add(new NpgsqlParameter<int>("limit", NpgsqlDbType.Integer) { TypedValue = batchSize });
+            return await command.ExecuteNonQueryAsync(deadline.Token).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (PostgreSqlFailures.IsUnavailable(ex, cancellationToken))
+        {
+            throw Unavailable("purge old audit entries", ex);
         }
     }
 
@@ -492,6 +573,19 @@ internal sealed class PostgreSqlIdempotencyStore
         return PostgreSqlFailures.Unavailable(operation, exception);
     }
 
+    /// <summary>
+    /// The reservation's index entry did not fit (PostgreSQL's btree limit). That is a property of this id, not an
+    /// outage: retrying will never succeed, so the caller gets an exception that says what is too long.
+    /// </summary>
+    private static ArgumentException IdTooLarge(IdempotencyRecordId id, PostgresException exception)
+        => new(
+            $"The idempotency record id is too large for the PostgreSQL store's unique index: tenant {System.Text.Encoding.UTF8.GetByteCount(id.Tenant)} bytes, " +
+            $"operation {System.Text.Encoding.UTF8.GetByteCount(id.Operation)} bytes and key {System.Text.Encoding.UTF8.GetByteCount(id.Key)} bytes together exceed the " +
+            $"about {BtreeEntryLimitBytes} bytes PostgreSQL can index. Keep MaxKeyLength at most {MaxKeyLengthLimit} and tenant ids and operation names short " +
+            $"(for example, resolve the tenant to an id rather than a long claim). PostgreSQL said: {exception.MessageText}",
+            nameof(id),
+            exception);
+
     private static string? DatabaseOf(NpgsqlDataSource dataSource)
     {
         try
@@ -503,6 +597,12 @@ internal sealed class PostgreSqlIdempotencyStore
             return null;
         }
     }
+
+    private static NpgsqlTransaction AsNpgsqlTransaction(DbTransaction transaction)
+        => transaction as NpgsqlTransaction
+            ?? throw new InvalidOperationException(
+                $"The PostgreSQL idempotency store received a {transaction.GetType().FullName}, but it can only write inside an Npgsql.NpgsqlTransaction " +
+                "on the store's database. Begin the transaction on an NpgsqlConnection to the database UsePostgreSql points at (or use the store of the database the transaction is on).");
 
     private NpgsqlCommand CreateCommand(NpgsqlTransaction transaction, string sql, IdempotencyRecordId id)
     {

@@ -20,6 +20,7 @@ internal sealed class PostgreSqlSchema
         VersionTable = $"{Schema}.{Quote(table + "_schema_version")}";
         ExpiresAtIndex = Quote(table + "_expires_at_idx");
         AuditIndex = Quote(table + "_key_reuse_audit_key_idx");
+        AuditRecordedAtIndex = Quote(table + "_audit_recorded_idx");
 
         // A stable 64-bit key for pg_advisory_xact_lock, the same in every process for the same schema and table.
         var hash = SHA256.HashData(Encoding.UTF8.GetBytes($"oncely-schema:{schema}.{table}"));
@@ -65,6 +66,9 @@ internal sealed class PostgreSqlSchema
 
                 CREATE INDEX {AuditIndex} ON {AuditTable} (tenant, operation, idem_key);
                 """),
+            new Migration(2, "key-reuse audit retention index", $"""
+                CREATE INDEX IF NOT EXISTS {AuditRecordedAtIndex} ON {AuditTable} (recorded_at);
+                """),
         ];
     }
 
@@ -94,6 +98,9 @@ internal sealed class PostgreSqlSchema
 
     /// <summary>The quoted index on the audit table's key columns.</summary>
     public string AuditIndex { get; }
+
+    /// <summary>The quoted index on the audit table's <c>recorded_at</c> (the audit retention purge's path).</summary>
+    public string AuditRecordedAtIndex { get; }
 
     /// <summary>The advisory lock that serialises migrations of this schema and table across processes.</summary>
     public long MigrationLockKey { get; }

@@ -1,3 +1,4 @@
+using System.Data.Common;
 using System.Globalization;
 using System.Runtime.InteropServices;
 using Microsoft.Data.Sqlite;
@@ -21,7 +22,7 @@ namespace Oncely.Sqlite;
 /// </para>
 /// </remarks>
 internal sealed class SqliteIdempotencyStore
-    : IIdempotencyStore, IIdempotencyStoreSweeper, IIdempotencyAuditStore, IIdempotencyStoreInitializer, ITransactionalIdempotencyStore<SqliteTransaction>
+    : IIdempotencyStore, IIdempotencyStoreSweeper, IIdempotencyAuditStore, IIdempotencyStoreInitializer, ITransactionalIdempotencyStore
 {
     private const int SqliteBusy = 5;
     private const int SqliteLocked = 6;
@@ -47,8 +48,10 @@ internal sealed class SqliteIdempotencyStore
     private readonly string _releaseDeleteSql;
     private readonly string _releaseEndLeaseSql;
     private readonly string _setRecoveryPointSql;
+    private readonly string _renewLeaseSql;
     private readonly string _purgeSql;
     private readonly string _auditSql;
+    private readonly string _purgeAuditSql;
     private readonly Lock _initializationGate = new();
     private Task? _initialization;
 
@@ -111,10 +114,18 @@ internal sealed class SqliteIdempotencyStore
             UPDATE "{t}" SET recovery_point = @recovery_point, lease_expires_at = @lease_expires_at
             WHERE {KeyPredicate} AND fencing_token = @token AND state = 0 AND expires_at > @now;
             """;
+        _renewLeaseSql = $"""
+            UPDATE "{t}" SET lease_expires_at = @lease_expires_at
+            WHERE {KeyPredicate} AND fencing_token = @token AND state = 0 AND expires_at > @now;
+            """;
         _purgeSql = $"""DELETE FROM "{t}" WHERE id IN (SELECT id FROM "{t}" WHERE expires_at <= @now ORDER BY expires_at LIMIT @batch);""";
         _auditSql = $"""
             INSERT INTO "{_auditTable}" (tenant, operation, idem_key, stored_fingerprint, attempted_fingerprint, payload, occurred_at)
             VALUES (@tenant, @operation, @key, @stored_fingerprint, @attempted_fingerprint, @payload, @occurred_at);
+            """;
+        _purgeAuditSql = $"""
+            DELETE FROM "{_auditTable}" WHERE id IN (
+                SELECT id FROM "{_auditTable}" WHERE occurred_at < @cutoff ORDER BY occurred_at LIMIT @batch);
             """;
     }
 
@@ -197,6 +208,25 @@ internal sealed class SqliteIdempotencyStore
     }
 
     /// <inheritdoc />
+    public async ValueTask<bool> TryRenewLeaseAsync(IdempotencyRecordId id, long fencingToken, TimeSpan lease, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        await EnsureInitializedAsync(cancellationToken).ConfigureAwait(false);
+        return await RunAsync(
+            async (connection, ct) =>
+            {
+                var now = NowMilliseconds();
+                using var command = CreateCommand(connection, _renewLeaseSql);
+                AddKey(command, id);
+                command.Parameters.AddWithValue("@token", fencingToken);
+                command.Parameters.AddWithValue("@lease_expires_at", After(now, lease));
+                command.Parameters.AddWithValue("@now", now);
+                return await command.ExecuteNonQueryAsync(ct).ConfigureAwait(false) == 1;
+            },
+            cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <inheritdoc />
     public async ValueTask<IdempotencyRecord?> GetAsync(IdempotencyRecordId id, CancellationToken cancellationToken)
     {
         cancellationToken.ThrowIfCancellationRequested();
@@ -226,24 +256,26 @@ internal sealed class SqliteIdempotencyStore
     /// Runs on <paramref name="transaction"/>'s connection, inside it; the records table must be in that connection's
     /// main database. Nothing is retried here: a failure is the caller's to roll back.
     /// </remarks>
-    public async ValueTask<bool> TryCompleteAsync(SqliteTransaction transaction, IdempotencyRecordId id, long fencingToken, IdempotentResponse response, TimeSpan expiration, CancellationToken cancellationToken)
+    public async ValueTask<bool> TryCompleteAsync(DbTransaction transaction, IdempotencyRecordId id, long fencingToken, IdempotentResponse response, TimeSpan expiration, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(transaction);
         ArgumentNullException.ThrowIfNull(response);
-        var connection = TransactionConnection(transaction);
-        using var command = CreateCommand(connection, _completeSql, transaction);
+        var sqlite = AsSqliteTransaction(transaction);
+        var connection = TransactionConnection(sqlite);
+        using var command = CreateCommand(connection, _completeSql, sqlite);
         BindCompletion(command, id, fencingToken, response, StoredHeaders.Serialize(response.Headers), AsArray(response.Body), expiration);
         return await ExecuteInTransactionAsync(command, connection, "complete the record", cancellationToken).ConfigureAwait(false);
     }
 
     /// <inheritdoc />
-    /// <remarks>Runs on <paramref name="transaction"/>'s connection, inside it; see <see cref="TryCompleteAsync(SqliteTransaction, IdempotencyRecordId, long, IdempotentResponse, TimeSpan, CancellationToken)"/>.</remarks>
-    public async ValueTask<bool> TrySetRecoveryPointAsync(SqliteTransaction transaction, IdempotencyRecordId id, long fencingToken, string recoveryPoint, TimeSpan lease, CancellationToken cancellationToken)
+    /// <remarks>Runs on <paramref name="transaction"/>'s connection, inside it; see <see cref="TryCompleteAsync(DbTransaction, IdempotencyRecordId, long, IdempotentResponse, TimeSpan, CancellationToken)"/>.</remarks>
+    public async ValueTask<bool> TrySetRecoveryPointAsync(DbTransaction transaction, IdempotencyRecordId id, long fencingToken, string recoveryPoint, TimeSpan lease, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(transaction);
         ArgumentException.ThrowIfNullOrEmpty(recoveryPoint);
-        var connection = TransactionConnection(transaction);
-        using var command = CreateCommand(connection, _setRecoveryPointSql, transaction);
+        var sqlite = AsSqliteTransaction(transaction);
+        var connection = TransactionConnection(sqlite);
+        using var command = CreateCommand(connection, _setRecoveryPointSql, sqlite);
         BindRecoveryPoint(command, id, fencingToken, recoveryPoint, lease);
         return await ExecuteInTransactionAsync(command, connection, "set the recovery point", cancellationToken).ConfigureAwait(false);
     }
@@ -263,6 +295,25 @@ internal sealed class SqliteIdempotencyStore
                 command.Parameters.AddWithValue("@attempted_fingerprint", entry.AttemptedFingerprint ?? string.Empty);
                 command.Parameters.AddWithValue("@payload", entry.Payload ?? string.Empty);
                 command.Parameters.AddWithValue("@occurred_at", entry.OccurredAt.ToUnixTimeMilliseconds());
+                return await command.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+            },
+            cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <inheritdoc />
+    /// <remarks>An entry's age is measured from its <see cref="KeyReuseAuditEntry.OccurredAt"/>, against the store's clock.</remarks>
+    public async ValueTask<int> PurgeAuditAsync(TimeSpan retention, int batchSize, CancellationToken cancellationToken)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(retention, TimeSpan.Zero);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(batchSize);
+        cancellationToken.ThrowIfCancellationRequested();
+        await EnsureInitializedAsync(cancellationToken).ConfigureAwait(false);
+        return await RunAsync(
+            async (connection, ct) =>
+            {
+                using var command = CreateCommand(connection, _purgeAuditSql);
+                command.Parameters.AddWithValue("@cutoff", After(NowMilliseconds(), -retention));
+                command.Parameters.AddWithValue("@batch", batchSize);
                 return await command.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
             },
             cancellationToken).ConfigureAwait(false);
@@ -524,6 +575,12 @@ internal sealed class SqliteIdempotencyStore
             }
         }
     }
+
+    private static SqliteTransaction AsSqliteTransaction(DbTransaction transaction)
+        => transaction as SqliteTransaction
+            ?? throw new InvalidOperationException(
+                $"The SQLite idempotency store received a {transaction.GetType().FullName}, but it can only write inside a Microsoft.Data.Sqlite.SqliteTransaction " +
+                "on the store's database. Begin the transaction on a SqliteConnection to the database UseSqlite points at (or use the store of the database the transaction is on).");
 
     private static SqliteConnection TransactionConnection(SqliteTransaction transaction)
         => transaction.Connection

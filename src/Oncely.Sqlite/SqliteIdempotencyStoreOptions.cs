@@ -75,12 +75,7 @@ public sealed partial class SqliteIdempotencyStoreOptions
 
         ValidateTableName(TableName, nameof(TableName));
         ValidateTableName(AuditTableName, nameof(AuditTableName));
-        if (string.Equals(TableName, AuditTableName, StringComparison.OrdinalIgnoreCase))
-        {
-            throw new ArgumentException(
-                $"SqliteIdempotencyStoreOptions.TableName and AuditTableName are both '{TableName}'; give them different names.",
-                nameof(AuditTableName));
-        }
+        ValidateNamesDoNotCollide(TableName, AuditTableName);
 
         if (BusyTimeout <= TimeSpan.Zero || BusyTimeout > TimeSpan.FromMinutes(10))
         {
@@ -105,6 +100,49 @@ public sealed partial class SqliteIdempotencyStoreOptions
         if (name.StartsWith("sqlite_", StringComparison.OrdinalIgnoreCase))
         {
             throw new ArgumentException($"SqliteIdempotencyStoreOptions.{option} '{name}' starts with 'sqlite_', a prefix SQLite reserves for itself; choose another name.", option);
+        }
+    }
+
+    /// <summary>
+    /// Refuses table names whose objects would share a name in the database: SQLite keeps tables and indexes in one
+    /// namespace, case-insensitively, so such a pair passes the identifier rules and then breaks every request (the
+    /// audit rows land in the fence table, or a CREATE silently finds the other object).
+    /// </summary>
+    private static void ValidateNamesDoNotCollide(string table, string auditTable)
+    {
+        // What the store creates for each option (see SqliteSchema).
+        (string Name, string What)[] recordsObjects =
+        [
+            (table, "the records table (TableName)"),
+            (table + "_fence", "the records table's fencing-token counter (TableName + \"_fence\")"),
+            (table + "_expires_at", "the records table's expiry index (TableName + \"_expires_at\")"),
+            (SqliteSchema.VersionTable, "the schema version table"),
+        ];
+        (string Name, string What)[] auditObjects =
+        [
+            (auditTable, "the audit table (AuditTableName)"),
+            (auditTable + "_occurred_at", "the audit table's index (AuditTableName + \"_occurred_at\")"),
+        ];
+
+        foreach (var audit in auditObjects)
+        {
+            foreach (var records in recordsObjects)
+            {
+                if (string.Equals(audit.Name, records.Name, StringComparison.OrdinalIgnoreCase))
+                {
+                    throw new ArgumentException(
+                        $"SqliteIdempotencyStoreOptions: {audit.What} and {records.What} would both be named '{audit.Name}' " +
+                        $"(SQLite compares names case-insensitively). Choose another AuditTableName (default 'oncely_key_reuse_audit') or TableName (default 'oncely_records').",
+                        nameof(AuditTableName));
+                }
+            }
+        }
+
+        if (string.Equals(table, SqliteSchema.VersionTable, StringComparison.OrdinalIgnoreCase))
+        {
+            throw new ArgumentException(
+                $"SqliteIdempotencyStoreOptions.TableName '{table}' is the name of the store's schema version table; choose another TableName (default 'oncely_records').",
+                nameof(TableName));
         }
     }
 

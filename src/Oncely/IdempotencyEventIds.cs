@@ -51,6 +51,15 @@ public static class IdempotencyEventIds
     /// <summary>Writing a key-reuse audit entry to the store failed (warning; the request is refused all the same).</summary>
     public const int AuditFailed = 1015;
 
+    /// <summary>Renewing a running operation's lease failed (warning: renewal is retried; if it keeps failing the lease may run out).</summary>
+    public const int LeaseRenewalFailed = 1016;
+
+    /// <summary>The store refused to renew a running operation's lease: its token is stale or the record is gone (warning; renewal stops).</summary>
+    public const int LeaseRenewalRefused = 1017;
+
+    /// <summary>Old key-reuse audit entries were purged (debug).</summary>
+    public const int AuditPurged = 1018;
+
     /// <summary>A release was refused because the operation's own transaction had already completed the record (debug: expected, nothing is wrong).</summary>
     public const int ReleaseRefusedCompleted = 1030;
 

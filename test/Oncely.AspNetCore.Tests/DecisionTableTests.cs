@@ -399,7 +399,8 @@ public class DecisionTableTests
     [Fact]
     public async Task Row12_StaleWorkerFinishesAfterTakeOver_ItsCompletionIsRefused()
     {
-        await using var app = await TestApp.StartAsync();
+        // A worker whose renewals stopped reaching the store (paused, cut off) while its handler still runs.
+        await using var app = await TestApp.StartAsync(o => o.RenewLease = false);
         var firstGate = app.Gate;
         var stale = app.PostAsync("/slow", "k");
         await app.Entered.Task;
@@ -479,6 +480,59 @@ public class DecisionTableTests
         var maintenance = app.Services.GetServices<Microsoft.Extensions.Hosting.IHostedService>().OfType<IdempotencyStoreMaintenance>().Single();
         Assert.Equal(5, await maintenance.PurgeAsync((IIdempotencyStoreSweeper)app.Store, 2, default));
         Assert.Equal(1, ((InMemoryIdempotencyStore)app.Store).Count);
+    }
+
+    [Fact]
+    public async Task Row21_HandlerRunsThreeTimesItsLease_LeaseRenewedRetriesGet409AndItRunsOnce()
+    {
+        // Regression (issue 9, item 17): a handler slower than its lease was taken over while it still ran.
+        await using var app = await TestApp.StartAsync(o => o.Lease = TimeSpan.FromSeconds(1), realClock: true);
+        var first = app.PostAsync("/slow", "k");
+        await app.Entered.Task;
+
+        var retries = new List<HttpResponseMessage>();
+        for (var i = 0; i < 2; i++)
+        {
+            await Task.Delay(TimeSpan.FromMilliseconds(1400));
+            retries.Add(await app.PostAsync("/slow", "k"));
+        }
+
+        app.Gate.SetResult();
+        var answer = await first;
+        var replay = await app.PostAsync("/slow", "k");
+
+        Assert.All(retries, r =>
+        {
+            Assert.Equal(HttpStatusCode.Conflict, r.StatusCode);
+            Assert.Equal("1", r.Headers.GetValues("Retry-After").Single());
+        });
+        Assert.Equal(HttpStatusCode.Created, answer.StatusCode);
+        Assert.Equal(HttpStatusCode.Created, replay.StatusCode);
+        Assert.Equal("true", replay.Headers.GetValues("Idempotent-Replayed").Single());
+        Assert.Equal(await answer.Content.ReadAsStringAsync(), await replay.Content.ReadAsStringAsync());
+        Assert.Equal(1, app.CallsTo("slow"));
+        Assert.DoesNotContain(app.Logs.Entries, e => e.Id.Id is IdempotencyEventIds.TakenOver or IdempotencyEventIds.LeaseRenewalFailed or IdempotencyEventIds.LeaseRenewalRefused);
+    }
+
+    [Fact]
+    public async Task Row21_WhileHandlerRuns_LeaseRenewedEveryThirdOfIt()
+    {
+        await using var app = await TestApp.StartAsync(o => o.Lease = TimeSpan.FromSeconds(30));
+        var id = new IdempotencyRecordId("alice", "POST /slow", "k");
+        var first = app.PostAsync("/slow", "k", user: "alice");
+        await app.Entered.Task;
+        var reserved = await app.Store.GetAsync(id, default);
+
+        app.Clock.Advance(TimeSpan.FromSeconds(10));
+        await WaitUntil(() => app.Store.GetAsync(id, default).AsTask().Result!.LeaseExpiresAt > reserved!.LeaseExpiresAt);
+
+        Assert.Equal(app.Clock.GetUtcNow() + TimeSpan.FromSeconds(30), (await app.Store.GetAsync(id, default))!.LeaseExpiresAt);
+        app.Gate.SetResult();
+        Assert.Equal(HttpStatusCode.Created, (await first).StatusCode);
+        app.Clock.Advance(TimeSpan.FromMinutes(5));
+        var replay = await app.PostAsync("/slow", "k", user: "alice");
+        Assert.Equal("true", replay.Headers.GetValues("Idempotent-Replayed").Single());
+        Assert.Equal(1, app.CallsTo("slow"));
     }
 
     [Fact]

@@ -42,6 +42,9 @@ public sealed class FaultyStore(IIdempotencyStore inner) : IIdempotencyStore
     public ValueTask<bool> TrySetRecoveryPointAsync(IdempotencyRecordId id, long fencingToken, string recoveryPoint, TimeSpan lease, CancellationToken cancellationToken)
         => inner.TrySetRecoveryPointAsync(id, fencingToken, recoveryPoint, lease, cancellationToken);
 
+    public ValueTask<bool> TryRenewLeaseAsync(IdempotencyRecordId id, long fencingToken, TimeSpan lease, CancellationToken cancellationToken)
+        => inner.TryRenewLeaseAsync(id, fencingToken, lease, cancellationToken);
+
     public ValueTask<IdempotencyRecord?> GetAsync(IdempotencyRecordId id, CancellationToken cancellationToken)
         => inner.GetAsync(id, cancellationToken);
 }

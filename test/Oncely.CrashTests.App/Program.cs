@@ -1,6 +1,4 @@
 using System.Data.Common;
-using Microsoft.Data.Sqlite;
-using Npgsql;
 using Oncely;
 using Oncely.AspNetCore;
 using Oncely.CrashTests.App;
@@ -90,18 +88,10 @@ app.MapPost("/two-phase-transfers", async (HttpContext context, TransferRequest 
 
 await app.RunAsync();
 
-static ValueTask CompleteAsync(IdempotencyExecution execution, DbTransaction transaction, IdempotentResponse response) => transaction switch
-{
-    SqliteTransaction sqlite => execution.CompleteInTransactionAsync(sqlite, response),
-    NpgsqlTransaction npgsql => execution.CompleteInTransactionAsync(npgsql, response),
-    _ => throw new InvalidOperationException($"Unexpected transaction type {transaction.GetType()}."),
-};
+static ValueTask CompleteAsync(IdempotencyExecution execution, DbTransaction transaction, IdempotentResponse response)
+    => execution.CompleteInTransactionAsync(transaction, response);
 
-static ValueTask SetRecoveryPointAsync(IdempotencyExecution execution, DbTransaction transaction, string recoveryPoint) => transaction switch
-{
-    SqliteTransaction sqlite => execution.SetRecoveryPointInTransactionAsync(sqlite, recoveryPoint),
-    NpgsqlTransaction npgsql => execution.SetRecoveryPointInTransactionAsync(npgsql, recoveryPoint),
-    _ => throw new InvalidOperationException($"Unexpected transaction type {transaction.GetType()}."),
-};
+static ValueTask SetRecoveryPointAsync(IdempotencyExecution execution, DbTransaction transaction, string recoveryPoint)
+    => execution.SetRecoveryPointInTransactionAsync(transaction, recoveryPoint);
 
 internal sealed record TransferRequest(long Amount);

@@ -84,6 +84,35 @@ public abstract class StageCompletionSpecification : IAsyncLifetime
     }
 
     [Fact]
+    public async Task StageCompletion_EmptyTenant_StoredDistinctFromAnonymousTenant()
+    {
+        // The shared anonymous scope is the empty tenant string; the EF Core mapping must keep it as it is.
+        var executor = Executor();
+        var key = Guid.NewGuid().ToString();
+        var anonymousScope = new IdempotencyRecordId(string.Empty, "POST /payments", key);
+        var namedAnonymous = anonymousScope with { Tenant = "anonymous" };
+        var other = (await executor.BeginAsync(namedAnonymous, Fingerprint)).Execution!;
+        var execution = (await executor.BeginAsync(anonymousScope, Fingerprint)).Execution!;
+        var response = Response(key);
+
+        await using (var db = NewContext())
+        {
+            db.Payments.Add(new Payment { IdempotencyKey = key, Amount = 100 });
+            await execution.StageCompletionAsync(db, response);
+            await db.SaveChangesAsync();
+        }
+
+        var replay = await executor.BeginAsync(anonymousScope, Fingerprint);
+        Assert.Equal(IdempotencyDecisionKind.Replay, replay.Kind);
+        Assert.Equal(string.Empty, replay.Record!.Id.Tenant);
+        Assert.Equal(response.Body.ToArray(), replay.Record.Response!.Body.ToArray());
+        var untouched = await Store.GetAsync(namedAnonymous, CancellationToken.None);
+        Assert.Equal(IdempotencyRecordState.InProgress, untouched!.State);
+        Assert.Equal(other.FencingToken, untouched.FencingToken);
+        await other.DisposeAsync();
+    }
+
+    [Fact]
     public async Task StageCompletion_ThroughExecuteAsync_EngineDoesNotWriteCompletionAgain()
     {
         var executor = Executor();
@@ -216,8 +245,10 @@ public abstract class StageCompletionSpecification : IAsyncLifetime
         Assert.False(execution.CompletedInTransaction);
     }
 
+    // A short lease stands for a worker that stopped renewing it (crashed, paused, cut off from the store): renewal is
+    // off, so the lease runs out while the test still holds the stale execution.
     private IdempotencyExecutor Executor(TimeSpan? lease = null)
-        => new(Store, new IdempotencyEngineOptions { Lease = lease ?? TimeSpan.FromSeconds(30) });
+        => new(Store, new IdempotencyEngineOptions { Lease = lease ?? TimeSpan.FromSeconds(30), RenewLease = lease is null });
 
     private static IdempotencyRecordId NewId() => new("tenant-ef", "POST /payments", Guid.NewGuid().ToString());
 

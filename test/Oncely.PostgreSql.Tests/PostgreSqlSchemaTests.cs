@@ -19,7 +19,7 @@ public sealed class PostgreSqlSchemaTests(PostgresFixture fixture) : StoreTestBa
         Assert.Equal(1, await ScalarAsync("SELECT count(*) FROM pg_tables WHERE schemaname = 'Billing' AND tablename = 'Payment_Keys'"));
         Assert.Equal(1, await ScalarAsync("SELECT count(*) FROM pg_tables WHERE schemaname = 'Billing' AND tablename = 'Payment_Keys_key_reuse_audit'"));
         Assert.Equal(1, await ScalarAsync("SELECT count(*) FROM pg_sequences WHERE schemaname = 'Billing' AND sequencename = 'Payment_Keys_fencing_seq'"));
-        Assert.Equal(1, await ScalarAsync("SELECT max(version) FROM \"Billing\".\"Payment_Keys_schema_version\""));
+        Assert.Equal(2, await ScalarAsync("SELECT max(version) FROM \"Billing\".\"Payment_Keys_schema_version\""));
         var id = NewId();
         var reservation = await store.TryReserveAsync(id, Fingerprint('a'), Minute, Hour, default);
         Assert.Equal(ReservationOutcome.Acquired, reservation.Outcome);
@@ -55,7 +55,7 @@ public sealed class PostgreSqlSchemaTests(PostgresFixture fixture) : StoreTestBa
             gate.SetResult();
             await Task.WhenAll(starts);
 
-            Assert.Equal(1, await ScalarAsync("SELECT count(*) FROM racing.idempotency_records_schema_version"));
+            Assert.Equal(2, await ScalarAsync("SELECT count(*) FROM racing.idempotency_records_schema_version"));
             var results = await Task.WhenAll(stores.Select(s => s.TryReserveAsync(NewId(), Fingerprint('a'), Minute, Hour, default).AsTask()));
             Assert.All(results, r => Assert.Equal(ReservationOutcome.Acquired, r.Outcome));
         }
@@ -81,7 +81,7 @@ public sealed class PostgreSqlSchemaTests(PostgresFixture fixture) : StoreTestBa
 
         await second.InitializeAsync(default);
 
-        Assert.Equal(1, await ScalarAsync($"SELECT count(*) FROM {Store.Schema.VersionTable}"));
+        Assert.Equal(Store.Schema.LatestVersion, await ScalarAsync($"SELECT count(*) FROM {Store.Schema.VersionTable}"));
     }
 
     [Fact]
@@ -124,5 +124,22 @@ public sealed class PostgreSqlSchemaTests(PostgresFixture fixture) : StoreTestBa
         var ex = Assert.Throws<InvalidOperationException>(() => CreateStore(DataSource, o => o.CommandTimeout = TimeSpan.FromMilliseconds(100)));
 
         Assert.Contains("CommandTimeout", ex.Message);
+    }
+
+    [Fact]
+    public void Schema_LongestTableName_AllDerivedNamesStayDistinctWithinPostgreSqlsLimit()
+    {
+        // PostgreSQL keeps the first 63 bytes of an identifier: the derived names must differ within them, or two
+        // objects of one store would collide (issue 9, item 16c).
+        var table = new string('t', PostgreSqlIdempotencyStoreOptions.MaxTableNameLength);
+        var schema = new PostgreSqlSchema("oncely", table);
+        static string Name(string quotedQualified) => quotedQualified[(quotedQualified.LastIndexOf(".\"", StringComparison.Ordinal) is var dot and >= 0 ? dot + 1 : 0)..].Trim('"');
+        var names = new[] { schema.Table, schema.Sequence, schema.AuditTable, schema.VersionTable, schema.ExpiresAtIndex, schema.AuditIndex, schema.AuditRecordedAtIndex, PostgreSqlSchema.Quote(table + "_scope_key_uq") }
+            .Select(Name)
+            .Select(n => n.Length > 63 ? n[..63] : n)
+            .ToArray();
+
+        Assert.Equal(names.Length, names.Distinct(StringComparer.Ordinal).Count());
+        Assert.Equal(table, names[0]);
     }
 }

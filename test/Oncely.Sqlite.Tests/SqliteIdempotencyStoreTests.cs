@@ -277,6 +277,104 @@ public sealed class SqliteIdempotencyStoreTests : IDisposable
     }
 
     [Theory]
+    [InlineData("oncely_records", "oncely_records_fence")]
+    [InlineData("oncely_records", "ONCELY_RECORDS_FENCE")]
+    [InlineData("oncely_records", "oncely_records_expires_at")]
+    [InlineData("oncely_records", "oncely_schema_version")]
+    [InlineData("payments", "payments")]
+    [InlineData("payments_occurred_at", "payments")]
+    public void Options_AuditTableNameCollidesWithAStoreObject_RejectedWithWhatToChange(string table, string auditTable)
+    {
+        // Regression (issue 9, item 16c): these passed validation and then broke every request.
+        var options = new SqliteIdempotencyStoreOptions { ConnectionString = "Data Source=oncely.db", TableName = table, AuditTableName = auditTable };
+
+        var error = Assert.ThrowsAny<ArgumentException>(options.Validate);
+
+        Assert.Contains("Choose another AuditTableName", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Options_TableNamedLikeTheSchemaVersionTable_Rejected()
+    {
+        var options = new SqliteIdempotencyStoreOptions { ConnectionString = "Data Source=oncely.db", TableName = "oncely_schema_version" };
+
+        var error = Assert.ThrowsAny<ArgumentException>(options.Validate);
+
+        Assert.Contains("choose another TableName", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task UseSqlite_AuditTableIsTheFenceTable_FailsAtRegistrationNotOnRequests()
+    {
+        var builder = new TestBuilder();
+
+        Assert.ThrowsAny<ArgumentException>(() => builder.UseSqlite(o =>
+        {
+            o.ConnectionString = TemporaryDirectory.ConnectionStringFor(_directory.NewDatabasePath());
+            o.AuditTableName = "oncely_records_fence";
+        }));
+
+        // The default names, and a distinct custom pair, work end to end, audit included.
+        var file = _directory.NewDatabasePath();
+        var store = CreateStore(file, o =>
+        {
+            o.TableName = "payments";
+            o.AuditTableName = "payments_fence_audit";
+        });
+        var id = NewId();
+        var reserved = await store.TryReserveAsync(id, Fingerprint, Lease, Expiration, CancellationToken.None);
+        await store.AppendAsync(new KeyReuseAuditEntry(id, Fingerprint, new string('b', 64), "{}", _clock.GetUtcNow()), CancellationToken.None);
+        Assert.True(await store.TryCompleteAsync(id, reserved.Record.FencingToken, new IdempotentResponse(201, [], new byte[] { 1 }), Expiration, CancellationToken.None));
+        Assert.Equal(1L, await ScalarAsync(file, "SELECT COUNT(*) FROM payments_fence_audit"));
+    }
+
+    [Fact]
+    public async Task PurgeAuditAsync_OldAndRecentEntries_DeletesOnlyOldOnesInBatchesByStoreClock()
+    {
+        var file = _directory.NewDatabasePath();
+        var store = CreateStore(file);
+        var retention = TimeSpan.FromDays(30);
+        var old = Enumerable.Range(0, 5).Select(_ => NewId()).ToArray();
+        var recent = Enumerable.Range(0, 2).Select(_ => NewId()).ToArray();
+        foreach (var id in old)
+        {
+            await store.AppendAsync(new KeyReuseAuditEntry(id, Fingerprint, new string('b', 64), "{}", _clock.GetUtcNow()), CancellationToken.None);
+        }
+
+        _clock.Advance(TimeSpan.FromDays(20));
+        foreach (var id in recent)
+        {
+            await store.AppendAsync(new KeyReuseAuditEntry(id, Fingerprint, new string('b', 64), "{}", _clock.GetUtcNow()), CancellationToken.None);
+        }
+
+        Assert.Equal(0, await store.PurgeAuditAsync(retention, 2, CancellationToken.None));
+        _clock.Advance(TimeSpan.FromDays(11));
+
+        Assert.Equal(2, await store.PurgeAuditAsync(retention, 2, CancellationToken.None));
+        Assert.Equal(2, await store.PurgeAuditAsync(retention, 2, CancellationToken.None));
+        Assert.Equal(1, await store.PurgeAuditAsync(retention, 2, CancellationToken.None));
+        Assert.Equal(0, await store.PurgeAuditAsync(retention, 2, CancellationToken.None));
+        Assert.Equal(2L, await ScalarAsync(file, "SELECT COUNT(*) FROM oncely_key_reuse_audit"));
+        foreach (var id in recent)
+        {
+            Assert.Equal(1L, await ScalarAsync(file, $"SELECT COUNT(*) FROM oncely_key_reuse_audit WHERE idem_key = '{id.Key}'"));
+        }
+    }
+
+    [Fact]
+    public async Task TryRenewLeaseAsync_UsesStoreClock()
+    {
+        var store = CreateStore(_directory.NewDatabasePath());
+        var id = NewId();
+        var reserved = await store.TryReserveAsync(id, Fingerprint, Lease, Expiration, CancellationToken.None);
+        _clock.Advance(TimeSpan.FromSeconds(50));
+
+        Assert.True(await store.TryRenewLeaseAsync(id, reserved.Record.FencingToken, Lease, CancellationToken.None));
+
+        Assert.Equal(_clock.GetUtcNow() + Lease, (await store.GetAsync(id, CancellationToken.None))!.LeaseExpiresAt);
+    }
+
+    [Theory]
     [InlineData(0)]
     [InlineData(-1)]
     [InlineData(3600)]

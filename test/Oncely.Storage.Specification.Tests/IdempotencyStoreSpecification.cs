@@ -334,6 +334,91 @@ public abstract class IdempotencyStoreSpecification
     }
 
     [Fact]
+    public async Task RenewLease_CurrentToken_ExtendsLeaseSoRetryAfterOldLeaseEndIsInProgress()
+    {
+        var store = await CreateStoreAsync();
+        var id = NewId();
+        var reserved = await store.TryReserveAsync(id, FingerprintA, ShortLease, LongExpiration, None);
+
+        Assert.True(await store.TryRenewLeaseAsync(id, reserved.Record.FencingToken, LongLease, None));
+        await AdvanceClockAsync(PastShort);
+
+        var retry = await store.TryReserveAsync(id, FingerprintA, LongLease, LongExpiration, None);
+        Assert.Equal(ReservationOutcome.InProgress, retry.Outcome);
+        Assert.False(retry.MustExecute);
+        Assert.Equal(reserved.Record.FencingToken, retry.Record.FencingToken);
+        Assert.True(await store.TryCompleteAsync(id, reserved.Record.FencingToken, SampleResponse(), LongExpiration, None));
+    }
+
+    [Fact]
+    public async Task RenewLease_KeepsRecoveryPointAndExpiry()
+    {
+        var store = await CreateStoreAsync();
+        var id = NewId();
+        var reserved = await store.TryReserveAsync(id, FingerprintA, LongLease, LongExpiration, None);
+        Assert.True(await store.TrySetRecoveryPointAsync(id, reserved.Record.FencingToken, "charged", LongLease, None));
+        var before = await store.GetAsync(id, None);
+
+        Assert.True(await store.TryRenewLeaseAsync(id, reserved.Record.FencingToken, LongLease, None));
+
+        var after = await store.GetAsync(id, None);
+        Assert.NotNull(before);
+        AssertSameRecord(before, after);
+    }
+
+    [Fact]
+    public async Task RenewLease_StaleTokenAfterTakeOver_IsRefusedAndChangesNothing()
+    {
+        var store = await CreateStoreAsync();
+        var id = NewId();
+        var stale = await store.TryReserveAsync(id, FingerprintA, ShortLease, LongExpiration, None);
+        await AdvanceClockAsync(PastShort);
+        var current = await store.TryReserveAsync(id, FingerprintA, ShortLease, LongExpiration, None);
+        Assert.Equal(ReservationOutcome.TakenOver, current.Outcome);
+        var before = await store.GetAsync(id, None);
+
+        Assert.False(await store.TryRenewLeaseAsync(id, stale.Record.FencingToken, LongLease, None));
+
+        var after = await store.GetAsync(id, None);
+        Assert.NotNull(before);
+        AssertSameRecord(before, after);
+        Assert.Equal(before.LeaseExpiresAt, after!.LeaseExpiresAt);
+
+        // The current holder's short lease was not extended by the stale renewal: it can be taken over again.
+        await AdvanceClockAsync(PastShort);
+        var again = await store.TryReserveAsync(id, FingerprintA, LongLease, LongExpiration, None);
+        Assert.Equal(ReservationOutcome.TakenOver, again.Outcome);
+    }
+
+    [Fact]
+    public async Task RenewLease_CompletedRecord_IsRefusedAndResponseKept()
+    {
+        var store = await CreateStoreAsync();
+        var id = NewId();
+        var reserved = await store.TryReserveAsync(id, FingerprintA, LongLease, LongExpiration, None);
+        Assert.True(await store.TryCompleteAsync(id, reserved.Record.FencingToken, SampleResponse(), LongExpiration, None));
+
+        Assert.False(await store.TryRenewLeaseAsync(id, reserved.Record.FencingToken, LongLease, None));
+
+        var record = await store.GetAsync(id, None);
+        Assert.Equal(IdempotencyRecordState.Completed, record?.State);
+        AssertSameResponse(SampleResponse(), record?.Response);
+    }
+
+    [Fact]
+    public async Task RenewLease_ReleasedOrMissingRecord_IsRefusedAndCreatesNothing()
+    {
+        var store = await CreateStoreAsync();
+        var id = NewId();
+        var reserved = await store.TryReserveAsync(id, FingerprintA, LongLease, LongExpiration, None);
+        Assert.True(await store.TryReleaseAsync(id, reserved.Record.FencingToken, None));
+
+        Assert.False(await store.TryRenewLeaseAsync(id, reserved.Record.FencingToken, LongLease, None));
+        Assert.False(await store.TryRenewLeaseAsync(NewId(), reserved.Record.FencingToken, LongLease, None));
+        Assert.Null(await store.GetAsync(id, None));
+    }
+
+    [Fact]
     public async Task Release_WithRecoveryPoint_KeepsItAndNextReserveTakesOverAtOnce()
     {
         var store = await CreateStoreAsync();
@@ -681,6 +766,33 @@ public abstract class IdempotencyStoreSpecification
         Assert.Equal(IdempotencyRecordState.Completed, (await store.GetAsync(original, None))?.State);
         Assert.Equal(IdempotencyRecordState.InProgress, (await store.GetAsync(otherOperation, None))?.State);
         Assert.Null(await store.GetAsync(otherTenant, None));
+    }
+
+    [Fact]
+    public async Task Reserve_EmptyTenantAndAnonymousTenant_AreIndependentRecords()
+    {
+        // The shared anonymous scope is the empty tenant string, which no real tenant id can equal.
+        var store = await CreateStoreAsync();
+        var key = Guid.NewGuid().ToString();
+        var anonymousScope = new IdempotencyRecordId(string.Empty, "POST /payments", key);
+        var namedAnonymous = anonymousScope with { Tenant = "anonymous" };
+
+        var first = await store.TryReserveAsync(anonymousScope, FingerprintA, LongLease, LongExpiration, None);
+        Assert.Equal(ReservationOutcome.Acquired, first.Outcome);
+        Assert.Equal(string.Empty, first.Record.Id.Tenant);
+        Assert.True(await store.TryCompleteAsync(anonymousScope, first.Record.FencingToken, SampleResponse(), LongExpiration, None));
+
+        var other = await store.TryReserveAsync(namedAnonymous, FingerprintB, LongLease, LongExpiration, None);
+        Assert.Equal(ReservationOutcome.Acquired, other.Outcome);
+        Assert.Null(other.Record.Response);
+
+        var replay = await store.TryReserveAsync(anonymousScope, FingerprintA, LongLease, LongExpiration, None);
+        Assert.Equal(ReservationOutcome.Completed, replay.Outcome);
+        AssertSameResponse(SampleResponse(), replay.Record.Response);
+        var stored = await store.GetAsync(anonymousScope, None);
+        Assert.Equal(string.Empty, stored?.Id.Tenant);
+        Assert.Equal(FingerprintA, stored?.Fingerprint);
+        Assert.Equal(IdempotencyRecordState.InProgress, (await store.GetAsync(namedAnonymous, None))?.State);
     }
 
     [Fact]

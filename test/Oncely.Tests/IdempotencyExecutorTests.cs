@@ -90,7 +90,7 @@ public class IdempotencyExecutorTests
     public async Task DeriveKey_SameOperationAcrossTakeOver_SameDownstreamKey_OtherPurposeOrTenantDiffers()
     {
         var clock = new FakeTimeProvider();
-        var executor = new IdempotencyExecutor(new InMemoryIdempotencyStore(clock), new IdempotencyEngineOptions(), clock);
+        var executor = new IdempotencyExecutor(new InMemoryIdempotencyStore(clock), new IdempotencyEngineOptions { RenewLease = false }, clock);
         var first = (await executor.BeginAsync(Message, "fp")).Execution!;
         clock.Advance(TimeSpan.FromMinutes(1));
         var takeOver = (await executor.BeginAsync(Message, "fp")).Execution!;
@@ -123,7 +123,7 @@ public class IdempotencyExecutorTests
     public async Task SetRecoveryPointAsync_AfterTakeOver_StaleExecutionThrowsLeaseLost()
     {
         var clock = new FakeTimeProvider();
-        var executor = new IdempotencyExecutor(new InMemoryIdempotencyStore(clock), new IdempotencyEngineOptions(), clock);
+        var executor = new IdempotencyExecutor(new InMemoryIdempotencyStore(clock), new IdempotencyEngineOptions { RenewLease = false }, clock);
         var stale = (await executor.BeginAsync(Message, "fp")).Execution!;
         clock.Advance(TimeSpan.FromMinutes(1));
         _ = await executor.BeginAsync(Message, "fp");
@@ -136,8 +136,12 @@ public class IdempotencyExecutorTests
     {
         var executor = new IdempotencyExecutor(new InMemoryIdempotencyStore(), new IdempotencyEngineOptions());
         var execution = (await executor.BeginAsync(Message, "fp")).Execution!;
-        var error = await Assert.ThrowsAsync<InvalidOperationException>(async () => await execution.CompleteInTransactionAsync(new object(), Result("x")));
-        Assert.Contains("UseSqlite or UsePostgreSql", error.Message);
+        await using var connection = new Microsoft.Data.Sqlite.SqliteConnection("Data Source=:memory:");
+        await connection.OpenAsync();
+        await using var transaction = await connection.BeginTransactionAsync();
+        var error = await Assert.ThrowsAsync<InvalidOperationException>(async () => await execution.CompleteInTransactionAsync(transaction, Result("x")));
+        Assert.Contains("UseSqlite with a SqliteTransaction", error.Message);
+        Assert.Contains("Microsoft.Data.Sqlite.SqliteTransaction", error.Message);
     }
 
     [Fact]
@@ -157,6 +161,8 @@ public class IdempotencyExecutorTests
         public ValueTask<bool> TryReleaseAsync(IdempotencyRecordId id, long fencingToken, CancellationToken cancellationToken) => throw new TimeoutException();
 
         public ValueTask<bool> TrySetRecoveryPointAsync(IdempotencyRecordId id, long fencingToken, string recoveryPoint, TimeSpan lease, CancellationToken cancellationToken) => throw new TimeoutException();
+
+        public ValueTask<bool> TryRenewLeaseAsync(IdempotencyRecordId id, long fencingToken, TimeSpan lease, CancellationToken cancellationToken) => throw new TimeoutException();
 
         public ValueTask<IdempotencyRecord?> GetAsync(IdempotencyRecordId id, CancellationToken cancellationToken) => throw new TimeoutException();
     }

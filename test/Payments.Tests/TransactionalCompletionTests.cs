@@ -1,3 +1,4 @@
+using System.Data.Common;
 using System.Net;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.DependencyInjection;
@@ -43,7 +44,7 @@ public sealed class TransactionalCompletionTests
         Assert.Equal(HttpStatusCode.InternalServerError, refused.StatusCode);
     }
 
-    private sealed class TransactionalProbeStore : IIdempotencyStore, ITransactionalIdempotencyStore<SqliteTransaction>
+    private sealed class TransactionalProbeStore : IIdempotencyStore, ITransactionalIdempotencyStore
     {
         private readonly InMemoryIdempotencyStore _inner = new(TimeProvider.System);
         private int _inTransaction;
@@ -53,15 +54,16 @@ public sealed class TransactionalCompletionTests
 
         public int CompletedOutsideTransaction => Volatile.Read(ref _outside);
 
-        public ValueTask<bool> TryCompleteAsync(SqliteTransaction transaction, IdempotencyRecordId id, long fencingToken, IdempotentResponse response, TimeSpan expiration, CancellationToken cancellationToken)
+        public ValueTask<bool> TryCompleteAsync(DbTransaction transaction, IdempotencyRecordId id, long fencingToken, IdempotentResponse response, TimeSpan expiration, CancellationToken cancellationToken)
         {
             // The ledger's transaction is still open: the payment is not committed yet.
+            Assert.IsType<SqliteTransaction>(transaction);
             Assert.NotNull(transaction.Connection);
             Interlocked.Increment(ref _inTransaction);
             return _inner.TryCompleteAsync(id, fencingToken, response, expiration, cancellationToken);
         }
 
-        public ValueTask<bool> TrySetRecoveryPointAsync(SqliteTransaction transaction, IdempotencyRecordId id, long fencingToken, string recoveryPoint, TimeSpan lease, CancellationToken cancellationToken)
+        public ValueTask<bool> TrySetRecoveryPointAsync(DbTransaction transaction, IdempotencyRecordId id, long fencingToken, string recoveryPoint, TimeSpan lease, CancellationToken cancellationToken)
             => _inner.TrySetRecoveryPointAsync(id, fencingToken, recoveryPoint, lease, cancellationToken);
 
         public ValueTask<ReservationResult> TryReserveAsync(IdempotencyRecordId id, string fingerprint, TimeSpan lease, TimeSpan expiration, CancellationToken cancellationToken)
@@ -78,6 +80,9 @@ public sealed class TransactionalCompletionTests
 
         public ValueTask<bool> TrySetRecoveryPointAsync(IdempotencyRecordId id, long fencingToken, string recoveryPoint, TimeSpan lease, CancellationToken cancellationToken)
             => _inner.TrySetRecoveryPointAsync(id, fencingToken, recoveryPoint, lease, cancellationToken);
+
+        public ValueTask<bool> TryRenewLeaseAsync(IdempotencyRecordId id, long fencingToken, TimeSpan lease, CancellationToken cancellationToken)
+            => _inner.TryRenewLeaseAsync(id, fencingToken, lease, cancellationToken);
 
         public ValueTask<IdempotencyRecord?> GetAsync(IdempotencyRecordId id, CancellationToken cancellationToken)
             => _inner.GetAsync(id, cancellationToken);

@@ -30,7 +30,7 @@ public abstract class TransactionalCompletionSpecification<TTransaction> : IAsyn
     /// <summary>The store under test, wrapped so the tests can count which completion paths were used.</summary>
     protected CountingStore Store { get; private set; } = null!;
 
-    /// <summary>Creates the store (schema initialised) on the test's database; it must implement <see cref="ITransactionalIdempotencyStore{TTransaction}"/>.</summary>
+    /// <summary>Creates the store (schema initialised) on the test's database; it must implement <see cref="ITransactionalIdempotencyStore"/>.</summary>
     protected abstract Task<IIdempotencyStore> CreateStoreAsync();
 
     /// <summary>Opens the application's own connection to the store's database.</summary>
@@ -83,6 +83,40 @@ public abstract class TransactionalCompletionSpecification<TTransaction> : IAsyn
         Assert.Equal(0, Store.Completions);
         var record = await Store.GetAsync(id, CancellationToken.None);
         Assert.Equal(IdempotencyRecordState.Completed, record!.State);
+    }
+
+    [Fact]
+    public async Task CompleteInTransaction_TransactionTypedAsDbTransaction_CompletesAndReplays()
+    {
+        // Regression (issue 9, item 15): the transaction exactly as BeginTransactionAsync() returns it, static type
+        // DbTransaction. The store is chosen by the transaction's runtime type, not by the caller's static type.
+        var executor = Executor();
+        var id = NewId();
+        var response = new IdempotentResponse(201, [new("Content-Type", "application/json")], Encoding.UTF8.GetBytes("{\"paid\":true}"));
+
+        var first = await executor.ExecuteAsync(id, Fingerprint, async (execution, ct) =>
+        {
+            await using var connection = await OpenConnectionAsync();
+            await using var transaction = await connection.BeginTransactionAsync(ct);
+            await ExecuteAsync(connection, transaction, "INSERT INTO txn_phases (idem_key, phase) VALUES (@k, 'booked')", ("@k", id.Key));
+            await execution.SetRecoveryPointInTransactionAsync(transaction, "booked", ct);
+            await ExecuteAsync(connection, transaction, "INSERT INTO txn_payments (idem_key, note) VALUES (@k, 'paid')", ("@k", id.Key));
+            await execution.CompleteInTransactionAsync(transaction, response, ct);
+            await transaction.CommitAsync(ct);
+            return response;
+        });
+        var replay = await executor.ExecuteAsync(id, Fingerprint, (_, _) => throw new InvalidOperationException("must not run again"));
+
+        Assert.Equal(CompletionOutcome.CompletedInTransaction, first.Completion);
+        Assert.Equal(IdempotencyDecisionKind.Replay, replay.Kind);
+        Assert.Equal(response.Body.ToArray(), replay.Response!.Body.ToArray());
+        Assert.Equal(1, await CountPaymentsAsync(id.Key));
+        Assert.Equal(1, await CountPhasesAsync(id.Key));
+        Assert.Equal(1, Store.TransactionalCompletions);
+        Assert.Equal(0, Store.Completions);
+        var record = await Store.GetAsync(id, CancellationToken.None);
+        Assert.Equal(IdempotencyRecordState.Completed, record!.State);
+        Assert.Equal("booked", record.RecoveryPoint);
     }
 
     [Fact]
@@ -260,8 +294,10 @@ public abstract class TransactionalCompletionSpecification<TTransaction> : IAsyn
 
     protected static IdempotencyRecordId NewId() => new("tenant-a", "POST /payments", Guid.NewGuid().ToString());
 
+    // A short lease stands for a worker that stopped renewing it (crashed, paused, cut off from the store): renewal is
+    // off, so the lease runs out while the test still holds the stale execution.
     private IdempotencyExecutor Executor(TimeSpan? lease = null)
-        => new(Store, new IdempotencyEngineOptions { Lease = lease ?? TimeSpan.FromSeconds(30) });
+        => new(Store, new IdempotencyEngineOptions { Lease = lease ?? TimeSpan.FromSeconds(30), RenewLease = lease is null });
 
     private async Task<IdempotentResponse> PayInTransactionAsync(IdempotencyExecution execution, bool commit)
     {
@@ -374,7 +410,7 @@ public abstract class TransactionalCompletionSpecification<TTransaction> : IAsyn
     }
 
     /// <summary>Forwards to the real store and counts how completions were written.</summary>
-    protected sealed class CountingStore(IIdempotencyStore inner) : IIdempotencyStore, ITransactionalIdempotencyStore<TTransaction>
+    protected sealed class CountingStore(IIdempotencyStore inner) : IIdempotencyStore, ITransactionalIdempotencyStore
     {
         private int _completions;
         private int _transactionalCompletions;
@@ -383,7 +419,7 @@ public abstract class TransactionalCompletionSpecification<TTransaction> : IAsyn
 
         public int TransactionalCompletions => Volatile.Read(ref _transactionalCompletions);
 
-        private ITransactionalIdempotencyStore<TTransaction> Transactional => (ITransactionalIdempotencyStore<TTransaction>)inner;
+        private ITransactionalIdempotencyStore Transactional => (ITransactionalIdempotencyStore)inner;
 
         public ValueTask<ReservationResult> TryReserveAsync(IdempotencyRecordId id, string fingerprint, TimeSpan lease, TimeSpan expiration, CancellationToken cancellationToken)
             => inner.TryReserveAsync(id, fingerprint, lease, expiration, cancellationToken);
@@ -400,10 +436,13 @@ public abstract class TransactionalCompletionSpecification<TTransaction> : IAsyn
         public ValueTask<bool> TrySetRecoveryPointAsync(IdempotencyRecordId id, long fencingToken, string recoveryPoint, TimeSpan lease, CancellationToken cancellationToken)
             => inner.TrySetRecoveryPointAsync(id, fencingToken, recoveryPoint, lease, cancellationToken);
 
+        public ValueTask<bool> TryRenewLeaseAsync(IdempotencyRecordId id, long fencingToken, TimeSpan lease, CancellationToken cancellationToken)
+            => inner.TryRenewLeaseAsync(id, fencingToken, lease, cancellationToken);
+
         public ValueTask<IdempotencyRecord?> GetAsync(IdempotencyRecordId id, CancellationToken cancellationToken)
             => inner.GetAsync(id, cancellationToken);
 
-        public async ValueTask<bool> TryCompleteAsync(TTransaction transaction, IdempotencyRecordId id, long fencingToken, IdempotentResponse response, TimeSpan expiration, CancellationToken cancellationToken)
+        public async ValueTask<bool> TryCompleteAsync(DbTransaction transaction, IdempotencyRecordId id, long fencingToken, IdempotentResponse response, TimeSpan expiration, CancellationToken cancellationToken)
         {
             var completed = await Transactional.TryCompleteAsync(transaction, id, fencingToken, response, expiration, cancellationToken);
             if (completed)
@@ -414,7 +453,7 @@ public abstract class TransactionalCompletionSpecification<TTransaction> : IAsyn
             return completed;
         }
 
-        public ValueTask<bool> TrySetRecoveryPointAsync(TTransaction transaction, IdempotencyRecordId id, long fencingToken, string recoveryPoint, TimeSpan lease, CancellationToken cancellationToken)
+        public ValueTask<bool> TrySetRecoveryPointAsync(DbTransaction transaction, IdempotencyRecordId id, long fencingToken, string recoveryPoint, TimeSpan lease, CancellationToken cancellationToken)
             => Transactional.TrySetRecoveryPointAsync(transaction, id, fencingToken, recoveryPoint, lease, cancellationToken);
     }
 }

@@ -7,10 +7,28 @@ namespace Oncely;
 public class IdempotencyEngineOptions
 {
     /// <summary>
-    /// How long an InProgress reservation is held before a retry may take it over (decision-table row 12).
-    /// Must exceed the slowest operation's duration. Default: 30 seconds.
+    /// How long an InProgress reservation is held, from its last renewal, before a retry may take it over
+    /// (decision-table rows 12 and 21). While the operation runs the lease is renewed (see <see cref="RenewLease"/>), so
+    /// it bounds how long a crashed worker's record stays blocked, not how long an operation may run. Default: 30 seconds.
     /// </summary>
     public TimeSpan Lease { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// Whether the lease is renewed in the background while the operation runs (row 21), fenced by the attempt's token,
+    /// so an operation slower than <see cref="Lease"/> is never taken over while it still runs. With it off, the lease
+    /// is only renewed by recovery points and must exceed the slowest operation. Default: <see langword="true"/>.
+    /// </summary>
+    public bool RenewLease { get; set; } = true;
+
+    /// <summary>
+    /// How often the lease is renewed while the operation runs. Must be positive and shorter than <see cref="Lease"/>.
+    /// Default: <see langword="null"/>, a third of <see cref="Lease"/> (10 seconds for the default lease), so two
+    /// renewals in a row may fail (a store hiccup) before the lease runs out.
+    /// </summary>
+    public TimeSpan? LeaseRenewalInterval { get; set; }
+
+    /// <summary>The renewal interval in force: <see cref="LeaseRenewalInterval"/>, or a third of <see cref="Lease"/>.</summary>
+    internal TimeSpan EffectiveLeaseRenewalInterval => LeaseRenewalInterval ?? Lease / 3;
 
     /// <summary>How long a record lives (TTL) before it is treated as absent and purged (row 14). Default: 24 hours.</summary>
     public TimeSpan Expiration { get; set; } = TimeSpan.FromHours(24);
@@ -58,6 +76,11 @@ public class IdempotencyEngineOptions
         else if (Expiration < Lease)
         {
             problems.Add($"Oncely: Expiration ({Expiration}) must not be shorter than Lease ({Lease}), or a record could vanish while its operation runs.");
+        }
+
+        if (LeaseRenewalInterval is { } renewal && (renewal <= TimeSpan.Zero || renewal >= Lease))
+        {
+            problems.Add($"Oncely: LeaseRenewalInterval must be positive and shorter than Lease ({Lease}) (it is {renewal}); leave it unset for a third of the lease, or set RenewLease = false to turn renewal off.");
         }
 
         if (StoreTimeout <= TimeSpan.Zero)

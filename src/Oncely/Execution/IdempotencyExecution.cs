@@ -1,3 +1,4 @@
+using System.Data.Common;
 using System.Security.Cryptography;
 using System.Text;
 
@@ -8,11 +9,21 @@ namespace Oncely;
 /// resumes from, and the transitions it may make. Obtained from <see cref="IdempotencyExecutor.BeginAsync"/> (or, in
 /// ASP.NET Core, from the request's <c>IIdempotencyFeature</c>).
 /// </summary>
-public sealed class IdempotencyExecution
+/// <remarks>
+/// While the attempt runs, the engine renews its lease in the background (every
+/// <see cref="IdempotencyEngineOptions.LeaseRenewalInterval"/>, fenced by <see cref="FencingToken"/>), so a slow
+/// operation is not taken over while it is still running. Renewal stops when the completion or release is written, when
+/// the completion is written in the operation's transaction, when the store refuses it (the token is stale), or when
+/// the execution is disposed. Whoever obtained the execution from <see cref="IdempotencyExecutor.BeginAsync"/> disposes
+/// it when the attempt is over.
+/// </remarks>
+public sealed class IdempotencyExecution : IAsyncDisposable
 {
     private readonly IdempotencyExecutor _executor;
     private int _finished;
     private int _completedInTransaction;
+    private CancellationTokenSource? _renewalStop;
+    private Task _renewal = Task.CompletedTask;
 
     internal IdempotencyExecution(IdempotencyExecutor executor, IdempotencyRecord record, bool isTakeOver)
     {
@@ -48,7 +59,7 @@ public sealed class IdempotencyExecution
 
     /// <summary>
     /// <see langword="true"/> once the completion was written inside the operation's own transaction
-    /// (<see cref="CompleteInTransactionAsync{TTransaction}"/> or <see cref="MarkCompletedInTransaction"/>). It counts only
+    /// (<see cref="CompleteInTransactionAsync"/> or <see cref="MarkCompletedInTransaction"/>). It counts only
     /// if that transaction commits: if the operation then fails, the record is released as usual (a rolled-back
     /// completion left it InProgress; a committed one makes the release a refused no-op).
     /// </summary>
@@ -93,10 +104,16 @@ public sealed class IdempotencyExecution
     /// <param name="response">The first answer.</param>
     /// <param name="cancellationToken">Cancels the call.</param>
     /// <returns>How the write ended.</returns>
-    public ValueTask<CompletionOutcome> CompleteAsync(IdempotentResponse response, CancellationToken cancellationToken = default)
+    public async ValueTask<CompletionOutcome> CompleteAsync(IdempotentResponse response, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(response);
-        return MarkFinished() ? _executor.CompleteAsync(this, response, cancellationToken) : ValueTask.FromResult(CompletionOutcome.Completed);
+        if (!MarkFinished())
+        {
+            return CompletionOutcome.Completed;
+        }
+
+        await StopRenewalAsync().ConfigureAwait(false);
+        return await _executor.CompleteAsync(this, response, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -105,25 +122,47 @@ public sealed class IdempotencyExecution
     /// </summary>
     /// <param name="cancellationToken">Cancels the call.</param>
     /// <returns>A task that completes when the release is written (failures are logged, not thrown).</returns>
-    public ValueTask ReleaseAsync(CancellationToken cancellationToken = default)
-        => MarkFinished() ? _executor.ReleaseAsync(this, cancellationToken) : ValueTask.CompletedTask;
+    public async ValueTask ReleaseAsync(CancellationToken cancellationToken = default)
+    {
+        if (!MarkFinished())
+        {
+            return;
+        }
+
+        // Stopped and awaited first, so a renewal in flight cannot extend a lease the release has just ended.
+        await StopRenewalAsync().ConfigureAwait(false);
+        await _executor.ReleaseAsync(this, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Stops the background lease renewal and waits for a renewal in flight to end. Writes nothing: an attempt disposed
+    /// without a completion or release keeps its record InProgress until the lease runs out. Safe to call more than once.
+    /// </summary>
+    /// <returns>A task that completes when renewal has stopped.</returns>
+    public ValueTask DisposeAsync() => StopRenewalAsync();
 
     /// <summary>
     /// Writes the completion inside the operation's own transaction, so the business writes and the stored answer
-    /// commit together or not at all. Call it just before committing; afterwards nothing is written again by the engine.
+    /// commit together or not at all. Call it just before committing; afterwards nothing is written again by the engine
+    /// and the lease is no longer renewed.
     /// </summary>
-    /// <typeparam name="TTransaction">The driver's transaction type, for example <c>SqliteTransaction</c> or <c>NpgsqlTransaction</c>.</typeparam>
-    /// <param name="transaction">The open transaction, on the same database as the store's records.</param>
+    /// <param name="transaction">
+    /// The open transaction, on the same database as the store's records, of the store's driver: a
+    /// <c>SqliteTransaction</c> for the SQLite store, an <c>NpgsqlTransaction</c> for the PostgreSQL store. The runtime
+    /// type decides, so the <see cref="DbTransaction"/> that <c>BeginTransactionAsync()</c> returns can be passed as it is.
+    /// </param>
     /// <param name="response">The answer the operation is about to return (build it first, then return exactly it).</param>
     /// <param name="cancellationToken">Cancels the call.</param>
     /// <exception cref="IdempotencyLeaseLostException">The lease was taken over: roll the transaction back.</exception>
-    /// <exception cref="InvalidOperationException">The store cannot join a <typeparamref name="TTransaction"/>.</exception>
-    public async ValueTask CompleteInTransactionAsync<TTransaction>(TTransaction transaction, IdempotentResponse response, CancellationToken cancellationToken = default)
-        where TTransaction : class
+    /// <exception cref="InvalidOperationException">
+    /// The store cannot write inside a transaction (for example the in-memory store), or <paramref name="transaction"/> is
+    /// of another driver or on another database than the store's; the message names what was received and what is needed.
+    /// </exception>
+    public async ValueTask CompleteInTransactionAsync(DbTransaction transaction, IdempotentResponse response, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(transaction);
         ArgumentNullException.ThrowIfNull(response);
-        var store = TransactionalStore<TTransaction>();
+        var store = TransactionalStore(transaction);
         if (!await store.TryCompleteAsync(transaction, Id, FencingToken, response, Expiration, cancellationToken).ConfigureAwait(false))
         {
             throw new IdempotencyLeaseLostException(Id);
@@ -136,18 +175,16 @@ public sealed class IdempotencyExecution
     /// Commits the phase <paramref name="recoveryPoint"/> inside the operation's own transaction, together with that
     /// phase's local writes, renewing the lease.
     /// </summary>
-    /// <typeparam name="TTransaction">The driver's transaction type.</typeparam>
-    /// <param name="transaction">The open transaction, on the same database as the store's records.</param>
+    /// <param name="transaction">The open transaction, on the same database as the store's records, of the store's driver (see <see cref="CompleteInTransactionAsync"/>).</param>
     /// <param name="recoveryPoint">The phase name.</param>
     /// <param name="cancellationToken">Cancels the call.</param>
     /// <exception cref="IdempotencyLeaseLostException">The lease was taken over: roll the transaction back.</exception>
-    /// <exception cref="InvalidOperationException">The store cannot join a <typeparamref name="TTransaction"/>.</exception>
-    public async ValueTask SetRecoveryPointInTransactionAsync<TTransaction>(TTransaction transaction, string recoveryPoint, CancellationToken cancellationToken = default)
-        where TTransaction : class
+    /// <exception cref="InvalidOperationException">The store cannot write inside <paramref name="transaction"/>; the message says why.</exception>
+    public async ValueTask SetRecoveryPointInTransactionAsync(DbTransaction transaction, string recoveryPoint, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(transaction);
         ArgumentException.ThrowIfNullOrEmpty(recoveryPoint);
-        var store = TransactionalStore<TTransaction>();
+        var store = TransactionalStore(transaction);
         if (!await store.TrySetRecoveryPointAsync(transaction, Id, FencingToken, recoveryPoint, Lease, cancellationToken).ConfigureAwait(false))
         {
             throw new IdempotencyLeaseLostException(Id);
@@ -159,9 +196,82 @@ public sealed class IdempotencyExecution
     /// <summary>
     /// Low-level hook for integrations that stage the completion in the operation's transaction themselves (for example
     /// an EF Core <c>DbContext</c> saved by the application's own <c>SaveChangesAsync</c>): tells the engine not to write
-    /// the completion again.
+    /// the completion again, and stops renewing the lease.
     /// </summary>
-    public void MarkCompletedInTransaction() => Interlocked.Exchange(ref _completedInTransaction, 1);
+    public void MarkCompletedInTransaction()
+    {
+        Interlocked.Exchange(ref _completedInTransaction, 1);
+        SignalRenewalStop();
+    }
+
+    /// <summary>Starts renewing the lease every <paramref name="interval"/> until stopped.</summary>
+    internal void StartRenewal(TimeSpan interval)
+    {
+        var stop = new CancellationTokenSource();
+        _renewalStop = stop;
+
+        // The loop must not carry the request's ambient state (activity, HTTP context accessors) around with it.
+        using (ExecutionContext.SuppressFlow())
+        {
+            _renewal = RenewLoopAsync(interval, stop.Token);
+        }
+    }
+
+    /// <summary><see langword="true"/> once renewal was asked to stop, or the attempt is over.</summary>
+    internal bool RenewalStopped => IsFinished || CompletedInTransaction || Volatile.Read(ref _renewalStop) is not { IsCancellationRequested: false };
+
+    private async Task RenewLoopAsync(TimeSpan interval, CancellationToken stop)
+    {
+        try
+        {
+            while (true)
+            {
+                await Task.Delay(interval, _executor.Clock, stop).ConfigureAwait(false);
+
+                // The store call itself is not canceled by a stop: stopping waits for it, so it ends before any
+                // completion or release is written.
+                if (!await _executor.RenewLeaseAsync(this).ConfigureAwait(false))
+                {
+                    return;
+                }
+            }
+        }
+        catch (OperationCanceledException) when (stop.IsCancellationRequested)
+        {
+        }
+    }
+
+    private void SignalRenewalStop()
+    {
+        try
+        {
+            Volatile.Read(ref _renewalStop)?.Cancel();
+        }
+        catch (ObjectDisposedException)
+        {
+            // Already stopped and disposed.
+        }
+    }
+
+    private async ValueTask StopRenewalAsync()
+    {
+        var stop = Interlocked.Exchange(ref _renewalStop, null);
+        if (stop is null)
+        {
+            await _renewal.ConfigureAwait(false);
+            return;
+        }
+
+        try
+        {
+            await stop.CancelAsync().ConfigureAwait(false);
+            await _renewal.ConfigureAwait(false);
+        }
+        finally
+        {
+            stop.Dispose();
+        }
+    }
 
     internal static string DeriveKey(IdempotencyRecordId id, string fingerprint, string purpose)
     {
@@ -177,11 +287,11 @@ public sealed class IdempotencyExecution
 
     private bool MarkFinished() => Interlocked.Exchange(ref _finished, 1) == 0;
 
-    private ITransactionalIdempotencyStore<TTransaction> TransactionalStore<TTransaction>()
-        where TTransaction : class
-        => _executor.Store as ITransactionalIdempotencyStore<TTransaction>
+    private ITransactionalIdempotencyStore TransactionalStore(DbTransaction transaction)
+        => _executor.Store as ITransactionalIdempotencyStore
             ?? throw new InvalidOperationException(
-                $"The idempotency store {_executor.Store.GetType().Name} cannot write inside a {typeof(TTransaction).Name}. Transactional completion needs a SQL store on the same database as the transaction (UseSqlite or UsePostgreSql).");
+                $"The idempotency store {_executor.Store.GetType().Name} cannot write inside a transaction (received a {transaction.GetType().FullName}). " +
+                "Transactional completion needs a SQL store on the same database as the transaction: UseSqlite with a SqliteTransaction, or UsePostgreSql with an NpgsqlTransaction.");
 }
 
 /// <summary>Thrown when an attempt's lease was taken over by another attempt, so it must not write anything more.</summary>

@@ -56,6 +56,9 @@ public sealed partial class IdempotencyExecutor
     /// <summary>The engine settings in force.</summary>
     public IdempotencyEngineOptions Options => _options;
 
+    /// <summary>The engine's clock (lease renewal timing).</summary>
+    internal TimeProvider Clock => _clock;
+
     /// <summary>
     /// Reserves the record or reports what holds it. Never throws for store failures: those come back as
     /// <see cref="IdempotencyDecisionKind.StoreUnavailable"/>.
@@ -63,7 +66,11 @@ public sealed partial class IdempotencyExecutor
     /// <param name="id">The record: scope and key.</param>
     /// <param name="fingerprint">The request's fingerprint.</param>
     /// <param name="cancellationToken">Cancels the call (for example, the client went away).</param>
-    /// <returns>What to do.</returns>
+    /// <returns>
+    /// What to do. For <see cref="IdempotencyDecisionKind.Execute"/>, the decision's execution renews its lease in the
+    /// background (unless <see cref="IdempotencyEngineOptions.RenewLease"/> is off) until its completion or release is
+    /// written or it is disposed: dispose it (<c>await using</c>) when the attempt is over.
+    /// </returns>
     public async ValueTask<IdempotencyDecision> BeginAsync(IdempotencyRecordId id, string fingerprint, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(fingerprint);
@@ -87,10 +94,10 @@ public sealed partial class IdempotencyExecutor
             switch (result.Outcome)
             {
                 case ReservationOutcome.Acquired:
-                    return new IdempotencyDecision(IdempotencyDecisionKind.Execute, result.Record, new IdempotencyExecution(this, result.Record, isTakeOver: false), null);
+                    return new IdempotencyDecision(IdempotencyDecisionKind.Execute, result.Record, StartExecution(result.Record, isTakeOver: false), null);
                 case ReservationOutcome.TakenOver:
                     LogTakenOver(_logger, id.Tenant, id.Operation, id.Key, result.Record.FencingToken, result.Record.RecoveryPoint);
-                    return new IdempotencyDecision(IdempotencyDecisionKind.Execute, result.Record, new IdempotencyExecution(this, result.Record, isTakeOver: true), null);
+                    return new IdempotencyDecision(IdempotencyDecisionKind.Execute, result.Record, StartExecution(result.Record, isTakeOver: true), null);
                 case ReservationOutcome.Completed:
                     return new IdempotencyDecision(IdempotencyDecisionKind.Replay, result.Record, null, null);
                 case ReservationOutcome.FingerprintMismatch:
@@ -132,21 +139,52 @@ public sealed partial class IdempotencyExecutor
         }
 
         var execution = decision.Execution!;
-        IdempotentResponse response;
+        await using (execution.ConfigureAwait(false))
+        {
+            IdempotentResponse response;
+            try
+            {
+                response = await operation(execution, cancellationToken).ConfigureAwait(false);
+            }
+            catch
+            {
+                await execution.ReleaseAsync(CancellationToken.None).ConfigureAwait(false);
+                throw;
+            }
+
+            var completion = execution.CompletedInTransaction
+                ? CompletionOutcome.CompletedInTransaction
+                : await execution.CompleteAsync(response, CancellationToken.None).ConfigureAwait(false);
+            return new IdempotencyOutcome(IdempotencyDecisionKind.Execute, response, completion);
+        }
+    }
+
+    /// <summary>
+    /// Renews the lease of <paramref name="execution"/> once. Never throws: returns <see langword="false"/> when the
+    /// store refused (the token is stale or the record is no longer InProgress), so renewal stops; a store failure is
+    /// logged and returns <see langword="true"/>, so the next interval tries again while the lease still runs.
+    /// </summary>
+    internal async ValueTask<bool> RenewLeaseAsync(IdempotencyExecution execution)
+    {
+        var id = execution.Id;
         try
         {
-            response = await operation(execution, cancellationToken).ConfigureAwait(false);
-        }
-        catch
-        {
-            await execution.ReleaseAsync(CancellationToken.None).ConfigureAwait(false);
-            throw;
-        }
+            var renewed = await CallStoreAsync(
+                static (store, s, ct) => store.TryRenewLeaseAsync(s.Id, s.FencingToken, s.Lease, ct),
+                execution,
+                CancellationToken.None).ConfigureAwait(false);
+            if (!renewed && !execution.RenewalStopped)
+            {
+                LogLeaseRenewalRefused(_logger, id.Tenant, id.Operation, id.Key, execution.FencingToken);
+            }
 
-        var completion = execution.CompletedInTransaction
-            ? CompletionOutcome.CompletedInTransaction
-            : await execution.CompleteAsync(response, CancellationToken.None).ConfigureAwait(false);
-        return new IdempotencyOutcome(IdempotencyDecisionKind.Execute, response, completion);
+            return renewed;
+        }
+        catch (Exception ex)
+        {
+            LogLeaseRenewalFailed(_logger, ex, id.Tenant, id.Operation, id.Key, _options.Lease);
+            return true;
+        }
     }
 
     internal async ValueTask<CompletionOutcome> CompleteAsync(IdempotencyExecution execution, IdempotentResponse response, CancellationToken cancellationToken)
@@ -276,6 +314,17 @@ public sealed partial class IdempotencyExecutor
         }
     }
 
+    private IdempotencyExecution StartExecution(IdempotencyRecord record, bool isTakeOver)
+    {
+        var execution = new IdempotencyExecution(this, record, isTakeOver);
+        if (_options.RenewLease)
+        {
+            execution.StartRenewal(_options.EffectiveLeaseRenewalInterval);
+        }
+
+        return execution;
+    }
+
     private static bool IsStoreFailure(Exception ex, CancellationToken cancellationToken)
         => ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested;
 
@@ -305,6 +354,12 @@ public sealed partial class IdempotencyExecutor
 
     [LoggerMessage(IdempotencyEventIds.CompletionFailed, LogLevel.Error, "Idempotent operation {Operation} for tenant {Tenant} with key {Key} RAN but its completion could not be stored; the record stays InProgress and a retry after the lease ({Lease}) will run the operation again unless it is transactional")]
     private static partial void LogCompletionFailed(ILogger logger, Exception exception, string tenant, string operation, string key, TimeSpan lease);
+
+    [LoggerMessage(IdempotencyEventIds.LeaseRenewalFailed, LogLevel.Warning, "Renewing the lease of {Operation} for tenant {Tenant} with key {Key} failed; renewal is tried again, but if it keeps failing a retry may take the operation over once the lease ({Lease}) runs out")]
+    private static partial void LogLeaseRenewalFailed(ILogger logger, Exception exception, string tenant, string operation, string key, TimeSpan lease);
+
+    [LoggerMessage(IdempotencyEventIds.LeaseRenewalRefused, LogLevel.Warning, "Idempotent operation {Operation} for tenant {Tenant} with key {Key}: the store refused to renew the lease of fencing token {FencingToken} (it was taken over, or the record is gone); renewal stopped and this attempt's completion will be refused")]
+    private static partial void LogLeaseRenewalRefused(ILogger logger, string tenant, string operation, string key, long fencingToken);
 
     [LoggerMessage(IdempotencyEventIds.ReleaseFailed, LogLevel.Warning, "Releasing idempotency record for {Operation}, tenant {Tenant}, key {Key} failed; retries are refused until the lease ({Lease}) ends")]
     private static partial void LogReleaseFailed(ILogger logger, Exception exception, string tenant, string operation, string key, TimeSpan lease);

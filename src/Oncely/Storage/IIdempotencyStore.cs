@@ -1,3 +1,5 @@
+using System.Data.Common;
+
 namespace Oncely;
 
 /// <summary>
@@ -57,6 +59,19 @@ public interface IIdempotencyStore
     /// <param name="cancellationToken">Cancels the call.</param>
     ValueTask<bool> TrySetRecoveryPointAsync(IdempotencyRecordId id, long fencingToken, string recoveryPoint, TimeSpan lease, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Extends the lease of the execution holding <paramref name="fencingToken"/> to <paramref name="lease"/> from now
+    /// (store clock), in one conditional write: only while the record is InProgress, still carries that token and has
+    /// not expired. Returns <see langword="false"/> (and changes nothing) otherwise: the token is stale (the lease was
+    /// taken over), the record was completed, released or purged. The engine calls it periodically while an operation
+    /// runs (<see cref="IdempotencyEngineOptions.LeaseRenewalInterval"/>), so only a crashed worker's record is taken over.
+    /// </summary>
+    /// <param name="id">The record.</param>
+    /// <param name="fencingToken">The token the caller's reservation returned.</param>
+    /// <param name="lease">The renewed lease, from now (store clock).</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    ValueTask<bool> TryRenewLeaseAsync(IdempotencyRecordId id, long fencingToken, TimeSpan lease, CancellationToken cancellationToken);
+
     /// <summary>Reads the live record, or <see langword="null"/> when there is none (or it has expired).</summary>
     /// <param name="id">The record.</param>
     /// <param name="cancellationToken">Cancels the call.</param>
@@ -82,6 +97,27 @@ public interface IIdempotencyAuditStore
     /// <param name="entry">What was attempted.</param>
     /// <param name="cancellationToken">Cancels the call.</param>
     ValueTask AppendAsync(KeyReuseAuditEntry entry, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Deletes at most <paramref name="batchSize"/> audit entries older than <paramref name="retention"/> (measured with
+    /// the store's clock) and returns how many it deleted, so the audit never grows without bound. The sweeper calls it
+    /// repeatedly until a batch comes back short.
+    /// </summary>
+    /// <param name="retention">How long an entry is kept; older ones are deleted.</param>
+    /// <param name="batchSize">The most entries to delete in one call.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    ValueTask<int> PurgeAuditAsync(TimeSpan retention, int batchSize, CancellationToken cancellationToken);
+}
+
+/// <summary>
+/// Optional capability: a store that can only keep records whose ids fit within limits of its own (for example the
+/// size of a database index entry). Hosts check their configuration against it at start-up, so a setting the store
+/// cannot honour fails then, with a message that says what to change, rather than as an outage at run time.
+/// </summary>
+public interface IIdempotencyStoreLimits
+{
+    /// <summary>The longest idempotency key, in characters, the store accepts for every tenant and operation it is used with.</summary>
+    int MaxKeyLength { get; }
 }
 
 /// <summary>An attempt to reuse a key for a different payload (decision-table row 8).</summary>
@@ -107,32 +143,39 @@ public interface IIdempotencyStoreInitializer
 /// Optional capability: a SQL store that can make its transitions part of the application's own transaction
 /// (transactional completion), so a business write and the record's completion commit together or not at all.
 /// </summary>
-/// <typeparam name="TTransaction">The driver's transaction type, for example <c>SqliteTransaction</c> or <c>NpgsqlTransaction</c>.</typeparam>
-public interface ITransactionalIdempotencyStore<in TTransaction>
-    where TTransaction : class
+/// <remarks>
+/// The transaction is passed as its ADO.NET base type and the store checks its runtime type: a store accepts its own
+/// driver's transactions (<c>SqliteTransaction</c> for the SQLite store, <c>NpgsqlTransaction</c> for the PostgreSQL
+/// store) and throws <see cref="InvalidOperationException"/>, naming the type it received and the type it needs, for any
+/// other. So <c>await using var tx = await connection.BeginTransactionAsync()</c> (static type <see cref="DbTransaction"/>)
+/// works as it is.
+/// </remarks>
+public interface ITransactionalIdempotencyStore
 {
     /// <summary>
     /// Inside <paramref name="transaction"/>: stores the response and marks the record Completed, only if it is
     /// InProgress with <paramref name="fencingToken"/>. Returns <see langword="false"/> (the caller rolls back) when the
     /// token is stale. Nothing is visible to others until the transaction commits.
     /// </summary>
-    /// <param name="transaction">The application's open transaction on the store's database.</param>
+    /// <param name="transaction">The application's open transaction on the store's database, of the store's driver.</param>
     /// <param name="id">The record.</param>
     /// <param name="fencingToken">The caller's token.</param>
     /// <param name="response">The answer to store.</param>
     /// <param name="expiration">How long the Completed record lives from now (store clock).</param>
     /// <param name="cancellationToken">Cancels the call.</param>
-    ValueTask<bool> TryCompleteAsync(TTransaction transaction, IdempotencyRecordId id, long fencingToken, IdempotentResponse response, TimeSpan expiration, CancellationToken cancellationToken);
+    /// <exception cref="InvalidOperationException"><paramref name="transaction"/> is not of the store's driver, or not on the store's database.</exception>
+    ValueTask<bool> TryCompleteAsync(DbTransaction transaction, IdempotencyRecordId id, long fencingToken, IdempotentResponse response, TimeSpan expiration, CancellationToken cancellationToken);
 
     /// <summary>
     /// Inside <paramref name="transaction"/>: records the committed phase and renews the lease, only if the record is
     /// InProgress with <paramref name="fencingToken"/>; otherwise returns <see langword="false"/>.
     /// </summary>
-    /// <param name="transaction">The application's open transaction on the store's database.</param>
+    /// <param name="transaction">The application's open transaction on the store's database, of the store's driver.</param>
     /// <param name="id">The record.</param>
     /// <param name="fencingToken">The caller's token.</param>
     /// <param name="recoveryPoint">The phase name.</param>
     /// <param name="lease">The renewed lease, from now (store clock).</param>
     /// <param name="cancellationToken">Cancels the call.</param>
-    ValueTask<bool> TrySetRecoveryPointAsync(TTransaction transaction, IdempotencyRecordId id, long fencingToken, string recoveryPoint, TimeSpan lease, CancellationToken cancellationToken);
+    /// <exception cref="InvalidOperationException"><paramref name="transaction"/> is not of the store's driver, or not on the store's database.</exception>
+    ValueTask<bool> TrySetRecoveryPointAsync(DbTransaction transaction, IdempotencyRecordId id, long fencingToken, string recoveryPoint, TimeSpan lease, CancellationToken cancellationToken);
 }

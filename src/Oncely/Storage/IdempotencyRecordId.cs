@@ -4,7 +4,11 @@ namespace Oncely;
 /// Identifies one idempotency record: the scope <c>(tenant, operation)</c> plus the client's key.
 /// Stores keep at most one live record per id (a UNIQUE constraint on exactly this triple).
 /// </summary>
-/// <param name="Tenant">Who is calling, for example the authenticated principal's id; <see cref="AnonymousTenant"/> (the empty string) for the shared scope of unauthenticated callers on endpoints that opt into it.</param>
+/// <param name="Tenant">
+/// Who is calling, for example the authenticated principal's id. The empty string (<see cref="AnonymousTenant"/>) is the shared anonymous
+/// scope of endpoints that opt into it: every store keeps it as a tenant of its own, distinct from every other (including
+/// the text <c>anonymous</c>).
+/// </param>
 /// <param name="Operation">What is being done, for example <c>POST /accounts/{id}/payments</c> (method plus route pattern).</param>
 /// <param name="Key">The client's idempotency key, already validated.</param>
 public readonly record struct IdempotencyRecordId(string Tenant, string Operation, string Key)

@@ -179,6 +179,25 @@ public sealed class InMemoryIdempotencyStore : IIdempotencyStore, IIdempotencySt
     }
 
     /// <inheritdoc />
+    public ValueTask<bool> TryRenewLeaseAsync(IdempotencyRecordId id, long fencingToken, TimeSpan lease, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        var stripe = StripeOf(id);
+        lock (_locks[stripe])
+        {
+            var records = _stripes[stripe];
+            var now = _clock.GetUtcNow();
+            if (!records.TryGetValue(id, out var existing) || !IsHeldBy(existing, fencingToken) || existing.ExpiresAt <= now)
+            {
+                return ValueTask.FromResult(false);
+            }
+
+            records[id] = With(existing, leaseExpiresAt: now + lease, recoveryPoint: existing.RecoveryPoint);
+            return ValueTask.FromResult(true);
+        }
+    }
+
+    /// <inheritdoc />
     public ValueTask<IdempotencyRecord?> GetAsync(IdempotencyRecordId id, CancellationToken cancellationToken)
     {
         cancellationToken.ThrowIfCancellationRequested();

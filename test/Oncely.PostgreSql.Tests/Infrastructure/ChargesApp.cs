@@ -63,18 +63,20 @@ public sealed class ChargesApp : IAsyncDisposable
     /// <param name="connectionString">The shared database.</param>
     /// <param name="handlerDelay">Work before the effect: widens the window in which retries race the execution.</param>
     /// <param name="configureStore">Changes the store's options (the data source is set already).</param>
+    /// <param name="configureIdempotency">Changes the middleware's and engine's options.</param>
     public static async Task<ChargesApp> StartAsync(
         string name,
         string connectionString,
         TimeSpan handlerDelay,
-        Action<PostgreSqlIdempotencyStoreOptions>? configureStore = null)
+        Action<PostgreSqlIdempotencyStoreOptions>? configureStore = null,
+        Action<IdempotencyOptions>? configureIdempotency = null)
     {
         var dataSource = NpgsqlDataSource.Create(connectionString);
         var runs = new HandlerCounter();
         var builder = WebApplication.CreateSlimBuilder();
         builder.WebHost.UseUrls("http://127.0.0.1:0");
         builder.Logging.ClearProviders();
-        builder.Services.AddIdempotency().UsePostgreSql(o =>
+        builder.Services.AddIdempotency(o => configureIdempotency?.Invoke(o)).UsePostgreSql(o =>
         {
             o.DataSource = dataSource;
             configureStore?.Invoke(o);
