@@ -118,7 +118,7 @@ internal sealed class BenchPlan : IAsyncDisposable
     private async Task AddPostgresAsync()
     {
         _postgres = await PostgresServer.StartNewAsync();
-        PostgresVersion = await ServerVersionAsync(_postgres);
+        PostgresVersion = await ServerVersionAsync(_postgres) + " (local throw-away server, fsync off, synchronous_commit off)";
         var httpDb = await _postgres.CreateDatabaseAsync("bench_http");
         var rawDb = await _postgres.CreateDatabaseAsync("bench_raw");
         var postgres = _postgres;

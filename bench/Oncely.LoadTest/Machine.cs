@@ -27,10 +27,10 @@ internal static class Machine
         return string.Join('\n',
             $"- CPU: {model}; {Environment.ProcessorCount} logical processors (`nproc`), shared with other workloads",
             $"- Memory: {memory}",
-            $"- OS: {os}, kernel {RuntimeInformation.OSDescription} ({RuntimeInformation.OSArchitecture})",
+            $"- OS: {os}, Linux kernel {Read("/proc/sys/kernel/osrelease").Trim()} ({RuntimeInformation.OSArchitecture})",
             $"- .NET: {RuntimeInformation.FrameworkDescription}, server GC: {GCSettings.IsServerGC}",
             $"- Load generator: {wrkVersion}, a separate process on the same cores",
-            $"- SQLite: {sqliteVersion} (WAL, temp file); PostgreSQL: {postgresVersion} (local throw-away server, fsync off, synchronous_commit off)",
+            $"- SQLite: {sqliteVersion} (WAL, temp file); PostgreSQL: {postgresVersion}",
             $"- Load average at start (1 / 5 / 15 min): {load}",
             $"- Run at: {DateTimeOffset.UtcNow:yyyy-MM-dd HH:mm} UTC");
     }

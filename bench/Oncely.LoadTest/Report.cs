@@ -72,12 +72,12 @@ internal static class Report
             var failed = cells.Where(c => !c.CheckPassed).ToList();
             var check = failed.Count > 0
                 ? string.Join(" / ", failed.Select(f => Invariant($"repetition {f.Repetition}: {f.Check}")))
-                : cells.Count > 1 ? Invariant($"{cells[0].Check} (repetition 1; all {cells.Count} pass)") : cells[0].Check;
+                : cells.Count > 1 ? Invariant($"all {cells.Count} pass; r1: {cells[0].Check}") : cells[0].Check;
             Line(Invariant($"| {group.Key.Variant} | {group.Key.Path} | {group.Key.Concurrency} | {Median(cells.Select(c => c.PerSecond)):N0} | {cells.Min(c => c.PerSecond):N0}–{cells.Max(c => c.PerSecond):N0} | {Number(cells, c => c.P50Milliseconds, "0.000")} | {Number(cells, c => c.P99Milliseconds, "0.000")} | {Bytes(cells)} | {Number(cells, c => c.StoreCallsPerOperation, "0.00")} | {check} |"));
         }
 
         Line();
-        Line("`server alloc/req` is `GC.GetTotalAllocatedBytes` of the server process over the measured run, divided by the answers wrk read (the client is wrk, so this is Kestrel, routing, the endpoint and Oncely). `store calls/req` counts calls through a counting `IIdempotencyStore` decorator registered with `UseStore`. Latencies are wrk's, for the answers it read. `handler check`: in an execute cell the handler ran once per key and never twice for one key, and every 2xx wrk read is one of those runs (the few requests wrk sent but stopped before reading ran too); in a replay cell the handler never ran and every answer carried `Idempotent-Replayed: true`. Any non-2xx answer or socket error fails the cell.");
+        Line("`server alloc/req` is `GC.GetTotalAllocatedBytes` of the server process over the measured run, divided by the requests wrk sent in it (the client is wrk, so this is Kestrel, routing, the endpoint and Oncely). `store calls/req` counts calls through a counting `IIdempotencyStore` decorator registered with `UseStore`, per request sent. Latencies are wrk's, for the answers it read. `handler check`: in an execute cell the handler never ran twice for one key, and its runs are the 2xx answers wrk read plus the few requests wrk sent but stopped before reading (`unread`, at most one per connection per wrk run); in a replay cell the handler never ran and every answer carried `Idempotent-Replayed: true`. Any non-2xx answer or socket error fails the cell.");
         Line();
         Line("### Correctness");
         Line();
