@@ -72,7 +72,7 @@ internal static class Report
             var failed = cells.Where(c => !c.CheckPassed).ToList();
             var check = failed.Count > 0
                 ? string.Join(" / ", failed.Select(f => Invariant($"repetition {f.Repetition}: {f.Check}")))
-                : cells.Count > 1 ? Invariant($"all {cells.Count} pass; r1: {cells[0].Check}") : cells[0].Check;
+                : cells.All(c => c.Check == cells[0].Check) ? cells[0].Check : Invariant($"all {cells.Count} pass; r1: {cells[0].Check}");
             Line(Invariant($"| {group.Key.Variant} | {group.Key.Path} | {group.Key.Concurrency} | {Median(cells.Select(c => c.PerSecond)):N0} | {cells.Min(c => c.PerSecond):N0}–{cells.Max(c => c.PerSecond):N0} | {Number(cells, c => c.P50Milliseconds, "0.000")} | {Number(cells, c => c.P99Milliseconds, "0.000")} | {Bytes(cells)} | {Number(cells, c => c.StoreCallsPerOperation, "0.00")} | {check} |"));
         }
 
