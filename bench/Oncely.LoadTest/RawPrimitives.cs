@@ -111,7 +111,11 @@ internal sealed class SqliteRawPrimitive(string connectionString, string table) 
     }
 }
 
-/// <summary>PostgreSQL through one <see cref="NpgsqlDataSource"/>: one statement per transition, the server's clock, a sequence for tokens.</summary>
+/// <summary>
+/// PostgreSQL through one <see cref="NpgsqlDataSource"/>: one statement per transition, the server's clock, a sequence for
+/// tokens. <see cref="ReadCompletedAsync"/> is the ceiling for a replay: the plain SELECT of a completed row by its key,
+/// every column the store reads, with no reservation attempt in front of it.
+/// </summary>
 internal sealed class PostgreSqlRawPrimitive(NpgsqlDataSource dataSource, string schema, string table) : IRawPrimitive
 {
     private readonly string _reserveSql = $"""
@@ -134,7 +138,33 @@ internal sealed class PostgreSqlRawPrimitive(NpgsqlDataSource dataSource, string
         WHERE tenant = @tenant AND operation = @operation AND idem_key = @key AND fencing_token = @token AND state = 0
         """;
 
+    private readonly string _readSql = $"""
+        SELECT fingerprint, state, fencing_token, lease_expires_at, expires_at, recovery_point,
+               status_code, headers::text, body, body_omitted
+        FROM "{schema}"."{table}"
+        WHERE tenant = @tenant AND operation = @operation AND idem_key = @key AND expires_at > clock_timestamp()
+        """;
+
     public string Name => "PostgreSQL raw primitive";
+
+    public async Task ReadCompletedAsync(string key)
+    {
+        await using var command = Command(_readSql, key);
+        await using var reader = await command.ExecuteReaderAsync();
+        if (!await reader.ReadAsync() || reader.GetInt16(1) != 1)
+        {
+            throw new InvalidOperationException($"key {key} has no completed row");
+        }
+
+        _ = reader.GetString(0);
+        _ = reader.GetInt64(2);
+        _ = reader.GetFieldValue<DateTimeOffset>(3);
+        _ = reader.GetFieldValue<DateTimeOffset>(4);
+        _ = reader.GetInt32(6);
+        _ = reader.GetString(7);
+        _ = reader.GetFieldValue<byte[]>(8);
+        _ = reader.GetBoolean(9);
+    }
 
     public async Task ReserveAndCompleteAsync(string key)
     {

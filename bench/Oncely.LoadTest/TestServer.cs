@@ -1,3 +1,5 @@
+using System.Collections.Concurrent;
+using System.Globalization;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Text;
@@ -17,28 +19,35 @@ internal sealed record PaymentRequest(long Amount);
 
 internal sealed record PaymentReceipt(string Id, long Amount, string Status);
 
+/// <summary>How often the handler ran during a cell, and whether any key ran it twice.</summary>
+internal readonly record struct HandlerRuns(long Runs, long DistinctKeys);
+
 /// <summary>
 /// One Kestrel server on 127.0.0.1 (a free port) with one trivial <c>POST /payments</c> endpoint, with or without
-/// Oncely, plus the client that drives it. The handler counts its runs, so the run can prove it never executed twice.
+/// Oncely. wrk drives it from outside; the handler records the key of every run, so a cell can prove that no key ran
+/// twice, and a tiny middleware counts the requests in flight, so a cell starts only once the previous one drained.
 /// </summary>
-internal sealed class TestServer : IAsyncDisposable
+internal sealed class TestServer : ILoadTarget, IAsyncDisposable
 {
+    /// <summary>What wrk sends: a small JSON payment. The endpoint allows anonymous callers, so no Authorization.</summary>
+    public static readonly RequestShape Payment = new("POST", "/payments", "{\"amount\":1234}", ["Content-Type: application/json"]);
+
     private readonly WebApplication _app;
-    private readonly HttpClient _client;
-    private long _handlerRuns;
+    private readonly ConcurrentDictionary<string, byte> _keys = new(StringComparer.Ordinal);
+    private long _runs;
+    private long _inFlight;
 
-    private TestServer(WebApplication app, HttpClient client, CountingStore? store)
-    {
-        _app = app;
-        _client = client;
-        Store = store;
-    }
+    private TestServer(WebApplication app) => _app = app;
 
-    public CountingStore? Store { get; }
+    private CountingStore? _store;
 
-    public long HandlerRuns => Interlocked.Read(ref _handlerRuns);
+    public RequestShape Request => Payment;
 
-    /// <param name="configureStore">Chooses the store on <c>AddIdempotency()</c>'s builder; <see langword="null"/> for no Oncely at all.</param>
+    public long? StoreCalls => _store?.Calls;
+
+    public Uri BaseAddress { get; private set; } = null!;
+
+    /// <param name="configureStore">Chooses the store on <c>AddIdempotency()</c>'s builder; <see langword="null"/> with <paramref name="inMemory"/> false for no Oncely at all.</param>
     public static async Task<TestServer> StartAsync(Action<IIdempotencyBuilder>? configureStore, bool inMemory)
     {
         var builder = WebApplication.CreateSlimBuilder();
@@ -57,70 +66,84 @@ internal sealed class TestServer : IAsyncDisposable
         }
 
         var app = builder.Build();
-        TestServer? server = null;
+        var server = new TestServer(app);
+        app.Use(async (context, next) =>
+        {
+            Interlocked.Increment(ref server._inFlight);
+            try
+            {
+                await next(context);
+            }
+            finally
+            {
+                Interlocked.Decrement(ref server._inFlight);
+            }
+        });
         if (useOncely)
         {
             app.UseIdempotency();
         }
 
-        var endpoint = app.MapPost("/payments", (PaymentRequest payment) =>
+        var endpoint = app.MapPost("/payments", (PaymentRequest payment, HttpRequest request) =>
         {
-            var run = Interlocked.Increment(ref server!._handlerRuns);
-            var id = "pay_" + run.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            var run = Interlocked.Increment(ref server._runs);
+            server._keys.TryAdd(request.Headers[IdempotencyOptions.HeaderName].ToString(), 0);
+            var id = "pay_" + run.ToString(CultureInfo.InvariantCulture);
             return TypedResults.Created("/payments/" + id, new PaymentReceipt(id, payment.Amount, "succeeded"));
         });
         if (useOncely)
         {
+            // The library refuses unauthenticated callers with 401 unless the endpoint opts in; wrk sends no credentials.
             endpoint.RequireIdempotencyKey().AllowAnonymousIdempotency();
         }
 
         await app.StartAsync();
-        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
-        var client = new HttpClient(new SocketsHttpHandler
-        {
-            MaxConnectionsPerServer = 512,
-            PooledConnectionLifetime = Timeout.InfiniteTimeSpan,
-            PooledConnectionIdleTimeout = TimeSpan.FromMinutes(5),
-            UseProxy = false,
-            AllowAutoRedirect = false,
-        })
-        {
-            BaseAddress = new Uri(address),
-            Timeout = TimeSpan.FromSeconds(60),
-        };
-        server = new TestServer(app, client, useOncely ? app.Services.GetRequiredService<CountingStore>() : null);
+        server.BaseAddress = new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
+        server._store = useOncely ? app.Services.GetRequiredService<CountingStore>() : null;
         return server;
     }
 
-    /// <summary>Sends one payment and checks the answer: 201, and replayed or not as <paramref name="expectReplay"/> says.</summary>
-    public async Task PostAsync(string key, long amount, bool? expectReplay)
+    public async Task<HandlerRuns> DrainAndResetAsync()
     {
-        using var request = new HttpRequestMessage(HttpMethod.Post, "/payments")
-        {
-            Content = new ByteArrayContent(Encoding.UTF8.GetBytes("{\"amount\":" + amount.ToString(System.Globalization.CultureInfo.InvariantCulture) + "}")),
-        };
-        request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
-        request.Headers.TryAddWithoutValidation(IdempotencyOptions.HeaderName, key);
-        using var response = await _client.SendAsync(request, HttpCompletionOption.ResponseContentRead);
-        if (response.StatusCode != HttpStatusCode.Created)
-        {
-            throw new InvalidOperationException($"POST /payments with key {key} answered {(int)response.StatusCode}: {await response.Content.ReadAsStringAsync()}");
-        }
+        await DrainAsync();
+        var runs = new HandlerRuns(Interlocked.Exchange(ref _runs, 0), _keys.Count);
+        _keys.Clear();
+        return runs;
+    }
 
-        if (expectReplay is { } replay)
+    public async Task PrepopulateAsync(IEnumerable<string> keys)
+    {
+        using var client = new HttpClient { BaseAddress = BaseAddress };
+        await Parallel.ForEachAsync(keys, new ParallelOptions { MaxDegreeOfParallelism = 8 }, async (key, cancellationToken) =>
         {
-            var replayed = response.Headers.TryGetValues(IdempotencyOptions.ReplayedHeaderName, out var values) && values.Contains("true");
-            if (replayed != replay)
+            using var request = new HttpRequestMessage(HttpMethod.Post, Payment.Path) { Content = new StringContent(Payment.Body, Encoding.UTF8) };
+            request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+            request.Headers.TryAddWithoutValidation(IdempotencyOptions.HeaderName, key);
+            using var response = await client.SendAsync(request, cancellationToken);
+            if (response.StatusCode != HttpStatusCode.Created || response.Headers.Contains(IdempotencyOptions.ReplayedHeaderName))
             {
-                throw new InvalidOperationException($"POST /payments with key {key}: expected {(replay ? "a replay" : "an execution")}, got {(replayed ? "a replay" : "an execution")}.");
+                throw new InvalidOperationException($"Pre-populating key {key} answered {(int)response.StatusCode} (replayed: {response.Headers.Contains(IdempotencyOptions.ReplayedHeaderName)}): {await response.Content.ReadAsStringAsync(cancellationToken)}");
             }
-        }
+        });
     }
 
     public async ValueTask DisposeAsync()
     {
-        _client.Dispose();
         await _app.StopAsync();
         await _app.DisposeAsync();
+    }
+
+    public async Task DrainAsync()
+    {
+        var waited = System.Diagnostics.Stopwatch.StartNew();
+        while (Interlocked.Read(ref _inFlight) > 0)
+        {
+            if (waited.Elapsed > TimeSpan.FromSeconds(30))
+            {
+                throw new InvalidOperationException("The server still has requests in flight 30 s after wrk exited.");
+            }
+
+            await Task.Delay(10);
+        }
     }
 }
