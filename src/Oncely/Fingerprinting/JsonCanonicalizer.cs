@@ -741,6 +741,13 @@ internal static class JsonCanonicalizer
 
         private bool WriteNumber(ReadOnlySpan<byte> text)
         {
+            EnsureCapacity(MaxNumberLength);
+            if (TryWritePlainDecimal(text, _buffer.AsSpan(_length), out var plainLength))
+            {
+                _length += plainLength;
+                return true;
+            }
+
             // The text's own digits first: more than 17 significant digits can never be exact, and that check is cheap.
             if (!DecimalNumber.TryParse(text, out var original)
                 || !double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var value)
@@ -753,6 +760,71 @@ internal static class JsonCanonicalizer
 
             EnsureCapacity(MaxNumberLength);
             _length += FormatEcmaScript(shortest, _buffer.AsSpan(_length));
+            return true;
+        }
+
+        // The common case, without a double in sight: a plain decimal (no exponent) with at most 15 significant digits
+        // and its first significant digit no further right than the sixth decimal place. Every such decimal is exactly
+        // the double nearest to it (15 digits always round-trip), its shortest round-trip digits are its own digits
+        // without trailing zeros, and ECMAScript writes it in plain notation: 100 → 100, 1000.50 → 1000.5,
+        // 0.000001 → 0.000001, -0.0 → 0. Anything else takes the exact path below it.
+        private static bool TryWritePlainDecimal(ReadOnlySpan<byte> text, Span<byte> destination, out int written)
+        {
+            written = 0;
+            var negative = text[0] == (byte)'-';
+            var digits = negative ? text[1..] : text;
+            var dot = digits.IndexOf((byte)'.');
+            var integer = dot < 0 ? digits : digits[..dot];
+            var fraction = dot < 0 ? [] : digits[(dot + 1)..];
+            if (integer.IsEmpty || integer.ContainsAnyExceptInRange((byte)'0', (byte)'9') || fraction.ContainsAnyExceptInRange((byte)'0', (byte)'9'))
+            {
+                return false; // an exponent, or not a number the reader would have passed
+            }
+
+            fraction = fraction.TrimEnd((byte)'0');
+            var integerIsZero = integer.Length == 1 && integer[0] == (byte)'0';
+            int significant;
+            if (integerIsZero)
+            {
+                var leadingZeros = fraction.Length - fraction.TrimStart((byte)'0').Length;
+                if (fraction.IsEmpty)
+                {
+                    destination[0] = (byte)'0';
+                    written = 1;
+                    return true;
+                }
+
+                if (leadingZeros > 5)
+                {
+                    return false;
+                }
+
+                significant = fraction.Length - leadingZeros;
+            }
+            else
+            {
+                significant = integer.Length + fraction.Length;
+            }
+
+            if (significant > 15)
+            {
+                return false;
+            }
+
+            if (negative)
+            {
+                destination[written++] = (byte)'-';
+            }
+
+            integer.CopyTo(destination[written..]);
+            written += integer.Length;
+            if (!fraction.IsEmpty)
+            {
+                destination[written++] = (byte)'.';
+                fraction.CopyTo(destination[written..]);
+                written += fraction.Length;
+            }
+
             return true;
         }
 

@@ -19,6 +19,40 @@ public class FingerprintPropertyTests
             Body = Encoding.UTF8.GetBytes(json),
         });
 
+    // The plain-decimal fast path must write exactly what the exact double path writes.
+    [Fact]
+    public void TryCanonicalize_PlainDecimal_SameTextAsTheDoublePath()
+    {
+        var plainDecimal =
+            from negative in Gen.Bool
+            from integer in Gen.OneOf(Gen.Const("0"), Gen.Long[1, 999_999_999_999_999].Select(v => v.ToString(System.Globalization.CultureInfo.InvariantCulture)))
+            from leadingZeros in Gen.Int[0, 7]
+            from fraction in Gen.OneOf(Gen.Const(string.Empty), Gen.Long[0, 99_999_999].Select(v => v.ToString(System.Globalization.CultureInfo.InvariantCulture)))
+            from trailingZeros in Gen.Int[0, 3]
+            let fractionText = fraction.Length == 0 && trailingZeros == 0 ? string.Empty : new string('0', leadingZeros) + fraction + new string('0', trailingZeros)
+            select (negative ? "-" : string.Empty) + integer + (fractionText.Length == 0 ? string.Empty : "." + fractionText);
+
+        plainDecimal.Sample(
+            text =>
+            {
+                var canonical = JsonCanonicalizerTests.Canonicalize("[" + text + "]");
+                var value = double.Parse(text, System.Globalization.CultureInfo.InvariantCulture);
+                var shortest = decimal.Parse(value.ToString("R", System.Globalization.CultureInfo.InvariantCulture), System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture);
+                var exact = shortest == decimal.Parse(text, System.Globalization.CultureInfo.InvariantCulture);
+                if (!exact)
+                {
+                    // More than a double holds: refused (hashed raw), never rounded.
+                    Assert.Null(canonical);
+                    return;
+                }
+
+                var buffer = new byte[JsonCanonicalizer.MaxNumberLength];
+                Assert.True(JsonCanonicalizer.TryFormatNumber(value, buffer, out var written));
+                Assert.Equal("[" + Encoding.ASCII.GetString(buffer, 0, written) + "]", canonical);
+            },
+            iter: 20_000);
+    }
+
     [Fact]
     public void TryCanonicalize_GeneratedDocument_Succeeds()
     {
