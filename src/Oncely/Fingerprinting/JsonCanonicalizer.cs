@@ -583,7 +583,7 @@ internal static class JsonCanonicalizer
             }
 
             var members = _members.AsSpan(memberBase, _memberCount - memberBase);
-            members.Sort(new MemberComparer(_buffer));
+            SortMembers(members);
             for (var i = 1; i < members.Length; i++)
             {
                 if (_buffer.AsSpan(members[i - 1].NameStart, members[i - 1].NameLength)
@@ -621,6 +621,31 @@ internal static class JsonCanonicalizer
             _length = regionStart + outputLength;
             _memberCount = memberBase;
             return true;
+        }
+
+        // Objects are small: an insertion sort allocates nothing, where Span.Sort with a comparer boxes it and builds a
+        // delegate for every object.
+        private void SortMembers(Span<Member> members)
+        {
+            if (members.Length > SmallObjectMembers)
+            {
+                members.Sort(new MemberComparer(_buffer));
+                return;
+            }
+
+            for (var i = 1; i < members.Length; i++)
+            {
+                var current = members[i];
+                var name = _buffer.AsSpan(current.NameStart, current.NameLength);
+                var j = i - 1;
+                while (j >= 0 && CompareUtf16(_buffer.AsSpan(members[j].NameStart, members[j].NameLength), name) > 0)
+                {
+                    members[j + 1] = members[j];
+                    j--;
+                }
+
+                members[j + 1] = current;
+            }
         }
 
         // ASP.NET Core binds JSON members case-insensitively (last one wins), so {"amount":1,"Amount":9} means 9 to
