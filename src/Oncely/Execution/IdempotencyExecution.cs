@@ -22,8 +22,12 @@ public sealed class IdempotencyExecution : IAsyncDisposable
     private readonly IdempotencyExecutor _executor;
     private int _finished;
     private int _completedInTransaction;
-    private CancellationTokenSource? _renewalStop;
-    private Task _renewal = Task.CompletedTask;
+    // Renewal: one timer per running attempt, and a store call only when it fires (rare: most attempts finish long
+    // before a third of their lease). _renewalGate guards the timer, the stopped flag and the call in flight.
+    private Lock? _renewalGate;
+    private ITimer? _renewalTimer;
+    private bool _renewalStopped;
+    private Task? _renewalInFlight;
 
     internal IdempotencyExecution(IdempotencyExecutor executor, IdempotencyRecord record, bool isTakeOver)
     {
@@ -207,70 +211,74 @@ public sealed class IdempotencyExecution : IAsyncDisposable
     /// <summary>Starts renewing the lease every <paramref name="interval"/> until stopped.</summary>
     internal void StartRenewal(TimeSpan interval)
     {
-        var stop = new CancellationTokenSource();
-        _renewalStop = stop;
+        _renewalGate = new Lock();
 
-        // The loop must not carry the request's ambient state (activity, HTTP context accessors) around with it.
+        // The timer must not carry the request's ambient state (activity, HTTP context accessors) around with it.
         using (ExecutionContext.SuppressFlow())
         {
-            _renewal = RenewLoopAsync(interval, stop.Token);
+            _renewalTimer = _executor.Clock.CreateTimer(static state => ((IdempotencyExecution)state!).OnRenewalDue(), this, interval, interval);
         }
     }
 
     /// <summary><see langword="true"/> once renewal was asked to stop, or the attempt is over.</summary>
-    internal bool RenewalStopped => IsFinished || CompletedInTransaction || Volatile.Read(ref _renewalStop) is not { IsCancellationRequested: false };
+    internal bool RenewalStopped => IsFinished || CompletedInTransaction || Volatile.Read(ref _renewalStopped);
 
-    private async Task RenewLoopAsync(TimeSpan interval, CancellationToken stop)
+    private void OnRenewalDue()
     {
-        try
+        lock (_renewalGate!)
         {
-            while (true)
+            // One renewal at a time: a slow store call is not overtaken by the next tick.
+            if (_renewalStopped || _renewalInFlight is { IsCompleted: false })
             {
-                await Task.Delay(interval, _executor.Clock, stop).ConfigureAwait(false);
-
-                // The store call itself is not canceled by a stop: stopping waits for it, so it ends before any
-                // completion or release is written.
-                if (!await _executor.RenewLeaseAsync(this).ConfigureAwait(false))
-                {
-                    return;
-                }
+                return;
             }
+
+            _renewalInFlight = RenewOnceAsync();
         }
-        catch (OperationCanceledException) when (stop.IsCancellationRequested)
+    }
+
+    private async Task RenewOnceAsync()
+    {
+        // The store call itself is not canceled by a stop: stopping waits for it, so it ends before any completion or
+        // release is written.
+        if (!await _executor.RenewLeaseAsync(this).ConfigureAwait(false))
         {
+            SignalRenewalStop();
         }
     }
 
     private void SignalRenewalStop()
     {
-        try
+        if (_renewalGate is not { } gate)
         {
-            Volatile.Read(ref _renewalStop)?.Cancel();
-        }
-        catch (ObjectDisposedException)
-        {
-            // Already stopped and disposed.
-        }
-    }
-
-    private async ValueTask StopRenewalAsync()
-    {
-        var stop = Interlocked.Exchange(ref _renewalStop, null);
-        if (stop is null)
-        {
-            await _renewal.ConfigureAwait(false);
             return;
         }
 
-        try
+        lock (gate)
         {
-            await stop.CancelAsync().ConfigureAwait(false);
-            await _renewal.ConfigureAwait(false);
+            Volatile.Write(ref _renewalStopped, true);
+            _renewalTimer?.Dispose();
+            _renewalTimer = null;
         }
-        finally
+    }
+
+    private ValueTask StopRenewalAsync()
+    {
+        if (_renewalGate is not { } gate)
         {
-            stop.Dispose();
+            return ValueTask.CompletedTask;
         }
+
+        Task? inFlight;
+        lock (gate)
+        {
+            Volatile.Write(ref _renewalStopped, true);
+            _renewalTimer?.Dispose();
+            _renewalTimer = null;
+            inFlight = _renewalInFlight;
+        }
+
+        return inFlight is null || inFlight.IsCompleted ? ValueTask.CompletedTask : new ValueTask(inFlight);
     }
 
     internal static string DeriveKey(IdempotencyRecordId id, string fingerprint, string purpose)

@@ -16,6 +16,9 @@ public sealed partial class IdempotencyExecutor
     private readonly IdempotencyEngineOptions _options;
     private readonly TimeProvider _clock;
     private readonly ILogger _logger;
+    [ThreadStatic]
+    private static CancellationTokenSource? t_spareSource;
+
     private readonly ResiliencePipeline<bool> _completionPipeline;
 
     /// <summary>Creates an executor.</summary>
@@ -293,25 +296,52 @@ public sealed partial class IdempotencyExecutor
         TState state,
         CancellationToken cancellationToken)
     {
-        using var abandon = cancellationToken.CanBeCanceled
-            ? CancellationTokenSource.CreateLinkedTokenSource(cancellationToken)
-            : new CancellationTokenSource();
-        var pending = call(_store, state, abandon.Token);
-        if (pending.IsCompleted)
-        {
-            return await pending.ConfigureAwait(false);
-        }
-
+        // The source that tells the store to give up. Without a caller token (the HTTP path) it is reused from a small
+        // per-thread spare once it comes back uncancelled, so a store call allocates none.
+        var linked = cancellationToken.CanBeCanceled;
+        var abandon = linked ? CancellationTokenSource.CreateLinkedTokenSource(cancellationToken) : TakeSpareSource();
         try
         {
-            return await pending.AsTask().WaitAsync(_options.StoreTimeout, _clock, cancellationToken).ConfigureAwait(false);
+            var pending = call(_store, state, abandon.Token);
+            if (pending.IsCompleted)
+            {
+                return await pending.ConfigureAwait(false);
+            }
+
+            try
+            {
+                return await pending.AsTask().WaitAsync(_options.StoreTimeout, _clock, cancellationToken).ConfigureAwait(false);
+            }
+            catch (TimeoutException ex)
+            {
+                // Tell the store to give up too, so its connection is not held past our answer.
+                await abandon.CancelAsync().ConfigureAwait(false);
+                throw new IdempotencyStoreUnavailableException($"The idempotency store did not answer within {_options.StoreTimeout}.", ex);
+            }
         }
-        catch (TimeoutException ex)
+        finally
         {
-            // Tell the store to give up too, so its connection is not held past our answer.
-            await abandon.CancelAsync().ConfigureAwait(false);
-            throw new IdempotencyStoreUnavailableException($"The idempotency store did not answer within {_options.StoreTimeout}.", ex);
+            if (!linked && abandon.TryReset())
+            {
+                t_spareSource = abandon;
+            }
+            else
+            {
+                abandon.Dispose();
+            }
         }
+    }
+
+    private static CancellationTokenSource TakeSpareSource()
+    {
+        var spare = t_spareSource;
+        if (spare is null)
+        {
+            return new CancellationTokenSource();
+        }
+
+        t_spareSource = null;
+        return spare;
     }
 
     private IdempotencyExecution StartExecution(IdempotencyRecord record, bool isTakeOver)
