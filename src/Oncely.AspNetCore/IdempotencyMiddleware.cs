@@ -54,7 +54,6 @@ internal sealed partial class IdempotencyMiddleware
 
     private async Task InvokeIdempotentAsync(HttpContext context, IdempotencyEndpointPlan plan)
     {
-        IdempotencyEndpointGuard.MarkHandled(context);
         var request = context.Request;
 
         // Row 4: a malformed key is refused before anything else.
@@ -75,6 +74,7 @@ internal sealed partial class IdempotencyMiddleware
             {
                 // Row 3: no key, no record.
                 _metrics.Count(IdempotencyMetrics.Outcomes.NoKey);
+                IdempotencyEndpointGuard.MarkHandled(context);
                 await _next(context).ConfigureAwait(false);
                 return;
             }
@@ -166,7 +166,8 @@ internal sealed partial class IdempotencyMiddleware
         switch (decision.Kind)
         {
             case IdempotencyDecisionKind.Execute:
-                // Row 5.
+                // Row 5: the handler reads the same bytes that were fingerprinted.
+                body.AttachToRequest();
                 await ExecuteAsync(context, decision.Execution!).ConfigureAwait(false);
                 break;
             case IdempotencyDecisionKind.Replay:
@@ -225,6 +226,7 @@ internal sealed partial class IdempotencyMiddleware
         var captureFeature = new StreamResponseBodyFeature(capture, originalBody);
         context.Features.Set<IHttpResponseBodyFeature>(captureFeature);
         context.Features.Set<IIdempotencyFeature>(new IdempotencyFeature(execution));
+        IdempotencyEndpointGuard.MarkHandled(context);
         if (originalLifetime is not null)
         {
             // Kestrel signals an application's own Abort() to RequestAborted asynchronously; this sees it at once.

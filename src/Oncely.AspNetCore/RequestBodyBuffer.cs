@@ -21,14 +21,15 @@ internal enum RequestBodyOutcome
 
 /// <summary>
 /// The request body read once into pooled memory, so the same bytes are fingerprinted and handed to the handler.
-/// While it lives, <see cref="HttpRequest.Body"/> reads from it; <see cref="Dispose"/> puts the server's own stream back
-/// before the memory returns to the pool, so nothing that runs after the middleware (an outer logger, an
-/// <c>OnCompleted</c> callback) can read another request's bytes through it.
+/// Once <see cref="AttachToRequest"/> is called (only when the handler will run), <see cref="HttpRequest.Body"/> reads
+/// from it; <see cref="Dispose"/> puts the server's own stream back before the memory returns to the pool, so nothing
+/// that runs after the middleware (an outer logger, an <c>OnCompleted</c> callback) can read another request's bytes
+/// through it.
 /// </summary>
 internal sealed class RequestBodyBuffer : IDisposable
 {
     private readonly HttpRequest? _request;
-    private readonly Stream? _original;
+    private Stream? _original;
     private byte[]? _rented;
 
     private RequestBodyBuffer(RequestBodyOutcome outcome, HttpRequest? request = null, byte[]? rented = null, int length = 0, int failureStatus = 0)
@@ -38,11 +39,6 @@ internal sealed class RequestBodyBuffer : IDisposable
         _rented = rented;
         Length = length;
         FailureStatus = failureStatus;
-        if (request is not null && rented is not null)
-        {
-            _original = request.Body;
-            request.Body = new MemoryStream(rented, 0, length, writable: false);
-        }
     }
 
     public RequestBodyOutcome Outcome { get; }
@@ -53,6 +49,16 @@ internal sealed class RequestBodyBuffer : IDisposable
     public int FailureStatus { get; }
 
     public ReadOnlyMemory<byte> Body => _rented is null ? ReadOnlyMemory<byte>.Empty : _rented.AsMemory(0, Length);
+
+    /// <summary>Lets the handler read the buffered bytes as the request body.</summary>
+    public void AttachToRequest()
+    {
+        if (_request is not null && _rented is not null && _original is null)
+        {
+            _original = _request.Body;
+            _request.Body = new MemoryStream(_rented, 0, Length, writable: false);
+        }
+    }
 
     public static async Task<RequestBodyBuffer> ReadAsync(HttpRequest request, int limit, CancellationToken cancellationToken)
     {
@@ -145,7 +151,12 @@ internal sealed class RequestBodyBuffer : IDisposable
         if (_rented is { } rented)
         {
             _rented = null;
-            _request!.Body = _original!;
+            if (_original is not null)
+            {
+                _request!.Body = _original;
+                _original = null;
+            }
+
             ArrayPool<byte>.Shared.Return(rented);
         }
     }
