@@ -17,8 +17,14 @@ public class FingerprintBenchmarks
     [Params(1024, 65536)]
     public int Size { get; set; }
 
+    private readonly FingerprintCache _cache = new();
+
     [GlobalSetup]
-    public void Setup() => _body = Payloads.Json(Size);
+    public void Setup()
+    {
+        _body = Payloads.Json(Size);
+        RetryFromCache();
+    }
 
     [Benchmark(Baseline = true, Description = "SHA-256 of the raw bytes")]
     public byte[] RawSha256() => SHA256.HashData(_body);
@@ -29,6 +35,16 @@ public class FingerprintBenchmarks
         ContentType = "application/json; charset=utf-8",
         Body = _body,
     });
+
+    [Benchmark(Description = "byte-identical retry (fingerprint cache hit)")]
+    public string RetryFromCache() => RequestFingerprint.Compute(
+        new FingerprintInput("POST", "/payments")
+        {
+            ContentType = "application/json; charset=utf-8",
+            Body = _body,
+        },
+        _cache,
+        "tenant-a");
 }
 
 /// <summary>Request bodies shaped like a payments API's.</summary>

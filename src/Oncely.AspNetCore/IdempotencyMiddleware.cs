@@ -24,6 +24,7 @@ internal sealed partial class IdempotencyMiddleware
     private readonly IdempotencyMetrics _metrics;
     private readonly IdempotentResponseWriter _responses;
     private readonly KeyReuseAuditor _auditor;
+    private readonly FingerprintCache _fingerprints = new();
     private readonly ILogger _logger;
 
     public IdempotencyMiddleware(
@@ -152,13 +153,16 @@ internal sealed partial class IdempotencyMiddleware
         }
 
         var id = new IdempotencyRecordId(tenant, plan.OperationFor(request.Method), key);
-        var fingerprint = RequestFingerprint.Compute(new FingerprintInput(request.Method, request.PathBase.Add(request.Path).Value ?? "/")
-        {
-            Query = QueryPairs(request.Query),
-            Headers = FingerprintHeaderPairs(request.Headers),
-            ContentType = request.ContentType,
-            Body = body.Body,
-        });
+        var fingerprint = RequestFingerprint.Compute(
+            new FingerprintInput(request.Method, request.PathBase.Add(request.Path).Value ?? "/")
+            {
+                Query = QueryPairs(request.Query),
+                Headers = FingerprintHeaderPairs(request.Headers),
+                ContentType = request.ContentType,
+                Body = body.Body,
+            },
+            _fingerprints,
+            tenant);
 
         // Store transitions are not tied to the client's connection: an abandoned reservation would otherwise block
         // retries for a whole lease. Each call is bounded by StoreTimeout instead.

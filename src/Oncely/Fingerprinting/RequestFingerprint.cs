@@ -29,7 +29,14 @@ public static class RequestFingerprint
     /// <param name="input">The request's parts. Its body is read, never kept.</param>
     /// <returns>The lowercase hexadecimal SHA-256 of the canonical request, <see cref="Length"/> characters long.</returns>
     /// <exception cref="ArgumentException"><paramref name="input"/> has no method or path (a default value).</exception>
-    public static string Compute(in FingerprintInput input)
+    public static string Compute(in FingerprintInput input) => Compute(input, cache: null, scope: null);
+
+    /// <summary>
+    /// Computes the fingerprint, answering a byte-identical repeat of a JSON request from <paramref name="cache"/>
+    /// without canonicalising it again. The cache is keyed by the SHA-256 of the raw request and
+    /// <paramref name="scope"/>, so one caller's requests never hit (or time) another's entries.
+    /// </summary>
+    internal static string Compute(in FingerprintInput input, FingerprintCache? cache, string? scope)
     {
         if (string.IsNullOrEmpty(input.Method) || input.Path is null)
         {
@@ -47,26 +54,51 @@ public static class RequestFingerprint
         AppendPairs(buffer, "header", input.Headers, lowerCaseNames: true);
 
         var beforeBody = buffer.WrittenCount;
-        if (!body.IsEmpty && IsJsonContentType(input.ContentType))
+        if (body.IsEmpty || !IsJsonContentType(input.ContentType))
         {
-            // Canonical JSON is written in place, behind its tag and a length patched in afterwards; the canonicaliser
-            // writes nothing when it refuses a document, and the raw form then replaces this attempt.
-            AppendContentType(buffer, input.ContentType, keepParameters: false);
-            AppendTag(buffer, "body.jcs", null);
-            var lengthAt = buffer.WrittenCount;
-            buffer.Advance(WriteInt32(buffer, 0));
-            if (JsonCanonicalizer.TryCanonicalize(body, buffer))
+            // Hashed as raw bytes: nothing to canonicalise, nothing worth caching.
+            AppendContentType(buffer, input.ContentType, keepParameters: true);
+            AppendBytes(buffer, "body.raw", body);
+            return Digest(buffer.WrittenSpan);
+        }
+
+        var cacheKey = default(FingerprintCache.Key);
+        if (cache is not null)
+        {
+            AppendContentType(buffer, input.ContentType, keepParameters: true);
+            AppendBytes(buffer, "body.raw", body);
+            AppendString(buffer, "cache.scope", scope);
+            cacheKey = FingerprintCache.Key.Of(buffer.WrittenSpan);
+            if (cache.TryGet(cacheKey, out var cached))
             {
-                BinaryPrimitives.WriteInt32LittleEndian(buffer.WrittenSpanForPatch(lengthAt, 4), buffer.WrittenCount - lengthAt - 4);
-                return Digest(buffer.WrittenSpan);
+                return cached;
             }
 
             buffer.Truncate(beforeBody);
         }
 
-        AppendContentType(buffer, input.ContentType, keepParameters: true);
-        AppendBytes(buffer, "body.raw", body);
-        return Digest(buffer.WrittenSpan);
+        // Canonical JSON is written in place, behind its tag and a length patched in afterwards; the canonicaliser
+        // writes nothing when it refuses a document, and the raw form then replaces this attempt.
+        AppendContentType(buffer, input.ContentType, keepParameters: false);
+        AppendTag(buffer, "body.jcs", null);
+        var lengthAt = buffer.WrittenCount;
+        buffer.Advance(WriteInt32(buffer, 0));
+        string fingerprint;
+        if (JsonCanonicalizer.TryCanonicalize(body, buffer))
+        {
+            BinaryPrimitives.WriteInt32LittleEndian(buffer.WrittenSpanForPatch(lengthAt, 4), buffer.WrittenCount - lengthAt - 4);
+            fingerprint = Digest(buffer.WrittenSpan);
+        }
+        else
+        {
+            buffer.Truncate(beforeBody);
+            AppendContentType(buffer, input.ContentType, keepParameters: true);
+            AppendBytes(buffer, "body.raw", body);
+            fingerprint = Digest(buffer.WrittenSpan);
+        }
+
+        cache?.Add(cacheKey, fingerprint);
+        return fingerprint;
     }
 
     private static string Digest(ReadOnlySpan<byte> data)
