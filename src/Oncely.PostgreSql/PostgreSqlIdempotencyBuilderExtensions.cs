@@ -43,16 +43,18 @@ public static class PostgreSqlIdempotencyBuilderExtensions
     /// <summary>
     /// The store runs the same few statements on every request, so a data source it builds itself keeps them prepared
     /// on each physical connection (parsed and planned once, not per call): <c>Max Auto Prepare</c> is set to
-    /// <see cref="AutoPrepareStatements"/> unless the connection string already sets it.
+    /// <see cref="AutoPrepareStatements"/> unless the connection string sets it itself (to any value, 0 included).
     /// </summary>
     internal static string WithAutoPrepare(string connectionString)
     {
-        var builder = new NpgsqlConnectionStringBuilder(connectionString);
-        if (builder.MaxAutoPrepare == 0)
+        // An explicit "Max Auto Prepare=0" (say, for an old PgBouncer in transaction mode) is kept as it is.
+        var given = new System.Data.Common.DbConnectionStringBuilder { ConnectionString = connectionString };
+        if (given.ContainsKey("Max Auto Prepare") || given.ContainsKey("MaxAutoPrepare"))
         {
-            builder.MaxAutoPrepare = AutoPrepareStatements;
+            return connectionString;
         }
 
+        var builder = new NpgsqlConnectionStringBuilder(connectionString) { MaxAutoPrepare = AutoPrepareStatements };
         return builder.ConnectionString;
     }
 
