@@ -40,6 +40,27 @@ public static class PostgreSqlIdempotencyBuilderExtensions
         return builder.UseStore(services => CreateStore(services, options));
     }
 
+    /// <summary>
+    /// The store runs the same few statements on every request, so a data source it builds itself keeps them prepared
+    /// on each physical connection (parsed and planned once, not per call): <c>Max Auto Prepare</c> is set to
+    /// <see cref="AutoPrepareStatements"/> unless the connection string sets it itself (to any value, 0 included).
+    /// </summary>
+    internal static string WithAutoPrepare(string connectionString)
+    {
+        // An explicit "Max Auto Prepare=0" (say, for an old PgBouncer in transaction mode) is kept as it is.
+        var given = new System.Data.Common.DbConnectionStringBuilder { ConnectionString = connectionString };
+        if (given.ContainsKey("Max Auto Prepare") || given.ContainsKey("MaxAutoPrepare"))
+        {
+            return connectionString;
+        }
+
+        var builder = new NpgsqlConnectionStringBuilder(connectionString) { MaxAutoPrepare = AutoPrepareStatements };
+        return builder.ConnectionString;
+    }
+
+    /// <summary>How many statements a data source the store builds keeps prepared per connection.</summary>
+    internal const int AutoPrepareStatements = 32;
+
     internal static PostgreSqlIdempotencyStore CreateStore(IServiceProvider services, PostgreSqlIdempotencyStoreOptions options)
     {
         if (options.DataSource is { } given)
@@ -52,7 +73,7 @@ public static class PostgreSqlIdempotencyBuilderExtensions
             NpgsqlDataSource? built = null;
             try
             {
-                built = NpgsqlDataSource.Create(connectionString);
+                built = NpgsqlDataSource.Create(WithAutoPrepare(connectionString));
                 var store = new PostgreSqlIdempotencyStore(built, ownsDataSource: true, options);
                 built = null;
                 return store;

@@ -71,61 +71,84 @@ internal sealed class PostgreSqlIdempotencyStore
 
         var t = Schema.Table;
 
-        // The reservation, in one statement:
+        // The reservation, in one statement (one round trip on every path), which writes only when it must:
         //  * clock: the server's time, read once, so every comparison and every new deadline agree.
-        //  * ins: insert a new record; on a conflict, overwrite the existing one only when it counts as absent (past its
-        //    expiry: replaced whole) or when it is InProgress with the same fingerprint and an expired lease (a take-over:
-        //    new fencing token and lease, expiry and recovery point kept). The conflicting row is locked either way.
-        //  * the final SELECT returns the caller's row from ins, or, when ins changed nothing, the row that blocked it,
-        //    so a replay or a conflict costs no second round trip. Its body is returned only for a Completed record with
-        //    the caller's fingerprint.
-        // In READ COMMITTED the SELECT part reads the statement's snapshot, taken before ON CONFLICT waited on and
-        // saw the latest version of the row. If another transaction inserted the row and committed after the snapshot,
-        // the SELECT finds nothing; if it changed the row, the SELECT may show the older version. Both are detected
-        // (no row; or a row that would have been overwritten) and the statement is simply run again: a new statement
-        // takes a new snapshot that includes the other transaction. Rows it can show are real committed states.
+        //  * cur: the key's row as the statement's snapshot shows it, read like any SELECT: no row lock, no
+        //    transaction id. A replay (Completed), a duplicate (InProgress with a valid lease) and a reused key (other
+        //    fingerprint) are answered from this read alone (decision-table row 20): ins and upd below then find
+        //    nothing to do and write nothing; nextval is not even evaluated, so the sequence does not move either.
+        //  * ins: only when cur saw no row: insert the new record. ON CONFLICT DO NOTHING covers a racer whose row
+        //    committed after our snapshot (it neither locks that row nor takes an xid; the statement then answers no
+        //    row and is run again with a fresh snapshot).
+        //  * upd: the conditional write of the two transitions that replace an existing row: past its expiry (it
+        //    counts as absent: replaced whole) or InProgress with the same fingerprint and a lapsed lease (a take-over:
+        //    new fencing token and lease, expiry and recovery point kept). Its WHERE is the guard: a row that fails it on
+        //    the snapshot is skipped without a lock; a row that passes it is locked and, in READ COMMITTED, the guard is
+        //    re-checked against the latest committed version before the write (EvalPlanQual), so of any number of
+        //    concurrent callers exactly one takes the row over.
+        //  * the final SELECT returns the caller's row from ins or upd, or else the row cur read. Its body is
+        //    returned only for a Completed record with the caller's fingerprint.
+        // The snapshot may be older than a row another transaction committed while this statement waited on ON
+        // CONFLICT or on upd's row lock: then the statement returns nothing, or cur shows a row that upd would have
+        // overwritten; Classify detects both and the statement is simply run again (a new snapshot). Rows it shows are
+        // real committed states.
         _reserveSql = $"""
             WITH clock AS MATERIALIZED (
                 SELECT clock_timestamp() AS ts
             ),
+            cur AS MATERIALIZED (
+                SELECT x.fingerprint, x.state, x.fencing_token, x.lease_expires_at, x.expires_at, x.recovery_point,
+                       x.status_code, x.headers, x.body, x.body_omitted
+                FROM {t} x
+                WHERE x.tenant = @tenant AND x.operation = @operation AND x.idem_key = @key
+            ),
             ins AS (
-                INSERT INTO {t} AS r
+                INSERT INTO {t}
                     (tenant, operation, idem_key, fingerprint, state, fencing_token, lease_expires_at, expires_at,
                      recovery_point, status_code, headers, body, body_omitted, created_at, updated_at)
                 SELECT @tenant, @operation, @key, @fingerprint, {InProgressState}, nextval('{Schema.Sequence}'),
                        c.ts + @lease, c.ts + @expiration, NULL, NULL, NULL, NULL, false, c.ts, c.ts
                 FROM clock c
-                ON CONFLICT (tenant, operation, idem_key) DO UPDATE SET
-                    fencing_token    = EXCLUDED.fencing_token,
-                    lease_expires_at = EXCLUDED.lease_expires_at,
-                    updated_at       = EXCLUDED.updated_at,
+                WHERE NOT EXISTS (SELECT 1 FROM cur)
+                ON CONFLICT (tenant, operation, idem_key) DO NOTHING
+                RETURNING fingerprint, state, fencing_token, lease_expires_at, expires_at, recovery_point, true AS fresh
+            ),
+            upd AS (
+                UPDATE {t} AS r SET
+                    fencing_token    = nextval('{Schema.Sequence}'),
+                    lease_expires_at = c.ts + @lease,
+                    updated_at       = c.ts,
                     state            = {InProgressState},
-                    fingerprint      = EXCLUDED.fingerprint,
-                    expires_at       = CASE WHEN r.expires_at <= EXCLUDED.updated_at THEN EXCLUDED.expires_at ELSE r.expires_at END,
-                    recovery_point   = CASE WHEN r.expires_at <= EXCLUDED.updated_at THEN NULL ELSE r.recovery_point END,
-                    created_at       = CASE WHEN r.expires_at <= EXCLUDED.updated_at THEN EXCLUDED.created_at ELSE r.created_at END,
+                    fingerprint      = @fingerprint,
+                    expires_at       = CASE WHEN r.expires_at <= c.ts THEN c.ts + @expiration ELSE r.expires_at END,
+                    recovery_point   = CASE WHEN r.expires_at <= c.ts THEN NULL ELSE r.recovery_point END,
+                    created_at       = CASE WHEN r.expires_at <= c.ts THEN c.ts ELSE r.created_at END,
                     status_code      = NULL,
                     headers          = NULL,
                     body             = NULL,
                     body_omitted     = false
-                WHERE r.expires_at <= EXCLUDED.updated_at
-                   OR (r.state = {InProgressState} AND r.fingerprint = EXCLUDED.fingerprint AND r.lease_expires_at <= EXCLUDED.updated_at)
+                FROM clock c
+                WHERE r.tenant = @tenant AND r.operation = @operation AND r.idem_key = @key
+                  AND (r.expires_at <= c.ts
+                       OR (r.state = {InProgressState} AND r.fingerprint = @fingerprint AND r.lease_expires_at <= c.ts))
                 RETURNING r.fingerprint, r.state, r.fencing_token, r.lease_expires_at, r.expires_at, r.recovery_point,
                           r.created_at = r.updated_at AS fresh
+            ),
+            mine AS (
+                SELECT * FROM ins UNION ALL SELECT * FROM upd
             )
-            SELECT true AS mine, i.fingerprint, i.state, i.fencing_token, i.lease_expires_at, i.expires_at, i.recovery_point,
+            SELECT true AS mine, m.fingerprint, m.state, m.fencing_token, m.lease_expires_at, m.expires_at, m.recovery_point,
                    NULL::integer AS status_code, NULL::text AS headers, NULL::bytea AS body, false AS body_omitted,
-                   c.ts, i.fresh
-            FROM ins i CROSS JOIN clock c
+                   c.ts, m.fresh
+            FROM mine m CROSS JOIN clock c
             UNION ALL
             SELECT false, x.fingerprint, x.state, x.fencing_token, x.lease_expires_at, x.expires_at, x.recovery_point,
                    x.status_code,
                    CASE WHEN x.state = {CompletedState} AND x.fingerprint = @fingerprint THEN x.headers::text END,
                    CASE WHEN x.state = {CompletedState} AND x.fingerprint = @fingerprint THEN x.body END,
                    x.body_omitted, c.ts, false
-            FROM {t} x CROSS JOIN clock c
-            WHERE x.tenant = @tenant AND x.operation = @operation AND x.idem_key = @key
-              AND NOT EXISTS (SELECT 1 FROM ins)
+            FROM cur x CROSS JOIN clock c
+            WHERE NOT EXISTS (SELECT 1 FROM mine)
             """;
 
         _completeSql = $"""

@@ -2,6 +2,7 @@ using System.Data.Common;
 using System.Globalization;
 using System.Runtime.InteropServices;
 using Microsoft.Data.Sqlite;
+using SQLitePCL;
 
 namespace Oncely.Sqlite;
 
@@ -11,6 +12,18 @@ namespace Oncely.Sqlite;
 /// that share the file on one machine.
 /// </summary>
 /// <remarks>
+/// <para>
+/// Reads never write (decision-table row 20): a reservation first reads the key in an ordinary read transaction (WAL:
+/// no lock that blocks or waits for the writer, nothing written to the file), and answers a replay, an in-progress
+/// duplicate or a reused key from that read. Only a new, expired or takeable key goes on to the write lock.
+/// </para>
+/// <para>
+/// Waiting never blocks a thread: every write takes SQLite's write lock with <c>BEGIN IMMEDIATE</c> through the native
+/// API with the connection's busy timeout at zero, so a locked database answers at once, and the store waits
+/// asynchronously (a short backoff) until the lock is free or <see cref="SqliteIdempotencyStoreOptions.BusyTimeout"/> /
+/// the caller's token runs out. Writers of one store instance queue on an asynchronous gate first, so they do not poll
+/// against each other; the gate is only an optimisation, the SQLite lock is the guarantee.
+/// </para>
 /// <para>
 /// Time: SQLite is embedded, so the machine's clock is the store's clock. <c>now</c> comes from the injected
 /// <see cref="TimeProvider"/> and is stored as integer Unix milliseconds.
@@ -27,7 +40,8 @@ internal sealed class SqliteIdempotencyStore
     private const int SqliteBusy = 5;
     private const int SqliteLocked = 6;
     private const int SqliteError = 1;
-    private const int MaxReservationRounds = 16;
+    private const int SqliteOk = 0;
+    private static readonly TimeSpan MaxLockBackoff = TimeSpan.FromMilliseconds(25);
     private const string Columns = "fingerprint, state, fencing_token, lease_expires_at, expires_at, recovery_point, status_code, headers, body, body_omitted";
     private const string KeyPredicate = "tenant = @tenant AND operation = @operation AND idem_key = @key";
 
@@ -41,7 +55,7 @@ internal sealed class SqliteIdempotencyStore
     private readonly string _auditTable;
     private readonly TimeSpan _busyTimeout;
     private readonly TimeProvider _clock;
-    private readonly string _busyTimeoutPragma;
+    private readonly SemaphoreSlim _writeGate = new(1, 1);
     private readonly string _reserveSql;
     private readonly string _readLiveSql;
     private readonly string _completeSql;
@@ -71,11 +85,11 @@ internal sealed class SqliteIdempotencyStore
         _auditTable = options.AuditTableName;
         _busyTimeout = options.BusyTimeout;
         _clock = timeProvider ?? TimeProvider.System;
-        _busyTimeoutPragma = string.Create(CultureInfo.InvariantCulture, $"PRAGMA busy_timeout = {(long)Math.Ceiling(_busyTimeout.TotalMilliseconds)};");
 
         var t = _table;
 
-        // The reservation, in one statement. A new key inserts. An existing key is updated only when the row has
+        // The reservation's write, in one statement, run only when a plain read found nothing the caller must be
+        // answered with (see ReserveAsync), under the write lock taken by BEGIN IMMEDIATE. A new key inserts. An existing key is updated only when the row has
         // expired (it counts as absent: replaced, fresh expiry, no recovery point, attempts back to 1) or when it is
         // InProgress with the same fingerprint and an expired lease (a take-over: new token, new lease, expiry and
         // recovery point kept, attempts + 1). Any other existing row is left exactly as it is and nothing is returned.
@@ -138,7 +152,7 @@ internal sealed class SqliteIdempotencyStore
         ArgumentNullException.ThrowIfNull(fingerprint);
         cancellationToken.ThrowIfCancellationRequested();
         await EnsureInitializedAsync(cancellationToken).ConfigureAwait(false);
-        return await RunAsync((connection, ct) => ReserveCoreAsync(connection, id, fingerprint, lease, expiration, ct), cancellationToken).ConfigureAwait(false);
+        return await ReserveAsync(id, fingerprint, lease, expiration, cancellationToken).ConfigureAwait(false);
     }
 
     /// <inheritdoc />
@@ -149,7 +163,7 @@ internal sealed class SqliteIdempotencyStore
         await EnsureInitializedAsync(cancellationToken).ConfigureAwait(false);
         var headers = StoredHeaders.Serialize(response.Headers);
         var body = AsArray(response.Body);
-        return await RunAsync(
+        return await WriteAsync(
             async (connection, ct) =>
             {
                 using var command = CreateCommand(connection, _completeSql);
@@ -164,7 +178,7 @@ internal sealed class SqliteIdempotencyStore
     {
         cancellationToken.ThrowIfCancellationRequested();
         await EnsureInitializedAsync(cancellationToken).ConfigureAwait(false);
-        return await RunAsync(
+        return await WriteAsync(
             async (connection, ct) =>
             {
                 // Two guarded statements whose conditions exclude each other (recovery point absent / present), so at
@@ -197,7 +211,7 @@ internal sealed class SqliteIdempotencyStore
         ArgumentException.ThrowIfNullOrEmpty(recoveryPoint);
         cancellationToken.ThrowIfCancellationRequested();
         await EnsureInitializedAsync(cancellationToken).ConfigureAwait(false);
-        return await RunAsync(
+        return await WriteAsync(
             async (connection, ct) =>
             {
                 using var command = CreateCommand(connection, _setRecoveryPointSql);
@@ -212,7 +226,7 @@ internal sealed class SqliteIdempotencyStore
     {
         cancellationToken.ThrowIfCancellationRequested();
         await EnsureInitializedAsync(cancellationToken).ConfigureAwait(false);
-        return await RunAsync(
+        return await WriteAsync(
             async (connection, ct) =>
             {
                 var now = NowMilliseconds();
@@ -240,7 +254,7 @@ internal sealed class SqliteIdempotencyStore
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(batchSize);
         cancellationToken.ThrowIfCancellationRequested();
         await EnsureInitializedAsync(cancellationToken).ConfigureAwait(false);
-        return await RunAsync(
+        return await WriteAsync(
             async (connection, ct) =>
             {
                 using var command = CreateCommand(connection, _purgeSql);
@@ -286,7 +300,7 @@ internal sealed class SqliteIdempotencyStore
         ArgumentNullException.ThrowIfNull(entry);
         cancellationToken.ThrowIfCancellationRequested();
         await EnsureInitializedAsync(cancellationToken).ConfigureAwait(false);
-        await RunAsync(
+        await WriteAsync(
             async (connection, ct) =>
             {
                 using var command = CreateCommand(connection, _auditSql);
@@ -308,7 +322,7 @@ internal sealed class SqliteIdempotencyStore
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(batchSize);
         cancellationToken.ThrowIfCancellationRequested();
         await EnsureInitializedAsync(cancellationToken).ConfigureAwait(false);
-        return await RunAsync(
+        return await WriteAsync(
             async (connection, ct) =>
             {
                 using var command = CreateCommand(connection, _purgeAuditSql);
@@ -319,83 +333,89 @@ internal sealed class SqliteIdempotencyStore
             cancellationToken).ConfigureAwait(false);
     }
 
-    private async ValueTask<ReservationResult> ReserveCoreAsync(SqliteConnection connection, IdempotencyRecordId id, string fingerprint, TimeSpan lease, TimeSpan expiration, CancellationToken cancellationToken)
+    /// <summary>
+    /// The reservation: a read, and a write only when the read shows the key absent, expired or takeable. The read is
+    /// an ordinary autocommit SELECT: it waits for no lock and writes nothing, so replays, in-progress duplicates and
+    /// reused keys cost one read (decision-table row 20) even while another connection holds the write lock. The write
+    /// is the guarded upsert, under the write lock; when its guard refuses (another caller got there between the read
+    /// and the lock), the row is read again under the same lock, where it cannot change, and reported as it stands.
+    /// </summary>
+    private async ValueTask<ReservationResult> ReserveAsync(IdempotencyRecordId id, string fingerprint, TimeSpan lease, TimeSpan expiration, CancellationToken cancellationToken)
     {
-        for (var round = 1; ; round++)
+        var seen = await RunAsync((connection, ct) => ReadLiveAsync(connection, id, NowMilliseconds(), ct), cancellationToken).ConfigureAwait(false);
+        if (seen is not null && Answer(seen, fingerprint, NowMilliseconds()) is { } answered)
         {
-            var now = NowMilliseconds();
-            IdempotencyRecord? reserved = null;
-            var attempts = 0L;
-            using (var upsert = CreateCommand(connection, _reserveSql))
-            {
-                AddKey(upsert, id);
-                upsert.Parameters.AddWithValue("@fingerprint", fingerprint);
-                upsert.Parameters.AddWithValue("@lease_expires_at", After(now, lease));
-                upsert.Parameters.AddWithValue("@expires_at", After(now, expiration));
-                upsert.Parameters.AddWithValue("@now", now);
-                var reader = await upsert.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-                await using (reader.ConfigureAwait(false))
-                {
-                    if (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
-                    {
-                        attempts = reader.GetInt64(1);
-                        reserved = new IdempotencyRecord
-                        {
-                            Id = id,
-                            Fingerprint = fingerprint,
-                            State = IdempotencyRecordState.InProgress,
-                            FencingToken = reader.GetInt64(0),
-                            LeaseExpiresAt = FromUnixMilliseconds(reader.GetInt64(2)),
-                            ExpiresAt = FromUnixMilliseconds(reader.GetInt64(3)),
-                            RecoveryPoint = reader.IsDBNull(4) ? null : reader.GetString(4),
-                        };
-                    }
+            return answered;
+        }
 
-                    // Step the statement to its end: that is where SQLite commits it. Only a committed reservation may
-                    // be reported as ours; an error here (a failed commit) propagates and nothing is reported.
-                    while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
-                    {
-                    }
+        return await WriteAsync(
+            async (connection, ct) =>
+            {
+                var now = NowMilliseconds();
+                if (await UpsertAsync(connection, id, fingerprint, lease, expiration, now, ct).ConfigureAwait(false) is { } reserved)
+                {
+                    return reserved;
                 }
+
+                // Under the write lock nothing moves: the row the guard refused is live and not takeable at `now`.
+                var existing = await ReadLiveAsync(connection, id, now, ct).ConfigureAwait(false);
+                return existing is not null && Answer(existing, fingerprint, now) is { } answer
+                    ? answer
+                    : throw new IdempotencyStoreUnavailableException($"The SQLite idempotency store could not settle the reservation of '{id}': the guarded write and the read under the same lock disagree.");
+            },
+            cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>What a live record answers a reservation with, or <see langword="null"/> when the caller may take it.</summary>
+    private static ReservationResult? Answer(IdempotencyRecord existing, string fingerprint, long now)
+    {
+        if (!string.Equals(existing.Fingerprint, fingerprint, StringComparison.Ordinal))
+        {
+            return new ReservationResult(ReservationOutcome.FingerprintMismatch, existing);
+        }
+
+        if (existing.State == IdempotencyRecordState.Completed)
+        {
+            return new ReservationResult(ReservationOutcome.Completed, existing);
+        }
+
+        return existing.LeaseExpiresAt > FromUnixMilliseconds(now) ? new ReservationResult(ReservationOutcome.InProgress, existing) : null;
+    }
+
+    private async ValueTask<ReservationResult?> UpsertAsync(SqliteConnection connection, IdempotencyRecordId id, string fingerprint, TimeSpan lease, TimeSpan expiration, long now, CancellationToken cancellationToken)
+    {
+        using var upsert = CreateCommand(connection, _reserveSql);
+        AddKey(upsert, id);
+        upsert.Parameters.AddWithValue("@fingerprint", fingerprint);
+        upsert.Parameters.AddWithValue("@lease_expires_at", After(now, lease));
+        upsert.Parameters.AddWithValue("@expires_at", After(now, expiration));
+        upsert.Parameters.AddWithValue("@now", now);
+        ReservationResult? reserved = null;
+        var reader = await upsert.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        await using (reader.ConfigureAwait(false))
+        {
+            if (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                var record = new IdempotencyRecord
+                {
+                    Id = id,
+                    Fingerprint = fingerprint,
+                    State = IdempotencyRecordState.InProgress,
+                    FencingToken = reader.GetInt64(0),
+                    LeaseExpiresAt = FromUnixMilliseconds(reader.GetInt64(2)),
+                    ExpiresAt = FromUnixMilliseconds(reader.GetInt64(3)),
+                    RecoveryPoint = reader.IsDBNull(4) ? null : reader.GetString(4),
+                };
+                reserved = new ReservationResult(reader.GetInt64(1) > 1 ? ReservationOutcome.TakenOver : ReservationOutcome.Acquired, record);
             }
 
-            if (reserved is not null)
+            // Step the statement to its end. The reservation is reported as ours only once WriteAsync has committed it.
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
             {
-                return new ReservationResult(attempts > 1 ? ReservationOutcome.TakenOver : ReservationOutcome.Acquired, reserved);
-            }
-
-            // Nothing was returned: at the upsert's moment a live row existed that the caller may not take (another
-            // fingerprint, Completed, or InProgress with a valid lease). This read is not a transition and never grants
-            // execution, which only the upsert above can do; it only reports what holds the key. The outcome for a live
-            // row is decided by the row's own state as read here, so whatever happened in between (completion,
-            // release, take-over by someone else), the answer is true of the row at the moment of this read. If the
-            // row can now be taken (it was released, purged, expired, or its lease was ended by a release with a
-            // recovery point), the upsert runs again rather than guessing.
-            var existing = await ReadLiveAsync(connection, id, now, cancellationToken).ConfigureAwait(false);
-            if (existing is not null)
-            {
-                if (!string.Equals(existing.Fingerprint, fingerprint, StringComparison.Ordinal))
-                {
-                    return new ReservationResult(ReservationOutcome.FingerprintMismatch, existing);
-                }
-
-                if (existing.State == IdempotencyRecordState.Completed)
-                {
-                    return new ReservationResult(ReservationOutcome.Completed, existing);
-                }
-
-                if (existing.LeaseExpiresAt > FromUnixMilliseconds(now))
-                {
-                    return new ReservationResult(ReservationOutcome.InProgress, existing);
-                }
-            }
-
-            if (round >= MaxReservationRounds)
-            {
-                throw new IdempotencyStoreUnavailableException(
-                    $"The SQLite idempotency store could not settle the reservation of '{id}' after {MaxReservationRounds} rounds: the record kept changing under contention.");
             }
         }
+
+        return reserved;
     }
 
     private async ValueTask<IdempotencyRecord?> ReadLiveAsync(SqliteConnection connection, IdempotencyRecordId id, long now, CancellationToken cancellationToken)
@@ -527,10 +547,12 @@ internal sealed class SqliteIdempotencyStore
     /// has passed in real time; a locked statement changed nothing, so a retry can never execute anything twice. Every
     /// other SQLite or I/O failure becomes <see cref="IdempotencyStoreUnavailableException"/>.
     /// </summary>
-    private async ValueTask<T> RunAsync<T>(Func<SqliteConnection, CancellationToken, ValueTask<T>> work, CancellationToken cancellationToken)
+    private ValueTask<T> RunAsync<T>(Func<SqliteConnection, CancellationToken, ValueTask<T>> work, CancellationToken cancellationToken)
+        => RunAsync(work, TimeProvider.System.GetTimestamp(), cancellationToken);
+
+    private async ValueTask<T> RunAsync<T>(Func<SqliteConnection, CancellationToken, ValueTask<T>> work, long started, CancellationToken cancellationToken)
     {
         // The busy budget is real elapsed time, not the store clock (a fake clock in tests never moves on its own).
-        var started = TimeProvider.System.GetTimestamp();
         var backoff = TimeSpan.FromMilliseconds(5);
         while (true)
         {
@@ -540,10 +562,11 @@ internal sealed class SqliteIdempotencyStore
                 await using (connection.ConfigureAwait(false))
                 {
                     await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
-                    using (var pragma = CreateCommand(connection, _busyTimeoutPragma))
-                    {
-                        await pragma.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
-                    }
+
+                    // No statement, just the native setting: a locked database answers SQLITE_BUSY at once and the
+                    // store waits asynchronously (BeginImmediateAsync, the retry below) instead of sleeping on a thread.
+                    // Set on every open, because the pooled handle may come from a connection that changed it.
+                    raw.sqlite3_busy_timeout(connection.Handle, 0);
 
                     return await work(connection, cancellationToken).ConfigureAwait(false);
                 }
@@ -553,11 +576,7 @@ internal sealed class SqliteIdempotencyStore
                 var remaining = _busyTimeout - TimeProvider.System.GetElapsedTime(started);
                 if (remaining <= TimeSpan.Zero)
                 {
-                    throw new IdempotencyStoreUnavailableException(
-                        string.Create(
-                            CultureInfo.InvariantCulture,
-                            $"The SQLite idempotency store '{_dataSource}' stayed locked by another connection for longer than BusyTimeout ({_busyTimeout.TotalSeconds:0.###} s)."),
-                        e);
+                    throw LockedTooLong(e);
                 }
 
                 await Task.Delay(backoff < remaining ? backoff : remaining, cancellationToken).ConfigureAwait(false);
@@ -574,6 +593,87 @@ internal sealed class SqliteIdempotencyStore
                     $"The SQLite idempotency store '{_dataSource}' could not be accessed: {e.Message}", e);
             }
         }
+    }
+
+    /// <summary>
+    /// Runs <paramref name="work"/> as one write transaction: in the store's write queue, under SQLite's write lock
+    /// (<c>BEGIN IMMEDIATE</c>), committed at the end (one commit, one WAL sync) or rolled back on any failure. The
+    /// whole wait, in the queue and for the lock, is asynchronous and bounded by
+    /// <see cref="SqliteIdempotencyStoreOptions.BusyTimeout"/> and <paramref name="cancellationToken"/>.
+    /// </summary>
+    private async ValueTask<T> WriteAsync<T>(Func<SqliteConnection, CancellationToken, ValueTask<T>> work, CancellationToken cancellationToken)
+    {
+        var started = TimeProvider.System.GetTimestamp();
+        if (!await _writeGate.WaitAsync(_busyTimeout, cancellationToken).ConfigureAwait(false))
+        {
+            throw LockedTooLong(null);
+        }
+
+        try
+        {
+            return await RunAsync(
+                async (connection, ct) =>
+                {
+                    var handle = connection.Handle!;
+                    await BeginImmediateAsync(handle, started, ct).ConfigureAwait(false);
+                    try
+                    {
+                        var result = await work(connection, ct).ConfigureAwait(false);
+                        SqliteException.ThrowExceptionForRC(raw.sqlite3_exec(handle, "COMMIT"), handle);
+                        return result;
+                    }
+                    finally
+                    {
+                        // Anything short of a successful COMMIT leaves nothing behind, and no open transaction on the pooled handle.
+                        if (raw.sqlite3_get_autocommit(handle) == 0)
+                        {
+                            _ = raw.sqlite3_exec(handle, "ROLLBACK");
+                        }
+                    }
+                },
+                started,
+                cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _writeGate.Release();
+        }
+    }
+
+    /// <summary>Takes the write lock, waiting asynchronously while another connection holds it, until the busy budget runs out.</summary>
+    private async ValueTask BeginImmediateAsync(sqlite3 handle, long started, CancellationToken cancellationToken)
+    {
+        var backoff = TimeSpan.FromMilliseconds(1);
+        while (true)
+        {
+            var rc = raw.sqlite3_exec(handle, "BEGIN IMMEDIATE");
+            if (rc == SqliteOk)
+            {
+                return;
+            }
+
+            if ((rc & 0xFF) is not (SqliteBusy or SqliteLocked))
+            {
+                SqliteException.ThrowExceptionForRC(rc, handle);
+            }
+
+            var remaining = _busyTimeout - TimeProvider.System.GetElapsedTime(started);
+            if (remaining <= TimeSpan.Zero)
+            {
+                throw LockedTooLong(null);
+            }
+
+            await Task.Delay(backoff < remaining ? backoff : remaining, cancellationToken).ConfigureAwait(false);
+            backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, MaxLockBackoff.Ticks));
+        }
+    }
+
+    private IdempotencyStoreUnavailableException LockedTooLong(Exception? inner)
+    {
+        var message = string.Create(
+            CultureInfo.InvariantCulture,
+            $"The SQLite idempotency store '{_dataSource}' stayed locked by another connection for longer than BusyTimeout ({_busyTimeout.TotalSeconds:0.###} s).");
+        return inner is null ? new IdempotencyStoreUnavailableException(message) : new IdempotencyStoreUnavailableException(message, inner);
     }
 
     private static SqliteTransaction AsSqliteTransaction(DbTransaction transaction)

@@ -616,6 +616,72 @@ public abstract class IdempotencyStoreSpecification
     }
 
     [Fact]
+    public async Task Reserve_32ParallelRacersOnExpiredLease_ExactlyOneTakesOver()
+    {
+        var store = await CreateStoreAsync();
+        var id = NewId();
+        var crashed = await store.TryReserveAsync(id, FingerprintA, ShortLease, LongExpiration, None);
+        await AdvanceClockAsync(PastShort);
+
+        var results = await RaceAsync(32, () => store.TryReserveAsync(id, FingerprintA, LongLease, LongExpiration, None));
+
+        var winner = Assert.Single(results, r => r.Outcome == ReservationOutcome.TakenOver);
+        Assert.NotEqual(crashed.Record.FencingToken, winner.Record.FencingToken);
+        Assert.Equal(31, results.Count(r => r.Outcome == ReservationOutcome.InProgress));
+        Assert.All(results, r => Assert.Equal(winner.Record.FencingToken, r.Record.FencingToken));
+    }
+
+    [Fact]
+    public async Task Reserve_32ParallelRacersOnExpiredRecord_ExactlyOneAcquires()
+    {
+        var store = await CreateStoreAsync();
+        var id = NewId();
+        var first = await store.TryReserveAsync(id, FingerprintA, LongLease, LongExpiration, None);
+        Assert.True(await store.TryCompleteAsync(id, first.Record.FencingToken, SampleResponse(), ShortExpiration, None));
+        await AdvanceClockAsync(PastShort);
+
+        var results = await RaceAsync(32, () => store.TryReserveAsync(id, FingerprintA, LongLease, LongExpiration, None));
+
+        var winner = Assert.Single(results, r => r.Outcome == ReservationOutcome.Acquired);
+        Assert.NotEqual(first.Record.FencingToken, winner.Record.FencingToken);
+        Assert.Equal(31, results.Count(r => r.Outcome == ReservationOutcome.InProgress));
+        Assert.All(results, r => Assert.Equal(winner.Record.FencingToken, r.Record.FencingToken));
+    }
+
+    [Fact]
+    public async Task Reserve_64ParallelReplaysOfCompleted_AllReplayAndRecordIsUnchanged()
+    {
+        var store = await CreateStoreAsync();
+        var id = NewId();
+        var reserved = await store.TryReserveAsync(id, FingerprintA, LongLease, LongExpiration, None);
+        Assert.True(await store.TryCompleteAsync(id, reserved.Record.FencingToken, SampleResponse(), LongExpiration, None));
+        var before = await store.GetAsync(id, None);
+
+        var results = await RaceAsync(64, () => store.TryReserveAsync(id, FingerprintA, LongLease, LongExpiration, None));
+
+        Assert.All(results, r =>
+        {
+            Assert.Equal(ReservationOutcome.Completed, r.Outcome);
+            AssertSameResponse(SampleResponse(), r.Record.Response);
+        });
+        AssertSameRecord(before!, await store.GetAsync(id, None));
+    }
+
+    private static async Task<ReservationResult[]> RaceAsync(int racers, Func<ValueTask<ReservationResult>> reserve)
+    {
+        using var start = new ManualResetEventSlim();
+        var tasks = Enumerable.Range(0, racers)
+            .Select(_ => Task.Run(async () =>
+            {
+                start.Wait();
+                return await reserve();
+            }))
+            .ToArray();
+        start.Set();
+        return await Task.WhenAll(tasks);
+    }
+
+    [Fact]
     public async Task Reserve_16KeysWith16RacersEachInterleaved_ExactlyOneAcquiresPerKey()
     {
         var store = await CreateStoreAsync();

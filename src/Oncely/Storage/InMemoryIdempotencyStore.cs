@@ -1,3 +1,5 @@
+using System.Collections.Concurrent;
+
 namespace Oncely;
 
 /// <summary>
@@ -5,11 +7,17 @@ namespace Oncely;
 /// expiry decided by the injected <see cref="TimeProvider"/>. It is the store for development, tests and single-instance
 /// apps that accept losing every record on a restart; it cannot coordinate several instances.
 /// </summary>
+/// <remarks>
+/// Records are immutable snapshots. Every transition replaces one under its stripe's lock; a reservation first reads
+/// without any lock and answers a replay, an in-progress duplicate or a reused key from that read alone (decision-table
+/// row 20), taking the lock only when the read shows the key absent, expired or takeable, and then deciding again
+/// under the lock.
+/// </remarks>
 public sealed class InMemoryIdempotencyStore : IIdempotencyStore, IIdempotencyStoreSweeper
 {
     private const int StripeCount = 64;
 
-    private readonly Dictionary<IdempotencyRecordId, IdempotencyRecord>[] _stripes;
+    private readonly ConcurrentDictionary<IdempotencyRecordId, IdempotencyRecord>[] _stripes;
     private readonly Lock[] _locks;
     private readonly TimeProvider _clock;
     private long _lastToken;
@@ -19,11 +27,11 @@ public sealed class InMemoryIdempotencyStore : IIdempotencyStore, IIdempotencySt
     public InMemoryIdempotencyStore(TimeProvider? timeProvider = null)
     {
         _clock = timeProvider ?? TimeProvider.System;
-        _stripes = new Dictionary<IdempotencyRecordId, IdempotencyRecord>[StripeCount];
+        _stripes = new ConcurrentDictionary<IdempotencyRecordId, IdempotencyRecord>[StripeCount];
         _locks = new Lock[StripeCount];
         for (var i = 0; i < StripeCount; i++)
         {
-            _stripes[i] = [];
+            _stripes[i] = new ConcurrentDictionary<IdempotencyRecordId, IdempotencyRecord>();
             _locks[i] = new Lock();
         }
     }
@@ -52,25 +60,22 @@ public sealed class InMemoryIdempotencyStore : IIdempotencyStore, IIdempotencySt
         ArgumentNullException.ThrowIfNull(fingerprint);
         cancellationToken.ThrowIfCancellationRequested();
         var stripe = StripeOf(id);
+        var records = _stripes[stripe];
+
+        // The read path: no lock. A record is replaced whole, never changed in place, so what is read is one real state.
+        if (records.TryGetValue(id, out var seen) && Answer(seen, fingerprint, _clock.GetUtcNow()) is { } answered)
+        {
+            return ValueTask.FromResult(answered);
+        }
+
         lock (_locks[stripe])
         {
-            var records = _stripes[stripe];
             var now = _clock.GetUtcNow();
             if (records.TryGetValue(id, out var existing) && existing.ExpiresAt > now)
             {
-                if (!string.Equals(existing.Fingerprint, fingerprint, StringComparison.Ordinal))
+                if (Answer(existing, fingerprint, now) is { } answer)
                 {
-                    return ValueTask.FromResult(new ReservationResult(ReservationOutcome.FingerprintMismatch, existing));
-                }
-
-                if (existing.State == IdempotencyRecordState.Completed)
-                {
-                    return ValueTask.FromResult(new ReservationResult(ReservationOutcome.Completed, existing));
-                }
-
-                if (existing.LeaseExpiresAt > now)
-                {
-                    return ValueTask.FromResult(new ReservationResult(ReservationOutcome.InProgress, existing));
+                    return ValueTask.FromResult(answer);
                 }
 
                 var takenOver = new IdempotencyRecord
@@ -147,7 +152,7 @@ public sealed class InMemoryIdempotencyStore : IIdempotencyStore, IIdempotencySt
 
             if (existing.RecoveryPoint is null)
             {
-                records.Remove(id);
+                records.TryRemove(id, out _);
             }
             else
             {
@@ -201,13 +206,9 @@ public sealed class InMemoryIdempotencyStore : IIdempotencyStore, IIdempotencySt
     public ValueTask<IdempotencyRecord?> GetAsync(IdempotencyRecordId id, CancellationToken cancellationToken)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        var stripe = StripeOf(id);
-        lock (_locks[stripe])
-        {
-            return _stripes[stripe].TryGetValue(id, out var existing) && existing.ExpiresAt > _clock.GetUtcNow()
-                ? ValueTask.FromResult<IdempotencyRecord?>(existing)
-                : ValueTask.FromResult<IdempotencyRecord?>(null);
-        }
+        return _stripes[StripeOf(id)].TryGetValue(id, out var existing) && existing.ExpiresAt > _clock.GetUtcNow()
+            ? ValueTask.FromResult<IdempotencyRecord?>(existing)
+            : ValueTask.FromResult<IdempotencyRecord?>(null);
     }
 
     /// <inheritdoc />
@@ -240,7 +241,7 @@ public sealed class InMemoryIdempotencyStore : IIdempotencyStore, IIdempotencySt
                 {
                     foreach (var id in expired)
                     {
-                        records.Remove(id);
+                        records.TryRemove(id, out _);
                     }
 
                     purged += expired.Count;
@@ -249,6 +250,27 @@ public sealed class InMemoryIdempotencyStore : IIdempotencyStore, IIdempotencySt
         }
 
         return ValueTask.FromResult(purged);
+    }
+
+    /// <summary>The answer a live record gives without any write, or <see langword="null"/> when the caller may take it.</summary>
+    private static ReservationResult? Answer(IdempotencyRecord record, string fingerprint, DateTimeOffset now)
+    {
+        if (record.ExpiresAt <= now)
+        {
+            return null;
+        }
+
+        if (!string.Equals(record.Fingerprint, fingerprint, StringComparison.Ordinal))
+        {
+            return new ReservationResult(ReservationOutcome.FingerprintMismatch, record);
+        }
+
+        if (record.State == IdempotencyRecordState.Completed)
+        {
+            return new ReservationResult(ReservationOutcome.Completed, record);
+        }
+
+        return record.LeaseExpiresAt > now ? new ReservationResult(ReservationOutcome.InProgress, record) : null;
     }
 
     private static bool IsHeldBy(IdempotencyRecord record, long fencingToken)
