@@ -20,12 +20,12 @@ public static class PaymentEndpoints
     // 10^15 minor units: far above any real payment, far below overflow of a 64-bit balance.
     private const long MaxAmount = 1_000_000_000_000_000;
 
-    public static void Map(WebApplication app, bool idempotent)
+    public static void Map(WebApplication app, bool idempotent, bool oneCommit = true)
     {
         ArgumentNullException.ThrowIfNull(app);
         Effectful(app.MapPost("/accounts", CreateAccountAsync), idempotent, oneCommit: false);
-        Effectful(app.MapPost("/accounts/{id}/deposits", DepositAsync), idempotent, oneCommit: true);
-        Effectful(app.MapPost("/payments", PayAsync), idempotent, oneCommit: true);
+        Effectful(app.MapPost("/accounts/{id}/deposits", DepositAsync), idempotent, oneCommit);
+        Effectful(app.MapPost("/payments", PayAsync), idempotent, oneCommit);
         app.MapGet("/accounts/{id}", GetAccountAsync);
         app.MapGet("/payments/{id}", GetPaymentAsync);
     }
