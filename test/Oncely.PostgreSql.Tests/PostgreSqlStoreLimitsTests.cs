@@ -83,7 +83,8 @@ public sealed class PostgreSqlStoreLimitsTests(PostgresFixture fixture) : StoreT
         var app = builder.Build();
         app.UseIdempotency();
         app.MapPost("/payments", (HttpContext context) => Results.Created("/payments/1", new { key = context.GetIdempotencyExecution()!.Id.Key.Length }))
-            .RequireIdempotencyKey();
+            .RequireIdempotencyKey()
+            .AllowAnonymousIdempotency();
         try
         {
             await app.StartAsync();
