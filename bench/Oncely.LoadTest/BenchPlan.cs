@@ -23,6 +23,8 @@ internal sealed class BenchPlan : IAsyncDisposable
     public const string PostgresRaw = "PostgreSQL raw primitive";
     public const string ReserveComplete = "reserve+complete";
     public const string ReadCompleted = "SELECT completed";
+    public const string PaymentTwoCommit = "Payment path, two commits";
+    public const string PaymentOneCommit = "Payment path, one commit";
 
     private const int ReplayKeys = 1024;
     private const string ReplayKeyPrefix = "replay-";
@@ -38,23 +40,27 @@ internal sealed class BenchPlan : IAsyncDisposable
 
     public string PostgresVersion { get; private set; } = "not run (--skip-postgres)";
 
-    public static async Task<BenchPlan> StartAsync(bool skipPostgres)
+    public static async Task<BenchPlan> StartAsync(bool skipPostgres, bool paymentsOnly = false)
     {
         var plan = new BenchPlan();
         try
         {
-            await plan.AddHttpVariantAsync(Baseline, await plan.StartServerAsync(null, inMemory: false), withOncely: false);
-            await plan.AddHttpVariantAsync(InMemory, await plan.StartServerAsync(null, inMemory: true), withOncely: true);
-            await plan.AddSqliteAsync();
-            if (!skipPostgres)
+            if (!paymentsOnly)
             {
-                await plan.AddPostgresAsync();
+                await plan.AddHttpVariantAsync(Baseline, await plan.StartServerAsync(null, inMemory: false), withOncely: false);
+                await plan.AddHttpVariantAsync(InMemory, await plan.StartServerAsync(null, inMemory: true), withOncely: true);
+                await plan.AddSqliteAsync();
+                if (!skipPostgres)
+                {
+                    await plan.AddPostgresAsync();
+                }
             }
 
-            // Extension point: the payment path comparison (the sample's payment endpoint on PostgreSQL, one-commit path
-            // against two-commit path) would go here: start the sample's app twice, once per path, wrap each in an
-            // ILoadTarget (its URL, its request with the Authorization header it needs, its handler-run counter) and add
-            // each with AddHttpVariantAsync. The cells, the checks and the report's absolute table need nothing else.
+            if (!skipPostgres)
+            {
+                await plan.AddPaymentPathsAsync();
+            }
+
             return plan;
         }
         catch
@@ -135,6 +141,30 @@ internal sealed class BenchPlan : IAsyncDisposable
         await Parallel.ForEachAsync(Enumerable.Range(0, ReplayKeys), new ParallelOptions { MaxDegreeOfParallelism = 8 }, async (i, _) =>
             await raw.ReserveAndCompleteAsync(ReplayKeyPrefix + i.ToString(CultureInfo.InvariantCulture)));
         Cells.Add(new RawCell(PostgresRaw, ReadCompleted, _runId, (_, seq) => raw.ReadCompletedAsync(ReplayKeyPrefix + (seq % ReplayKeys).ToString(CultureInfo.InvariantCulture))));
+    }
+
+    /// <summary>
+    /// The payment path comparison: a ledger-style transfer (<see cref="TransferServer"/>) on a PostgreSQL server of its
+    /// own with PostgreSQL's default durability (every commit flushes its WAL), two-commit path then one-commit path,
+    /// each on its own database of that server, measured in the same repetition.
+    /// </summary>
+    private async Task AddPaymentPathsAsync()
+    {
+        var durable = await PostgresServer.StartNewAsync();
+        _owned.Add(durable);
+        await durable.RestartWithDefaultDurabilityAsync();
+        foreach (var (name, oneCommit) in new[] { (PaymentTwoCommit, false), (PaymentOneCommit, true) })
+        {
+            var database = await durable.CreateDatabaseAsync(oneCommit ? "pay_one" : "pay_two");
+            var server = await TransferServer.StartAsync(durable.ConnectionString(database, 128), oneCommit);
+            _owned.Add(server);
+            var first = Cells.Count;
+            await AddHttpVariantAsync(name, server, withOncely: true);
+            for (var i = first; i < Cells.Count; i++)
+            {
+                Cells[i] = new PaymentPathCell((HttpCell)Cells[i], server);
+            }
+        }
     }
 
     private async Task<TestServer> StartServerAsync(Action<IIdempotencyBuilder>? configureStore, bool inMemory)

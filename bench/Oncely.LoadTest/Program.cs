@@ -16,6 +16,7 @@ public static class Program
     {
         var isShort = args.Contains("--short");
         var skipPostgres = args.Contains("--skip-postgres");
+        var paymentsOnly = args.Contains("--payments-only");
         var output = ValueOf(args, "--output") ?? (isShort || args.Contains("--no-docs") ? null : Path.Combine(RepositoryRoot(), "docs", "benchmarks.md"));
         var repetitions = int.Parse(ValueOf(args, "--repetitions") ?? (isShort ? "2" : "3"), CultureInfo.InvariantCulture);
         var concurrencies = (ValueOf(args, "--concurrency") ?? "1,16,64").Split(',').Select(c => int.Parse(c, CultureInfo.InvariantCulture)).ToList();
@@ -36,7 +37,7 @@ public static class Program
         Console.WriteLine(Invariant($"Oncely load test ({(isShort ? "short" : "full")}: {repetitions} repetitions × c={string.Join('/', concurrencies)}, {timing.WarmUpSeconds} s warm-up + {timing.MeasuredSeconds} s per cell; {wrkVersion})"));
 
         var results = new List<CellResult>();
-        await using var plan = await BenchPlan.StartAsync(skipPostgres);
+        await using var plan = await BenchPlan.StartAsync(skipPostgres, paymentsOnly);
         var machine = Machine.Describe(plan.PostgresVersion, wrkVersion);
         for (var repetition = 1; repetition <= repetitions; repetition++)
         {
@@ -51,7 +52,26 @@ public static class Program
             }
         }
 
-        var notes = skipPostgres ? new[] { "PostgreSQL was skipped (--skip-postgres): its rows and ratios are missing." } : [];
+        var notes = new List<string>();
+        if (skipPostgres)
+        {
+            notes.Add("PostgreSQL was skipped (--skip-postgres): its rows and ratios are missing, the payment path comparison too.");
+        }
+        else
+        {
+            notes.AddRange(PaymentPathNotes(results, concurrencies));
+        }
+
+        if (paymentsOnly)
+        {
+            notes.Add("Only the payment path comparison was run (--payments-only).");
+        }
+
+        foreach (var note in notes)
+        {
+            Console.WriteLine(note);
+        }
+
         var example = ("wrk " + string.Join(' ', Wrk.Arguments(new Uri("http://127.0.0.1:5000"), TestServer.Payment, HttpCell.Execute, "KEY-PREFIX-", 0, 16, timing.MeasuredSeconds).Select(Quote)))
             .Replace(Wrk.Script, "bench/Oncely.LoadTest/wrk/payments.lua", StringComparison.Ordinal)
             .Replace(":5000", ":PORT", StringComparison.Ordinal);
@@ -66,6 +86,34 @@ public static class Program
 
         Console.WriteLine(Invariant($"Total time: {total.Elapsed.TotalSeconds:0} s"));
         return results.All(r => r.CheckPassed) ? 0 : 1;
+    }
+
+    // The payment path: one-commit throughput over two-commit throughput, per concurrency, from the execute cells'
+    // medians over the repetitions (both measured in every repetition, one right after the other).
+    private static IEnumerable<string> PaymentPathNotes(List<CellResult> results, List<int> concurrencies)
+    {
+        static double? Median(IEnumerable<CellResult> cells)
+        {
+            var values = cells.Select(c => c.PerSecond).Order().ToList();
+            return values.Count == 0 ? null : values.Count % 2 == 1 ? values[values.Count / 2] : (values[(values.Count / 2) - 1] + values[values.Count / 2]) / 2;
+        }
+
+        var ratios = new List<string>();
+        foreach (var c in concurrencies)
+        {
+            var one = Median(results.Where(r => r.Variant == BenchPlan.PaymentOneCommit && r.Path == HttpCell.Execute && r.Concurrency == c));
+            var two = Median(results.Where(r => r.Variant == BenchPlan.PaymentTwoCommit && r.Path == HttpCell.Execute && r.Concurrency == c));
+            if (one is { } o && two is { } t && t > 0)
+            {
+                ratios.Add(Invariant($"c={c}: {o / t:0.00}× ({o:N0}/s vs {t:N0}/s)"));
+            }
+        }
+
+        if (ratios.Count > 0)
+        {
+            yield return "Payment path (ledger transfer on PostgreSQL with default durability), one commit over two commits, execute throughput: "
+                + string.Join("; ", ratios) + ". Target: at least 1.3×. Write commits per payment are in each cell's check.";
+        }
     }
 
     private static string Ms(double? milliseconds) => milliseconds is { } ms ? Invariant($"{ms,8:0.000} ms") : "       - ms";

@@ -5,7 +5,8 @@ using Oncely.AspNetCore;
 namespace Payments;
 
 /// <summary>
-/// The one place where a money movement hands its answer to Oncely inside its own database transaction.
+/// The one place where a money movement meets Oncely inside its own database transaction: the reservation first
+/// (one-commit endpoints), the answer last.
 /// </summary>
 public static class LedgerTransaction
 {
@@ -19,6 +20,23 @@ public static class LedgerTransaction
     /// database): a store that cannot is a configuration error, refused rather than silently storing the answer after
     /// the commit, which would reopen the crash window between the money movement and its record.
     /// </remarks>
+    /// <summary>
+    /// Reserves the idempotency record inside <paramref name="transaction"/>, for the endpoints in one-commit mode
+    /// (<c>WithOneCommitReservation</c>): call it as the transaction's first statement, so the reservation, the ledger
+    /// rows and the stored answer commit once. A duplicate of a request still in flight waits here for that request's
+    /// transaction and then gets its answer: the exception this throws then must leave the handler (the transaction
+    /// rolls back and the middleware replays). Does nothing on endpoints whose record the middleware already reserved,
+    /// or when the request is not idempotent.
+    /// </summary>
+    public static ValueTask ReserveAsync(HttpContext context, DbTransaction transaction, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        ArgumentNullException.ThrowIfNull(transaction);
+        return context.GetIdempotencyExecution() is { } execution
+            ? execution.ReserveInTransactionAsync(transaction, cancellationToken)
+            : ValueTask.CompletedTask;
+    }
+
     public static ValueTask CompleteAsync(HttpContext context, DbTransaction transaction, IdempotentResponse response, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(context);

@@ -12,28 +12,35 @@ public sealed record PaymentRequest(string? From, string? To, long? Amount, stri
 
 /// <summary>
 /// The API. Every POST moves or creates something, so each requires an <c>Idempotency-Key</c>; each runs in one
-/// database transaction and hands its answer to Oncely inside that transaction before committing.
+/// database transaction and hands its answer to Oncely inside that transaction before committing. Money movements
+/// (deposits, payments) also reserve their record inside that transaction, as its first statement: one commit each.
 /// </summary>
 public static class PaymentEndpoints
 {
     // 10^15 minor units: far above any real payment, far below overflow of a 64-bit balance.
     private const long MaxAmount = 1_000_000_000_000_000;
 
-    public static void Map(WebApplication app, bool idempotent)
+    public static void Map(WebApplication app, bool idempotent, bool oneCommit = true)
     {
         ArgumentNullException.ThrowIfNull(app);
-        Effectful(app.MapPost("/accounts", CreateAccountAsync), idempotent);
-        Effectful(app.MapPost("/accounts/{id}/deposits", DepositAsync), idempotent);
-        Effectful(app.MapPost("/payments", PayAsync), idempotent);
+        Effectful(app.MapPost("/accounts", CreateAccountAsync), idempotent, oneCommit: false);
+        Effectful(app.MapPost("/accounts/{id}/deposits", DepositAsync), idempotent, oneCommit);
+        Effectful(app.MapPost("/payments", PayAsync), idempotent, oneCommit);
         app.MapGet("/accounts/{id}", GetAccountAsync);
         app.MapGet("/payments/{id}", GetPaymentAsync);
     }
 
-    private static void Effectful(RouteHandlerBuilder endpoint, bool idempotent)
+    // Money movements run in one-commit mode: the record is reserved inside the movement's own transaction, so a
+    // deposit or a payment costs one commit. Creating an account keeps the default mode (reserved, then committed).
+    private static void Effectful(RouteHandlerBuilder endpoint, bool idempotent, bool oneCommit)
     {
         if (idempotent)
         {
             endpoint.RequireIdempotencyKey();
+            if (oneCommit)
+            {
+                endpoint.WithOneCommitReservation();
+            }
         }
     }
 
@@ -52,6 +59,7 @@ public static class PaymentEndpoints
         }
 
         await using var write = await ledger.BeginAsync(cancellationToken);
+        await LedgerTransaction.ReserveAsync(context, write.Transaction, cancellationToken);
         var account = await write.CreateAccountAsync(Tenant(context), body.Name!.Trim(), body.Currency!, cancellationToken);
         return await CommitAsync(context, write, IdempotentResponses.Json(StatusCodes.Status201Created, account, $"/accounts/{account.Id}"), cancellationToken);
     }
@@ -66,10 +74,11 @@ public static class PaymentEndpoints
         }
 
         await using var write = await ledger.BeginAsync(cancellationToken);
+        await LedgerTransaction.ReserveAsync(context, write.Transaction, cancellationToken);
         var result = await write.DepositAsync(Tenant(context), id, body.Amount!.Value, cancellationToken);
         if (result.Value is not { } deposit)
         {
-            return PaymentProblems.Refused(result.Refusal, result.Detail);
+            return await CommitAsync(context, write, PaymentProblems.RefusedResponse(result.Refusal, result.Detail), cancellationToken);
         }
 
         return await CommitAsync(context, write, IdempotentResponses.Json(StatusCodes.Status201Created, deposit, $"/accounts/{id}"), cancellationToken);
@@ -105,10 +114,11 @@ public static class PaymentEndpoints
         }
 
         await using var write = await ledger.BeginAsync(cancellationToken);
+        await LedgerTransaction.ReserveAsync(context, write.Transaction, cancellationToken);
         var result = await write.TransferAsync(Tenant(context), body.From!, body.To!, body.Amount!.Value, body.Currency!, body.Reference, cancellationToken);
         if (result.Value is not { } payment)
         {
-            return PaymentProblems.Refused(result.Refusal, result.Detail);
+            return await CommitAsync(context, write, PaymentProblems.RefusedResponse(result.Refusal, result.Detail), cancellationToken);
         }
 
         return await CommitAsync(context, write, IdempotentResponses.Json(StatusCodes.Status201Created, payment, $"/payments/{payment.Id}"), cancellationToken);

@@ -21,6 +21,24 @@ public static class PaymentProblems
         _ => throw new ArgumentOutOfRangeException(nameof(refusal), refusal, "Not a refusal."),
     };
 
+    /// <summary>
+    /// The same refusal as <see cref="Refused"/>, as bytes to store in the money movement's transaction: a refused
+    /// movement commits its answer (and nothing else), so a retry replays the refusal rather than trying again.
+    /// </summary>
+    public static Oncely.IdempotentResponse RefusedResponse(LedgerRefusal refusal, string? detail)
+    {
+        var (status, title, type) = refusal switch
+        {
+            LedgerRefusal.AccountNotFound => (StatusCodes.Status404NotFound, "Account not found", "account-not-found"),
+            LedgerRefusal.CurrencyMismatch => (StatusCodes.Status422UnprocessableEntity, "Currency mismatch", "currency-mismatch"),
+            LedgerRefusal.InsufficientFunds => (StatusCodes.Status422UnprocessableEntity, "Insufficient funds", "insufficient-funds"),
+            _ => throw new ArgumentOutOfRangeException(nameof(refusal), refusal, "Not a refusal."),
+        };
+        var problem = new Microsoft.AspNetCore.Mvc.ProblemDetails { Type = TypeBase + type, Title = title, Status = status, Detail = detail };
+        var body = System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(problem, System.Text.Json.JsonSerializerOptions.Web);
+        return new Oncely.IdempotentResponse(status, [new("Content-Type", "application/problem+json")], body);
+    }
+
     public static IResult PaymentNotFound(string id) => Results.Problem(
         $"There is no payment '{id}'.",
         statusCode: StatusCodes.Status404NotFound,

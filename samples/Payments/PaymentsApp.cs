@@ -21,7 +21,11 @@ public enum PaymentsDatabase
 /// <param name="ConnectionString"><c>ConnectionStrings:Payments</c>; default a SQLite file <c>payments.db</c> in the content root.</param>
 /// <param name="Idempotency"><c>Payments:Idempotency</c>: <see langword="false"/> builds the app without Oncely (the demo's "without" run).</param>
 /// <param name="Expiration"><c>Oncely:Expiration</c>: how long an answer is kept for replay; default Oncely's 24 hours.</param>
-public sealed record PaymentsSettings(PaymentsDatabase Database, string ConnectionString, bool Idempotency, TimeSpan? Expiration)
+/// <param name="OneCommit">
+/// <c>Payments:OneCommit</c>: money movements reserve their record inside their own transaction, one commit each
+/// (default <see langword="true"/>); <see langword="false"/> reserves first and commits twice (for comparisons).
+/// </param>
+public sealed record PaymentsSettings(PaymentsDatabase Database, string ConnectionString, bool Idempotency, TimeSpan? Expiration, bool OneCommit = true)
 {
     public static PaymentsSettings From(IConfiguration configuration, string contentRoot)
     {
@@ -45,7 +49,7 @@ public sealed record PaymentsSettings(PaymentsDatabase Database, string Connecti
                 "Payments:Database is PostgreSql but ConnectionStrings:Payments is empty: set it to an Npgsql connection string such as \"Host=localhost;Database=payments;Username=payments;Password=…\".");
         }
 
-        return new PaymentsSettings(database, connectionString, configuration.GetValue("Payments:Idempotency", true), configuration.GetValue<TimeSpan?>("Oncely:Expiration"));
+        return new PaymentsSettings(database, connectionString, configuration.GetValue("Payments:Idempotency", true), configuration.GetValue<TimeSpan?>("Oncely:Expiration"), configuration.GetValue("Payments:OneCommit", true));
     }
 }
 
@@ -120,7 +124,7 @@ public static class PaymentsApp
             app.UseIdempotency();
         }
 
-        PaymentEndpoints.Map(app, settings.Idempotency);
+        PaymentEndpoints.Map(app, settings.Idempotency, settings.OneCommit);
         return app;
     }
 

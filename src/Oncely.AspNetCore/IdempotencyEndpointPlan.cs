@@ -17,9 +17,10 @@ internal sealed class IdempotencyEndpointPlan
     // One operation string per canonical method: endpoints usually accept one method, so this stays a single entry.
     private KeyValuePair<string, string>[] _operations = [];
 
-    private IdempotencyEndpointPlan(bool keyRequired, bool allowAnonymous, string? explicitOperation, string target)
+    private IdempotencyEndpointPlan(bool keyRequired, bool allowAnonymous, bool oneCommit, string? explicitOperation, string target)
     {
         KeyRequired = keyRequired;
+        OneCommit = oneCommit;
         AllowAnonymous = allowAnonymous;
         ExplicitOperation = explicitOperation;
         Target = target;
@@ -28,6 +29,9 @@ internal sealed class IdempotencyEndpointPlan
     public bool KeyRequired { get; }
 
     public bool AllowAnonymous { get; }
+
+    /// <summary>One-commit mode: the handler reserves inside its own transaction; the middleware only reads first.</summary>
+    public bool OneCommit { get; }
 
     /// <summary>The operation set by <c>WithIdempotencyOperation</c> or <c>[Idempotent(Operation = …)]</c>, if any.</summary>
     public string? ExplicitOperation { get; }
@@ -100,7 +104,8 @@ internal sealed class IdempotencyEndpointPlan
 
         var allowAnonymous = metadata.AllowAnonymous || endpoint.Metadata.GetMetadata<AnonymousIdempotencyScopeMetadata>() is not null;
         var explicitOperation = endpoint.Metadata.GetMetadata<IdempotencyOperationMetadata>()?.Operation ?? metadata.Operation;
-        return new IdempotencyEndpointPlan(metadata.KeyRequired, allowAnonymous, explicitOperation, TargetOf(endpoint));
+        var oneCommit = metadata.OneCommitReservation || endpoint.Metadata.GetMetadata<OneCommitReservationMetadata>() is not null;
+        return new IdempotencyEndpointPlan(metadata.KeyRequired, allowAnonymous, oneCommit, explicitOperation, TargetOf(endpoint));
     }
 
     // "/accounts/{id}/payments", then " host=a.example,b.example" when the endpoint is bound to hosts, then

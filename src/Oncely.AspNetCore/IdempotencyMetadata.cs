@@ -23,6 +23,13 @@ public interface IIdempotencyMetadata
     /// pattern. Default: <see langword="null"/> (derived).
     /// </summary>
     string? Operation => null;
+
+    /// <summary>
+    /// Whether the endpoint reserves its record itself, inside its own database transaction (one-commit mode: see
+    /// <see cref="IdempotencyEndpointConventionBuilderExtensions.WithOneCommitReservation{TBuilder}"/>). Default:
+    /// <see langword="false"/>: the middleware reserves, and commits the reservation, before the handler runs.
+    /// </summary>
+    bool OneCommitReservation => false;
 }
 
 /// <summary>
@@ -50,6 +57,15 @@ public sealed class IdempotentAttribute : Attribute, IIdempotencyMetadata, IAsyn
     /// pattern, the host constraint and the controller and action route values.
     /// </summary>
     public string? Operation { get; set; }
+
+    /// <summary>
+    /// One-commit mode: the middleware does not reserve before the action runs; the action reserves the record as the
+    /// first statement of its own transaction (<see cref="IdempotencyExecution.ReserveInTransactionAsync"/>), completes
+    /// it in that transaction (<see cref="IdempotencyExecution.CompleteInTransactionAsync"/>) and commits once. Needs a
+    /// SQL store on the action's database. Not for actions that call other systems inside their transaction. Default:
+    /// <see langword="false"/> (the middleware reserves and commits the reservation first).
+    /// </summary>
+    public bool OneCommitReservation { get; set; }
 
     /// <inheritdoc />
     public Task OnResourceExecutionAsync(ResourceExecutingContext context, ResourceExecutionDelegate next)
@@ -125,6 +141,28 @@ public static class IdempotencyEndpointConventionBuilderExtensions
         return builder.WithMetadata(new IdempotencyOperationMetadata(operation));
     }
 
+    /// <summary>
+    /// One-commit mode, for an endpoint already made idempotent (<see cref="RequireIdempotencyKey{TBuilder}"/> or
+    /// <see cref="AllowIdempotencyKey{TBuilder}"/>): the middleware does not reserve before the handler runs. It reads the
+    /// record (a Completed record replays, another payload is refused) and otherwise runs the handler, which reserves the
+    /// record as the first statement of its own transaction (<see cref="IdempotencyExecution.ReserveInTransactionAsync"/>),
+    /// does its writes, completes the record in the same transaction
+    /// (<see cref="IdempotencyExecution.CompleteInTransactionAsync"/>) and commits: one commit per operation. A duplicate
+    /// waits for the first one's transaction (at most <see cref="IdempotencyEngineOptions.ReservationLockTimeout"/>) and
+    /// replays its answer. Needs a SQL store on the handler's database; not for handlers that call other systems inside
+    /// the transaction (the key stays locked across the call). Default (without this call): the middleware reserves and
+    /// commits the reservation before the handler runs.
+    /// </summary>
+    /// <typeparam name="TBuilder">The endpoint builder type.</typeparam>
+    /// <param name="builder">The endpoint.</param>
+    /// <returns>The same builder.</returns>
+    public static TBuilder WithOneCommitReservation<TBuilder>(this TBuilder builder)
+        where TBuilder : IEndpointConventionBuilder
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        return builder.WithMetadata(OneCommitReservationMetadata.Instance);
+    }
+
     private static TBuilder GuardedByIdempotencyMiddleware<TBuilder>(this TBuilder builder)
         where TBuilder : IEndpointConventionBuilder
     {
@@ -176,6 +214,11 @@ public static class IdempotencyHttpContextExtensions
 internal sealed class AnonymousIdempotencyScopeMetadata
 {
     public static readonly AnonymousIdempotencyScopeMetadata Instance = new();
+}
+
+internal sealed class OneCommitReservationMetadata
+{
+    public static readonly OneCommitReservationMetadata Instance = new();
 }
 
 internal sealed class IdempotencyOperationMetadata(string operation)

@@ -165,20 +165,43 @@ internal sealed partial class IdempotencyMiddleware
             tenant);
 
         // Store transitions are not tied to the client's connection: an abandoned reservation would otherwise block
-        // retries for a whole lease. Each call is bounded by StoreTimeout instead.
-        var decision = await _executor.BeginAsync(id, fingerprint, CancellationToken.None).ConfigureAwait(false);
+        // retries for a whole lease. Each call is bounded by StoreTimeout instead. A one-commit endpoint only reads
+        // here: its handler reserves inside its own transaction.
+        var decision = plan.OneCommit
+            ? await _executor.BeginOneCommitAsync(id, fingerprint, CancellationToken.None).ConfigureAwait(false)
+            : await _executor.BeginAsync(id, fingerprint, CancellationToken.None).ConfigureAwait(false);
+        if (decision.Kind == IdempotencyDecisionKind.Execute)
+        {
+            // Row 5: the handler reads the same bytes that were fingerprinted.
+            body.AttachToRequest();
+            var refused = await ExecuteAsync(context, decision.Execution!).ConfigureAwait(false);
+            if (refused is null)
+            {
+                return;
+            }
+
+            // One-commit mode: the handler's reservation met a held key (or could not reach the store) before anything
+            // was written; its transaction has been rolled back. Answer as if the middleware had met it up front.
+            context.Response.Clear();
+            decision = refused is IdempotencyReservationConflictException conflict
+                ? await _executor.ResolveConflictAsync(conflict, id, fingerprint, CancellationToken.None).ConfigureAwait(false)
+                : new IdempotencyDecision(IdempotencyDecisionKind.StoreUnavailable, null, null, refused);
+        }
+
+        await AnswerAsync(context, decision, fingerprint, request.ContentType, body.Body, key).ConfigureAwait(false);
+    }
+
+    // Rows 6, 7, 8 and 13: every answer given without running the handler.
+    private async Task AnswerAsync(HttpContext context, IdempotencyDecision decision, string fingerprint, string? contentType, ReadOnlyMemory<byte> body, string key)
+    {
         switch (decision.Kind)
         {
-            case IdempotencyDecisionKind.Execute:
-                // Row 5: the handler reads the same bytes that were fingerprinted.
-                body.AttachToRequest();
-                await ExecuteAsync(context, decision.Execution!).ConfigureAwait(false);
-                break;
             case IdempotencyDecisionKind.Replay:
                 // Row 6.
+                var record = decision.Record!;
                 _metrics.Count(IdempotencyMetrics.Outcomes.Replayed);
-                LogReplayed(_logger, id.Tenant, id.Operation, id.Key, decision.Record!.Response!.StatusCode);
-                await _responses.ReplayAsync(context, decision.Record.Response).ConfigureAwait(false);
+                LogReplayed(_logger, record.Id.Tenant, record.Id.Operation, record.Id.Key, record.Response!.StatusCode);
+                await _responses.ReplayAsync(context, record.Response).ConfigureAwait(false);
                 break;
             case IdempotencyDecisionKind.InProgress:
                 // Row 7.
@@ -196,7 +219,7 @@ internal sealed partial class IdempotencyMiddleware
             case IdempotencyDecisionKind.KeyReused:
                 // Row 8.
                 _metrics.Count(IdempotencyMetrics.Outcomes.KeyReused);
-                await _auditor.AuditAsync(_options, decision.Record!, fingerprint, request.ContentType, body.Body).ConfigureAwait(false);
+                await _auditor.AuditAsync(_options, decision.Record!, fingerprint, contentType, body).ConfigureAwait(false);
                 await _problems.WriteAsync(
                     context,
                     _options,
@@ -222,7 +245,9 @@ internal sealed partial class IdempotencyMiddleware
         }
     }
 
-    private async Task ExecuteAsync(HttpContext context, IdempotencyExecution execution)
+    // Runs the handler and settles the record. Returns, instead of throwing, what a one-commit handler's reservation
+    // met before anything was written (a held key, or an unreachable store), for the caller to answer.
+    private async Task<Exception?> ExecuteAsync(HttpContext context, IdempotencyExecution execution)
     {
         var originalBody = context.Features.GetRequiredFeature<IHttpResponseBodyFeature>();
         var originalLifetime = context.Features.Get<IHttpRequestLifetimeFeature>();
@@ -262,8 +287,14 @@ internal sealed partial class IdempotencyMiddleware
                 }
             }
 
+            if (failure is not null && !context.Response.HasStarted && ReservationRefusal(execution, failure.SourceException) is { } refused)
+            {
+                return refused;
+            }
+
             await FinishAsync(context, execution, capture, handlerThrew: failure is not null, bodyCut).ConfigureAwait(false);
             failure?.Throw();
+            return null;
         }
         finally
         {
@@ -332,6 +363,26 @@ internal sealed partial class IdempotencyMiddleware
         var stored = _responses.Snapshot(status, response.Headers, whole ? capture.Captured : ReadOnlyMemory<byte>.Empty, bodyOmitted: !whole || capture.Overflowed);
         await execution.CompleteAsync(stored, CancellationToken.None).ConfigureAwait(false);
         _metrics.Count(IdempotencyMetrics.Outcomes.Executed);
+    }
+
+    // A one-commit handler that has not reserved yet has written nothing that counts: its reservation's refusal (or the
+    // store failing under it) is answered by the middleware, like a refusal met before the handler.
+    private static Exception? ReservationRefusal(IdempotencyExecution execution, Exception failure)
+    {
+        if (!execution.IsOneCommit || execution.IsReserved)
+        {
+            return null;
+        }
+
+        for (var current = failure; current is not null; current = current.InnerException)
+        {
+            if (current is IdempotencyReservationConflictException or IdempotencyStoreUnavailableException)
+            {
+                return current;
+            }
+        }
+
+        return null;
     }
 
     private static bool IsBodyWhole(HttpContext context, ResponseCaptureStream capture)

@@ -18,7 +18,7 @@ namespace Oncely.PostgreSql;
 /// for the tenant and the operation (a route pattern) together. An id that still does not fit (say, a huge tenant id)
 /// fails with an <see cref="ArgumentException"/> that says so, not as an outage.
 /// </remarks>
-internal sealed class PostgreSqlIdempotencyStore
+internal sealed partial class PostgreSqlIdempotencyStore
     : IIdempotencyStore, IIdempotencyStoreSweeper, IIdempotencyAuditStore, IIdempotencyStoreInitializer, ITransactionalIdempotencyStore, IIdempotencyStoreLimits,
       IAsyncDisposable, IDisposable
 {

@@ -34,7 +34,7 @@ namespace Oncely.Sqlite;
 /// record, even after the record expired, was released or purged and was created again.
 /// </para>
 /// </remarks>
-internal sealed class SqliteIdempotencyStore
+internal sealed partial class SqliteIdempotencyStore
     : IIdempotencyStore, IIdempotencyStoreSweeper, IIdempotencyAuditStore, IIdempotencyStoreInitializer, ITransactionalIdempotencyStore
 {
     private const int SqliteBusy = 5;

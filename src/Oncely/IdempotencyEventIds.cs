@@ -74,4 +74,13 @@ public static class IdempotencyEventIds
 
     /// <summary>The payload redactor threw on a key-reuse audit entry; a summary without the payload was kept (warning).</summary>
     public const int AuditRedactionFailed = 1034;
+
+    /// <summary>
+    /// One-commit mode: the reservation made inside the operation's transaction was not committed (the transaction
+    /// rolled back), so there is nothing to complete or release and nothing is recorded; a retry runs again (information).
+    /// </summary>
+    public const int ReservationNotCommitted = 1040;
+
+    /// <summary>One-commit mode: a duplicate found the key held by another transaction and got its answer instead of running (debug).</summary>
+    public const int ReservationConflict = 1041;
 }

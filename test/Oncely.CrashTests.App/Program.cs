@@ -6,7 +6,8 @@ using Oncely.PostgreSql;
 using Oncely.Sqlite;
 
 // Configuration comes from the environment: ONCELY_STORE (sqlite | postgresql), ONCELY_CONNECTION, ONCELY_LEASE_MS,
-// and, for a run that must die, ONCELY_CRASH_AT (after-reservation | after-commit | between-phases).
+// and, for a run that must die, ONCELY_CRASH_AT (after-reservation | after-commit | between-phases | one-commit-after-reservation |
+// one-commit-before-commit | one-commit-after-commit).
 var kind = Environment.GetEnvironmentVariable("ONCELY_STORE") ?? throw new InvalidOperationException("Set ONCELY_STORE to sqlite or postgresql.");
 var connectionString = Environment.GetEnvironmentVariable("ONCELY_CONNECTION") ?? throw new InvalidOperationException("Set ONCELY_CONNECTION.");
 var leaseMs = int.Parse(Environment.GetEnvironmentVariable("ONCELY_LEASE_MS") ?? "2000", System.Globalization.CultureInfo.InvariantCulture);
@@ -52,6 +53,28 @@ app.MapPost("/transfers", async (HttpContext context, TransferRequest request, B
     crash?.At("after-commit");
     return response.ToResult();
 }).RequireIdempotencyKey().AllowAnonymousIdempotency();
+
+// One commit: the reservation is the transaction's first statement, so the reservation, the ledger entry and the stored
+// answer are one commit. A kill anywhere before the commit leaves nothing behind, not even a record.
+app.MapPost("/one-commit-transfers", async (HttpContext context, TransferRequest request, BusinessDatabase db) =>
+{
+    var crash = context.RequestServices.GetService<CrashHook>();
+    var execution = context.GetIdempotencyExecution()!;
+    var key = execution.Id.Key;
+    var run = await db.CountRunAsync(key, "one-commit");
+
+    await using var connection = await db.OpenAsync(context.RequestAborted);
+    await using var transaction = await connection.BeginTransactionAsync(context.RequestAborted);
+    await execution.ReserveInTransactionAsync(transaction, context.RequestAborted);
+    crash?.At("one-commit-after-reservation");
+    await BusinessDatabase.ExecuteAsync(connection, transaction, "INSERT INTO ledger (idem_key, entry, amount) VALUES (@k, 'debit', @a)", ("@k", key), ("@a", request.Amount));
+    var response = IdempotentResponses.Json(201, new { key, amount = request.Amount, run, answerId = Guid.NewGuid() }, location: $"/one-commit-transfers/{key}");
+    await CompleteAsync(execution, transaction, response);
+    crash?.At("one-commit-before-commit");
+    await transaction.CommitAsync(context.RequestAborted);
+    crash?.At("one-commit-after-commit");
+    return response.ToResult();
+}).RequireIdempotencyKey().AllowAnonymousIdempotency().WithOneCommitReservation();
 
 // Two phases: (1) hold the funds locally, committed with recovery point "funds-held"; (2) call the bank with a key
 // derived from the client's key, then record the settlement and the answer in one transaction.

@@ -126,6 +126,76 @@ public abstract class CrashSpecification
         AssertWithinBudget(watch);
     }
 
+    [Theory]
+    [InlineData("one-commit-after-reservation")]
+    [InlineData("one-commit-before-commit")]
+    public async Task OneCommit_KilledBeforeCommit_NothingLeftAndRetryExecutesOnceWithoutWaitingForTheLease(string crashAt)
+    {
+        var watch = Stopwatch.StartNew();
+        var database = await NewDatabaseAsync();
+        var key = Guid.NewGuid().ToString();
+        using var client = NewClient();
+
+        await using (var doomed = await ChildApp.StartAsync(Store, database, crashAt, Lease))
+        {
+            await AssertConnectionDropsAsync(client, doomed, "/one-commit-transfers", key);
+            Assert.Equal(KilledBySigkill, await doomed.WaitForExitAsync());
+        }
+
+        // The reservation died with the transaction: no ledger entry, and no record to wait out.
+        Assert.Equal(0, await CountAsync(database, "SELECT COUNT(*) FROM ledger WHERE idem_key = @k", key));
+        Assert.Equal(0, await CountAsync(database, RecordCountSql, key));
+        Assert.Equal(1, await CountAsync(database, "SELECT COUNT(*) FROM handler_runs WHERE idem_key = @k", key));
+
+        await using var restarted = await ChildApp.StartAsync(Store, database, crashAt: null, Lease);
+        var retryWatch = Stopwatch.StartNew();
+        using var retry = await PostAsync(client, restarted, "/one-commit-transfers", key);
+        var retryTook = retryWatch.Elapsed;
+        using var replay = await PostAsync(client, restarted, "/one-commit-transfers", key);
+
+        Assert.Equal(HttpStatusCode.Created, retry.StatusCode);
+        Assert.False(retry.Headers.Contains("Idempotent-Replayed"));
+        Assert.True(retryTook < Lease, $"The retry took {retryTook}: it should not wait for a lease, there is none.");
+        Assert.Equal("true", replay.Headers.GetValues("Idempotent-Replayed").Single());
+        Assert.Equal(await retry.Content.ReadAsStringAsync(), await replay.Content.ReadAsStringAsync());
+        Assert.Equal(1, await CountAsync(database, "SELECT COUNT(*) FROM ledger WHERE idem_key = @k", key));
+        Assert.Equal(2, await CountAsync(database, "SELECT COUNT(*) FROM handler_runs WHERE idem_key = @k", key));
+        AssertWithinBudget(watch);
+    }
+
+    [Fact]
+    public async Task OneCommit_KilledAfterCommitBeforeAnswer_RetryReplaysWithoutRunningHandler()
+    {
+        var watch = Stopwatch.StartNew();
+        var database = await NewDatabaseAsync();
+        var key = Guid.NewGuid().ToString();
+        using var client = NewClient();
+
+        await using (var doomed = await ChildApp.StartAsync(Store, database, "one-commit-after-commit", Lease))
+        {
+            await AssertConnectionDropsAsync(client, doomed, "/one-commit-transfers", key);
+            Assert.Equal(KilledBySigkill, await doomed.WaitForExitAsync());
+        }
+
+        Assert.Equal(1, await CountAsync(database, "SELECT COUNT(*) FROM ledger WHERE idem_key = @k", key));
+        Assert.Equal(1, await CountAsync(database, RecordCountSql, key));
+
+        await using var restarted = await ChildApp.StartAsync(Store, database, crashAt: null, Lease);
+        using var retry = await PostAsync(client, restarted, "/one-commit-transfers", key);
+
+        Assert.Equal(HttpStatusCode.Created, retry.StatusCode);
+        Assert.Equal("true", retry.Headers.GetValues("Idempotent-Replayed").Single());
+        Assert.Equal($"/one-commit-transfers/{key}", retry.Headers.Location?.OriginalString);
+        using var body = JsonDocument.Parse(await retry.Content.ReadAsStringAsync());
+        Assert.Equal(1, body.RootElement.GetProperty("run").GetInt64());
+        Assert.Equal(1, await CountAsync(database, "SELECT COUNT(*) FROM ledger WHERE idem_key = @k", key));
+        Assert.Equal(1, await CountAsync(database, "SELECT COUNT(*) FROM handler_runs WHERE idem_key = @k", key));
+        AssertWithinBudget(watch);
+    }
+
+    /// <summary>Counts the idempotency records of key <c>@k</c> in the store's table.</summary>
+    protected abstract string RecordCountSql { get; }
+
     /// <summary>
     /// About 5 s on an idle machine (two app start-ups and one lease); the guard is loose because start-up time grows
     /// with the machine's load, and it is there to catch a hang, not to benchmark.

@@ -29,4 +29,6 @@ public sealed class PostgreSqlCrashTests(PostgresServerFixture fixture) : CrashS
         => fixture.Server.ConnectionString(await fixture.Server.CreateDatabaseAsync("crash"), maxPoolSize: 20);
 
     protected override DbConnection CreateConnection(string connectionString) => new NpgsqlConnection(connectionString);
+
+    protected override string RecordCountSql => "SELECT COUNT(*) FROM oncely.idempotency_records WHERE idem_key = @k";
 }

@@ -17,6 +17,8 @@ public sealed class SqliteCrashTests : CrashSpecification, IDisposable
 
     protected override DbConnection CreateConnection(string connectionString) => new SqliteConnection(connectionString);
 
+    protected override string RecordCountSql => "SELECT COUNT(*) FROM oncely_records WHERE idem_key = @k";
+
     public void Dispose()
     {
         SqliteConnection.ClearAllPools();

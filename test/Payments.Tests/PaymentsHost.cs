@@ -31,7 +31,7 @@ public sealed class PaymentsHost : IAsyncDisposable
 
     public static Task<PaymentsHost> StartAsync(Action<IServiceCollection> services) => StartAsync(services: services, idempotency: true);
 
-    public static async Task<PaymentsHost> StartAsync(bool idempotency = true, string? postgreSql = null, string? contentRoot = null, Action<IServiceCollection>? services = null)
+    public static async Task<PaymentsHost> StartAsync(bool idempotency = true, string? postgreSql = null, string? contentRoot = null, Action<IServiceCollection>? services = null, bool oneCommit = true, bool kestrel = false)
     {
         var directory = Path.Combine(Path.GetTempPath(), "payments-tests-" + Guid.NewGuid().ToString("N")[..10]);
         Directory.CreateDirectory(directory);
@@ -40,6 +40,7 @@ public sealed class PaymentsHost : IAsyncDisposable
             $"--contentRoot={contentRoot ?? directory}",
             "--environment=Production",
             $"--Payments:Idempotency={idempotency}",
+            $"--Payments:OneCommit={oneCommit}",
             $"--Payments:ApiKeys:{TenantA}=tenant-a",
             $"--Payments:ApiKeys:{TenantB}=tenant-b",
         };
@@ -48,7 +49,15 @@ public sealed class PaymentsHost : IAsyncDisposable
             : ["--Payments:Database=PostgreSql", $"--ConnectionStrings:Payments={postgreSql}"]);
         var app = PaymentsApp.Build([.. args], builder =>
         {
-            builder.WebHost.UseTestServer();
+            if (kestrel)
+            {
+                builder.WebHost.UseUrls("http://127.0.0.1:0");
+            }
+            else
+            {
+                builder.WebHost.UseTestServer();
+            }
+
             builder.Logging.ClearProviders();
             services?.Invoke(builder.Services);
         });
@@ -56,9 +65,15 @@ public sealed class PaymentsHost : IAsyncDisposable
         return new PaymentsHost(app, directory);
     }
 
+    /// <summary>The Kestrel address, for a host started with <c>kestrel: true</c>.</summary>
+    public Uri Address => new(_app.Services.GetRequiredService<Microsoft.AspNetCore.Hosting.Server.IServer>().Features
+        .Get<Microsoft.AspNetCore.Hosting.Server.Features.IServerAddressesFeature>()!.Addresses.First());
+
     public HttpClient Client(string? apiKey = TenantA)
     {
-        var client = _app.GetTestServer().CreateClient();
+        var client = _app.Services.GetRequiredService<Microsoft.AspNetCore.Hosting.Server.IServer>() is TestServer server
+            ? server.CreateClient()
+            : new HttpClient { BaseAddress = Address };
         if (apiKey is not null)
         {
             client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", apiKey);

@@ -22,12 +22,14 @@ public sealed class TransactionalCompletionTests
         var bob = await PaymentsHost.CreateAccountAsync(client, "bob");
         var body = new { from = alice.Id, to = bob.Id, amount = 250, currency = "EUR" };
         var completionsBefore = store.CompletedInTransaction;
+        var reservationsBefore = store.ReservedInTransaction;
 
         using var first = await PaymentsHost.PostAsync(client, "/payments", body, "tx-1");
         using var retry = await PaymentsHost.PostAsync(client, "/payments", body, "tx-1");
 
         Assert.Equal(HttpStatusCode.Created, first.StatusCode);
         Assert.Equal(completionsBefore + 1, store.CompletedInTransaction);
+        Assert.Equal(reservationsBefore + 1, store.ReservedInTransaction);
         Assert.Equal(0, store.CompletedOutsideTransaction);
         Assert.Equal("true", Assert.Single(retry.Headers.GetValues("Idempotent-Replayed")));
         Assert.Equal(await first.Content.ReadAsStringAsync(), await retry.Content.ReadAsStringAsync());
@@ -49,6 +51,7 @@ public sealed class TransactionalCompletionTests
         private readonly InMemoryIdempotencyStore _inner = new(TimeProvider.System);
         private int _inTransaction;
         private int _outside;
+        private int _reservedInTransaction;
 
         public int CompletedInTransaction => Volatile.Read(ref _inTransaction);
 
@@ -61,6 +64,18 @@ public sealed class TransactionalCompletionTests
             Assert.NotNull(transaction.Connection);
             Interlocked.Increment(ref _inTransaction);
             return _inner.TryCompleteAsync(id, fencingToken, response, expiration, cancellationToken);
+        }
+
+        public int ReservedInTransaction => Volatile.Read(ref _reservedInTransaction);
+
+        // Money movements are one-commit endpoints: they reserve inside the ledger's open transaction too.
+        public async ValueTask<TransactionalReservationResult> TryReserveAsync(DbTransaction transaction, IdempotencyRecordId id, string fingerprint, TimeSpan lease, TimeSpan expiration, TimeSpan lockTimeout, CancellationToken cancellationToken)
+        {
+            Assert.IsType<SqliteTransaction>(transaction);
+            Assert.NotNull(transaction.Connection);
+            Interlocked.Increment(ref _reservedInTransaction);
+            var result = await _inner.TryReserveAsync(id, fingerprint, lease, expiration, cancellationToken);
+            return new TransactionalReservationResult(result.Outcome, result.Record);
         }
 
         public ValueTask<bool> TrySetRecoveryPointAsync(DbTransaction transaction, IdempotencyRecordId id, long fencingToken, string recoveryPoint, TimeSpan lease, CancellationToken cancellationToken)

@@ -455,5 +455,8 @@ public abstract class TransactionalCompletionSpecification<TTransaction> : IAsyn
 
         public ValueTask<bool> TrySetRecoveryPointAsync(DbTransaction transaction, IdempotencyRecordId id, long fencingToken, string recoveryPoint, TimeSpan lease, CancellationToken cancellationToken)
             => Transactional.TrySetRecoveryPointAsync(transaction, id, fencingToken, recoveryPoint, lease, cancellationToken);
+
+        public ValueTask<TransactionalReservationResult> TryReserveAsync(DbTransaction transaction, IdempotencyRecordId id, string fingerprint, TimeSpan lease, TimeSpan expiration, TimeSpan lockTimeout, CancellationToken cancellationToken)
+            => Transactional.TryReserveAsync(transaction, id, fingerprint, lease, expiration, lockTimeout, cancellationToken);
     }
 }

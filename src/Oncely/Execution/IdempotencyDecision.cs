@@ -62,4 +62,10 @@ public enum CompletionOutcome
 
     /// <summary>The completion was already written by the operation's own transaction (transactional completion).</summary>
     CompletedInTransaction = 3,
+
+    /// <summary>
+    /// One-commit mode: the reservation made inside the operation's transaction was rolled back with it, so there is
+    /// no record to complete and the answer is not stored; a retry runs the operation again (nothing of it committed).
+    /// </summary>
+    NotRecorded = 4,
 }

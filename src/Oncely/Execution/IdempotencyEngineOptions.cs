@@ -58,6 +58,16 @@ public class IdempotencyEngineOptions
     public TimeSpan InProgressPollInterval { get; set; } = TimeSpan.FromMilliseconds(100);
 
     /// <summary>
+    /// One-commit mode only (<see cref="IdempotencyExecution.ReserveInTransactionAsync"/>): how long the reservation
+    /// made inside the operation's transaction waits for another transaction that holds the same key, uncommitted.
+    /// When the other transaction commits in time, the duplicate replays its answer; when it rolls back, the duplicate
+    /// runs; when the wait runs out, the duplicate is refused as in progress (<c>409</c>, row 7). Stores that bound the
+    /// wait themselves (SQLite: its busy timeout, spent when the write transaction begins) may ignore it.
+    /// Default: 5 seconds; between 1 millisecond and 1 minute.
+    /// </summary>
+    public TimeSpan ReservationLockTimeout { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>
     /// Checks the settings and returns what to change, or an empty list.
     /// </summary>
     /// <returns>One sentence per problem.</returns>
@@ -106,6 +116,11 @@ public class IdempotencyEngineOptions
         if (InProgressWait > TimeSpan.Zero && InProgressPollInterval <= TimeSpan.Zero)
         {
             problems.Add($"Oncely: InProgressPollInterval must be positive when InProgressWait is set (it is {InProgressPollInterval}).");
+        }
+
+        if (ReservationLockTimeout < TimeSpan.FromMilliseconds(1) || ReservationLockTimeout > TimeSpan.FromMinutes(1))
+        {
+            problems.Add($"Oncely: ReservationLockTimeout must be between 1 millisecond and 1 minute (it is {ReservationLockTimeout}); the default is 5 seconds.");
         }
 
         return problems;

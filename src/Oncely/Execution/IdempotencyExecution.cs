@@ -20,6 +20,8 @@ namespace Oncely;
 public sealed class IdempotencyExecution : IAsyncDisposable
 {
     private readonly IdempotencyExecutor _executor;
+    private long _fencingToken;
+    private int _reservationPending;
     private int _finished;
     private int _completedInTransaction;
     // Renewal: one timer per running attempt, and a store call only when it fires (rare: most attempts finish long
@@ -34,10 +36,20 @@ public sealed class IdempotencyExecution : IAsyncDisposable
         _executor = executor;
         Id = record.Id;
         Fingerprint = record.Fingerprint;
-        FencingToken = record.FencingToken;
+        _fencingToken = record.FencingToken;
         IsTakeOver = isTakeOver;
         ResumedFrom = record.RecoveryPoint;
         RecoveryPoint = record.RecoveryPoint;
+    }
+
+    // One-commit mode: nothing is reserved yet; ReserveInTransactionAsync reserves inside the operation's transaction.
+    internal IdempotencyExecution(IdempotencyExecutor executor, IdempotencyRecordId id, string fingerprint)
+    {
+        _executor = executor;
+        Id = id;
+        Fingerprint = fingerprint;
+        IsOneCommit = true;
+        _reservationPending = 1;
     }
 
     /// <summary>The record this attempt holds.</summary>
@@ -46,14 +58,31 @@ public sealed class IdempotencyExecution : IAsyncDisposable
     /// <summary>The request fingerprint the record was reserved with.</summary>
     public string Fingerprint { get; }
 
-    /// <summary>This attempt's fencing token; any write with another token is refused by the store.</summary>
-    public long FencingToken { get; }
+    /// <summary>
+    /// This attempt's fencing token; any write with another token is refused by the store. Zero in one-commit mode
+    /// until <see cref="ReserveInTransactionAsync"/> has reserved the record.
+    /// </summary>
+    public long FencingToken => Volatile.Read(ref _fencingToken);
 
     /// <summary><see langword="true"/> when this attempt took over an expired lease of an earlier attempt.</summary>
-    public bool IsTakeOver { get; }
+    public bool IsTakeOver { get; private set; }
 
     /// <summary>The recovery point the earlier attempt committed, where this attempt should resume; <see langword="null"/> when starting fresh.</summary>
-    public string? ResumedFrom { get; }
+    public string? ResumedFrom { get; private set; }
+
+    /// <summary>
+    /// <see langword="true"/> for a one-commit execution: nothing was reserved before the operation started, and the
+    /// operation reserves the record itself, as the first statement of its own transaction, with
+    /// <see cref="ReserveInTransactionAsync"/>, so the reservation, the business writes and the completion commit once.
+    /// <see langword="false"/> (the default mode) when the record was reserved, and committed, before the operation started.
+    /// </summary>
+    public bool IsOneCommit { get; }
+
+    /// <summary>
+    /// <see langword="true"/> once this attempt holds a reservation: always in the default mode; in one-commit mode
+    /// after <see cref="ReserveInTransactionAsync"/> succeeded (the reservation counts only if that transaction commits).
+    /// </summary>
+    public bool IsReserved => Volatile.Read(ref _reservationPending) == 0;
 
     /// <summary>The last recovery point committed (by an earlier attempt or this one).</summary>
     public string? RecoveryPoint { get; private set; }
@@ -85,6 +114,13 @@ public sealed class IdempotencyExecution : IAsyncDisposable
     public async ValueTask SetRecoveryPointAsync(string recoveryPoint, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(recoveryPoint);
+        if (IsOneCommit)
+        {
+            throw new InvalidOperationException(
+                $"Idempotency record '{Id}' is reserved in one-commit mode, where nothing is committed before the operation's transaction: " +
+                "a recovery point committed on its own cannot exist. Use SetRecoveryPointInTransactionAsync, or the default (two-commit) mode for multi-phase operations.");
+        }
+
         if (!await _executor.SetRecoveryPointAsync(this, recoveryPoint, cancellationToken).ConfigureAwait(false))
         {
             throw new IdempotencyLeaseLostException(Id);
@@ -111,6 +147,13 @@ public sealed class IdempotencyExecution : IAsyncDisposable
     public async ValueTask<CompletionOutcome> CompleteAsync(IdempotentResponse response, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(response);
+        if (!IsReserved)
+        {
+            // One-commit mode, and the operation never reserved: nothing started, nothing to record.
+            MarkFinished();
+            return CompletionOutcome.NotRecorded;
+        }
+
         if (!MarkFinished())
         {
             return CompletionOutcome.Completed;
@@ -128,7 +171,7 @@ public sealed class IdempotencyExecution : IAsyncDisposable
     /// <returns>A task that completes when the release is written (failures are logged, not thrown).</returns>
     public async ValueTask ReleaseAsync(CancellationToken cancellationToken = default)
     {
-        if (!MarkFinished())
+        if (!MarkFinished() || !IsReserved)
         {
             return;
         }
@@ -166,6 +209,7 @@ public sealed class IdempotencyExecution : IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(transaction);
         ArgumentNullException.ThrowIfNull(response);
+        ThrowIfNotReserved();
         var store = TransactionalStore(transaction);
         if (!await store.TryCompleteAsync(transaction, Id, FencingToken, response, Expiration, cancellationToken).ConfigureAwait(false))
         {
@@ -188,6 +232,7 @@ public sealed class IdempotencyExecution : IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(transaction);
         ArgumentException.ThrowIfNullOrEmpty(recoveryPoint);
+        ThrowIfNotReserved();
         var store = TransactionalStore(transaction);
         if (!await store.TrySetRecoveryPointAsync(transaction, Id, FencingToken, recoveryPoint, Lease, cancellationToken).ConfigureAwait(false))
         {
@@ -195,6 +240,57 @@ public sealed class IdempotencyExecution : IAsyncDisposable
         }
 
         RecoveryPoint = recoveryPoint;
+    }
+
+    /// <summary>
+    /// One-commit mode: reserves the record inside the operation's own transaction. Call it as the transaction's first
+    /// statement, before any business write; then write, call <see cref="CompleteInTransactionAsync"/>, and commit: the
+    /// reservation, the business writes and the stored answer become visible together, in one commit, or not at all.
+    /// In the default mode (the record was reserved before the operation started) it does nothing, so one handler can
+    /// serve both modes.
+    /// </summary>
+    /// <remarks>
+    /// A duplicate of a request whose transaction has not committed yet waits here (at most
+    /// <see cref="IdempotencyEngineOptions.ReservationLockTimeout"/>). Do not catch
+    /// <see cref="IdempotencyReservationConflictException"/>: let it leave the handler, so the transaction is rolled back
+    /// and disposed, and the idempotency middleware (or the caller of <see cref="IdempotencyExecutor.BeginOneCommitAsync"/>)
+    /// answers the duplicate with the stored answer, a key-reuse refusal or an in-progress refusal.
+    /// </remarks>
+    /// <param name="transaction">The open transaction, on the same database as the store's records, of the store's driver (see <see cref="CompleteInTransactionAsync"/>).</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>A task that completes when the record is reserved inside <paramref name="transaction"/>.</returns>
+    /// <exception cref="IdempotencyReservationConflictException">
+    /// The key is held: the operation completed (replay it), was used for another payload, or is still running
+    /// elsewhere (the wait ran out). Stop and roll back; the transaction may already be unusable.
+    /// </exception>
+    /// <exception cref="InvalidOperationException">The store cannot reserve inside a transaction, <paramref name="transaction"/> is of another driver or database, or the record was already reserved.</exception>
+    public async ValueTask ReserveInTransactionAsync(DbTransaction transaction, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(transaction);
+        if (!IsOneCommit)
+        {
+            return;
+        }
+
+        if (IsReserved)
+        {
+            throw new InvalidOperationException($"Idempotency record '{Id}' is already reserved by this attempt: call ReserveInTransactionAsync once, as the transaction's first statement.");
+        }
+
+        var store = TransactionalStore(transaction);
+        var options = _executor.Options;
+        var result = await store.TryReserveAsync(transaction, Id, Fingerprint, options.Lease, options.Expiration, options.ReservationLockTimeout, cancellationToken).ConfigureAwait(false);
+        if (!result.MustExecute)
+        {
+            throw _executor.ReservationConflict(Id, result);
+        }
+
+        var record = result.Record!;
+        Volatile.Write(ref _fencingToken, record.FencingToken);
+        IsTakeOver = result.Outcome == ReservationOutcome.TakenOver;
+        ResumedFrom = record.RecoveryPoint;
+        RecoveryPoint = record.RecoveryPoint;
+        Volatile.Write(ref _reservationPending, 0);
     }
 
     /// <summary>
@@ -291,6 +387,15 @@ public sealed class IdempotencyExecution : IAsyncDisposable
         bytes[6] = (byte)((bytes[6] & 0x0F) | 0x80); // version 8
         bytes[8] = (byte)((bytes[8] & 0x3F) | 0x80); // RFC 9562 variant
         return new Guid(bytes, bigEndian: true).ToString("D");
+    }
+
+    private void ThrowIfNotReserved()
+    {
+        if (!IsReserved)
+        {
+            throw new InvalidOperationException(
+                $"Idempotency record '{Id}' belongs to a one-commit endpoint and is not reserved yet: call ReserveInTransactionAsync(transaction) as the transaction's first statement.");
+        }
     }
 
     private bool MarkFinished() => Interlocked.Exchange(ref _finished, 1) == 0;

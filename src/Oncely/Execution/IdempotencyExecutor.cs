@@ -120,6 +120,98 @@ public sealed partial class IdempotencyExecutor
     }
 
     /// <summary>
+    /// One-commit mode: decides from a read, without reserving anything. The operation then reserves the record itself,
+    /// as the first statement of its own transaction (<see cref="IdempotencyExecution.ReserveInTransactionAsync"/>), so
+    /// the reservation, its business writes and its stored answer cost one commit. Never throws for store failures:
+    /// those come back as <see cref="IdempotencyDecisionKind.StoreUnavailable"/>.
+    /// </summary>
+    /// <param name="id">The record: scope and key.</param>
+    /// <param name="fingerprint">The request's fingerprint.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>
+    /// <see cref="IdempotencyDecisionKind.Replay"/> for a Completed record with this fingerprint (row 6, answered from the
+    /// read alone), <see cref="IdempotencyDecisionKind.KeyReused"/> for a record with another fingerprint (row 8), and
+    /// otherwise <see cref="IdempotencyDecisionKind.Execute"/> with an execution that holds nothing yet
+    /// (<see cref="IdempotencyExecution.IsOneCommit"/>). An InProgress record is left to the reservation in the
+    /// transaction, which decides with the store's clock: taken over when its lease expired, refused (row 7) otherwise.
+    /// </returns>
+    public async ValueTask<IdempotencyDecision> BeginOneCommitAsync(IdempotencyRecordId id, string fingerprint, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(fingerprint);
+        IdempotencyRecord? record;
+        try
+        {
+            record = await CallStoreAsync(static (store, i, ct) => store.GetAsync(i, ct), id, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (IsStoreFailure(ex, cancellationToken))
+        {
+            LogStoreUnavailable(_logger, ex, id.Tenant, id.Operation, id.Key);
+            return new IdempotencyDecision(IdempotencyDecisionKind.StoreUnavailable, null, null, ex);
+        }
+
+        if (record is not null && !string.Equals(record.Fingerprint, fingerprint, StringComparison.Ordinal))
+        {
+            return new IdempotencyDecision(IdempotencyDecisionKind.KeyReused, record, null, null);
+        }
+
+        if (record is { State: IdempotencyRecordState.Completed, Response: not null })
+        {
+            return new IdempotencyDecision(IdempotencyDecisionKind.Replay, record, null, null);
+        }
+
+        return new IdempotencyDecision(IdempotencyDecisionKind.Execute, record, new IdempotencyExecution(this, id, fingerprint), null);
+    }
+
+    /// <summary>
+    /// One-commit mode, after the operation's transaction was rolled back because its reservation met a held key: what
+    /// to answer. Uses the record the conflict carried, or reads it when the transaction could not.
+    /// </summary>
+    /// <param name="conflict">What <see cref="IdempotencyExecution.ReserveInTransactionAsync"/> threw.</param>
+    /// <param name="id">The record.</param>
+    /// <param name="fingerprint">The request's fingerprint.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>A <see cref="IdempotencyDecisionKind.Replay"/>, <see cref="IdempotencyDecisionKind.KeyReused"/>, <see cref="IdempotencyDecisionKind.InProgress"/> or <see cref="IdempotencyDecisionKind.StoreUnavailable"/> decision.</returns>
+    public async ValueTask<IdempotencyDecision> ResolveConflictAsync(IdempotencyReservationConflictException conflict, IdempotencyRecordId id, string fingerprint, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(conflict);
+        ArgumentException.ThrowIfNullOrEmpty(fingerprint);
+        var record = conflict.Record;
+        if (record is null)
+        {
+            try
+            {
+                record = await CallStoreAsync(static (store, i, ct) => store.GetAsync(i, ct), id, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (IsStoreFailure(ex, cancellationToken))
+            {
+                LogStoreUnavailable(_logger, ex, id.Tenant, id.Operation, id.Key);
+                return new IdempotencyDecision(IdempotencyDecisionKind.StoreUnavailable, null, null, ex);
+            }
+        }
+
+        var kind = record switch
+        {
+            null => IdempotencyDecisionKind.InProgress,
+            _ when !string.Equals(record.Fingerprint, fingerprint, StringComparison.Ordinal) => IdempotencyDecisionKind.KeyReused,
+            { State: IdempotencyRecordState.Completed, Response: not null } => IdempotencyDecisionKind.Replay,
+            _ => IdempotencyDecisionKind.InProgress,
+        };
+        LogReservationConflict(_logger, id.Tenant, id.Operation, id.Key, kind);
+        return new IdempotencyDecision(kind, record, null, null);
+    }
+
+    internal IdempotencyReservationConflictException ReservationConflict(IdempotencyRecordId id, TransactionalReservationResult result)
+    {
+        var kind = result.Outcome switch
+        {
+            ReservationOutcome.Completed => IdempotencyDecisionKind.Replay,
+            ReservationOutcome.FingerprintMismatch => IdempotencyDecisionKind.KeyReused,
+            _ => IdempotencyDecisionKind.InProgress,
+        };
+        return new IdempotencyReservationConflictException(id, kind, result.Record);
+    }
+
+    /// <summary>
     /// Runs <paramref name="operation"/> once per record: the first attempt executes and stores its result; later
     /// attempts get the stored result back without running it. For message consumers and webhook receivers.
     /// </summary>
@@ -203,6 +295,12 @@ public sealed partial class IdempotencyExecutor
                     ct).ConfigureAwait(false),
                 state,
                 cancellationToken).ConfigureAwait(false);
+            if (!completed && execution.IsOneCommit && await IsGoneAsync(id).ConfigureAwait(false))
+            {
+                LogReservationNotCommitted(_logger, id.Tenant, id.Operation, id.Key);
+                return CompletionOutcome.NotRecorded;
+            }
+
             if (!completed)
             {
                 LogLeaseLost(_logger, id.Tenant, id.Operation, id.Key, execution.FencingToken);
@@ -260,7 +358,11 @@ public sealed partial class IdempotencyExecutor
             return;
         }
 
-        if (current is null)
+        if (current is null && execution.IsOneCommit)
+        {
+            LogReservationNotCommitted(_logger, id.Tenant, id.Operation, id.Key);
+        }
+        else if (current is null)
         {
             LogReleaseRefusedGone(_logger, id.Tenant, id.Operation, id.Key, execution.FencingToken);
         }
@@ -286,6 +388,18 @@ public sealed partial class IdempotencyExecutor
         catch (Exception ex) when (IsStoreFailure(ex, cancellationToken))
         {
             throw ex as IdempotencyStoreUnavailableException ?? new IdempotencyStoreUnavailableException("Recording the recovery point failed.", ex);
+        }
+    }
+
+    private async ValueTask<bool> IsGoneAsync(IdempotencyRecordId id)
+    {
+        try
+        {
+            return await CallStoreAsync(static (store, i, ct) => store.GetAsync(i, ct), id, CancellationToken.None).ConfigureAwait(false) is null;
+        }
+        catch (Exception ex) when (IsStoreFailure(ex, CancellationToken.None))
+        {
+            return false;
         }
     }
 
@@ -384,6 +498,12 @@ public sealed partial class IdempotencyExecutor
 
     [LoggerMessage(IdempotencyEventIds.CompletionFailed, LogLevel.Error, "Idempotent operation {Operation} for tenant {Tenant} with key {Key} RAN but its completion could not be stored; the record stays InProgress and a retry after the lease ({Lease}) will run the operation again unless it is transactional")]
     private static partial void LogCompletionFailed(ILogger logger, Exception exception, string tenant, string operation, string key, TimeSpan lease);
+
+    [LoggerMessage(IdempotencyEventIds.ReservationNotCommitted, LogLevel.Information, "Idempotent operation {Operation} for tenant {Tenant} with key {Key}: its one-commit reservation was not committed (the operation's transaction rolled back), so nothing is recorded and a retry runs the operation again")]
+    private static partial void LogReservationNotCommitted(ILogger logger, string tenant, string operation, string key);
+
+    [LoggerMessage(IdempotencyEventIds.ReservationConflict, LogLevel.Debug, "Idempotent operation {Operation} for tenant {Tenant} with key {Key}: the one-commit reservation met a held key; answered {Decision}")]
+    private static partial void LogReservationConflict(ILogger logger, string tenant, string operation, string key, IdempotencyDecisionKind decision);
 
     [LoggerMessage(IdempotencyEventIds.LeaseRenewalFailed, LogLevel.Warning, "Renewing the lease of {Operation} for tenant {Tenant} with key {Key} failed; renewal is tried again, but if it keeps failing a retry may take the operation over once the lease ({Lease}) runs out")]
     private static partial void LogLeaseRenewalFailed(ILogger logger, Exception exception, string tenant, string operation, string key, TimeSpan lease);

@@ -178,4 +178,47 @@ public interface ITransactionalIdempotencyStore
     /// <param name="cancellationToken">Cancels the call.</param>
     /// <exception cref="InvalidOperationException"><paramref name="transaction"/> is not of the store's driver, or not on the store's database.</exception>
     ValueTask<bool> TrySetRecoveryPointAsync(DbTransaction transaction, IdempotencyRecordId id, long fencingToken, string recoveryPoint, TimeSpan lease, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// One-commit mode. Inside <paramref name="transaction"/>: reserves <paramref name="id"/> exactly as
+    /// <see cref="IIdempotencyStore.TryReserveAsync"/> does (a new InProgress record with a new fencing token; an expired
+    /// record replaced; a same-fingerprint InProgress record whose lease expired taken over, fenced), but the new record
+    /// is visible to nobody until the transaction commits, and vanishes if it rolls back. A concurrent transaction that
+    /// holds the same key uncommitted is waited for, at most <paramref name="lockTimeout"/>: when it commits, its record is
+    /// reported (Completed: replay; other fingerprint: mismatch); when it rolls back, this reservation proceeds.
+    /// </summary>
+    /// <param name="transaction">The application's open transaction on the store's database, of the store's driver. Call it as the transaction's first statement.</param>
+    /// <param name="id">The record to reserve.</param>
+    /// <param name="fingerprint">The request fingerprint (lowercase hex SHA-256).</param>
+    /// <param name="lease">How long the new holder's lease lasts from now (store clock); it only matters if the transaction commits the reservation without completing it.</param>
+    /// <param name="expiration">How long the record lives from now (store clock).</param>
+    /// <param name="lockTimeout">
+    /// The longest wait on another transaction that holds the key. When it runs out the store reports
+    /// <see cref="ReservationOutcome.InProgress"/> (the caller's transaction is then unusable and must be rolled back).
+    /// Stores whose writers are serialised before the transaction's first statement (SQLite) may ignore it.
+    /// </param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>
+    /// The outcome and the record. Only <see cref="ReservationOutcome.Acquired"/> and <see cref="ReservationOutcome.TakenOver"/>
+    /// let the caller go on; for the others the caller rolls back. The record can be <see langword="null"/> when the
+    /// store cannot read the conflicting row inside this transaction (for example under REPEATABLE READ, where a row
+    /// committed after the transaction's snapshot is invisible): the caller reads it after rolling back.
+    /// </returns>
+    /// <exception cref="InvalidOperationException"><paramref name="transaction"/> is not of the store's driver, or not on the store's database.</exception>
+    ValueTask<TransactionalReservationResult> TryReserveAsync(DbTransaction transaction, IdempotencyRecordId id, string fingerprint, TimeSpan lease, TimeSpan expiration, TimeSpan lockTimeout, CancellationToken cancellationToken)
+        => throw new InvalidOperationException(
+            $"The idempotency store {GetType().Name} cannot reserve inside a transaction, so it does not support one-commit endpoints. " +
+            "Use the SQLite or PostgreSQL store on the application's database, or remove WithOneCommitReservation / OneCommitReservation from the endpoint.");
+}
+
+/// <summary>The result of <see cref="ITransactionalIdempotencyStore.TryReserveAsync"/> (one-commit mode).</summary>
+/// <param name="Outcome">What the reservation found.</param>
+/// <param name="Record">
+/// The record as this transaction sees it after the reservation (its own record when acquired or taken over), or
+/// <see langword="null"/> when the conflicting row could not be read inside the transaction.
+/// </param>
+public readonly record struct TransactionalReservationResult(ReservationOutcome Outcome, IdempotencyRecord? Record)
+{
+    /// <summary><see langword="true"/> when this transaction now holds the record and must execute.</summary>
+    public bool MustExecute => Outcome is ReservationOutcome.Acquired or ReservationOutcome.TakenOver;
 }

@@ -1,0 +1,125 @@
+using System.Data.Common;
+using Microsoft.Data.Sqlite;
+
+namespace Oncely.Sqlite;
+
+/// <summary>
+/// One-commit mode: the reservation runs inside the application's transaction, so the reservation, the business writes
+/// and the completion commit once.
+/// </summary>
+/// <remarks>
+/// SQLite has one writer at a time. A write transaction (<c>BEGIN IMMEDIATE</c>, or a deferred one from its first
+/// write) holds the database's write lock until it ends, so a concurrent duplicate waits for it (the connection's
+/// <c>busy_timeout</c>) before its own reservation runs, and then sees the committed record (replay) or nothing (the
+/// first one rolled back: it executes). The reservation itself is the same upsert as the autocommit one; inside the
+/// transaction nothing can change between it and the read that reports a held key.
+/// </remarks>
+internal sealed partial class SqliteIdempotencyStore
+{
+    /// <inheritdoc />
+    /// <remarks>
+    /// Runs on <paramref name="transaction"/>'s connection, inside it; the records table must be in that connection's
+    /// main database (the schema is not created from here: create it at start, as <c>UseSqlite</c> does). The wait for
+    /// another writer is the connection's busy timeout, not <paramref name="lockTimeout"/>; when it runs out the
+    /// reservation is reported as <see cref="ReservationOutcome.InProgress"/>.
+    /// </remarks>
+    public async ValueTask<TransactionalReservationResult> TryReserveAsync(DbTransaction transaction, IdempotencyRecordId id, string fingerprint, TimeSpan lease, TimeSpan expiration, TimeSpan lockTimeout, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(transaction);
+        ArgumentNullException.ThrowIfNull(fingerprint);
+        var sqlite = AsSqliteTransaction(transaction);
+        var connection = TransactionConnection(sqlite);
+        var now = NowMilliseconds();
+        try
+        {
+            using (var upsert = CreateCommand(connection, _reserveSql, sqlite))
+            {
+                AddKey(upsert, id);
+                upsert.Parameters.AddWithValue("@fingerprint", fingerprint);
+                upsert.Parameters.AddWithValue("@lease_expires_at", After(now, lease));
+                upsert.Parameters.AddWithValue("@expires_at", After(now, expiration));
+                upsert.Parameters.AddWithValue("@now", now);
+                var reader = await upsert.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+                await using (reader.ConfigureAwait(false))
+                {
+                    if (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+                    {
+                        var record = new IdempotencyRecord
+                        {
+                            Id = id,
+                            Fingerprint = fingerprint,
+                            State = IdempotencyRecordState.InProgress,
+                            FencingToken = reader.GetInt64(0),
+                            LeaseExpiresAt = FromUnixMilliseconds(reader.GetInt64(2)),
+                            ExpiresAt = FromUnixMilliseconds(reader.GetInt64(3)),
+                            RecoveryPoint = reader.IsDBNull(4) ? null : reader.GetString(4),
+                        };
+                        var outcome = reader.GetInt64(1) > 1 ? ReservationOutcome.TakenOver : ReservationOutcome.Acquired;
+                        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+                        {
+                        }
+
+                        return new TransactionalReservationResult(outcome, record);
+                    }
+                }
+            }
+
+            // A live row the caller may not take. Inside the write transaction it cannot change before this read.
+            var existing = await ReadLiveInTransactionAsync(connection, sqlite, id, now, cancellationToken).ConfigureAwait(false);
+            if (existing is null)
+            {
+                return new TransactionalReservationResult(ReservationOutcome.InProgress, null);
+            }
+
+            var held = !string.Equals(existing.Fingerprint, fingerprint, StringComparison.Ordinal) ? ReservationOutcome.FingerprintMismatch
+                : existing.State == IdempotencyRecordState.Completed ? ReservationOutcome.Completed
+                : ReservationOutcome.InProgress;
+            return new TransactionalReservationResult(held, existing);
+        }
+        catch (SqliteException e) when ((e.SqliteErrorCode & 0xFF) == SqliteError && e.Message.Contains("no such table", StringComparison.OrdinalIgnoreCase))
+        {
+            throw new InvalidOperationException(MissingTableMessage(connection), e);
+        }
+        catch (SqliteException e) when (IsBusy(e))
+        {
+            // Another writer held the database past the busy timeout: still running elsewhere.
+            return new TransactionalReservationResult(ReservationOutcome.InProgress, null);
+        }
+        catch (SqliteException e)
+        {
+            throw new IdempotencyStoreUnavailableException($"The SQLite idempotency store could not reserve a record inside the application's transaction: {e.Message}", e);
+        }
+    }
+
+    private async ValueTask<IdempotencyRecord?> ReadLiveInTransactionAsync(SqliteConnection connection, SqliteTransaction transaction, IdempotencyRecordId id, long now, CancellationToken cancellationToken)
+    {
+        using var command = CreateCommand(connection, _readLiveSql, transaction);
+        AddKey(command, id);
+        command.Parameters.AddWithValue("@now", now);
+        var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        await using (reader.ConfigureAwait(false))
+        {
+            if (!await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                return null;
+            }
+
+            var state = (IdempotencyRecordState)reader.GetInt32(1);
+            return new IdempotencyRecord
+            {
+                Id = id,
+                Fingerprint = reader.GetString(0),
+                State = state,
+                FencingToken = reader.GetInt64(2),
+                LeaseExpiresAt = FromUnixMilliseconds(reader.GetInt64(3)),
+                ExpiresAt = FromUnixMilliseconds(reader.GetInt64(4)),
+                RecoveryPoint = reader.IsDBNull(5) ? null : reader.GetString(5),
+                Response = state != IdempotencyRecordState.Completed ? null : new IdempotentResponse(
+                    reader.IsDBNull(6) ? 0 : reader.GetInt32(6),
+                    StoredHeaders.Deserialize(reader.IsDBNull(7) ? null : reader.GetString(7)),
+                    reader.IsDBNull(8) ? ReadOnlyMemory<byte>.Empty : reader.GetFieldValue<byte[]>(8),
+                    !reader.IsDBNull(9) && reader.GetInt64(9) != 0),
+            };
+        }
+    }
+}
