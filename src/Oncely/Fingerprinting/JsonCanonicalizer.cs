@@ -38,6 +38,11 @@ internal static class JsonCanonicalizer
     // Objects up to this many members are checked for case-insensitive duplicate names pairwise, larger ones with a set.
     private const int SmallObjectMembers = 16;
 
+    // Decimals with at most this many significant digits, and a decimal point within this many places of the first
+    // digit, are always exactly the double nearest to them.
+    private const int MaxAlwaysExactDigits = 15;
+    private const int MaxAlwaysExactPoint = 300;
+
     // The most significant digits a double's shortest round-trip text has.
     private const int MaxSignificantDigits = 17;
 
@@ -273,6 +278,8 @@ internal static class JsonCanonicalizer
         public long Point { get; }
 
         public bool IsZero => _digitCount == 0;
+
+        public int DigitCount => _digitCount;
 
         public bool SameValue(in DecimalNumber other) =>
             IsZero ? other.IsZero : !other.IsZero && Negative == other.Negative && _significand == other._significand
@@ -766,16 +773,23 @@ internal static class JsonCanonicalizer
 
         private bool WriteNumber(ReadOnlySpan<byte> text)
         {
-            EnsureCapacity(MaxNumberLength);
-            if (TryWritePlainDecimal(text, _buffer.AsSpan(_length), out var plainLength))
+            // The text's own digits first: more than 17 significant digits can never be exact, and that check is cheap.
+            if (!DecimalNumber.TryParse(text, out var original))
             {
-                _length += plainLength;
+                return false;
+            }
+
+            EnsureCapacity(MaxNumberLength);
+            if (original.IsZero || (original.DigitCount <= MaxAlwaysExactDigits && original.Point is > -MaxAlwaysExactPoint and < MaxAlwaysExactPoint))
+            {
+                // The common case, without a double in sight: a decimal of at most 15 significant digits, well inside
+                // the double range, is exactly the double nearest to it (15 digits always round-trip), and its
+                // shortest round-trip digits are its own (trailing zeros aside). 100, 100.0 and 1e2 all write 100.
+                _length += FormatEcmaScript(original, _buffer.AsSpan(_length));
                 return true;
             }
 
-            // The text's own digits first: more than 17 significant digits can never be exact, and that check is cheap.
-            if (!DecimalNumber.TryParse(text, out var original)
-                || !double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var value)
+            if (!double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var value)
                 || !double.IsFinite(value)
                 || !TryShortest(value, out var shortest)
                 || !original.SameValue(shortest))
@@ -785,71 +799,6 @@ internal static class JsonCanonicalizer
 
             EnsureCapacity(MaxNumberLength);
             _length += FormatEcmaScript(shortest, _buffer.AsSpan(_length));
-            return true;
-        }
-
-        // The common case, without a double in sight: a plain decimal (no exponent) with at most 15 significant digits
-        // and its first significant digit no further right than the sixth decimal place. Every such decimal is exactly
-        // the double nearest to it (15 digits always round-trip), its shortest round-trip digits are its own digits
-        // without trailing zeros, and ECMAScript writes it in plain notation: 100 → 100, 1000.50 → 1000.5,
-        // 0.000001 → 0.000001, -0.0 → 0. Anything else takes the exact path below it.
-        private static bool TryWritePlainDecimal(ReadOnlySpan<byte> text, Span<byte> destination, out int written)
-        {
-            written = 0;
-            var negative = text[0] == (byte)'-';
-            var digits = negative ? text[1..] : text;
-            var dot = digits.IndexOf((byte)'.');
-            var integer = dot < 0 ? digits : digits[..dot];
-            var fraction = dot < 0 ? [] : digits[(dot + 1)..];
-            if (integer.IsEmpty || integer.ContainsAnyExceptInRange((byte)'0', (byte)'9') || fraction.ContainsAnyExceptInRange((byte)'0', (byte)'9'))
-            {
-                return false; // an exponent, or not a number the reader would have passed
-            }
-
-            fraction = fraction.TrimEnd((byte)'0');
-            var integerIsZero = integer.Length == 1 && integer[0] == (byte)'0';
-            int significant;
-            if (integerIsZero)
-            {
-                var leadingZeros = fraction.Length - fraction.TrimStart((byte)'0').Length;
-                if (fraction.IsEmpty)
-                {
-                    destination[0] = (byte)'0';
-                    written = 1;
-                    return true;
-                }
-
-                if (leadingZeros > 5)
-                {
-                    return false;
-                }
-
-                significant = fraction.Length - leadingZeros;
-            }
-            else
-            {
-                significant = integer.Length + fraction.Length;
-            }
-
-            if (significant > 15)
-            {
-                return false;
-            }
-
-            if (negative)
-            {
-                destination[written++] = (byte)'-';
-            }
-
-            integer.CopyTo(destination[written..]);
-            written += integer.Length;
-            if (!fraction.IsEmpty)
-            {
-                destination[written++] = (byte)'.';
-                fraction.CopyTo(destination[written..]);
-                written += fraction.Length;
-            }
-
             return true;
         }
 

@@ -30,16 +30,15 @@ public class FingerprintPropertyTests
             from fraction in Gen.OneOf(Gen.Const(string.Empty), Gen.Long[0, 99_999_999].Select(v => v.ToString(System.Globalization.CultureInfo.InvariantCulture)))
             from trailingZeros in Gen.Int[0, 3]
             let fractionText = fraction.Length == 0 && trailingZeros == 0 ? string.Empty : new string('0', leadingZeros) + fraction + new string('0', trailingZeros)
-            select (negative ? "-" : string.Empty) + integer + (fractionText.Length == 0 ? string.Empty : "." + fractionText);
+            from exponent in Gen.OneOf(Gen.Const(string.Empty), Gen.Int[-330, 330].Select(e => "e" + e.ToString(System.Globalization.CultureInfo.InvariantCulture)), Gen.Int[0, 30].Select(e => "E+" + e.ToString(System.Globalization.CultureInfo.InvariantCulture)))
+            select (negative ? "-" : string.Empty) + integer + (fractionText.Length == 0 ? string.Empty : "." + fractionText) + exponent;
 
         plainDecimal.Sample(
             text =>
             {
                 var canonical = JsonCanonicalizerTests.Canonicalize("[" + text + "]");
                 var value = double.Parse(text, System.Globalization.CultureInfo.InvariantCulture);
-                var shortest = decimal.Parse(value.ToString("R", System.Globalization.CultureInfo.InvariantCulture), System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture);
-                var exact = shortest == decimal.Parse(text, System.Globalization.CultureInfo.InvariantCulture);
-                if (!exact)
+                if (!double.IsFinite(value) || !ExactlyADouble(text, value))
                 {
                     // More than a double holds: refused (hashed raw), never rounded.
                     Assert.Null(canonical);
@@ -51,6 +50,34 @@ public class FingerprintPropertyTests
                 Assert.Equal("[" + Encoding.ASCII.GetString(buffer, 0, written) + "]", canonical);
             },
             iter: 20_000);
+
+        // Whether the text's decimal value is the double's own (shortest) value, compared as exact decimals.
+        static bool ExactlyADouble(string text, double value)
+        {
+            static (System.Numerics.BigInteger Digits, int Exponent) Exact(string number)
+            {
+                var mantissaEnd = number.IndexOfAny(['e', 'E']);
+                var mantissa = mantissaEnd < 0 ? number : number[..mantissaEnd];
+                var exponent = mantissaEnd < 0 ? 0 : int.Parse(number[(mantissaEnd + 1)..], System.Globalization.NumberStyles.AllowLeadingSign, System.Globalization.CultureInfo.InvariantCulture);
+                var dot = mantissa.IndexOf('.');
+                if (dot >= 0)
+                {
+                    exponent -= mantissa.Length - dot - 1;
+                    mantissa = mantissa.Remove(dot, 1);
+                }
+
+                var digits = System.Numerics.BigInteger.Parse(mantissa, System.Globalization.CultureInfo.InvariantCulture);
+                while (!digits.IsZero && digits % 10 == 0)
+                {
+                    digits /= 10;
+                    exponent++;
+                }
+
+                return digits.IsZero ? (0, 0) : (digits, exponent);
+            }
+
+            return Exact(text) == Exact(value.ToString("R", System.Globalization.CultureInfo.InvariantCulture));
+        }
     }
 
     [Fact]
