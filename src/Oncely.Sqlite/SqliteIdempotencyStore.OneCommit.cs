@@ -32,36 +32,9 @@ internal sealed partial class SqliteIdempotencyStore
         var now = NowMilliseconds();
         try
         {
-            using (var upsert = CreateCommand(connection, _reserveSql, sqlite))
+            if (await UpsertAsync(connection, id, fingerprint, lease, expiration, now, cancellationToken, sqlite).ConfigureAwait(false) is { } reserved)
             {
-                AddKey(upsert, id);
-                upsert.Parameters.AddWithValue("@fingerprint", fingerprint);
-                upsert.Parameters.AddWithValue("@lease_expires_at", After(now, lease));
-                upsert.Parameters.AddWithValue("@expires_at", After(now, expiration));
-                upsert.Parameters.AddWithValue("@now", now);
-                var reader = await upsert.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-                await using (reader.ConfigureAwait(false))
-                {
-                    if (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
-                    {
-                        var record = new IdempotencyRecord
-                        {
-                            Id = id,
-                            Fingerprint = fingerprint,
-                            State = IdempotencyRecordState.InProgress,
-                            FencingToken = reader.GetInt64(0),
-                            LeaseExpiresAt = FromUnixMilliseconds(reader.GetInt64(2)),
-                            ExpiresAt = FromUnixMilliseconds(reader.GetInt64(3)),
-                            RecoveryPoint = reader.IsDBNull(4) ? null : reader.GetString(4),
-                        };
-                        var outcome = reader.GetInt64(1) > 1 ? ReservationOutcome.TakenOver : ReservationOutcome.Acquired;
-                        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
-                        {
-                        }
-
-                        return new TransactionalReservationResult(outcome, record);
-                    }
-                }
+                return new TransactionalReservationResult(reserved.Outcome, reserved.Record);
             }
 
             // A live row the caller may not take. Inside the write transaction it cannot change before this read.

@@ -382,9 +382,9 @@ internal sealed partial class SqliteIdempotencyStore
         return existing.LeaseExpiresAt > FromUnixMilliseconds(now) ? new ReservationResult(ReservationOutcome.InProgress, existing) : null;
     }
 
-    private async ValueTask<ReservationResult?> UpsertAsync(SqliteConnection connection, IdempotencyRecordId id, string fingerprint, TimeSpan lease, TimeSpan expiration, long now, CancellationToken cancellationToken)
+    private async ValueTask<ReservationResult?> UpsertAsync(SqliteConnection connection, IdempotencyRecordId id, string fingerprint, TimeSpan lease, TimeSpan expiration, long now, CancellationToken cancellationToken, SqliteTransaction? transaction = null)
     {
-        using var upsert = CreateCommand(connection, _reserveSql);
+        using var upsert = CreateCommand(connection, _reserveSql, transaction);
         AddKey(upsert, id);
         upsert.Parameters.AddWithValue("@fingerprint", fingerprint);
         upsert.Parameters.AddWithValue("@lease_expires_at", After(now, lease));
