@@ -24,15 +24,27 @@ internal sealed class IdempotencyEndpointValidation : IStartupFilter
         }
     };
 
+    // Minimal APIs get the guard from the conventions; MVC actions from [Idempotent], which is also a resource filter.
+    private static bool IsGuarded(Endpoint endpoint)
+        => endpoint.Metadata.Contains(IdempotencyEndpointGuard.Marker)
+            || (endpoint.Metadata.GetMetadata<Microsoft.AspNetCore.Mvc.Abstractions.ActionDescriptor>() is not null
+                && endpoint.Metadata.GetMetadata<IdempotentAttribute>() is not null);
+
     internal static void Validate(IEnumerable<Endpoint> endpoints)
     {
         var owners = new Dictionary<string, Endpoint>(StringComparer.Ordinal);
         var clashes = new List<string>();
+        var unguarded = new List<string>();
         foreach (var endpoint in endpoints)
         {
             if (IdempotencyEndpointPlan.For(endpoint) is not { } plan)
             {
                 continue;
+            }
+
+            if (!IsGuarded(endpoint))
+            {
+                unguarded.Add($"'{endpoint.DisplayName}'");
             }
 
             var methods = endpoint.Metadata.GetMetadata<IHttpMethodMetadata>()?.HttpMethods;
@@ -44,6 +56,14 @@ internal sealed class IdempotencyEndpointValidation : IStartupFilter
                     clashes.Add($"'{owners[operation].DisplayName}' and '{endpoint.DisplayName}' both keep their records under operation '{operation}'");
                 }
             }
+        }
+
+        if (unguarded.Count > 0)
+        {
+            throw new InvalidOperationException(
+                "Oncely: idempotency metadata was added to " + string.Join(", ", unguarded)
+                + " without the guard that refuses to run the endpoint when the idempotency middleware did not handle the request. "
+                + "Mark minimal-API endpoints with .RequireIdempotencyKey() or .AllowIdempotencyKey() (not WithMetadata), and MVC actions with [Idempotent].");
         }
 
         if (clashes.Count > 0)

@@ -484,6 +484,19 @@ public class OutsideTestingRegressionTests
     }
 
     [Fact]
+    public async Task IdempotencyMetadataAddedWithoutTheGuard_StartFailsSayingWhatToUse()
+    {
+        var error = await Assert.ThrowsAsync<InvalidOperationException>(() => PipelineApp.StartAsync(pipeline: (web, _) =>
+        {
+            web.UseIdempotency();
+            web.MapPost("/unguarded", () => Results.Ok()).WithMetadata(new IdempotentAttribute());
+        }));
+
+        Assert.Contains("RequireIdempotencyKey()", error.Message, StringComparison.Ordinal);
+        Assert.Contains("/unguarded", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task UseIdempotencyAfterRouting_GuardLetsHandledRequestsThrough()
     {
         await using var app = await PipelineApp.StartAsync(pipeline: (web, self) =>
