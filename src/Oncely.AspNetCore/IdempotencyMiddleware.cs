@@ -346,6 +346,19 @@ internal sealed partial class IdempotencyMiddleware
             return;
         }
 
+        if (execution.IsOneCommit && !execution.IsReserved)
+        {
+            // One-commit mode records only what the handler's transaction committed. An answer given before reserving
+            // (a validation 400) is simply not recorded; a success without a reservation means the effect, if any, ran
+            // unprotected: a retry will run it again.
+            if (status is >= 200 and < 300)
+            {
+                LogAnsweredWithoutReserving(_logger, execution.Id.Tenant, execution.Id.Operation, execution.Id.Key, status);
+            }
+
+            return;
+        }
+
         // The handler ran, so it never runs again for this key. A body known to be incomplete (the client went away,
         // a write failed, the handler aborted the response or threw after starting it, fewer bytes than Content-Length)
         // is never kept as if it were whole: status and headers are, and the body is marked omitted (rows 16, 18).
@@ -497,6 +510,9 @@ internal sealed partial class IdempotencyMiddleware
 
     [LoggerMessage(IdempotencyEventIds.ResponseIncomplete, LogLevel.Warning, "The answer ({StatusCode}) of {Operation} for tenant {Tenant} with key {Key} did not reach the client whole ({Bytes} bytes written; the client went away or the response was aborted): the operation ran, so it is stored as Completed without its body, and retries get the status and headers only")]
     private static partial void LogResponseIncomplete(ILogger logger, string tenant, string operation, string key, int statusCode, long bytes);
+
+    [LoggerMessage(IdempotencyEventIds.OneCommitAnsweredWithoutReserving, LogLevel.Error, "The one-commit endpoint {Operation} answered {StatusCode} for tenant {Tenant} with key {Key} without reserving in its transaction: nothing was recorded and a retry will run it again. Call execution.ReserveInTransactionAsync(transaction) as the transaction's first statement")]
+    private static partial void LogAnsweredWithoutReserving(ILogger logger, string tenant, string operation, string key, int statusCode);
 
     [LoggerMessage(IdempotencyEventIds.RequestRejected, LogLevel.Debug, "Refused {Method} {Path} with {StatusCode} ({ProblemType}) before running it")]
     private static partial void LogRejected(ILogger logger, string method, PathString path, int statusCode, string problemType);

@@ -83,4 +83,10 @@ public static class IdempotencyEventIds
 
     /// <summary>One-commit mode: a duplicate found the key held by another transaction and got its answer instead of running (debug).</summary>
     public const int ReservationConflict = 1041;
+
+    /// <summary>
+    /// One-commit mode: the handler answered with a success status without ever reserving in its transaction, so nothing
+    /// was recorded and a retry runs the operation again (error: call <c>ReserveInTransactionAsync</c> first).
+    /// </summary>
+    public const int OneCommitAnsweredWithoutReserving = 1042;
 }

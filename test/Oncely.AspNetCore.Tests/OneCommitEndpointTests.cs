@@ -46,6 +46,26 @@ public sealed class OneCommitEndpointTests
     }
 
     [Fact]
+    public async Task OneCommit_HandlerAnswersSuccessWithoutReserving_LoggedAsAnError()
+    {
+        var logs = new CapturingLoggerProvider();
+        await using var app = await StartAsync(
+            async context =>
+            {
+                context.Response.StatusCode = StatusCodes.Status201Created;
+                await context.Response.WriteAsync("charged, but nothing reserved");
+            },
+            logs);
+
+        using var first = await PostAsync(app, "k-unreserved");
+
+        Assert.Equal(HttpStatusCode.Created, first.StatusCode);
+        var logged = Assert.Single(logs.Entries, e => e.Id.Id == IdempotencyEventIds.OneCommitAnsweredWithoutReserving);
+        Assert.Equal(LogLevel.Error, logged.Level);
+        Assert.Contains("ReserveInTransactionAsync", logged.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task OneCommit_ReservationMeetsAHeldKeyWithNothingCommitted_409InProgress()
     {
         await using var app = await StartAsync(_ => throw new IdempotencyReservationConflictException("held by another transaction (test)"));
@@ -82,11 +102,16 @@ public sealed class OneCommitEndpointTests
     private static IdempotencyEndpointPlan PlanOf(params object[] metadata)
         => IdempotencyEndpointPlan.For(new RouteEndpoint(_ => Task.CompletedTask, RoutePatternFactory.Parse("/x"), 0, new EndpointMetadataCollection(metadata), "x"))!;
 
-    private static async Task<WebApplication> StartAsync(RequestDelegate handler)
+    private static async Task<WebApplication> StartAsync(RequestDelegate handler, CapturingLoggerProvider? logs = null)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.WebHost.UseTestServer();
         builder.Logging.ClearProviders();
+        if (logs is not null)
+        {
+            builder.Logging.AddProvider(logs);
+        }
+
         builder.Services.AddIdempotency();
         var app = builder.Build();
         app.UseIdempotency();
