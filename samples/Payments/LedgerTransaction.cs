@@ -11,16 +11,6 @@ namespace Payments;
 public static class LedgerTransaction
 {
     /// <summary>
-    /// Writes the idempotency record's completion (<paramref name="response"/>) into <paramref name="transaction"/>, so
-    /// the ledger rows and the stored answer commit together or not at all. Call it just before committing.
-    /// </summary>
-    /// <remarks>
-    /// Does nothing when the request is not idempotent (idempotency switched off). Otherwise the configured store must
-    /// join this driver's transaction (the SQLite and PostgreSQL stores do, when the ledger and the records share one
-    /// database): a store that cannot is a configuration error, refused rather than silently storing the answer after
-    /// the commit, which would reopen the crash window between the money movement and its record.
-    /// </remarks>
-    /// <summary>
     /// Reserves the idempotency record inside <paramref name="transaction"/>, for the endpoints in one-commit mode
     /// (<c>WithOneCommitReservation</c>): call it as the transaction's first statement, so the reservation, the ledger
     /// rows and the stored answer commit once. A duplicate of a request still in flight waits here for that request's
@@ -37,6 +27,16 @@ public static class LedgerTransaction
             : ValueTask.CompletedTask;
     }
 
+    /// <summary>
+    /// Writes the idempotency record's completion (<paramref name="response"/>) into <paramref name="transaction"/>, so
+    /// the ledger rows and the stored answer commit together or not at all. Call it just before committing.
+    /// </summary>
+    /// <remarks>
+    /// Does nothing when the request is not idempotent (idempotency switched off). Otherwise the configured store must
+    /// join this driver's transaction (the SQLite and PostgreSQL stores do, when the ledger and the records share one
+    /// database): a store that cannot is a configuration error, refused rather than silently storing the answer after
+    /// the commit, which would reopen the crash window between the money movement and its record.
+    /// </remarks>
     public static ValueTask CompleteAsync(HttpContext context, DbTransaction transaction, IdempotentResponse response, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(context);
