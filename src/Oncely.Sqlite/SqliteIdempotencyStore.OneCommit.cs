@@ -38,7 +38,7 @@ internal sealed partial class SqliteIdempotencyStore
             }
 
             // A live row the caller may not take. Inside the write transaction it cannot change before this read.
-            var existing = await ReadLiveInTransactionAsync(connection, sqlite, id, now, cancellationToken).ConfigureAwait(false);
+            var existing = await ReadLiveAsync(connection, id, now, cancellationToken, sqlite).ConfigureAwait(false);
             if (existing is null)
             {
                 return new TransactionalReservationResult(ReservationOutcome.InProgress, null);
@@ -61,38 +61,6 @@ internal sealed partial class SqliteIdempotencyStore
         catch (SqliteException e)
         {
             throw new IdempotencyStoreUnavailableException($"The SQLite idempotency store could not reserve a record inside the application's transaction: {e.Message}", e);
-        }
-    }
-
-    private async ValueTask<IdempotencyRecord?> ReadLiveInTransactionAsync(SqliteConnection connection, SqliteTransaction transaction, IdempotencyRecordId id, long now, CancellationToken cancellationToken)
-    {
-        using var command = CreateCommand(connection, _readLiveSql, transaction);
-        AddKey(command, id);
-        command.Parameters.AddWithValue("@now", now);
-        var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-        await using (reader.ConfigureAwait(false))
-        {
-            if (!await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
-            {
-                return null;
-            }
-
-            var state = (IdempotencyRecordState)reader.GetInt32(1);
-            return new IdempotencyRecord
-            {
-                Id = id,
-                Fingerprint = reader.GetString(0),
-                State = state,
-                FencingToken = reader.GetInt64(2),
-                LeaseExpiresAt = FromUnixMilliseconds(reader.GetInt64(3)),
-                ExpiresAt = FromUnixMilliseconds(reader.GetInt64(4)),
-                RecoveryPoint = reader.IsDBNull(5) ? null : reader.GetString(5),
-                Response = state != IdempotencyRecordState.Completed ? null : new IdempotentResponse(
-                    reader.IsDBNull(6) ? 0 : reader.GetInt32(6),
-                    StoredHeaders.Deserialize(reader.IsDBNull(7) ? null : reader.GetString(7)),
-                    reader.IsDBNull(8) ? ReadOnlyMemory<byte>.Empty : reader.GetFieldValue<byte[]>(8),
-                    !reader.IsDBNull(9) && reader.GetInt64(9) != 0),
-            };
         }
     }
 }

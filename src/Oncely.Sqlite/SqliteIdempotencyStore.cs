@@ -418,9 +418,9 @@ internal sealed partial class SqliteIdempotencyStore
         return reserved;
     }
 
-    private async ValueTask<IdempotencyRecord?> ReadLiveAsync(SqliteConnection connection, IdempotencyRecordId id, long now, CancellationToken cancellationToken)
+    private async ValueTask<IdempotencyRecord?> ReadLiveAsync(SqliteConnection connection, IdempotencyRecordId id, long now, CancellationToken cancellationToken, SqliteTransaction? transaction = null)
     {
-        using var command = CreateCommand(connection, _readLiveSql);
+        using var command = CreateCommand(connection, _readLiveSql, transaction);
         AddKey(command, id);
         command.Parameters.AddWithValue("@now", now);
         var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
