@@ -89,4 +89,13 @@ public static class IdempotencyEventIds
     /// was recorded and a retry runs the operation again (error: call <c>ReserveInTransactionAsync</c> first).
     /// </summary>
     public const int OneCommitAnsweredWithoutReserving = 1042;
+
+    /// <summary>A message consumer: a redelivered or duplicate message whose effect already completed was acknowledged without running its consumer (debug).</summary>
+    public const int MessageReplayed = 1100;
+
+    /// <summary>A message consumer: another delivery of the same message holds the record, so this one was handed back to retry or redelivery without running (debug).</summary>
+    public const int MessageInProgress = 1101;
+
+    /// <summary>A message consumer: a message was refused without running, for a reason no retry can change (key or tenant missing or malformed); it goes to the error queue (warning).</summary>
+    public const int MessageRejected = 1102;
 }

@@ -1,0 +1,135 @@
+using System.Diagnostics;
+using MassTransit;
+using MassTransit.Configuration;
+using MassTransit.Context;
+using Microsoft.Extensions.Logging;
+
+namespace Oncely.MassTransit;
+
+/// <summary>
+/// Runs one consumer (or handler) of <typeparamref name="TMessage"/> at most once per record: reserve, consume, then
+/// complete (or release on failure). Sits in the consumer's message pipe, before the consumer factory, and inside any
+/// endpoint- or bus-level message retry, so a refusal that can change (in progress, store down) is retried there.
+/// </summary>
+internal sealed partial class IdempotentConsumeFilter<TMessage>(IdempotentConsumerEngine engine, string operation) : IFilter<ConsumeContext<TMessage>>
+    where TMessage : class
+{
+    public void Probe(ProbeContext context)
+    {
+        var scope = context.CreateFilterScope("oncely-idempotent-consume");
+        scope.Add("operation", operation);
+    }
+
+    public async Task Send(ConsumeContext<TMessage> context, IPipe<ConsumeContext<TMessage>> next)
+    {
+        var started = Stopwatch.GetTimestamp();
+        var id = engine.Identify(context, operation);
+        var fingerprint = MessageFingerprint.Of(context, engine.Options.FingerprintSource);
+        var decision = await engine.Executor.BeginAsync(id, fingerprint.Value, context.CancellationToken).ConfigureAwait(false);
+        switch (decision.Kind)
+        {
+            case IdempotencyDecisionKind.Execute:
+                await ExecuteAsync(context, next, decision.Execution!).ConfigureAwait(false);
+                return;
+
+            case IdempotencyDecisionKind.Replay:
+                // Acknowledged as consumed (not skipped): the effect committed on an earlier delivery.
+                LogReplayed(engine.Logger, id.Tenant, operation, id.Key, context.GetRedeliveryCount(), context.GetRetryAttempt());
+                await context.NotifyConsumed(Stopwatch.GetElapsedTime(started), operation).ConfigureAwait(false);
+                return;
+
+            case IdempotencyDecisionKind.InProgress:
+                LogInProgress(engine.Logger, id.Tenant, operation, id.Key, context.GetRetryAttempt());
+                throw new IdempotentMessageInProgressException(id, decision.Record?.LeaseExpiresAt);
+
+            case IdempotencyDecisionKind.KeyReused:
+                // Audited once per delivery: a retry policy that does not ignore the refusal must not multiply the entries.
+                if (context.GetRetryAttempt() == 0)
+                {
+                    await engine.AuditAsync(decision.Record!, fingerprint).ConfigureAwait(false);
+                }
+
+                throw new IdempotentMessageRejectedException(
+                    MessageRejection.KeyReused,
+                    id,
+                    $"Message key '{id.Key}' was already used for {operation} with a different payload (stored fingerprint {decision.Record!.Fingerprint}, this message {fingerprint.Value}); this message was NOT consumed and the first one's record is untouched. A key must identify one payload: give a different message its own id (or key). The refusal is audited.");
+
+            case IdempotencyDecisionKind.StoreUnavailable:
+            default:
+                throw new IdempotencyStoreUnavailableException(
+                    $"The idempotency store is unavailable, so message '{id.Key}' was not consumed by {operation} (nothing ran); retry or redeliver it later.",
+                    decision.StoreError ?? new InvalidOperationException("No store error was reported."));
+        }
+    }
+
+    private static async Task ExecuteAsync(ConsumeContext<TMessage> context, IPipe<ConsumeContext<TMessage>> next, IdempotencyExecution execution)
+    {
+        await using (execution.ConfigureAwait(false))
+        {
+            try
+            {
+                // The consumer reaches the execution through this scope's payload (GetIdempotencyExecution), never
+                // through the shared delivery context, so two consumers of one message each see their own.
+                await next.Send(new ConsumeContextScope<TMessage>(context, execution)).ConfigureAwait(false);
+            }
+            catch
+            {
+                // Deleted so a retry runs again, or kept at its recovery point so a retry resumes there.
+                await execution.ReleaseAsync(CancellationToken.None).ConfigureAwait(false);
+                throw;
+            }
+
+            if (!execution.CompletedInTransaction)
+            {
+                // Failures are logged by the engine (a lost lease, a store down after the effect); the message has been
+                // consumed either way, so it is acknowledged.
+                await execution.CompleteAsync(IdempotentConsumer.ConsumedResponse, CancellationToken.None).ConfigureAwait(false);
+            }
+        }
+    }
+
+    [LoggerMessage(IdempotencyEventIds.MessageReplayed, LogLevel.Debug, "Message with key {Key} was already consumed by {Operation} for tenant {Tenant}; acknowledged without running (redelivery {RedeliveryCount}, retry {RetryAttempt})")]
+    private static partial void LogReplayed(ILogger logger, string tenant, string operation, string key, int redeliveryCount, int retryAttempt);
+
+    [LoggerMessage(IdempotencyEventIds.MessageInProgress, LogLevel.Debug, "Message with key {Key} is being consumed by another delivery of {Operation} for tenant {Tenant}; handed back to retry (retry {RetryAttempt})")]
+    private static partial void LogInProgress(ILogger logger, string tenant, string operation, string key, int retryAttempt);
+}
+
+/// <summary>Adds <see cref="IdempotentConsumeFilter{TMessage}"/> to a pipe.</summary>
+internal sealed class IdempotentConsumeSpecification<TMessage>(IdempotentConsumerEngine engine, string operation) : IPipeSpecification<ConsumeContext<TMessage>>
+    where TMessage : class
+{
+    public void Apply(IPipeBuilder<ConsumeContext<TMessage>> builder) => builder.AddFilter(new IdempotentConsumeFilter<TMessage>(engine, operation));
+
+    public IEnumerable<ValidationResult> Validate()
+    {
+        if (string.IsNullOrEmpty(operation))
+        {
+            yield return this.Failure("Operation", $"The operation name of the idempotent consumer of {typeof(TMessage).Name} is empty: IdempotentConsumerOptions.OperationName must return a name.");
+        }
+    }
+}
+
+/// <summary>
+/// Connected to an endpoint (or the bus, for every endpoint): puts the idempotent filter in front of each consumer's
+/// and each handler's message pipe, named after the consumer (or the message type for a handler).
+/// </summary>
+internal sealed class IdempotentConsumerConfigurationObserver(IdempotentConsumerEngine engine) : IConsumerConfigurationObserver, IHandlerConfigurationObserver
+{
+    public void ConsumerConfigured<TConsumer>(IConsumerConfigurator<TConsumer> configurator)
+        where TConsumer : class
+    {
+    }
+
+    public void ConsumerMessageConfigured<TConsumer, TMessage>(IConsumerMessageConfigurator<TConsumer, TMessage> configurator)
+        where TConsumer : class
+        where TMessage : class
+    {
+        var operation = engine.Options.OperationName(typeof(TConsumer));
+        configurator.Message(message => message.AddPipeSpecification(new IdempotentConsumeSpecification<TMessage>(engine, operation)));
+    }
+
+    public void HandlerConfigured<TMessage>(IHandlerConfigurator<TMessage> configurator)
+        where TMessage : class
+        => configurator.AddPipeSpecification(new IdempotentConsumeSpecification<TMessage>(engine, engine.Options.OperationName(typeof(TMessage))));
+}
