@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using MassTransit;
 using MassTransit.Configuration;
 using MassTransit.Context;
@@ -22,7 +21,6 @@ internal sealed partial class IdempotentConsumeFilter<TMessage>(IdempotentConsum
 
     public async Task Send(ConsumeContext<TMessage> context, IPipe<ConsumeContext<TMessage>> next)
     {
-        var started = Stopwatch.GetTimestamp();
         var id = engine.Identify(context, operation);
         var fingerprint = MessageFingerprint.Of(context, engine.Options.FingerprintSource);
         var decision = await engine.Executor.BeginAsync(id, fingerprint.Value, context.CancellationToken).ConfigureAwait(false);
@@ -33,9 +31,9 @@ internal sealed partial class IdempotentConsumeFilter<TMessage>(IdempotentConsum
                 return;
 
             case IdempotencyDecisionKind.Replay:
-                // Acknowledged as consumed (not skipped): the effect committed on an earlier delivery.
+                // Returning without calling the consumer: its message pipe reports the message consumed (acknowledged,
+                // never skipped), since the effect committed on an earlier delivery.
                 LogReplayed(engine.Logger, id.Tenant, operation, id.Key, context.GetRedeliveryCount(), context.GetRetryAttempt());
-                await context.NotifyConsumed(Stopwatch.GetElapsedTime(started), operation).ConfigureAwait(false);
                 return;
 
             case IdempotencyDecisionKind.InProgress:

@@ -1,0 +1,58 @@
+using System.Data.Common;
+
+namespace Oncely.MassTransit.Tests.Infrastructure;
+
+/// <summary>
+/// The real SQLite store behind a switch: while <see cref="Down"/>, every call fails the way an unreachable database
+/// does (<see cref="IdempotencyStoreUnavailableException"/>), and nothing reaches the database.
+/// </summary>
+public sealed class OutageStore(IIdempotencyStore inner) : IIdempotencyStore, ITransactionalIdempotencyStore
+{
+    private volatile bool _down;
+    private int _refused;
+
+    public bool Down
+    {
+        get => _down;
+        set => _down = value;
+    }
+
+    public int Refused => Volatile.Read(ref _refused);
+
+    private ITransactionalIdempotencyStore Transactional => (ITransactionalIdempotencyStore)inner;
+
+    public ValueTask<ReservationResult> TryReserveAsync(IdempotencyRecordId id, string fingerprint, TimeSpan lease, TimeSpan expiration, CancellationToken cancellationToken)
+        => Guard(() => inner.TryReserveAsync(id, fingerprint, lease, expiration, cancellationToken));
+
+    public ValueTask<bool> TryCompleteAsync(IdempotencyRecordId id, long fencingToken, IdempotentResponse response, TimeSpan expiration, CancellationToken cancellationToken)
+        => Guard(() => inner.TryCompleteAsync(id, fencingToken, response, expiration, cancellationToken));
+
+    public ValueTask<bool> TryReleaseAsync(IdempotencyRecordId id, long fencingToken, CancellationToken cancellationToken)
+        => Guard(() => inner.TryReleaseAsync(id, fencingToken, cancellationToken));
+
+    public ValueTask<bool> TrySetRecoveryPointAsync(IdempotencyRecordId id, long fencingToken, string recoveryPoint, TimeSpan lease, CancellationToken cancellationToken)
+        => Guard(() => inner.TrySetRecoveryPointAsync(id, fencingToken, recoveryPoint, lease, cancellationToken));
+
+    public ValueTask<bool> TryRenewLeaseAsync(IdempotencyRecordId id, long fencingToken, TimeSpan lease, CancellationToken cancellationToken)
+        => Guard(() => inner.TryRenewLeaseAsync(id, fencingToken, lease, cancellationToken));
+
+    public ValueTask<IdempotencyRecord?> GetAsync(IdempotencyRecordId id, CancellationToken cancellationToken)
+        => Guard(() => inner.GetAsync(id, cancellationToken));
+
+    public ValueTask<bool> TryCompleteAsync(DbTransaction transaction, IdempotencyRecordId id, long fencingToken, IdempotentResponse response, TimeSpan expiration, CancellationToken cancellationToken)
+        => Transactional.TryCompleteAsync(transaction, id, fencingToken, response, expiration, cancellationToken);
+
+    public ValueTask<bool> TrySetRecoveryPointAsync(DbTransaction transaction, IdempotencyRecordId id, long fencingToken, string recoveryPoint, TimeSpan lease, CancellationToken cancellationToken)
+        => Transactional.TrySetRecoveryPointAsync(transaction, id, fencingToken, recoveryPoint, lease, cancellationToken);
+
+    private ValueTask<T> Guard<T>(Func<ValueTask<T>> call)
+    {
+        if (_down)
+        {
+            Interlocked.Increment(ref _refused);
+            return ValueTask.FromException<T>(new IdempotencyStoreUnavailableException("The test switched the idempotency store off."));
+        }
+
+        return call();
+    }
+}
