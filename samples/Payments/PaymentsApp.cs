@@ -106,6 +106,9 @@ public static class PaymentsApp
             }
         }
 
+        // Payout messages (MassTransit: in memory unless Payments:Broker=RabbitMq), consumed once per message id.
+        Payouts.PayoutMessaging.Add(services, builder.Configuration, settings);
+
         configure?.Invoke(builder);
         var app = builder.Build();
         app.UseExceptionHandler();

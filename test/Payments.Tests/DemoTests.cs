@@ -12,7 +12,7 @@ public sealed class DemoTests
         var report = await RetryStormDemo.RunAsync(output);
 
         Assert.True(report.Succeeded, output.ToString());
-        Assert.Equal(4, report.Scenarios.Count);
+        Assert.Equal(5, report.Scenarios.Count);
         Assert.All(report.Scenarios, s =>
         {
             Assert.Equal(s.ExpectedCharges, s.With.Charges);
@@ -25,6 +25,11 @@ public sealed class DemoTests
         Assert.True(report.WithLedger.IsBalanced);
         Assert.True(report.WithoutLedger.IsBalanced);
         Assert.Contains("| scenario", report.Table, StringComparison.Ordinal);
+
+        // The message row: every payout delivered twice pays out twice without Oncely, once with it.
+        var payouts = Assert.Single(report.Scenarios, s => s.Name == PayoutDemo.Name);
+        Assert.Equal(PayoutDemo.Payouts, payouts.Without.Extra);
+        Assert.Equal(PayoutDemo.Payouts * (PayoutDemo.Deliveries - 1), payouts.With.Replayed);
         Assert.Contains(report.Table, output.ToString(), StringComparison.Ordinal);
     }
 }

@@ -61,6 +61,7 @@ public static class RetryStormDemo
             s.ExpectedMoved,
             without.Measures[s.Name],
             with.Measures[s.Name])).ToList();
+        scenarios.Add(new ScenarioResult(PayoutDemo.Name, PayoutDemo.ExpectedCharges, PayoutDemo.ExpectedMoved, without.Measures[PayoutDemo.Name], with.Measures[PayoutDemo.Name]));
         var failures = new List<string>(with.Violations);
         if (!with.Ledger.IsBalanced)
         {
@@ -172,6 +173,11 @@ public static class RetryStormDemo
                     .ToDictionary(g => g.Key, g => g.Count(), StringComparer.Ordinal);
                 measures[scenario.Name] = new ScenarioMeasure(charges, moved, extra, answers, requests.Sum(r => r.Answers.Count(a => a.Replayed)));
             }
+
+            // Messages: each payout delivered twice, through the app's own bus (in memory).
+            var payouts = await PayoutDemo.RunAsync(app.Services, alice, bob, cancellationToken);
+            measures[PayoutDemo.Name] = payouts.Measure;
+            violations.AddRange(payouts.Violations);
 
             await output.WriteLineAsync($"    {loss.Lost} answers dropped on the way back and {faults.Injected} requests failed with 500 before commit, all retried by the client; {System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalSeconds:0.0} s");
             var check = await ledger.CheckAsync(cancellationToken);
