@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using MassTransit;
 using MassTransit.Configuration;
 using MassTransit.Context;
@@ -10,7 +11,14 @@ namespace Oncely.MassTransit;
 /// complete (or release on failure). Sits in the consumer's message pipe, before the consumer factory, and inside any
 /// endpoint- or bus-level message retry, so a refusal that can change (in progress, store down) is retried there.
 /// </summary>
-internal sealed partial class IdempotentConsumeFilter<TMessage>(IdempotentConsumerEngine engine, string operation) : IFilter<ConsumeContext<TMessage>>
+/// <param name="engine">The shared engine.</param>
+/// <param name="operation">The consumer's (or handler's) operation name.</param>
+/// <param name="reportReplayAsConsumed">
+/// For handlers: a handler reports its message consumed itself, from its last filter, so a replay that skips it must
+/// report it here, or the message would count as not consumed (and go to <c>_skipped</c>). A consumer's message pipe
+/// reports it around this filter, so consumers pass <see langword="false"/>.
+/// </param>
+internal sealed partial class IdempotentConsumeFilter<TMessage>(IdempotentConsumerEngine engine, string operation, bool reportReplayAsConsumed) : IFilter<ConsumeContext<TMessage>>
     where TMessage : class
 {
     public void Probe(ProbeContext context)
@@ -21,6 +29,7 @@ internal sealed partial class IdempotentConsumeFilter<TMessage>(IdempotentConsum
 
     public async Task Send(ConsumeContext<TMessage> context, IPipe<ConsumeContext<TMessage>> next)
     {
+        var started = Stopwatch.GetTimestamp();
         var id = engine.Identify(context, operation);
         var fingerprint = MessageFingerprint.Of(context, engine.Options.FingerprintSource);
         var decision = await engine.Executor.BeginAsync(id, fingerprint.Value, context.CancellationToken).ConfigureAwait(false);
@@ -31,9 +40,13 @@ internal sealed partial class IdempotentConsumeFilter<TMessage>(IdempotentConsum
                 return;
 
             case IdempotencyDecisionKind.Replay:
-                // Returning without calling the consumer: its message pipe reports the message consumed (acknowledged,
-                // never skipped), since the effect committed on an earlier delivery.
+                // Acknowledged as consumed without calling the consumer: the effect committed on an earlier delivery.
                 LogReplayed(engine.Logger, id.Tenant, operation, id.Key, context.GetRedeliveryCount(), context.GetRetryAttempt());
+                if (reportReplayAsConsumed)
+                {
+                    await context.NotifyConsumed(Stopwatch.GetElapsedTime(started), operation).ConfigureAwait(false);
+                }
+
                 return;
 
             case IdempotencyDecisionKind.InProgress:
@@ -94,10 +107,10 @@ internal sealed partial class IdempotentConsumeFilter<TMessage>(IdempotentConsum
 }
 
 /// <summary>Adds <see cref="IdempotentConsumeFilter{TMessage}"/> to a pipe.</summary>
-internal sealed class IdempotentConsumeSpecification<TMessage>(IdempotentConsumerEngine engine, string operation) : IPipeSpecification<ConsumeContext<TMessage>>
+internal sealed class IdempotentConsumeSpecification<TMessage>(IdempotentConsumerEngine engine, string operation, bool reportReplayAsConsumed) : IPipeSpecification<ConsumeContext<TMessage>>
     where TMessage : class
 {
-    public void Apply(IPipeBuilder<ConsumeContext<TMessage>> builder) => builder.AddFilter(new IdempotentConsumeFilter<TMessage>(engine, operation));
+    public void Apply(IPipeBuilder<ConsumeContext<TMessage>> builder) => builder.AddFilter(new IdempotentConsumeFilter<TMessage>(engine, operation, reportReplayAsConsumed));
 
     public IEnumerable<ValidationResult> Validate()
     {
@@ -124,10 +137,10 @@ internal sealed class IdempotentConsumerConfigurationObserver(IdempotentConsumer
         where TMessage : class
     {
         var operation = engine.Options.OperationName(typeof(TConsumer));
-        configurator.Message(message => message.AddPipeSpecification(new IdempotentConsumeSpecification<TMessage>(engine, operation)));
+        configurator.Message(message => message.AddPipeSpecification(new IdempotentConsumeSpecification<TMessage>(engine, operation, reportReplayAsConsumed: false)));
     }
 
     public void HandlerConfigured<TMessage>(IHandlerConfigurator<TMessage> configurator)
         where TMessage : class
-        => configurator.AddPipeSpecification(new IdempotentConsumeSpecification<TMessage>(engine, engine.Options.OperationName(typeof(TMessage))));
+        => configurator.AddPipeSpecification(new IdempotentConsumeSpecification<TMessage>(engine, engine.Options.OperationName(typeof(TMessage)), reportReplayAsConsumed: true));
 }

@@ -31,7 +31,8 @@ namespace Microsoft.Extensions.DependencyInjection
                 options.Configure(configure);
             }
 
-            options.Validate(o => o.Validate().Count == 0, "Oncely.MassTransit: the idempotent consumer options are invalid; the engine's message says what to change.").ValidateOnStart();
+            options.ValidateOnStart();
+            services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<IdempotentConsumerOptions>, IdempotentConsumerOptionsValidator>());
             services.TryAddSingleton(TimeProvider.System);
             services.TryAddSingleton<IIdempotencyStore>(sp => new InMemoryIdempotencyStore(sp.GetRequiredService<TimeProvider>()));
             services.TryAddSingleton(sp => new IdempotentConsumerEngine(
@@ -46,6 +47,18 @@ namespace Microsoft.Extensions.DependencyInjection
         private sealed class Builder(IServiceCollection services) : IIdempotencyBuilder
         {
             public IServiceCollection Services { get; } = services;
+        }
+    }
+}
+
+namespace Oncely.MassTransit
+{
+    internal sealed class IdempotentConsumerOptionsValidator : IValidateOptions<IdempotentConsumerOptions>
+    {
+        public ValidateOptionsResult Validate(string? name, IdempotentConsumerOptions options)
+        {
+            var problems = options.Validate();
+            return problems.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(problems);
         }
     }
 }

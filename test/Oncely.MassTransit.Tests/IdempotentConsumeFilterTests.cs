@@ -32,6 +32,7 @@ public sealed class IdempotentConsumeFilterTests(RabbitMqFixture broker) : IDisp
         Assert.Equal(1, await scenario.Ledger.EffectsAsync(id.ToString()));
         Assert.Equal(1, host.Log.Count(IdempotencyEventIds.MessageReplayed));
         Assert.True(await Server.MessageCountAsync(host.VirtualHost, ConsumerHost.Queue + "_error") <= 0, "nothing went to the error queue");
+        Assert.True(await Server.MessageCountAsync(host.VirtualHost, ConsumerHost.Queue + "_skipped") <= 0, "the duplicate counted as consumed, not skipped");
     }
 
     [Fact]

@@ -105,9 +105,22 @@ public sealed class ConsumedCounter : IReceiveObserver
     }
 
     public Task ConsumeFault<T>(ConsumeContext<T> context, TimeSpan duration, string consumerType, Exception exception)
-        where T : class => Task.CompletedTask;
+        where T : class
+    {
+        _faults.Enqueue(exception.Message);
+        return Task.CompletedTask;
+    }
 
-    public Task ReceiveFault(ReceiveContext context, Exception exception) => Task.CompletedTask;
+    public Task ReceiveFault(ReceiveContext context, Exception exception)
+    {
+        _faults.Enqueue(exception.Message);
+        return Task.CompletedTask;
+    }
+
+    /// <summary>The faults seen, one a line (for the message of a failed wait).</summary>
+    public string Faults => string.Join('\n', _faults);
+
+    private readonly ConcurrentQueue<string> _faults = new();
 }
 
 /// <summary>One consumer instance: a bus of its own (its own connection) consuming the test's queue in the test's virtual host.</summary>
