@@ -87,6 +87,7 @@ public static class PaymentsApp
             : new SqliteLedgerDialect(settings.ConnectionString));
         services.AddSingleton<LedgerRepository>();
         services.AddHostedService<LedgerSchemaInitializer>();
+        Webhooks.SettlementWebhook.AddServices(services);
         if (settings.Idempotency)
         {
             var idempotency = services.AddIdempotency(options =>
@@ -104,6 +105,8 @@ public static class PaymentsApp
             {
                 idempotency.UseSqlite(settings.ConnectionString);
             }
+
+            Webhooks.SettlementWebhook.AddVerification(idempotency, builder.Configuration);
         }
 
         // Payout messages (MassTransit: in memory unless Payments:Broker=RabbitMq), consumed once per message id.
@@ -128,6 +131,7 @@ public static class PaymentsApp
         }
 
         PaymentEndpoints.Map(app, settings.Idempotency, settings.OneCommit);
+        Webhooks.SettlementWebhook.Map(app, settings.Idempotency, settings.OneCommit);
         return app;
     }
 

@@ -39,6 +39,15 @@ internal sealed class IdempotencyEndpointPlan
     /// <summary>What the endpoint is, without the method: the route pattern plus host and route-value discriminators.</summary>
     public string Target { get; }
 
+    /// <summary>Where the key is read when it is not the <c>Idempotency-Key</c> header; <see langword="null"/> for the header.</summary>
+    public IdempotencyKeySource? KeySource { get; private init; }
+
+    /// <summary>Who sent the request, for endpoints whose callers sign it (webhooks); <see langword="null"/> for the tenant resolver.</summary>
+    public IIdempotencySenderVerifier? SenderVerifier { get; private init; }
+
+    /// <summary>Whether the body must be read before the key and the caller: it names the sender, or holds the key.</summary>
+    public bool ReadsBodyFirst => SenderVerifier is not null || KeySource is { ReadsBody: true };
+
     /// <summary>The plan of an endpoint, or <see langword="null"/> when it is not idempotent (row 1).</summary>
     public static IdempotencyEndpointPlan? For(Endpoint endpoint)
         => Plans.TryGetValue(endpoint, out var plan) ? plan : Plans.GetValue(endpoint, Create);
@@ -105,7 +114,11 @@ internal sealed class IdempotencyEndpointPlan
         var allowAnonymous = metadata.AllowAnonymous || endpoint.Metadata.GetMetadata<AnonymousIdempotencyScopeMetadata>() is not null;
         var explicitOperation = endpoint.Metadata.GetMetadata<IdempotencyOperationMetadata>()?.Operation ?? metadata.Operation;
         var oneCommit = metadata.OneCommitReservation || endpoint.Metadata.GetMetadata<OneCommitReservationMetadata>() is not null;
-        return new IdempotencyEndpointPlan(metadata.KeyRequired, allowAnonymous, oneCommit, explicitOperation, TargetOf(endpoint));
+        return new IdempotencyEndpointPlan(metadata.KeyRequired, allowAnonymous, oneCommit, explicitOperation, TargetOf(endpoint))
+        {
+            KeySource = IdempotencyKeySource.For(endpoint, metadata),
+            SenderVerifier = endpoint.Metadata.GetMetadata<IIdempotencySenderVerifier>(),
+        };
     }
 
     // "/accounts/{id}/payments", then " host=a.example,b.example" when the endpoint is bound to hosts, then

@@ -30,6 +30,18 @@ public interface IIdempotencyMetadata
     /// <see langword="false"/>: the middleware reserves, and commits the reservation, before the handler runs.
     /// </summary>
     bool OneCommitReservation => false;
+
+    /// <summary>
+    /// The request header the key is read from instead of <c>Idempotency-Key</c> (for example <c>webhook-id</c>). Default:
+    /// <see langword="null"/> (<c>Idempotency-Key</c>, or its alias <c>X-Idempotency-Key</c>).
+    /// </summary>
+    string? KeyHeader => null;
+
+    /// <summary>
+    /// The JSON body member the key is read from instead of a header: a member name (<c>id</c>) or a JSON pointer
+    /// (<c>/data/id</c>). Default: <see langword="null"/> (a header).
+    /// </summary>
+    string? KeyJsonMember => null;
 }
 
 /// <summary>
@@ -66,6 +78,21 @@ public sealed class IdempotentAttribute : Attribute, IIdempotencyMetadata, IAsyn
     /// <see langword="false"/> (the middleware reserves and commits the reservation first).
     /// </summary>
     public bool OneCommitReservation { get; set; }
+
+    /// <summary>
+    /// The request header the key is read from instead of <c>Idempotency-Key</c>, for example <c>webhook-id</c> (see
+    /// <see cref="IdempotencyKeySourceEndpointConventionBuilderExtensions.WithIdempotencyKeyFromHeader{TBuilder}"/>).
+    /// Default: <see langword="null"/> (<c>Idempotency-Key</c>, or its alias <c>X-Idempotency-Key</c>).
+    /// </summary>
+    public string? KeyHeader { get; set; }
+
+    /// <summary>
+    /// The JSON body member the key is read from: a member name (<c>id</c>) or a JSON pointer (<c>/data/id</c>) (see
+    /// <see cref="IdempotencyKeySourceEndpointConventionBuilderExtensions.WithIdempotencyKeyFromJsonBody{TBuilder}"/>).
+    /// Setting it together with <see cref="KeyHeader"/> stops the application at start-up. Default: <see langword="null"/>
+    /// (a header).
+    /// </summary>
+    public string? KeyJsonMember { get; set; }
 
     /// <inheritdoc />
     public Task OnResourceExecutionAsync(ResourceExecutingContext context, ResourceExecutionDelegate next)

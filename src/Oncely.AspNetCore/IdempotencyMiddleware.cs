@@ -57,15 +57,26 @@ internal sealed partial class IdempotencyMiddleware
     {
         var request = context.Request;
 
-        // Row 4: a malformed key is refused before anything else.
-        var keyError = IdempotencyKeyParser.TryParse(
-            request.Headers[IdempotencyOptions.HeaderName],
-            _options.AcceptAliasHeader ? request.Headers[IdempotencyOptions.AliasHeaderName] : NoValues,
-            _options.MaxKeyLength,
-            out var key);
-        if (keyError != IdempotencyKeyError.None)
+        // A signed request (a webhook delivery) is verified before anything else, and a key kept in the body needs the
+        // body: such endpoints read it first. A sender that cannot be verified is refused before the store is touched.
+        using var early = plan.ReadsBodyFirst ? await ReadBodyAsync(context, key: null).ConfigureAwait(false) : null;
+        if (plan.ReadsBodyFirst && early is null)
         {
-            await RejectAsync(context, StatusCodes.Status400BadRequest, IdempotencyProblemTypes.KeyInvalid, "Invalid Idempotency-Key", DescribeKeyError(keyError), key: null).ConfigureAwait(false);
+            return;
+        }
+
+        var sender = plan.SenderVerifier is { } verifier ? await VerifySenderAsync(context, verifier, early!).ConfigureAwait(false) : null;
+        if (plan.SenderVerifier is not null && sender is null)
+        {
+            return;
+        }
+
+        // Row 4: a malformed key is refused before anything else.
+        var reading = plan.KeySource?.Read(request, early?.Body ?? default, _options.MaxKeyLength) ?? ReadKeyHeader(request);
+        var key = reading.Key;
+        if (reading.Problem is { } keyProblem)
+        {
+            await RejectAsync(context, StatusCodes.Status400BadRequest, IdempotencyProblemTypes.KeyInvalid, plan.KeySource is null ? "Invalid Idempotency-Key" : "Invalid idempotency key", keyProblem, key: null).ConfigureAwait(false);
             return;
         }
 
@@ -76,6 +87,7 @@ internal sealed partial class IdempotencyMiddleware
                 // Row 3: no key, no record.
                 _metrics.Count(IdempotencyMetrics.Outcomes.NoKey);
                 IdempotencyEndpointGuard.MarkHandled(context);
+                early?.AttachToRequest();
                 await _next(context).ConfigureAwait(false);
                 return;
             }
@@ -85,14 +97,14 @@ internal sealed partial class IdempotencyMiddleware
                 context,
                 StatusCodes.Status400BadRequest,
                 IdempotencyProblemTypes.KeyMissing,
-                "Idempotency-Key required",
-                $"{request.Method} {request.Path} performs an effectful operation: send an Idempotency-Key header (for example a UUID) and reuse the same key on every retry of this operation.",
+                plan.KeySource is null ? "Idempotency-Key required" : "Idempotency key required",
+                plan.KeySource?.MissingDetail(request) ?? $"{request.Method} {request.Path} performs an effectful operation: send an Idempotency-Key header (for example a UUID) and reuse the same key on every retry of this operation.",
                 key: null).ConfigureAwait(false);
             return;
         }
 
         // The scope's first half. Refusals here happen before the operation starts, so nothing is recorded.
-        var tenant = _options.TenantResolver(context);
+        var tenant = sender ?? _options.TenantResolver(context);
         if (string.IsNullOrEmpty(tenant))
         {
             if (context.User.Identity?.IsAuthenticated == true)
@@ -123,33 +135,10 @@ internal sealed partial class IdempotencyMiddleware
             tenant = IdempotencyRecordId.AnonymousTenant;
         }
 
-        using var body = await RequestBodyBuffer.ReadAsync(request, _options.MaxRequestBodySize, context.RequestAborted).ConfigureAwait(false);
-        switch (body.Outcome)
+        using var body = early ?? await ReadBodyAsync(context, key).ConfigureAwait(false);
+        if (body is null)
         {
-            case RequestBodyOutcome.TooLarge:
-                // Row 15.
-                await RejectAsync(
-                    context,
-                    StatusCodes.Status413PayloadTooLarge,
-                    IdempotencyProblemTypes.PayloadTooLarge,
-                    "Request body too large",
-                    $"Idempotent requests may carry at most {_options.MaxRequestBodySize} bytes of body. Nothing was executed.",
-                    key).ConfigureAwait(false);
-                return;
-            case RequestBodyOutcome.Unreadable:
-                // Row 19: the server's own status; nothing reserved, the key stays usable.
-                LogBodyUnreadable(_logger, request.Method, request.Path, body.FailureStatus);
-                await RejectAsync(
-                    context,
-                    body.FailureStatus,
-                    IdempotencyProblemTypes.RequestBodyUnreadable,
-                    "Request body could not be read",
-                    "The request body was malformed, shorter than its Content-Length, or arrived too slowly. Nothing was executed and the Idempotency-Key can be used again: resend the whole request.",
-                    key).ConfigureAwait(false);
-                return;
-            case RequestBodyOutcome.ClientGone:
-                context.Abort();
-                return;
+            return;
         }
 
         var id = new IdempotencyRecordId(tenant, plan.OperationFor(request.Method), key);
@@ -189,6 +178,65 @@ internal sealed partial class IdempotencyMiddleware
         }
 
         await AnswerAsync(context, decision, fingerprint, request.ContentType, body.Body, key).ConfigureAwait(false);
+    }
+
+    // Reads the whole body once (rows 15 and 19), or answers and returns null.
+    private async Task<RequestBodyBuffer?> ReadBodyAsync(HttpContext context, string? key)
+    {
+        var request = context.Request;
+        var body = await RequestBodyBuffer.ReadAsync(request, _options.MaxRequestBodySize, context.RequestAborted).ConfigureAwait(false);
+        switch (body.Outcome)
+        {
+            case RequestBodyOutcome.TooLarge:
+                // Row 15.
+                await RejectAsync(
+                    context,
+                    StatusCodes.Status413PayloadTooLarge,
+                    IdempotencyProblemTypes.PayloadTooLarge,
+                    "Request body too large",
+                    $"Idempotent requests may carry at most {_options.MaxRequestBodySize} bytes of body. Nothing was executed.",
+                    key).ConfigureAwait(false);
+                return null;
+            case RequestBodyOutcome.Unreadable:
+                // Row 19: the server's own status; nothing reserved, the key stays usable.
+                LogBodyUnreadable(_logger, request.Method, request.Path, body.FailureStatus);
+                await RejectAsync(
+                    context,
+                    body.FailureStatus,
+                    IdempotencyProblemTypes.RequestBodyUnreadable,
+                    "Request body could not be read",
+                    "The request body was malformed, shorter than its Content-Length, or arrived too slowly. Nothing was executed and the Idempotency-Key can be used again: resend the whole request.",
+                    key).ConfigureAwait(false);
+                return null;
+            case RequestBodyOutcome.ClientGone:
+                context.Abort();
+                return null;
+            default:
+                return body;
+        }
+    }
+
+    // The sender of a signed request becomes its tenant; an unverified one is answered 401 and null is returned.
+    private async Task<string?> VerifySenderAsync(HttpContext context, IIdempotencySenderVerifier verifier, RequestBodyBuffer body)
+    {
+        var verification = await verifier.VerifyAsync(context, body.Body, context.RequestAborted).ConfigureAwait(false);
+        if (verification.Sender is { } sender)
+        {
+            return sender;
+        }
+
+        await RejectAsync(context, StatusCodes.Status401Unauthorized, verification.ProblemType!, verification.Title!, verification.Detail!, key: null).ConfigureAwait(false);
+        return null;
+    }
+
+    private IdempotencyKeyReading ReadKeyHeader(HttpRequest request)
+    {
+        var keyError = IdempotencyKeyParser.TryParse(
+            request.Headers[IdempotencyOptions.HeaderName],
+            _options.AcceptAliasHeader ? request.Headers[IdempotencyOptions.AliasHeaderName] : NoValues,
+            _options.MaxKeyLength,
+            out var key);
+        return keyError == IdempotencyKeyError.None ? new(key, null) : new(null, DescribeKeyError(keyError));
     }
 
     // Rows 6, 7, 8 and 13: every answer given without running the handler.

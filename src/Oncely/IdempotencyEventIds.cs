@@ -98,4 +98,18 @@ public static class IdempotencyEventIds
 
     /// <summary>A message consumer: a message was refused without running, for a reason no retry can change (key or tenant missing or malformed); it goes to the error queue (warning).</summary>
     public const int MessageRejected = 1102;
+    /// <summary>
+    /// Webhooks: a delivery was refused with <c>401</c> because its Standard Webhooks headers were missing or malformed, or
+    /// no signature matched a configured secret; nothing was recorded (warning: a wrong or rotated secret, or a forgery).
+    /// </summary>
+    public const int WebhookSignatureInvalid = 1120;
+
+    /// <summary>
+    /// Webhooks: a correctly signed delivery was refused with <c>401</c> because its timestamp is outside the tolerance
+    /// (a replayed delivery, a sender's clock off, or a delivery delayed in transit); nothing was recorded (warning).
+    /// </summary>
+    public const int WebhookTimestampOutOfTolerance = 1121;
+
+    /// <summary>Webhooks: a delivery's signature was verified; the sender becomes the record's tenant (debug).</summary>
+    public const int WebhookVerified = 1122;
 }

@@ -12,7 +12,7 @@ public sealed class DemoTests
         var report = await RetryStormDemo.RunAsync(output);
 
         Assert.True(report.Succeeded, output.ToString());
-        Assert.Equal(5, report.Scenarios.Count);
+        Assert.Equal(7, report.Scenarios.Count); // 4 payment scenarios, 2 webhook scenarios, 1 message scenario
         Assert.All(report.Scenarios, s =>
         {
             Assert.Equal(s.ExpectedCharges, s.With.Charges);

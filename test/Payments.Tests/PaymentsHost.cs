@@ -16,6 +16,9 @@ public sealed class PaymentsHost : IAsyncDisposable
     public const string TenantA = "sk_test_tenant_a";
     public const string TenantB = "sk_test_tenant_b";
 
+    /// <summary>The simulated card provider's signing secret (the demo's).</summary>
+    public const string WebhookSecret = "whsec_KWiWa/1lu1ud7XCItj0VAOwnQsQvMcMLSZi/V0+1RQk=";
+
     private readonly WebApplication _app;
     private readonly string _directory;
 
@@ -43,6 +46,7 @@ public sealed class PaymentsHost : IAsyncDisposable
             $"--Payments:OneCommit={oneCommit}",
             $"--Payments:ApiKeys:{TenantA}=tenant-a",
             $"--Payments:ApiKeys:{TenantB}=tenant-b",
+            $"--Payments:Webhooks:Senders:card-provider:Secrets:0={WebhookSecret}",
         };
         args.AddRange(postgreSql is null
             ? ["--Payments:Database=Sqlite", $"--ConnectionStrings:Payments=Data Source={Path.Combine(directory, "payments.db")}"]

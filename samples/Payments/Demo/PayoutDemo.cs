@@ -11,7 +11,7 @@ namespace Payments.Demo;
 /// </summary>
 public static class PayoutDemo
 {
-    public const string Name = "5. payout message redelivered";
+    public const string Name = "7. payout message redelivered";
     public const int Payouts = 3;
     public const int Deliveries = 2;
     public const long Amount = 500;
@@ -57,7 +57,7 @@ public static class PayoutDemo
         }
 
         var answers = new Dictionary<string, int>(StringComparer.Ordinal) { ["ack"] = delivered.Count };
-        return (new ScenarioMeasure(charges, made.Sum(t => t.Amount), Math.Max(0, charges - Payouts), answers, delivered.Count - runs), violations);
+        return (new ScenarioMeasure(charges, made.Sum(t => t.Amount), Math.Max(0, charges - Payouts), answers, delivered.Count - runs, Noun: "payout"), violations);
     }
 
     /// <summary>Counts deliveries the bus finished as consumed (acknowledged), whether the consumer ran or the delivery was a replay.</summary>

@@ -17,18 +17,19 @@ namespace Payments.Demo;
 /// <param name="Extra">Charges beyond what the client asked for (double charges).</param>
 /// <param name="Answers">The answers the client saw: status code (or the exception's name) and how often.</param>
 /// <param name="Replayed">How many of those answers carried <c>Idempotent-Replayed: true</c>.</param>
-public sealed record ScenarioMeasure(long Charges, long Moved, long Extra, IReadOnlyDictionary<string, int> Answers, int Replayed)
+/// <param name="Noun">What a row of the scenario is: <c>charge</c> (payments) or <c>settlement</c> (webhook credits).</param>
+public sealed record ScenarioMeasure(long Charges, long Moved, long Extra, IReadOnlyDictionary<string, int> Answers, int Replayed, string Noun = "charge")
 {
     public override string ToString()
     {
         var answers = string.Join(" ", Answers.OrderBy(a => a.Key, StringComparer.Ordinal).Select(a => $"{a.Key}x{a.Value}"));
         var extra = Extra > 0 ? $" ({Extra} extra)" : string.Empty;
         var replayed = Replayed > 0 ? $", {Replayed} replayed" : string.Empty;
-        return string.Create(CultureInfo.InvariantCulture, $"{Charges} charge{(Charges == 1 ? "" : "s")}{extra}, {Moved} moved; answers {answers}{replayed}");
+        return string.Create(CultureInfo.InvariantCulture, $"{Charges} {Noun}{(Charges == 1 ? "" : "s")}{extra}, {Moved} moved; answers {answers}{replayed}");
     }
 }
 
-public sealed record ScenarioResult(string Name, long ExpectedCharges, long ExpectedMoved, ScenarioMeasure Without, ScenarioMeasure With);
+public sealed record ScenarioResult(string Name, long ExpectedCharges, long ExpectedMoved, ScenarioMeasure Without, ScenarioMeasure With, string Noun = "charge");
 
 /// <summary>The demo's outcome. <see cref="Failures"/> lists what went wrong with idempotency on (the exit code is non-zero then).</summary>
 public sealed record DemoReport(IReadOnlyList<ScenarioResult> Scenarios, LedgerCheck WithoutLedger, LedgerCheck WithLedger, IReadOnlyList<string> Failures, string Table)
@@ -61,7 +62,8 @@ public static class RetryStormDemo
             s.ExpectedMoved,
             without.Measures[s.Name],
             with.Measures[s.Name])).ToList();
-        scenarios.Add(new ScenarioResult(PayoutDemo.Name, PayoutDemo.ExpectedCharges, PayoutDemo.ExpectedMoved, without.Measures[PayoutDemo.Name], with.Measures[PayoutDemo.Name]));
+        scenarios.AddRange(SettlementWebhookDemo.Scenarios.Select(s => new ScenarioResult(s.Name, s.Expected, s.ExpectedMoved, without.Measures[s.Name], with.Measures[s.Name], "settlement")));
+        scenarios.Add(new ScenarioResult(PayoutDemo.Name, PayoutDemo.ExpectedCharges, PayoutDemo.ExpectedMoved, without.Measures[PayoutDemo.Name], with.Measures[PayoutDemo.Name], "payout"));
         var failures = new List<string>(with.Violations);
         if (!with.Ledger.IsBalanced)
         {
@@ -78,10 +80,10 @@ public static class RetryStormDemo
         await output.WriteAsync(table);
         await output.WriteLineAsync();
         var doubles = scenarios.Sum(s => s.Without.Extra);
-        await output.WriteLineAsync($"Without idempotency: {doubles} extra charge(s), {scenarios.Sum(s => s.Without.Moved - s.ExpectedMoved)} moved too much; the ledger still balances, because every double charge is a perfectly balanced payment.");
+        await output.WriteLineAsync($"Without idempotency: {doubles} extra charge(s), settlement(s) or payout(s), {scenarios.Sum(s => s.Without.Moved - s.ExpectedMoved)} moved too much; the ledger still balances, because every double charge is a perfectly balanced payment.");
         if (failures.Count == 0)
         {
-            await output.WriteLineAsync("With idempotency: every payment made exactly once, every client answer matches the database. OK.");
+            await output.WriteLineAsync("With idempotency: every payment and payout made and every settlement credited exactly once, every answer matches the database. OK.");
         }
         else
         {
@@ -113,6 +115,7 @@ public static class RetryStormDemo
                     $"--ConnectionStrings:Payments=Data Source={database}",
                     $"--Payments:Idempotency={idempotency}",
                     $"--Payments:ApiKeys:{ApiKey}=tenant-a",
+                    SettlementWebhookDemo.SecretArgument,
                 ],
                 builder =>
                 {
@@ -174,6 +177,12 @@ public static class RetryStormDemo
                 measures[scenario.Name] = new ScenarioMeasure(charges, moved, extra, answers, requests.Sum(r => r.Answers.Count(a => a.Replayed)));
             }
 
+            foreach (var (name, measure, problems) in await SettlementWebhookDemo.RunAsync(address, bob, ledger, cancellationToken))
+            {
+                measures[name] = measure with { Noun = "settlement" };
+                violations.AddRange(problems);
+            }
+
             // Messages: each payout delivered twice, through the app's own bus (in memory).
             var payouts = await PayoutDemo.RunAsync(app.Services, alice, bob, cancellationToken);
             measures[PayoutDemo.Name] = payouts.Measure;
@@ -219,7 +228,7 @@ public static class RetryStormDemo
         var rows = new List<string[]> { new[] { "scenario", "without idempotency", "with idempotency" } };
         rows.AddRange(scenarios.Select(s => new[]
         {
-            string.Create(CultureInfo.InvariantCulture, $"{s.Name} (expect {s.ExpectedCharges} charge{(s.ExpectedCharges == 1 ? "" : "s")}, {s.ExpectedMoved} moved)"),
+            string.Create(CultureInfo.InvariantCulture, $"{s.Name} (expect {s.ExpectedCharges} {s.Noun}{(s.ExpectedCharges == 1 ? "" : "s")}, {s.ExpectedMoved} moved)"),
             s.Without.ToString(),
             s.With.ToString(),
         }));

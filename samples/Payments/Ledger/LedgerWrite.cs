@@ -6,7 +6,7 @@ namespace Payments.Ledger;
 /// One money movement's database transaction. Each method writes the business rows and their balanced ledger entries;
 /// nothing is visible until <see cref="CommitAsync"/>. Disposing without committing rolls everything back.
 /// </summary>
-public sealed class LedgerWrite : IAsyncDisposable
+public sealed partial class LedgerWrite : IAsyncDisposable
 {
     private readonly DbConnection _connection;
     private readonly LedgerDialect _dialect;

@@ -1,0 +1,50 @@
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Oncely.AspNetCore;
+
+namespace Oncely.Webhooks;
+
+/// <summary>
+/// Accepts only Standard Webhooks deliveries signed by one of <see cref="Senders"/> on an MVC action or controller, and
+/// scopes the action's idempotency records by the verified sender. Combine it with
+/// <c>[Idempotent(KeyHeader = "webhook-id")]</c> (minimal APIs: <c>.AcceptStandardWebhooks(...)</c> does both).
+/// Secrets come from <c>AddStandardWebhooks(...)</c>.
+/// </summary>
+/// <param name="senders">The names of the senders accepted (keys of <see cref="StandardWebhooksOptions.Senders"/>).</param>
+[AttributeUsage(AttributeTargets.Class | AttributeTargets.Method, AllowMultiple = false, Inherited = true)]
+public sealed class StandardWebhookAttribute(params string[] senders) : Attribute, IIdempotencySenderVerifier
+{
+    /// <summary>The names of the senders whose signatures are accepted. Default: none (set in the constructor).</summary>
+    public IReadOnlyList<string> Senders { get; } = StandardWebhookSenders.Check(senders);
+
+    /// <inheritdoc />
+    public ValueTask<IdempotencySenderVerification> VerifyAsync(HttpContext context, ReadOnlyMemory<byte> body, CancellationToken cancellationToken)
+        => StandardWebhookSenders.VerifyAsync(context, body, Senders);
+}
+
+/// <summary>The metadata <c>AcceptStandardWebhooks(...)</c> adds: the senders an endpoint accepts.</summary>
+internal sealed class StandardWebhookSenders(IReadOnlyList<string> senders) : IIdempotencySenderVerifier
+{
+    public IReadOnlyList<string> Senders { get; } = Check(senders);
+
+    public ValueTask<IdempotencySenderVerification> VerifyAsync(HttpContext context, ReadOnlyMemory<byte> body, CancellationToken cancellationToken)
+        => VerifyAsync(context, body, Senders);
+
+    internal static ValueTask<IdempotencySenderVerification> VerifyAsync(HttpContext context, ReadOnlyMemory<byte> body, IReadOnlyList<string> senders)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        var verifier = context.RequestServices.GetService<StandardWebhookVerifier>()
+            ?? throw new InvalidOperationException("A Standard Webhooks endpoint needs its senders' secrets: call builder.Services.AddIdempotency().AddStandardWebhooks(...).");
+        return ValueTask.FromResult(verifier.Verify(context.Request, body.Span, senders));
+    }
+
+    internal static string[] Check(IReadOnlyList<string>? senders)
+    {
+        if (senders is null || senders.Count == 0 || senders.Any(string.IsNullOrWhiteSpace))
+        {
+            throw new ArgumentException("Name at least one sender (a key of StandardWebhooksOptions.Senders), and no empty name.", nameof(senders));
+        }
+
+        return [.. senders];
+    }
+}
