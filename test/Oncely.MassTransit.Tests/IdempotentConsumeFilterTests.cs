@@ -103,6 +103,24 @@ public sealed class IdempotentConsumeFilterTests(RabbitMqFixture broker) : IDisp
     }
 
     [Fact]
+    public async Task ConsumerThrowsAfterRecoveryPoint_RetryResumesThereAndAppliesEachPhaseOnce()
+    {
+        var (scenario, host) = await StartAsync();
+        await using var _ = host;
+        scenario.TwoPhases = true;
+        var id = Guid.NewGuid();
+        var key = id.ToString();
+
+        await host.SendAsync(id, new Transfer("acc-1", 100));
+        await Eventually.HoldsAsync(() => host.Consumed[id] == 1, "the message is consumed on a retry", details: host.Log.ToString);
+
+        Assert.Equal(["start", "phase-1"], scenario.ResumedFrom);
+        Assert.Equal(1, await scenario.Ledger.CountAsync("SELECT COUNT(*) FROM effects WHERE message_key = @k AND account = 'phase-1'", key));
+        Assert.Equal(1, await scenario.Ledger.CountAsync("SELECT COUNT(*) FROM effects WHERE message_key = @k AND account = 'acc-1'", key));
+        Assert.Equal(2, await scenario.Ledger.RunsAsync(key));
+    }
+
+    [Fact]
     public async Task FailureAfterCommitBeforeAck_RetryAcknowledgesWithoutRunningAgain()
     {
         var (scenario, host) = await StartAsync();

@@ -21,6 +21,14 @@ public sealed class Scenario(TransferLedger ledger)
     /// <summary>When set, each run waits for it before writing anything.</summary>
     public TaskCompletionSource? Gate { get; set; }
 
+    /// <summary>
+    /// Two phases: the first run commits phase 1 (an effect row <c>phase-1</c>) with the recovery point <c>phase-1</c>, then
+    /// fails; a later run resumes there and only applies phase 2. <see cref="ResumedFrom"/> keeps what each run resumed from.
+    /// </summary>
+    public bool TwoPhases { get; set; }
+
+    public ConcurrentQueue<string> ResumedFrom { get; } = new();
+
     /// <summary>The first <paramref name="times"/> runs throw before their transaction commits.</summary>
     public void ThrowBeforeCommit(int times) => _throwBeforeCommit = times;
 
@@ -60,6 +68,21 @@ public sealed class ScenarioConsumer(Scenario scenario) : IConsumer<Transfer>
             if (scenario.Gate is { } gate)
             {
                 await gate.Task.WaitAsync(TimeSpan.FromSeconds(30));
+            }
+
+            var execution = context.GetIdempotencyExecution()!;
+            if (scenario.TwoPhases)
+            {
+                scenario.ResumedFrom.Enqueue(execution.ResumedFrom ?? "start");
+                if (execution.RecoveryPoint is null)
+                {
+                    await using var phase1 = await scenario.Ledger.OpenAsync();
+                    await using var phase1Transaction = TransferLedger.BeginWrite(phase1);
+                    await TransferLedger.InsertEffectAsync(phase1, phase1Transaction, key, context.Message with { Account = "phase-1" });
+                    await execution.SetRecoveryPointInTransactionAsync(phase1Transaction, "phase-1");
+                    await phase1Transaction.CommitAsync();
+                    throw new InvalidOperationException("The consumer failed between its two phases.");
+                }
             }
 
             await using var connection = await scenario.Ledger.OpenAsync();
