@@ -29,6 +29,13 @@ internal sealed partial class IdempotentConsumeFilter<TMessage>(IdempotentConsum
 
     public async Task Send(ConsumeContext<TMessage> context, IPipe<ConsumeContext<TMessage>> next)
     {
+        if (context.TryGetPayload<IdempotencyExecution>(out var outer) && string.Equals(outer.Id.Operation, operation, StringComparison.Ordinal))
+        {
+            // UseIdempotentConsumers on the bus and on the endpoint too: the outer filter holds this delivery's record.
+            await next.Send(context).ConfigureAwait(false);
+            return;
+        }
+
         var started = Stopwatch.GetTimestamp();
         var id = engine.Identify(context, operation);
         var fingerprint = MessageFingerprint.Of(context, engine.Options.FingerprintSource);

@@ -78,6 +78,45 @@ public sealed class IdempotentConsumerRegistrationTests
         }
     }
 
+    [Fact]
+    public async Task UseIdempotentConsumers_OnBusAndEndpoint_GuardsOnceAndStillRunsOnce()
+    {
+        var store = new InMemoryIdempotencyStore();
+        var runs = 0;
+        var consumed = new ConsumedCounter();
+        var bus = Bus.Factory.CreateUsingInMemory(cfg =>
+        {
+            cfg.UseIdempotentConsumers(store);
+            cfg.ReceiveEndpoint("twice-guarded", e =>
+            {
+                e.UseIdempotentConsumers(store);
+                e.Handler<Transfer>(_ =>
+                {
+                    Interlocked.Increment(ref runs);
+                    return Task.CompletedTask;
+                });
+            });
+        });
+        bus.ConnectReceiveObserver(consumed);
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        await bus.StartAsync(timeout.Token);
+        try
+        {
+            var id = Guid.NewGuid();
+            var endpoint = await bus.GetSendEndpoint(new Uri("queue:twice-guarded"));
+            await endpoint.Send(new Transfer("acc-1", 100), c => c.MessageId = id, timeout.Token);
+            await endpoint.Send(new Transfer("acc-1", 100), c => c.MessageId = id, timeout.Token);
+            await Eventually.HoldsAsync(() => consumed[id] >= 2, "both deliveries are acknowledged", details: () => consumed.Faults);
+
+            Assert.Equal(1, runs);
+            Assert.Equal(string.Empty, consumed.Faults);
+        }
+        finally
+        {
+            await bus.StopAsync(timeout.Token);
+        }
+    }
+
     private static string Flatten(Exception error)
     {
         var text = new System.Text.StringBuilder();
