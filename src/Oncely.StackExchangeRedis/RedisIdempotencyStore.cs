@@ -425,14 +425,14 @@ internal sealed partial class RedisIdempotencyStore
         }
     }
 
-    // INFO memory reports the policy. StackExchange.Redis counts INFO and CONFIG as admin commands; sent as a plain
-    // command they go through without allowAdmin. A server that refuses INFO (renamed, ACL) is simply not checked.
+    // INFO memory reports the policy. StackExchange.Redis refuses INFO and CONFIG without allowAdmin, so INFO runs inside
+    // a one-line script, on this server. A server that refuses it (scripts or INFO disabled, ACL) is simply not checked.
     private async ValueTask CheckEvictionPolicyAsync(IServer server, long started, CancellationToken cancellationToken)
     {
         string info;
         try
         {
-            info = (string?)await server.ExecuteAsync("INFO", ["memory"]).WaitAsync(Remaining(started), cancellationToken).ConfigureAwait(false) ?? string.Empty;
+            info = (string?)await server.ExecuteAsync("EVAL", ["return redis.call('INFO', 'memory')", 0]).WaitAsync(Remaining(started), cancellationToken).ConfigureAwait(false) ?? string.Empty;
         }
         catch (Exception e) when (e is RedisServerException or RedisCommandException)
         {
