@@ -16,7 +16,7 @@ internal static class RedisFailures
     public static bool IsUnavailable(Exception exception, CancellationToken callerToken) => exception switch
     {
         OperationCanceledException => !callerToken.IsCancellationRequested,
-        RedisException or SocketException or TimeoutException or IOException => true,
+        IdempotencyStoreUnavailableException or RedisException or SocketException or TimeoutException or IOException => true,
         ObjectDisposedException => true,
         _ => false,
     };

@@ -153,6 +153,19 @@ public sealed class RedisServer : IAsyncDisposable
     /// <summary>Sends one inline command over a fresh connection and returns the first line of the reply; null when the server does not answer.</summary>
     public async Task<string?> CommandAsync(string command)
     {
+        var reply = await RawAsync(command);
+        if (reply.Length == 0)
+        {
+            return null;
+        }
+
+        var end = reply.IndexOf("\r\n", StringComparison.Ordinal);
+        return end >= 0 ? reply[..end] : reply;
+    }
+
+    /// <summary>Sends one inline command over a fresh connection and returns the raw reply (what one read gets); empty when the server does not answer.</summary>
+    public async Task<string> RawAsync(string command)
+    {
         try
         {
             using var client = new TcpClient();
@@ -162,13 +175,11 @@ public sealed class RedisServer : IAsyncDisposable
             await stream.WriteAsync(Encoding.ASCII.GetBytes(command + "\r\n"), timeout.Token);
             var buffer = new byte[4096];
             var read = await stream.ReadAsync(buffer, timeout.Token);
-            var text = Encoding.ASCII.GetString(buffer, 0, read);
-            var end = text.IndexOf("\r\n", StringComparison.Ordinal);
-            return end >= 0 ? text[..end] : text;
+            return Encoding.ASCII.GetString(buffer, 0, read);
         }
         catch (Exception e) when (e is SocketException or IOException or OperationCanceledException)
         {
-            return null;
+            return string.Empty;
         }
     }
 
