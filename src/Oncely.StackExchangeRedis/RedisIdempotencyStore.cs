@@ -93,7 +93,7 @@ internal sealed partial class RedisIdempotencyStore
         cancellationToken.ThrowIfCancellationRequested();
         var started = Stopwatch.GetTimestamp();
         var bucket = RedisKeyLayout.Bucket(id.Tenant, id.Key);
-        var key = _keys.Record(id);
+        var key = _keys.Record(bucket, id);
         try
         {
             var answer = (RedisResult[])(await EvaluateAsync(

@@ -107,7 +107,8 @@ internal sealed class RedisKeyLayout
         return true;
     }
 
-    private RedisKey Record(int bucket, IdempotencyRecordId id)
+    /// <summary>The record's key, with its bucket already computed.</summary>
+    public RedisKey Record(int bucket, IdempotencyRecordId id)
         => string.Create(CultureInfo.InvariantCulture, $"{Prefix}:{{{bucket}}}{RecordMarker}{id.Tenant.Length}:{id.Tenant}:{id.Operation.Length}:{id.Operation}:{id.Key}");
 
     // "<length>:<text>:" at the start of text: the length says where the text ends, whatever characters it holds.
