@@ -90,7 +90,6 @@ public static class IdempotencyEventIds
     /// </summary>
     public const int OneCommitAnsweredWithoutReserving = 1042;
 
-<<<<<<< HEAD
     /// <summary>
     /// Webhooks: a delivery was refused with <c>401</c> because its Standard Webhooks headers were missing or malformed, or
     /// no signature matched a configured secret; nothing was recorded (warning: a wrong or rotated secret, or a forgery).
@@ -105,7 +104,7 @@ public static class IdempotencyEventIds
 
     /// <summary>Webhooks: a delivery's signature was verified; the sender becomes the record's tenant (debug).</summary>
     public const int WebhookVerified = 1122;
-=======
+
     /// <summary>Redis store: a write was not acknowledged by the required number of replicas in time, so the call failed closed (warning).</summary>
     public const int RedisReplicaAcknowledgementMissing = 1200;
 
@@ -120,5 +119,4 @@ public static class IdempotencyEventIds
 
     /// <summary>Redis store: the store checked its servers and loaded its scripts at start (information).</summary>
     public const int RedisStoreReady = 1204;
->>>>>>> redis
 }
