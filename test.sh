@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every Oncely test on a fresh Debian machine with the .NET 10 SDK: installs what the tests need
-# (PostgreSQL server binaries and the RabbitMQ server for the tests' own throw-away servers), then `dotnet test` over the solution.
+# (PostgreSQL server binaries, redis-server and the RabbitMQ server for the tests' own throw-away servers), then `dotnet test` over the solution.
 # Extra arguments go to `dotnet test` (for example: ./test.sh --filter "FullyQualifiedName~Sqlite").
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -11,6 +11,7 @@ if ! command -v dotnet >/dev/null 2>&1; then
 fi
 
 bash scripts/ensure-postgres.sh
+bash scripts/ensure-redis.sh
 bash scripts/ensure-rabbitmq.sh
 
 results=".artifacts/test-results"

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Runs the Oncely load test (bench/Oncely.LoadTest): Kestrel variants in one .NET process, driven from outside by wrk.
-# Installs what it needs when missing (wrk; the PostgreSQL server binaries unless --skip-postgres), builds Release,
+# Installs what it needs when missing (wrk; the PostgreSQL server binaries unless --skip-postgres; redis-server unless
+# --skip-redis), builds Release,
 # then runs the program with this script's arguments, for instance:
 #   bash bench/run-load.sh                       # full run; rewrites the generated part of docs/benchmarks.md
 #   bash bench/run-load.sh --short --skip-postgres --output /tmp/bench-short.md
-# Other options: --no-docs, --repetitions N, --concurrency 1,16,64 (see docs/benchmarks.md).
+# Other options: --no-docs, --repetitions N, --concurrency 1,16,64, --payments-only, --skip-redis, --redis-only
+# (see docs/benchmarks.md).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -21,11 +23,17 @@ if ! command -v wrk >/dev/null 2>&1; then
 fi
 
 skip_postgres=false
+skip_redis=false
 for argument in "$@"; do
   if [ "$argument" = "--skip-postgres" ]; then skip_postgres=true; fi
+  if [ "$argument" = "--skip-redis" ]; then skip_redis=true; fi
+  if [ "$argument" = "--redis-only" ]; then skip_postgres=true; fi
 done
 if [ "$skip_postgres" = false ]; then
   bash scripts/ensure-postgres.sh
+fi
+if [ "$skip_redis" = false ]; then
+  bash scripts/ensure-redis.sh
 fi
 
 dotnet build bench/Oncely.LoadTest -c Release --nologo -v quiet

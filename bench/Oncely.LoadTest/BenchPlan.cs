@@ -4,6 +4,9 @@ using Npgsql;
 using Oncely.PostgreSql;
 using Oncely.PostgreSql.Tests.Infrastructure;
 using Oncely.Sqlite;
+using Oncely.StackExchangeRedis;
+using Oncely.StackExchangeRedis.Tests.Infrastructure;
+using StackExchange.Redis;
 
 namespace Oncely.LoadTest;
 
@@ -21,6 +24,9 @@ internal sealed class BenchPlan : IAsyncDisposable
     public const string Postgres = "Oncely, PostgreSQL";
     public const string SqliteRaw = "SQLite raw primitive";
     public const string PostgresRaw = "PostgreSQL raw primitive";
+    public const string Redis = "Oncely, Redis";
+    public const string RedisRaw = "Redis raw primitive";
+    public const string ReadScript = "read script";
     public const string ReserveComplete = "reserve+complete";
     public const string ReadCompleted = "SELECT completed";
     public const string PaymentTwoCommit = "Payment path, two commits";
@@ -33,6 +39,7 @@ internal sealed class BenchPlan : IAsyncDisposable
     private readonly string _temp = Path.Combine(Path.GetTempPath(), "oncely-bench-" + Guid.NewGuid().ToString("N")[..8]);
     private readonly List<IAsyncDisposable> _owned = [];
     private PostgresServer? _postgres;
+    private RedisServer? _redis;
 
     private BenchPlan() => Directory.CreateDirectory(_temp);
 
@@ -40,11 +47,20 @@ internal sealed class BenchPlan : IAsyncDisposable
 
     public string PostgresVersion { get; private set; } = "not run (--skip-postgres)";
 
-    public static async Task<BenchPlan> StartAsync(bool skipPostgres, bool paymentsOnly = false)
+    public string RedisVersion { get; private set; } = "not run (--skip-redis)";
+
+    public static async Task<BenchPlan> StartAsync(bool skipPostgres, bool paymentsOnly = false, bool skipRedis = false, bool redisOnly = false)
     {
         var plan = new BenchPlan();
         try
         {
+            if (redisOnly)
+            {
+                await plan.AddHttpVariantAsync(Baseline, await plan.StartServerAsync(null, inMemory: false), withOncely: false);
+                await plan.AddRedisAsync();
+                return plan;
+            }
+
             if (!paymentsOnly)
             {
                 await plan.AddHttpVariantAsync(Baseline, await plan.StartServerAsync(null, inMemory: false), withOncely: false);
@@ -53,6 +69,11 @@ internal sealed class BenchPlan : IAsyncDisposable
                 if (!skipPostgres)
                 {
                     await plan.AddPostgresAsync();
+                }
+
+                if (!skipRedis)
+                {
+                    await plan.AddRedisAsync();
                 }
             }
 
@@ -101,6 +122,11 @@ internal sealed class BenchPlan : IAsyncDisposable
             await _postgres.DisposeAsync();
         }
 
+        if (_redis is not null)
+        {
+            await _redis.DisposeAsync();
+        }
+
         try
         {
             Directory.Delete(_temp, recursive: true);
@@ -141,6 +167,41 @@ internal sealed class BenchPlan : IAsyncDisposable
         await Parallel.ForEachAsync(Enumerable.Range(0, ReplayKeys), new ParallelOptions { MaxDegreeOfParallelism = 8 }, async (i, _) =>
             await raw.ReserveAndCompleteAsync(ReplayKeyPrefix + i.ToString(CultureInfo.InvariantCulture)));
         Cells.Add(new RawCell(PostgresRaw, ReadCompleted, _runId, (_, seq) => raw.ReadCompletedAsync(ReplayKeyPrefix + (seq % ReplayKeys).ToString(CultureInfo.InvariantCulture))));
+    }
+
+    /// <summary>
+    /// Redis: the HTTP variant on its own key prefix, then the raw primitive (the store's scripts through the same client,
+    /// on a connection of its own) on another, and the read script on completed records as the replay ceiling. Every
+    /// Redis HTTP cell also counts the server's writes per request (a replay must write none).
+    /// </summary>
+    private async Task AddRedisAsync()
+    {
+        _redis = await RedisServer.StartNewAsync();
+        var redis = _redis;
+        RedisVersion = (await redis.RawAsync("INFO server")).Split('\n').FirstOrDefault(l => l.StartsWith("redis_version:", StringComparison.Ordinal))?.Split(':')[1].Trim()
+            + " (local throw-away server, no persistence)";
+        var server = await StartServerAsync(b => b.UseStackExchangeRedis(o =>
+        {
+            o.Configuration = redis.EndPoint;
+            o.KeyPrefix = "bench-http";
+        }), inMemory: false);
+        var first = Cells.Count;
+        await AddHttpVariantAsync(Redis, server, withOncely: true);
+        for (var i = first; i < Cells.Count; i++)
+        {
+            Cells[i] = new RedisWritesCell((HttpCell)Cells[i], redis);
+        }
+
+        var options = ConfigurationOptions.Parse(redis.EndPoint);
+        options.AbortOnConnectFail = false;
+        options.BacklogPolicy = BacklogPolicy.FailFast;
+        var connection = await ConnectionMultiplexer.ConnectAsync(options);
+        _owned.Add(connection);
+        var raw = new RedisRawPrimitive(connection.GetDatabase(), "bench-raw");
+        Cells.Add(new RawCell(RedisRaw, ReserveComplete, _runId, (prefix, seq) => raw.ReserveAndCompleteAsync(prefix + seq.ToString(CultureInfo.InvariantCulture))));
+        await Parallel.ForEachAsync(Enumerable.Range(0, ReplayKeys), new ParallelOptions { MaxDegreeOfParallelism = 8 }, async (i, _) =>
+            await raw.ReserveAndCompleteAsync(ReplayKeyPrefix + i.ToString(CultureInfo.InvariantCulture)));
+        Cells.Add(new RawCell(RedisRaw, ReadScript, _runId, (_, seq) => raw.ReadCompletedAsync(ReplayKeyPrefix + (seq % ReplayKeys).ToString(CultureInfo.InvariantCulture))));
     }
 
     /// <summary>

@@ -7,7 +7,7 @@ namespace Oncely.LoadTest;
 /// <summary>The machine the run measured on, described plainly for the report.</summary>
 internal static class Machine
 {
-    public static string Describe(string postgresVersion, string wrkVersion)
+    public static string Describe(string postgresVersion, string wrkVersion, string redisVersion = "not run")
     {
         var cpuinfo = Read("/proc/cpuinfo");
         var model = Field(cpuinfo, "model name", ':') ?? "unknown";
@@ -31,6 +31,7 @@ internal static class Machine
             $"- .NET: {RuntimeInformation.FrameworkDescription}, server GC: {GCSettings.IsServerGC}",
             $"- Load generator: {wrkVersion}, a separate process on the same cores",
             $"- SQLite: {sqliteVersion} (WAL, temp file); PostgreSQL: {postgresVersion}",
+            $"- Redis: {redisVersion}",
             $"- Load average at start (1 / 5 / 15 min): {load}",
             $"- Run at: {DateTimeOffset.UtcNow:yyyy-MM-dd HH:mm} UTC");
     }

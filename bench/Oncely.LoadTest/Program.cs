@@ -17,6 +17,8 @@ public static class Program
         var isShort = args.Contains("--short");
         var skipPostgres = args.Contains("--skip-postgres");
         var paymentsOnly = args.Contains("--payments-only");
+        var skipRedis = args.Contains("--skip-redis");
+        var redisOnly = args.Contains("--redis-only");
         var output = ValueOf(args, "--output") ?? (isShort || args.Contains("--no-docs") ? null : Path.Combine(RepositoryRoot(), "docs", "benchmarks.md"));
         var repetitions = int.Parse(ValueOf(args, "--repetitions") ?? (isShort ? "2" : "3"), CultureInfo.InvariantCulture);
         var concurrencies = (ValueOf(args, "--concurrency") ?? "1,16,64").Split(',').Select(c => int.Parse(c, CultureInfo.InvariantCulture)).ToList();
@@ -37,8 +39,8 @@ public static class Program
         Console.WriteLine(Invariant($"Oncely load test ({(isShort ? "short" : "full")}: {repetitions} repetitions × c={string.Join('/', concurrencies)}, {timing.WarmUpSeconds} s warm-up + {timing.MeasuredSeconds} s per cell; {wrkVersion})"));
 
         var results = new List<CellResult>();
-        await using var plan = await BenchPlan.StartAsync(skipPostgres, paymentsOnly);
-        var machine = Machine.Describe(plan.PostgresVersion, wrkVersion);
+        await using var plan = await BenchPlan.StartAsync(skipPostgres, paymentsOnly, skipRedis, redisOnly);
+        var machine = Machine.Describe(plan.PostgresVersion, wrkVersion, plan.RedisVersion);
         for (var repetition = 1; repetition <= repetitions; repetition++)
         {
             foreach (var c in concurrencies)
@@ -57,9 +59,18 @@ public static class Program
         {
             notes.Add("PostgreSQL was skipped (--skip-postgres): its rows and ratios are missing, the payment path comparison too.");
         }
-        else
+        else if (!redisOnly)
         {
             notes.AddRange(PaymentPathNotes(results, concurrencies));
+        }
+
+        if (redisOnly)
+        {
+            notes.Add("Only the baseline and the Redis cells were run (--redis-only).");
+        }
+        else if (skipRedis)
+        {
+            notes.Add("Redis was skipped (--skip-redis): its rows and ratios are missing.");
         }
 
         if (paymentsOnly)

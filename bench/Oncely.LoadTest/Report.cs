@@ -18,6 +18,8 @@ internal static class Report
         new("SQLite replay / no-Oncely baseline", BenchPlan.Sqlite, HttpCell.Replay, BenchPlan.Baseline, HttpCell.Execute, 0.50),
         new("PostgreSQL execute / raw PostgreSQL reserve+complete", BenchPlan.Postgres, HttpCell.Execute, BenchPlan.PostgresRaw, BenchPlan.ReserveComplete, 0.90),
         new("PostgreSQL replay / raw PostgreSQL SELECT of a completed row", BenchPlan.Postgres, HttpCell.Replay, BenchPlan.PostgresRaw, BenchPlan.ReadCompleted, 0.80),
+        new("Redis execute / raw Redis reserve+complete scripts", BenchPlan.Redis, HttpCell.Execute, BenchPlan.RedisRaw, BenchPlan.ReserveComplete, 0.90),
+        new("Redis replay / raw Redis read script on a completed record", BenchPlan.Redis, HttpCell.Replay, BenchPlan.RedisRaw, BenchPlan.ReadScript, 0.80),
     ];
 
     public static string Build(IReadOnlyList<CellResult> results, IReadOnlyList<int> concurrencies, int repetitions, string machine, string command, string wrkExample, Timing timing, IReadOnlyList<string> notes, bool isShort)

@@ -112,4 +112,19 @@ public static class IdempotencyEventIds
 
     /// <summary>Webhooks: a delivery's signature was verified; the sender becomes the record's tenant (debug).</summary>
     public const int WebhookVerified = 1122;
+
+    /// <summary>Redis store: a write was not acknowledged by the required number of replicas in time, so the call failed closed (warning).</summary>
+    public const int RedisReplicaAcknowledgementMissing = 1200;
+
+    /// <summary>Redis store: a connection to a Redis server failed; idempotent requests fail closed until it is restored (warning).</summary>
+    public const int RedisConnectionFailed = 1201;
+
+    /// <summary>Redis store: a connection to a Redis server was restored (information).</summary>
+    public const int RedisConnectionRestored = 1202;
+
+    /// <summary>Redis store: a server's <c>maxmemory-policy</c> lets Redis evict idempotency records (error: set <c>noeviction</c>).</summary>
+    public const int RedisEvictionPolicyUnsafe = 1203;
+
+    /// <summary>Redis store: the store checked its servers and loaded its scripts at start (information).</summary>
+    public const int RedisStoreReady = 1204;
 }

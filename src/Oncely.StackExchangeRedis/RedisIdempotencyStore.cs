@@ -1,0 +1,582 @@
+using System.Diagnostics;
+using System.Globalization;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using StackExchange.Redis;
+
+namespace Oncely.StackExchangeRedis;
+
+/// <summary>
+/// Idempotency records in Redis, shared by every instance of an app, on a standalone server (with or without replicas)
+/// or on Redis Cluster. Every transition is one Lua script (<see cref="RedisScripts"/>) that Redis runs atomically with
+/// its own clock; records carry a TTL and need no sweeper; the keys one transition touches share a hash tag
+/// (<see cref="RedisKeyLayout"/>), so each script runs on one primary of a cluster.
+/// </summary>
+/// <remarks>
+/// Durability is Redis's: replication is asynchronous, so a failover can lose a write the store has reported. With
+/// <see cref="RedisIdempotencyStoreOptions.ReplicaAcknowledgements"/> the store waits (<c>WAIT</c>) until that many
+/// replicas have a write that grants or records progress, and fails closed when they do not acknowledge in time.
+/// </remarks>
+internal sealed partial class RedisIdempotencyStore
+    : IIdempotencyStore, IIdempotencyAuditStore, IIdempotencyStoreLimits, IIdempotencyStoreInitializer, IIdempotencyStoreAdministration,
+      IAsyncDisposable, IDisposable
+{
+    /// <summary>The longest key the store accepts: every length the host allows (Redis keys have no index limit that matters here).</summary>
+    internal const int MaxKeyLengthLimit = 4096;
+
+    /// <summary>Redis 6.2 brought exclusive stream ranges and <c>XTRIM MINID</c>, which the audit uses.</summary>
+    private static readonly Version MinimumServerVersion = new(6, 2);
+
+    private static readonly string[] Scripts =
+        [RedisScripts.Reserve, RedisScripts.Complete, RedisScripts.Release, RedisScripts.SetRecoveryPoint, RedisScripts.RenewLease, RedisScripts.Get, RedisScripts.PurgeAudit];
+
+    private readonly RedisKeyLayout _keys;
+    private readonly int _databaseNumber;
+    private readonly TimeSpan _timeout;
+    private readonly int _acknowledgements;
+    private readonly long _acknowledgementTimeoutMilliseconds;
+    private readonly int _auditCap;
+    private readonly ILogger _logger;
+    private readonly ConfigurationOptions? _ownConfiguration;
+    private readonly Lock _gate = new();
+    private volatile IConnectionMultiplexer? _multiplexer;
+    private volatile IDatabase? _database;
+    private Task<IConnectionMultiplexer>? _connecting;
+    private bool _disposed;
+
+    /// <summary>Creates the store on a connection the application owns.</summary>
+    public RedisIdempotencyStore(IConnectionMultiplexer multiplexer, RedisIdempotencyStoreOptions options, ILogger? logger = null)
+        : this(options, logger)
+    {
+        ArgumentNullException.ThrowIfNull(multiplexer);
+        Attach(multiplexer);
+    }
+
+    /// <summary>Creates the store on a connection it makes (on first use) from <paramref name="configuration"/> and owns.</summary>
+    public RedisIdempotencyStore(string configuration, RedisIdempotencyStoreOptions options, ILogger? logger = null)
+        : this(options, logger)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(configuration);
+        _ownConfiguration = ConfigurationOptions.Parse(configuration);
+        _ownConfiguration.AbortOnConnectFail = false;
+
+        // Fail closed at once while disconnected, rather than queue the call until its timeout.
+        _ownConfiguration.BacklogPolicy = BacklogPolicy.FailFast;
+    }
+
+    private RedisIdempotencyStore(RedisIdempotencyStoreOptions options, ILogger? logger)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        _keys = new RedisKeyLayout(options.KeyPrefix);
+        _databaseNumber = options.Database;
+        _timeout = options.CommandTimeout;
+        _acknowledgements = options.ReplicaAcknowledgements;
+        _acknowledgementTimeoutMilliseconds = (long)Math.Ceiling(options.ReplicaAcknowledgementTimeout.TotalMilliseconds);
+        _auditCap = options.AuditMaxEntries;
+        _logger = logger ?? NullLogger.Instance;
+    }
+
+    /// <inheritdoc />
+    public int MaxKeyLength => MaxKeyLengthLimit;
+
+    /// <summary>The store's key layout.</summary>
+    internal RedisKeyLayout Keys => _keys;
+
+    /// <summary>The connection, once made.</summary>
+    internal IConnectionMultiplexer? Multiplexer => _multiplexer;
+
+    /// <inheritdoc />
+    public async ValueTask<ReservationResult> TryReserveAsync(IdempotencyRecordId id, string fingerprint, TimeSpan lease, TimeSpan expiration, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(fingerprint);
+        cancellationToken.ThrowIfCancellationRequested();
+        var started = Stopwatch.GetTimestamp();
+        var bucket = RedisKeyLayout.Bucket(id.Tenant, id.Key);
+        var key = _keys.Record(bucket, id);
+        try
+        {
+            var answer = (RedisResult[])(await EvaluateAsync(
+                RedisScripts.Reserve,
+                [key, _keys.Fence(bucket)],
+                [fingerprint, Milliseconds(lease), Milliseconds(expiration)],
+                started,
+                cancellationToken).ConfigureAwait(false))!;
+            var outcome = (ReservationOutcome)(int)answer[0];
+            var record = ReadRecord(id, answer, withResponse: outcome == ReservationOutcome.Completed);
+            if (outcome is ReservationOutcome.Acquired or ReservationOutcome.TakenOver && _acknowledgements > 0)
+            {
+                await AcknowledgeReservationAsync(key, record.FencingToken, started, cancellationToken).ConfigureAwait(false);
+            }
+
+            return new ReservationResult(outcome, record);
+        }
+        catch (Exception ex) when (RedisFailures.IsUnavailable(ex, cancellationToken))
+        {
+            throw RedisFailures.Unavailable("reserve a record", ex);
+        }
+    }
+
+    /// <inheritdoc />
+    /// <remarks>
+    /// Repeating a completion with the same token and exactly the same answer reports <see langword="true"/> again: a
+    /// completion retried after a lost reply or a missing replica acknowledgement is not mistaken for a lost lease.
+    /// </remarks>
+    public async ValueTask<bool> TryCompleteAsync(IdempotencyRecordId id, long fencingToken, IdempotentResponse response, TimeSpan expiration, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(response);
+        cancellationToken.ThrowIfCancellationRequested();
+        var started = Stopwatch.GetTimestamp();
+        var key = _keys.Record(id);
+
+        // A copy: the caller's buffer may be pooled and reused as soon as this returns, even if the store gave up
+        // waiting (its deadline) before the client library wrote the command.
+        RedisValue body = response.Body.ToArray();
+        try
+        {
+            var changed = (long)await EvaluateAsync(
+                RedisScripts.Complete,
+                [key],
+                [fencingToken, response.StatusCode, StoredHeaders.Serialize(response.Headers), body, response.BodyOmitted ? 1 : 0, Milliseconds(expiration)],
+                started,
+                cancellationToken).ConfigureAwait(false);
+            if (changed == 0)
+            {
+                return false;
+            }
+
+            await RequireReplicasAsync(key, started, cancellationToken).ConfigureAwait(false);
+            return true;
+        }
+        catch (Exception ex) when (RedisFailures.IsUnavailable(ex, cancellationToken))
+        {
+            throw RedisFailures.Unavailable("complete a record", ex);
+        }
+    }
+
+    /// <inheritdoc />
+    public async ValueTask<bool> TryReleaseAsync(IdempotencyRecordId id, long fencingToken, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        var started = Stopwatch.GetTimestamp();
+        try
+        {
+            return (long)await EvaluateAsync(RedisScripts.Release, [_keys.Record(id)], [fencingToken], started, cancellationToken).ConfigureAwait(false) == 1;
+        }
+        catch (Exception ex) when (RedisFailures.IsUnavailable(ex, cancellationToken))
+        {
+            throw RedisFailures.Unavailable("release a record", ex);
+        }
+    }
+
+    /// <inheritdoc />
+    public async ValueTask<bool> TrySetRecoveryPointAsync(IdempotencyRecordId id, long fencingToken, string recoveryPoint, TimeSpan lease, CancellationToken cancellationToken)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(recoveryPoint);
+        cancellationToken.ThrowIfCancellationRequested();
+        var started = Stopwatch.GetTimestamp();
+        var key = _keys.Record(id);
+        try
+        {
+            if ((long)await EvaluateAsync(RedisScripts.SetRecoveryPoint, [key], [fencingToken, recoveryPoint, Milliseconds(lease)], started, cancellationToken).ConfigureAwait(false) != 1)
+            {
+                return false;
+            }
+
+            await RequireReplicasAsync(key, started, cancellationToken).ConfigureAwait(false);
+            return true;
+        }
+        catch (Exception ex) when (RedisFailures.IsUnavailable(ex, cancellationToken))
+        {
+            throw RedisFailures.Unavailable("set a recovery point", ex);
+        }
+    }
+
+    /// <inheritdoc />
+    public async ValueTask<bool> TryRenewLeaseAsync(IdempotencyRecordId id, long fencingToken, TimeSpan lease, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        var started = Stopwatch.GetTimestamp();
+        var key = _keys.Record(id);
+        try
+        {
+            if ((long)await EvaluateAsync(RedisScripts.RenewLease, [key], [fencingToken, Milliseconds(lease)], started, cancellationToken).ConfigureAwait(false) != 1)
+            {
+                return false;
+            }
+
+            await RequireReplicasAsync(key, started, cancellationToken).ConfigureAwait(false);
+            return true;
+        }
+        catch (Exception ex) when (RedisFailures.IsUnavailable(ex, cancellationToken))
+        {
+            throw RedisFailures.Unavailable("renew a lease", ex);
+        }
+    }
+
+    /// <inheritdoc />
+    public async ValueTask<IdempotencyRecord?> GetAsync(IdempotencyRecordId id, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        var started = Stopwatch.GetTimestamp();
+        try
+        {
+            var result = await EvaluateAsync(RedisScripts.Get, [_keys.Record(id)], [], started, cancellationToken).ConfigureAwait(false);
+            if (result.IsNull)
+            {
+                return null;
+            }
+
+            var answer = (RedisResult[])result!;
+            return ReadRecord(id, answer, withResponse: (int)answer[3] == (int)IdempotencyRecordState.Completed);
+        }
+        catch (Exception ex) when (RedisFailures.IsUnavailable(ex, cancellationToken))
+        {
+            throw RedisFailures.Unavailable("read a record", ex);
+        }
+    }
+
+    /// <inheritdoc />
+    /// <remarks>
+    /// One <c>XADD … MAXLEN ~ AuditMaxEntries</c> on the audit stream: the entry's id is the server's time, and the
+    /// stream never holds much more than <see cref="RedisIdempotencyStoreOptions.AuditMaxEntries"/> entries.
+    /// </remarks>
+    public async ValueTask AppendAsync(KeyReuseAuditEntry entry, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(entry);
+        cancellationToken.ThrowIfCancellationRequested();
+        var started = Stopwatch.GetTimestamp();
+        NameValueEntry[] fields =
+        [
+            new(AuditFields.Tenant, entry.Id.Tenant),
+            new(AuditFields.Operation, entry.Id.Operation),
+            new(AuditFields.Key, entry.Id.Key),
+            new(AuditFields.StoredFingerprint, entry.StoredFingerprint),
+            new(AuditFields.AttemptedFingerprint, entry.AttemptedFingerprint),
+            new(AuditFields.Payload, entry.Payload ?? string.Empty),
+            new(AuditFields.OccurredAt, entry.OccurredAt.UtcTicks),
+        ];
+        try
+        {
+            var database = await DatabaseAsync(started, cancellationToken).ConfigureAwait(false);
+            await database.StreamAddAsync(_keys.Audit, fields, messageId: null, maxLength: _auditCap, useApproximateMaxLength: true)
+                .WaitAsync(Remaining(started), cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (RedisFailures.IsUnavailable(ex, cancellationToken))
+        {
+            throw RedisFailures.Unavailable("append an audit entry", ex);
+        }
+    }
+
+    /// <inheritdoc />
+    /// <remarks>An entry's age is measured from its stream id, the server's time when it was added.</remarks>
+    public async ValueTask<int> PurgeAuditAsync(TimeSpan retention, int batchSize, CancellationToken cancellationToken)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(retention, TimeSpan.Zero);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(batchSize);
+        cancellationToken.ThrowIfCancellationRequested();
+        var started = Stopwatch.GetTimestamp();
+        try
+        {
+            return (int)(long)await EvaluateAsync(RedisScripts.PurgeAudit, [_keys.Audit], [Milliseconds(retention), batchSize], started, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (RedisFailures.IsUnavailable(ex, cancellationToken))
+        {
+            throw RedisFailures.Unavailable("purge old audit entries", ex);
+        }
+    }
+
+    /// <inheritdoc />
+    /// <remarks>
+    /// Connects (for a connection the store owns), checks that every primary is reachable and runs Redis 6.2 or later,
+    /// loads the scripts on every primary (so calls send their SHA-1, not their text), and logs an error when a server's
+    /// <c>maxmemory-policy</c> would let Redis evict records. Nothing here is needed for correctness: calls work without it.
+    /// </remarks>
+    public async ValueTask InitializeAsync(CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        var started = Stopwatch.GetTimestamp();
+        try
+        {
+            var multiplexer = await ConnectionAsync(started, cancellationToken).ConfigureAwait(false);
+            var primaries = Primaries(multiplexer);
+            foreach (var server in primaries)
+            {
+                if (server.Version < MinimumServerVersion)
+                {
+                    throw new InvalidOperationException(
+                        $"The Redis idempotency store needs Redis {MinimumServerVersion} or later; {server.EndPoint} runs {server.Version}.");
+                }
+
+                foreach (var script in Scripts)
+                {
+                    await server.ScriptLoadAsync(script).WaitAsync(Remaining(started), cancellationToken).ConfigureAwait(false);
+                }
+
+                await CheckEvictionPolicyAsync(server, started, cancellationToken).ConfigureAwait(false);
+            }
+
+            RedisStoreLog.StoreReady(_logger, primaries.Count, primaries[0].ServerType.ToString(), primaries[0].Version.ToString(), _keys.Prefix, _acknowledgements);
+        }
+        catch (Exception ex) when (RedisFailures.IsUnavailable(ex, cancellationToken))
+        {
+            throw RedisFailures.Unavailable("check its servers and load its scripts", ex);
+        }
+    }
+
+    /// <inheritdoc />
+    public async ValueTask DisposeAsync()
+    {
+        var owned = Detach();
+        if (owned is not null)
+        {
+            await owned.CloseAsync().ConfigureAwait(false);
+            await owned.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    /// <inheritdoc />
+    public void Dispose() => Detach()?.Dispose();
+
+    /// <summary>Milliseconds for a script argument, rounded up so a lease is never shorter than asked.</summary>
+    private static long Milliseconds(TimeSpan span) => (long)Math.Ceiling(span.TotalMilliseconds);
+
+    /// <summary>A time the scripts store (microseconds since the Unix epoch, server clock).</summary>
+    internal static DateTimeOffset FromMicroseconds(long microseconds) => DateTimeOffset.UnixEpoch.AddTicks(microseconds * 10);
+
+    // The answer layout of Reserve and Get: {outcome, now, f, s, t, l, e, c, p[, h, H, b, o]}.
+    private static IdempotencyRecord ReadRecord(IdempotencyRecordId id, RedisResult[] answer, bool withResponse)
+    {
+        var state = (IdempotencyRecordState)(int)answer[3];
+        return new IdempotencyRecord
+        {
+            Id = id,
+            Fingerprint = (string)answer[2]!,
+            State = state,
+            FencingToken = (long)answer[4],
+            LeaseExpiresAt = FromMicroseconds((long)answer[5]),
+            ExpiresAt = FromMicroseconds((long)answer[6]),
+            RecoveryPoint = (string?)answer[8],
+            Response = withResponse && state == IdempotencyRecordState.Completed && answer.Length >= 13 ? ReadResponse(answer, 9) : null,
+        };
+    }
+
+    private static IdempotentResponse ReadResponse(RedisResult[] answer, int first)
+    {
+        var status = int.Parse((string?)answer[first] ?? "0", NumberStyles.Integer, CultureInfo.InvariantCulture);
+        var headers = StoredHeaders.Deserialize((string?)answer[first + 1]);
+        var body = (byte[]?)answer[first + 2] ?? [];
+        return new IdempotentResponse(status, headers, body, (string?)answer[first + 3] == "1");
+    }
+
+    private async ValueTask<RedisResult> EvaluateAsync(string script, RedisKey[] keys, RedisValue[] values, long started, CancellationToken cancellationToken)
+    {
+        var database = await DatabaseAsync(started, cancellationToken).ConfigureAwait(false);
+        return await database.ScriptEvaluateAsync(script, keys, values).WaitAsync(Remaining(started), cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// After a reservation that grants execution: waits for the replicas, and when they do not acknowledge it, gives the
+    /// reservation back (fenced) so nothing runs on a record a failover could lose, then fails closed.
+    /// </summary>
+    private async ValueTask AcknowledgeReservationAsync(RedisKey key, long fencingToken, long started, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await RequireReplicasAsync(key, started, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (RedisFailures.IsUnavailable(ex, cancellationToken))
+        {
+            try
+            {
+                var releasing = Stopwatch.GetTimestamp();
+                await EvaluateAsync(RedisScripts.Release, [key], [fencingToken], releasing, CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (Exception releaseFailure) when (RedisFailures.IsUnavailable(releaseFailure, CancellationToken.None))
+            {
+                // The lease then runs out by itself; a retry gets 409 until it does.
+            }
+
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// <c>WAIT</c> on the record's primary, on the same connection that carried the write, so it counts the replicas that
+    /// have every write this connection sent before it (the caller's included).
+    /// </summary>
+    private async ValueTask RequireReplicasAsync(RedisKey key, long started, CancellationToken cancellationToken)
+    {
+        if (_acknowledgements == 0)
+        {
+            return;
+        }
+
+        var multiplexer = await ConnectionAsync(started, cancellationToken).ConfigureAwait(false);
+        var server = multiplexer.GetServer(key);
+        var acknowledged = (long)await server.ExecuteAsync("WAIT", [_acknowledgements, _acknowledgementTimeoutMilliseconds])
+            .WaitAsync(Remaining(started), cancellationToken).ConfigureAwait(false);
+        if (acknowledged < _acknowledgements)
+        {
+            var timeout = TimeSpan.FromMilliseconds(_acknowledgementTimeoutMilliseconds);
+            RedisStoreLog.ReplicaAcknowledgementMissing(_logger, key.ToString(), acknowledged, _acknowledgements, timeout);
+            throw new IdempotencyStoreUnavailableException(
+                $"The Redis idempotency store wrote {key} on {server.EndPoint}, but only {acknowledged} of the {_acknowledgements} required replicas acknowledged it within {timeout}.");
+        }
+    }
+
+    // INFO memory reports the policy. StackExchange.Redis refuses INFO and CONFIG without allowAdmin, so INFO runs inside
+    // a one-line script, on this server. A server that refuses it (scripts or INFO disabled, ACL) is simply not checked.
+    private async ValueTask CheckEvictionPolicyAsync(IServer server, long started, CancellationToken cancellationToken)
+    {
+        string info;
+        try
+        {
+            info = (string?)await server.ExecuteAsync("EVAL", ["return redis.call('INFO', 'memory')", 0]).WaitAsync(Remaining(started), cancellationToken).ConfigureAwait(false) ?? string.Empty;
+        }
+        catch (Exception e) when (e is RedisServerException or RedisCommandException)
+        {
+            return;
+        }
+
+        const string Field = "maxmemory_policy:";
+        var line = info.Split('\n').Select(l => l.Trim()).FirstOrDefault(l => l.StartsWith(Field, StringComparison.Ordinal));
+        var policy = line?[Field.Length..];
+        if (policy is not null && !string.Equals(policy, "noeviction", StringComparison.OrdinalIgnoreCase))
+        {
+            RedisStoreLog.EvictionPolicyUnsafe(_logger, server.EndPoint?.ToString(), policy);
+        }
+    }
+
+    private List<IServer> Primaries(IConnectionMultiplexer multiplexer)
+    {
+        var servers = multiplexer.GetServers();
+        var primaries = servers.Where(s => !s.IsReplica).ToList();
+        var down = primaries.Where(s => !s.IsConnected).Select(s => s.EndPoint?.ToString()).ToList();
+        if (primaries.Count == 0 || down.Count > 0)
+        {
+            throw new IdempotencyStoreUnavailableException(primaries.Count == 0
+                ? $"The Redis idempotency store has no connected primary among {servers.Length} known server(s)."
+                : $"The Redis idempotency store cannot reach the primary server(s) {string.Join(", ", down)}.");
+        }
+
+        return primaries;
+    }
+
+    private TimeSpan Remaining(long started)
+    {
+        var remaining = _timeout - Stopwatch.GetElapsedTime(started);
+        return remaining > TimeSpan.Zero
+            ? remaining
+            : throw new TimeoutException($"The Redis idempotency store did not answer within {_timeout}.");
+    }
+
+    private async ValueTask<IDatabase> DatabaseAsync(long started, CancellationToken cancellationToken)
+    {
+        if (_database is { } database)
+        {
+            return database;
+        }
+
+        var multiplexer = await ConnectionAsync(started, cancellationToken).ConfigureAwait(false);
+        return _database = multiplexer.GetDatabase(_databaseNumber);
+    }
+
+    private ValueTask<IConnectionMultiplexer> ConnectionAsync(long started, CancellationToken cancellationToken)
+        => _multiplexer is { } multiplexer ? ValueTask.FromResult(multiplexer) : new ValueTask<IConnectionMultiplexer>(ConnectOwnAsync(started, cancellationToken));
+
+    private async Task<IConnectionMultiplexer> ConnectOwnAsync(long started, CancellationToken cancellationToken)
+    {
+        Task<IConnectionMultiplexer> connecting;
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            connecting = _connecting ??= ConnectCoreAsync();
+        }
+
+        try
+        {
+            return await connecting.WaitAsync(Remaining(started), cancellationToken).ConfigureAwait(false);
+        }
+        catch when (connecting.IsFaulted)
+        {
+            lock (_gate)
+            {
+                if (_connecting == connecting)
+                {
+                    _connecting = null;
+                }
+            }
+
+            throw;
+        }
+    }
+
+    private async Task<IConnectionMultiplexer> ConnectCoreAsync()
+    {
+        // abortConnect=false: this returns even when no server answers yet; the connection keeps retrying in the background.
+        var multiplexer = await ConnectionMultiplexer.ConnectAsync(_ownConfiguration!).ConfigureAwait(false);
+        lock (_gate)
+        {
+            if (_disposed)
+            {
+                multiplexer.Dispose();
+                throw new ObjectDisposedException(nameof(RedisIdempotencyStore));
+            }
+
+            Attach(multiplexer);
+        }
+
+        return multiplexer;
+    }
+
+    private void Attach(IConnectionMultiplexer multiplexer)
+    {
+        multiplexer.ConnectionFailed += OnConnectionFailed;
+        multiplexer.ConnectionRestored += OnConnectionRestored;
+        _multiplexer = multiplexer;
+    }
+
+    /// <summary>Stops listening to the connection; returns it when the store owns it (the caller closes it).</summary>
+    private IConnectionMultiplexer? Detach()
+    {
+        IConnectionMultiplexer? multiplexer;
+        lock (_gate)
+        {
+            if (_disposed)
+            {
+                return null;
+            }
+
+            _disposed = true;
+            multiplexer = _multiplexer;
+        }
+
+        if (multiplexer is null)
+        {
+            return null;
+        }
+
+        multiplexer.ConnectionFailed -= OnConnectionFailed;
+        multiplexer.ConnectionRestored -= OnConnectionRestored;
+        return _ownConfiguration is null ? null : multiplexer;
+    }
+
+    private void OnConnectionFailed(object? sender, ConnectionFailedEventArgs e)
+        => RedisStoreLog.ConnectionFailed(_logger, e.Exception, e.EndPoint?.ToString(), e.ConnectionType.ToString(), e.FailureType.ToString());
+
+    private void OnConnectionRestored(object? sender, ConnectionFailedEventArgs e)
+        => RedisStoreLog.ConnectionRestored(_logger, e.EndPoint?.ToString(), e.ConnectionType.ToString());
+
+    /// <summary>Field names of an audit stream entry.</summary>
+    private static class AuditFields
+    {
+        public const string Tenant = "T";
+        public const string Operation = "O";
+        public const string Key = "K";
+        public const string StoredFingerprint = "s";
+        public const string AttemptedFingerprint = "a";
+        public const string Payload = "p";
+        public const string OccurredAt = "w";
+    }
+}

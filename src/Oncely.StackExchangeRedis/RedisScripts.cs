@@ -1,0 +1,185 @@
+namespace Oncely.StackExchangeRedis;
+
+/// <summary>
+/// Every transition of the store, as one Lua script that Redis runs atomically (no other command runs in between, on
+/// the record's primary). Time is the server's: <c>TIME</c> inside the script, in microseconds, never the application's.
+/// </summary>
+/// <remarks>
+/// <para>A record is a hash with short field names: <c>f</c> fingerprint, <c>s</c> state (0 InProgress, 1 Completed),
+/// <c>t</c> fencing token, <c>l</c> lease end, <c>e</c> expiry, <c>c</c> creation (all three in microseconds since the
+/// Unix epoch, server clock), <c>p</c> recovery point, and for a Completed record <c>h</c> status code, <c>H</c> headers
+/// (<see cref="StoredHeaders"/> JSON), <c>b</c> body bytes, <c>o</c> body omitted (1/0).</para>
+/// <para>The record's own expiry (<c>e</c>) decides whether it counts; the key's Redis TTL only frees the memory and is
+/// never earlier: <c>max(e, l)</c> for an InProgress record (so a lease that outlives the expiry still finds its record),
+/// <c>e</c> for a Completed one. No sweeper is needed.</para>
+/// <para>Fencing tokens: the bucket's counter key (same hash slot, never expires) holds the last token handed out; the
+/// next is the larger of that plus one and the server's time in microseconds. So tokens only grow within a bucket, over a
+/// record's whole life and across expiry and re-creation, and a counter lost in a failover (asynchronous replication)
+/// is made up for by the clock, which has moved on since the lost token was issued.</para>
+/// <para>Numbers are written with <c>string.format('%.0f', …)</c>: Lua 5.1 numbers are doubles, exact to 2^53 (about
+/// 285 years of microseconds), and their default text form would switch to exponent notation.</para>
+/// </remarks>
+internal static class RedisScripts
+{
+    // Shared prelude: the server's clock in microseconds, and the number formatter.
+    private const string Clock = """
+        local clock = redis.call('TIME')
+        local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
+        local function n(x) return string.format('%.0f', x) end
+        local function expireat(key, us) redis.call('PEXPIREAT', key, n(math.ceil(us / 1000))) end
+        """;
+
+    /// <summary>
+    /// Reserve. KEYS: record, fence. ARGV: fingerprint, lease (ms), expiration (ms).
+    /// Returns <c>{outcome, now, f, s, t, l, e, c, p}</c> (outcome = <see cref="ReservationOutcome"/>), followed by
+    /// <c>h, H, b, o</c> for a Completed record with the caller's fingerprint. A replay, an in-progress duplicate and a
+    /// reused key only read: the script writes nothing for them (decision-table row 20).
+    /// </summary>
+    public const string Reserve = Clock + """
+
+        local r = redis.call('HMGET', KEYS[1], 'f', 's', 't', 'l', 'e', 'c', 'p')
+        local lease = tonumber(ARGV[2]) * 1000
+        local function token()
+          local last = tonumber(redis.call('GET', KEYS[2]) or '0') or 0
+          local nextToken = now
+          if nextToken <= last then nextToken = last + 1 end
+          redis.call('SET', KEYS[2], n(nextToken))
+          return nextToken
+        end
+        if r[1] then
+          local e = tonumber(r[5]) or 0
+          if e > now then
+            local held = {now, r[1], tonumber(r[2]), tonumber(r[3]), tonumber(r[4]), e, tonumber(r[6]), r[7] or false}
+            if r[1] ~= ARGV[1] then
+              table.insert(held, 1, 4)
+              return held
+            end
+            if r[2] == '1' then
+              local answer = redis.call('HMGET', KEYS[1], 'h', 'H', 'b', 'o')
+              table.insert(held, 1, 2)
+              for i = 1, 4 do held[#held + 1] = answer[i] end
+              return held
+            end
+            if (tonumber(r[4]) or 0) > now then
+              table.insert(held, 1, 3)
+              return held
+            end
+            local t = token()
+            local l = now + lease
+            redis.call('HSET', KEYS[1], 't', n(t), 'l', n(l))
+            expireat(KEYS[1], math.max(e, l))
+            return {1, now, r[1], 0, t, l, e, tonumber(r[6]), r[7] or false}
+          end
+          redis.call('DEL', KEYS[1])
+        end
+        local t = token()
+        local l = now + lease
+        local e = now + tonumber(ARGV[3]) * 1000
+        redis.call('HSET', KEYS[1], 'f', ARGV[1], 's', '0', 't', n(t), 'l', n(l), 'e', n(e), 'c', n(now))
+        expireat(KEYS[1], math.max(e, l))
+        return {0, now, ARGV[1], 0, t, l, e, now, false}
+        """;
+
+    /// <summary>
+    /// Complete. KEYS: record. ARGV: token, status, headers, body, omitted (1/0), expiration (ms).
+    /// Returns 1 when the InProgress record carried the token and is Completed now; 2 when it is already Completed by this
+    /// token with exactly this answer (a completion repeated after a lost reply or a missing replica acknowledgement);
+    /// 0 otherwise (stale token, other answer, record gone), and then nothing changed.
+    /// </summary>
+    public const string Complete = """
+        local r = redis.call('HMGET', KEYS[1], 's', 't')
+        if r[2] ~= ARGV[1] then return 0 end
+        if r[1] == '0' then
+          local clock = redis.call('TIME')
+          local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
+          local e = now + tonumber(ARGV[6]) * 1000
+          redis.call('HSET', KEYS[1], 's', '1', 'h', ARGV[2], 'H', ARGV[3], 'b', ARGV[4], 'o', ARGV[5], 'e', string.format('%.0f', e))
+          redis.call('PEXPIREAT', KEYS[1], string.format('%.0f', math.ceil(e / 1000)))
+          return 1
+        end
+        if r[1] == '1' then
+          local c = redis.call('HMGET', KEYS[1], 'h', 'H', 'b', 'o')
+          if c[1] == ARGV[2] and c[2] == ARGV[3] and c[3] == ARGV[4] and c[4] == ARGV[5] then return 2 end
+        end
+        return 0
+        """;
+
+    /// <summary>
+    /// Release. KEYS: record. ARGV: token. Deletes the InProgress record that carries the token, or, when it has a
+    /// recovery point, keeps it and ends its lease now. Returns 1, or 0 when nothing changed.
+    /// </summary>
+    public const string Release = Clock + """
+
+        local r = redis.call('HMGET', KEYS[1], 's', 't', 'p', 'e')
+        if r[1] ~= '0' or r[2] ~= ARGV[1] then return 0 end
+        if not r[3] then
+          redis.call('DEL', KEYS[1])
+          return 1
+        end
+        redis.call('HSET', KEYS[1], 'l', n(now))
+        expireat(KEYS[1], math.max(tonumber(r[4]) or now, now))
+        return 1
+        """;
+
+    /// <summary>
+    /// Recovery point. KEYS: record. ARGV: token, recovery point, lease (ms). Only for the live InProgress record that
+    /// carries the token: stores the phase and renews the lease. Returns 1, or 0 when nothing changed.
+    /// </summary>
+    public const string SetRecoveryPoint = Clock + """
+
+        local r = redis.call('HMGET', KEYS[1], 's', 't', 'e')
+        if r[1] ~= '0' or r[2] ~= ARGV[1] then return 0 end
+        local e = tonumber(r[3]) or 0
+        if e <= now then return 0 end
+        local l = now + tonumber(ARGV[3]) * 1000
+        redis.call('HSET', KEYS[1], 'p', ARGV[2], 'l', n(l))
+        expireat(KEYS[1], math.max(e, l))
+        return 1
+        """;
+
+    /// <summary>
+    /// Renew the lease. KEYS: record. ARGV: token, lease (ms). Only for the live InProgress record that carries the token.
+    /// Returns 1, or 0 when nothing changed.
+    /// </summary>
+    public const string RenewLease = Clock + """
+
+        local r = redis.call('HMGET', KEYS[1], 's', 't', 'e')
+        if r[1] ~= '0' or r[2] ~= ARGV[1] then return 0 end
+        local e = tonumber(r[3]) or 0
+        if e <= now then return 0 end
+        local l = now + tonumber(ARGV[2]) * 1000
+        redis.call('HSET', KEYS[1], 'l', n(l))
+        expireat(KEYS[1], math.max(e, l))
+        return 1
+        """;
+
+    /// <summary>
+    /// Read. KEYS: record. Returns nil for a missing or expired record, else <c>{5, now, f, s, t, l, e, c, p, h, H, b, o}</c>
+    /// (the same layout as <see cref="Reserve"/>'s answer). Writes nothing.
+    /// </summary>
+    public const string Get = """
+        local r = redis.call('HMGET', KEYS[1], 'f', 's', 't', 'l', 'e', 'c', 'p', 'h', 'H', 'b', 'o')
+        if not r[1] then return false end
+        local clock = redis.call('TIME')
+        local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
+        local e = tonumber(r[5]) or 0
+        if e <= now then return false end
+        return {5, now, r[1], tonumber(r[2]), tonumber(r[3]), tonumber(r[4]), e, tonumber(r[6]), r[7] or false, r[8] or false, r[9] or false, r[10] or false, r[11] or false}
+        """;
+
+    /// <summary>
+    /// Audit retention. KEYS: audit stream. ARGV: retention (ms), batch size. Deletes at most the batch's oldest entries
+    /// that were added more than the retention ago (a stream id is the server's time at <c>XADD</c>). Returns how many.
+    /// </summary>
+    public const string PurgeAudit = """
+        local clock = redis.call('TIME')
+        local cutoff = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000) - tonumber(ARGV[1])
+        if cutoff <= 0 then return 0 end
+        local old = redis.call('XRANGE', KEYS[1], '-', string.format('%.0f', cutoff - 1), 'COUNT', ARGV[2])
+        if #old == 0 then return 0 end
+        local last = old[#old][1]
+        local dash = string.find(last, '-', 1, true)
+        local after = string.sub(last, 1, dash) .. string.format('%.0f', tonumber(string.sub(last, dash + 1)) + 1)
+        return redis.call('XTRIM', KEYS[1], 'MINID', after)
+        """;
+}
