@@ -89,4 +89,20 @@ public static class IdempotencyEventIds
     /// was recorded and a retry runs the operation again (error: call <c>ReserveInTransactionAsync</c> first).
     /// </summary>
     public const int OneCommitAnsweredWithoutReserving = 1042;
+
+    /// <summary>
+    /// The in-memory store is in use outside the Development environment (warning, once at start): its records are lost
+    /// on every restart and it cannot coordinate several instances, so a retry that reaches another instance, or arrives
+    /// after a restart, runs the operation again.
+    /// </summary>
+    public const int InMemoryStoreOutsideDevelopment = 1300;
+
+    /// <summary>An operator released a record through the operator API (warning: a retry of its key will run the operation again).</summary>
+    public const int RecordReleasedByOperator = 1301;
+
+    /// <summary>An operator's release was refused: the record is gone, completed, or carries another fencing token (information).</summary>
+    public const int OperatorReleaseRefused = 1302;
+
+    /// <summary>The operator API could not reach the store; it answered <c>503</c> (error).</summary>
+    public const int AdministrationStoreUnavailable = 1303;
 }
