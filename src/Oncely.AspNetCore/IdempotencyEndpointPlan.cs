@@ -39,6 +39,9 @@ internal sealed class IdempotencyEndpointPlan
     /// <summary>What the endpoint is, without the method: the route pattern plus host and route-value discriminators.</summary>
     public string Target { get; }
 
+    /// <summary>The endpoint's settings (its named policy applied), set by the middleware on the endpoint's first request.</summary>
+    public IdempotencyEndpointSettings? Settings { get; set; }
+
     /// <summary>The plan of an endpoint, or <see langword="null"/> when it is not idempotent (row 1).</summary>
     public static IdempotencyEndpointPlan? For(Endpoint endpoint)
         => Plans.TryGetValue(endpoint, out var plan) ? plan : Plans.GetValue(endpoint, Create);

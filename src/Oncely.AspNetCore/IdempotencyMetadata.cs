@@ -30,6 +30,12 @@ public interface IIdempotencyMetadata
     /// <see langword="false"/>: the middleware reserves, and commits the reservation, before the handler runs.
     /// </summary>
     bool OneCommitReservation => false;
+
+    /// <summary>
+    /// The named policy (<see cref="IdempotencyOptions.AddPolicy"/>) whose lease, expiration, body limits and status-code
+    /// policy the endpoint uses. Default: <see langword="null"/>: the global <see cref="IdempotencyOptions"/>.
+    /// </summary>
+    string? Policy => null;
 }
 
 /// <summary>
@@ -66,6 +72,13 @@ public sealed class IdempotentAttribute : Attribute, IIdempotencyMetadata, IAsyn
     /// <see langword="false"/> (the middleware reserves and commits the reservation first).
     /// </summary>
     public bool OneCommitReservation { get; set; }
+
+    /// <summary>
+    /// The named policy (<see cref="IdempotencyOptions.AddPolicy"/>, or <c>Oncely:Policies:{name}</c> in configuration)
+    /// whose lease, expiration, body limits and status-code policy the action uses; a name that is not registered stops
+    /// the host at start-up. Default: <see langword="null"/>: the global <see cref="IdempotencyOptions"/>.
+    /// </summary>
+    public string? Policy { get; set; }
 
     /// <inheritdoc />
     public Task OnResourceExecutionAsync(ResourceExecutingContext context, ResourceExecutionDelegate next)
