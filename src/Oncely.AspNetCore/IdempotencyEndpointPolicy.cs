@@ -33,10 +33,10 @@ public sealed class IdempotencyEndpointPolicy : IdempotencyPolicy
 
     /// <summary>
     /// The <c>4xx</c> answers of these endpoints that mean "try again" and therefore release the record instead of being
-    /// stored; this set replaces the global one, it does not add to it. Default: <see langword="null"/>,
-    /// <see cref="IdempotencyOptions.RetryableStatusCodes"/> (408, 409, 425, 429).
+    /// stored, as a set; it replaces the global one, it does not add to it (an empty collection stores every
+    /// <c>4xx</c>). Default: <see langword="null"/>, <see cref="IdempotencyOptions.RetryableStatusCodes"/> (408, 409, 425, 429).
     /// </summary>
-    public ISet<int>? RetryableStatusCodes { get; set; }
+    public ICollection<int>? RetryableStatusCodes { get; set; }
 
     /// <summary>
     /// The status for a key these endpoints see reused with a different payload (a <c>4xx</c>). Default:

@@ -68,10 +68,10 @@ public sealed class IdempotencyOptions : IdempotencyEngineOptions
     /// <summary>
     /// The <c>4xx</c> answers that mean "try again" and therefore release the record instead of being stored (row 11),
     /// so a retry runs the operation again; every other <c>2xx</c>, <c>3xx</c> and <c>4xx</c> answer is stored and
-    /// replayed (row 10). Default: 408, 409, 425, 429. Only <c>4xx</c> statuses are allowed. Configuration adds to the
-    /// defaults (remove one in code, or give a named policy its own set).
+    /// replayed (row 10). A set (a status added twice counts once). Default: 408, 409, 425, 429. Only <c>4xx</c>
+    /// statuses are allowed. Configuration adds to the defaults (remove one in code, or give a named policy its own set).
     /// </summary>
-    public ISet<int> RetryableStatusCodes { get; } = new HashSet<int> { StatusCodes.Status408RequestTimeout, StatusCodes.Status409Conflict, 425, StatusCodes.Status429TooManyRequests };
+    public ICollection<int> RetryableStatusCodes { get; } = new HashSet<int> { StatusCodes.Status408RequestTimeout, StatusCodes.Status409Conflict, 425, StatusCodes.Status429TooManyRequests };
 
     /// <summary>
     /// The named policies endpoints can ask for (<c>.RequireIdempotencyKey("payments")</c>,
