@@ -1,6 +1,7 @@
 using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
 namespace Oncely.AspNetCore;
@@ -10,7 +11,7 @@ internal sealed partial class IdempotencyEndpointValidation
 {
     /// <summary>
     /// Refuses to start when an idempotent endpoint names a policy that is not registered, or when the operator API is
-    /// mapped unsecured, made idempotent by a group convention, or over a store that cannot serve it.
+    /// mapped unsecured or made idempotent by a group convention; warns when the store cannot serve the operator API.
     /// </summary>
     /// <exception cref="InvalidOperationException">Something above; the message says what to change.</exception>
     internal static void ValidatePoliciesAndAdministration(IReadOnlyList<Endpoint> endpoints, IServiceProvider services)
@@ -74,12 +75,19 @@ internal sealed partial class IdempotencyEndpointValidation
                 + "For a tool that is reachable only locally, opt out explicitly with .AllowAnonymous().");
         }
 
+        // Not fatal: idempotency itself works; only the operator tool cannot, and its endpoints answer 501 saying why.
         var store = services.GetRequiredService<IIdempotencyStore>();
         if (store is not IIdempotencyStoreAdministration)
         {
-            throw new InvalidOperationException(
-                $"Oncely: the operator API (MapIdempotencyAdmin) needs a store that can list and look up its records, but {store.GetType().Name} does not implement IIdempotencyStoreAdministration. "
-                + "Every store shipped with Oncely does; implement it on this store (or on the decorator wrapping it), or remove MapIdempotencyAdmin.");
+            LogAdministrationNotSupported(services.GetRequiredService<ILoggerFactory>().CreateLogger(AdminLogCategory), store.GetType().Name);
         }
     }
+
+    /// <summary>The log category of the operator API.</summary>
+    internal const string AdminLogCategory = "Oncely.AspNetCore.IdempotencyAdmin";
+
+    [LoggerMessage(IdempotencyEventIds.AdministrationNotSupported, LogLevel.Warning,
+        "The operator API (MapIdempotencyAdmin) is mapped, but the idempotency store {Store} does not implement IIdempotencyStoreAdministration, so its endpoints answer 501. " +
+        "Every store shipped with Oncely implements it: if {Store} wraps one, pass the capability on (implement the interface by delegating to the inner store)")]
+    private static partial void LogAdministrationNotSupported(ILogger logger, string store);
 }

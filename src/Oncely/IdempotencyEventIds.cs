@@ -105,4 +105,10 @@ public static class IdempotencyEventIds
 
     /// <summary>The operator API could not reach the store; it answered <c>503</c> (error).</summary>
     public const int AdministrationStoreUnavailable = 1303;
+
+    /// <summary>
+    /// The operator API is mapped but the store does not implement <c>IIdempotencyStoreAdministration</c> (warning, once at
+    /// start): its endpoints answer <c>501</c>. Typically a store wrapped by a decorator that does not pass the capability on.
+    /// </summary>
+    public const int AdministrationNotSupported = 1304;
 }

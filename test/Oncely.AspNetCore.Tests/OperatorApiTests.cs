@@ -324,11 +324,21 @@ public sealed class OperatorApiTests
     }
 
     [Fact]
-    public async Task Start_StoreWithoutTheCapability_FailsNamingTheStore()
+    public async Task StoreWithoutTheCapability_WarnsAtStartAndAnswers501NamingTheStore_IdempotencyStillWorks()
     {
-        var error = await Assert.ThrowsAsync<InvalidOperationException>(() => StartAsync(store: _ => new FaultyStore(new InMemoryIdempotencyStore())));
+        var (app, _) = await StartAsync(store: _ => new FaultyStore(new InMemoryIdempotencyStore()));
+        await using var _ = app;
 
-        Assert.Contains("FaultyStore does not implement IIdempotencyStoreAdministration", error.Message, StringComparison.Ordinal);
+        var warning = Assert.Single(app.Logs.Entries, e => e.Id.Id == IdempotencyEventIds.AdministrationNotSupported);
+        Assert.Equal(LogLevel.Warning, warning.Level);
+        Assert.Contains("FaultyStore", warning.Message, StringComparison.Ordinal);
+        foreach (var response in new[] { await GetAsync(app, $"{Admin}/records"), await GetAsync(app, $"{Admin}/audit"), await ReleaseAsync(app, "{}") })
+        {
+            Assert.Contains("FaultyStore", await ProblemDetailAsync(response, HttpStatusCode.NotImplemented, "idempotency-admin-not-supported"), StringComparison.Ordinal);
+        }
+
+        await app.Client.SendAsync(PipelineApp.Post("/payments", "k"));
+        Assert.True((await app.Client.SendAsync(PipelineApp.Post("/payments", "k"))).Headers.Contains("Idempotent-Replayed"));
     }
 
     [Fact]

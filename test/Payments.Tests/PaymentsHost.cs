@@ -15,6 +15,7 @@ public sealed class PaymentsHost : IAsyncDisposable
 {
     public const string TenantA = "sk_test_tenant_a";
     public const string TenantB = "sk_test_tenant_b";
+    public const string Operator = "sk_test_operator";
 
     private readonly WebApplication _app;
     private readonly string _directory;
@@ -43,6 +44,7 @@ public sealed class PaymentsHost : IAsyncDisposable
             $"--Payments:OneCommit={oneCommit}",
             $"--Payments:ApiKeys:{TenantA}=tenant-a",
             $"--Payments:ApiKeys:{TenantB}=tenant-b",
+            $"--Payments:OperatorApiKeys:{Operator}=operator",
         };
         args.AddRange(postgreSql is null
             ? ["--Payments:Database=Sqlite", $"--ConnectionStrings:Payments=Data Source={Path.Combine(directory, "payments.db")}"]

@@ -28,9 +28,9 @@ public static class IdempotencyAdminEndpointRouteBuilderExtensions
     /// <remarks>
     /// The host refuses to start when an operator API endpoint has neither authorization metadata nor an explicit
     /// <c>AllowAnonymous()</c> (releasing a record makes a retry run the operation again, and the audit holds payloads),
-    /// when one is made idempotent by a group convention, or when the store does not implement
-    /// <see cref="IIdempotencyStoreAdministration"/> (every store shipped with Oncely does). These endpoints are never
-    /// idempotent themselves.
+    /// or when one is made idempotent by a group convention. When the store does not implement
+    /// <see cref="IIdempotencyStoreAdministration"/> (every store shipped with Oncely does; a decorator may not), a warning
+    /// is logged at start-up and the endpoints answer <c>501</c>. These endpoints are never idempotent themselves.
     /// </remarks>
     /// <param name="endpoints">The application (or a route group) to map into.</param>
     /// <param name="prefix">The route prefix. Default: <c>/admin/idempotency</c>.</param>

@@ -30,7 +30,7 @@ internal sealed partial class IdempotencyAdminEndpoints(IServiceProvider service
         .Create(IdempotencyTelemetry.MeterName)
         .CreateCounter<long>(ReleasesInstrument, "{record}", "Records operators asked to release through the operator API, by outcome."));
 
-    private readonly Lazy<ILogger> _logger = new(() => services.GetRequiredService<ILoggerFactory>().CreateLogger("Oncely.AspNetCore.IdempotencyAdmin"));
+    private readonly Lazy<ILogger> _logger = new(() => services.GetRequiredService<ILoggerFactory>().CreateLogger(IdempotencyEndpointValidation.AdminLogCategory));
 
     /// <summary><c>GET {prefix}/records?tenant=&amp;key=&amp;operation=&amp;state=&amp;olderThan=&amp;createdBefore=&amp;limit=&amp;continuation=</c>.</summary>
     public async Task ListRecordsAsync(HttpContext context)
@@ -198,9 +198,11 @@ internal sealed partial class IdempotencyAdminEndpoints(IServiceProvider service
             return admin;
         }
 
-        // Start-up refuses this already; a store swapped behind the host's back still gets a clear answer.
+        // Logged as a warning at start-up too (event 1304).
+        var store = context.RequestServices.GetRequiredService<IIdempotencyStore>().GetType().Name;
         await WriteProblemAsync(context, StatusCodes.Status501NotImplemented, IdempotencyAdminProblemTypes.NotSupported, "Operator API not supported",
-            "The idempotency store in use cannot list, look up or audit its records (it does not implement IIdempotencyStoreAdministration).").ConfigureAwait(false);
+            $"The idempotency store in use ({store}) cannot list, look up or audit its records: it does not implement IIdempotencyStoreAdministration. " +
+            "Every store shipped with Oncely does; a store that wraps one must pass the capability on.").ConfigureAwait(false);
         return null;
     }
 
