@@ -70,9 +70,3 @@ internal sealed record AdminReleaseRequest(string? Tenant, string? Operation, st
     RespectNullableAnnotations = true,
     UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow)]
 internal sealed partial class AdminJsonContext : JsonSerializerContext;
-
-/// <summary>Marks the operator API's endpoints, for the start-up checks.</summary>
-internal sealed class IdempotencyAdminEndpointMetadata
-{
-    public static readonly IdempotencyAdminEndpointMetadata Instance = new();
-}
