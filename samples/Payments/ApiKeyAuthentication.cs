@@ -8,6 +8,8 @@ namespace Payments;
 /// <summary>
 /// <c>Authorization: Bearer &lt;api key&gt;</c>, with keys mapped to tenants in configuration (<c>Payments:ApiKeys</c>).
 /// Keys are compared exactly and in constant time (<see cref="ApiKeys"/>). The principal's <c>NameIdentifier</c> is the tenant, which is also Oncely's default idempotency scope.
+/// An operator key (<c>Payments:OperatorApiKeys</c>) authenticates an operator instead: a name and the role
+/// <see cref="OperatorRole"/>, no tenant, so it opens the operator API and nothing else.
 /// </summary>
 public sealed class ApiKeyAuthenticationHandler(
     IOptionsMonitor<AuthenticationSchemeOptions> options,
@@ -18,6 +20,9 @@ public sealed class ApiKeyAuthenticationHandler(
     : AuthenticationHandler<AuthenticationSchemeOptions>(options, logger, encoder)
 {
     public const string SchemeName = "ApiKey";
+
+    /// <summary>The role of operator API keys, required by the <c>operator</c> authorization policy.</summary>
+    public const string OperatorRole = "operator";
 
     protected override Task<AuthenticateResult> HandleAuthenticateAsync()
     {
@@ -34,12 +39,15 @@ public sealed class ApiKeyAuthenticationHandler(
 
         var key = header["Bearer ".Length..].Trim();
         var tenant = string.IsNullOrEmpty(key) ? null : apiKeys.FindTenant(key);
-        if (string.IsNullOrEmpty(tenant))
+        var @operator = string.IsNullOrEmpty(key) || !string.IsNullOrEmpty(tenant) ? null : apiKeys.FindOperator(key);
+        if (string.IsNullOrEmpty(tenant) && string.IsNullOrEmpty(@operator))
         {
             return Task.FromResult(AuthenticateResult.Fail("Unknown API key."));
         }
 
-        var identity = new ClaimsIdentity([new Claim(ClaimTypes.NameIdentifier, tenant)], SchemeName);
+        var identity = string.IsNullOrEmpty(tenant)
+            ? new ClaimsIdentity([new Claim(ClaimTypes.Name, @operator!), new Claim(ClaimTypes.Role, OperatorRole)], SchemeName)
+            : new ClaimsIdentity([new Claim(ClaimTypes.NameIdentifier, tenant)], SchemeName);
         return Task.FromResult(AuthenticateResult.Success(new AuthenticationTicket(new ClaimsPrincipal(identity), SchemeName)));
     }
 

@@ -4,7 +4,8 @@ using System.Text;
 namespace Payments;
 
 /// <summary>
-/// The API keys of <c>Payments:ApiKeys</c> (key → tenant), matched exactly and in constant time.
+/// The API keys of <c>Payments:ApiKeys</c> (key → tenant) and <c>Payments:OperatorApiKeys</c> (key → operator name),
+/// matched exactly and in constant time.
 /// </summary>
 /// <remarks>
 /// Configuration keys are case-insensitive, so looking a presented key up in the section would accept
@@ -15,30 +16,40 @@ namespace Payments;
 public sealed class ApiKeys
 {
     private readonly (byte[] Hash, string Tenant)[] _entries;
+    private readonly (byte[] Hash, string Operator)[] _operators;
 
     public ApiKeys(IConfiguration configuration)
     {
         ArgumentNullException.ThrowIfNull(configuration);
-        _entries = [.. configuration.GetSection("Payments:ApiKeys").GetChildren()
-            .Where(entry => !string.IsNullOrEmpty(entry.Key) && !string.IsNullOrEmpty(entry.Value))
-            .Select(entry => (Hash(entry.Key), entry.Value!))];
+        _entries = Read(configuration, "Payments:ApiKeys");
+        _operators = Read(configuration, "Payments:OperatorApiKeys");
     }
 
     /// <summary>The tenant of <paramref name="key"/>, or <see langword="null"/> when no configured key equals it byte for byte.</summary>
-    public string? FindTenant(string key)
+    public string? FindTenant(string key) => Find(_entries, key);
+
+    /// <summary>The operator of <paramref name="key"/> (an operator API key, never a tenant's), or <see langword="null"/>.</summary>
+    public string? FindOperator(string key) => Find(_operators, key);
+
+    private static (byte[] Hash, string Owner)[] Read(IConfiguration configuration, string section)
+        => [.. configuration.GetSection(section).GetChildren()
+            .Where(entry => !string.IsNullOrEmpty(entry.Key) && !string.IsNullOrEmpty(entry.Value))
+            .Select(entry => (Hash(entry.Key), entry.Value!))];
+
+    private static string? Find((byte[] Hash, string Owner)[] entries, string key)
     {
         ArgumentNullException.ThrowIfNull(key);
         var presented = Hash(key);
-        string? tenant = null;
-        foreach (var (hash, owner) in _entries)
+        string? owner = null;
+        foreach (var (hash, name) in entries)
         {
             if (CryptographicOperations.FixedTimeEquals(hash, presented))
             {
-                tenant = owner;
+                owner = name;
             }
         }
 
-        return tenant;
+        return owner;
     }
 
     private static byte[] Hash(string key) => SHA256.HashData(Encoding.UTF8.GetBytes(key));

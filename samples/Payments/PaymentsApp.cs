@@ -79,7 +79,11 @@ public static class PaymentsApp
         services.AddSingleton<ApiKeys>();
         services.AddAuthentication(ApiKeyAuthenticationHandler.SchemeName)
             .AddScheme<AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(ApiKeyAuthenticationHandler.SchemeName, null);
-        services.AddAuthorizationBuilder().SetFallbackPolicy(new AuthorizationPolicyBuilder().RequireAuthenticatedUser().Build());
+        // Every endpoint without a policy of its own needs a tenant (an operator key has none: 403); the operator API
+        // needs an operator key (a tenant key: 403).
+        services.AddAuthorizationBuilder()
+            .SetFallbackPolicy(new AuthorizationPolicyBuilder().RequireAuthenticatedUser().RequireClaim(System.Security.Claims.ClaimTypes.NameIdentifier).Build())
+            .AddPolicy("operator", policy => policy.RequireRole(ApiKeyAuthenticationHandler.OperatorRole));
 
         // The ledger and Oncely's records share one database, so a money movement and its stored answer can share a transaction.
         services.AddSingleton<LedgerDialect>(_ => settings.Database == PaymentsDatabase.PostgreSql
@@ -90,13 +94,8 @@ public static class PaymentsApp
         Webhooks.SettlementWebhook.AddServices(services);
         if (settings.Idempotency)
         {
-            var idempotency = services.AddIdempotency(options =>
-            {
-                if (settings.Expiration is { } expiration)
-                {
-                    options.Expiration = expiration;
-                }
-            });
+            // Every Oncely setting (and named policy) can be set under "Oncely" in configuration.
+            var idempotency = services.AddIdempotency(builder.Configuration.GetSection("Oncely"));
             if (settings.Database == PaymentsDatabase.PostgreSql)
             {
                 idempotency.UsePostgreSql(settings.ConnectionString);
@@ -132,6 +131,11 @@ public static class PaymentsApp
 
         PaymentEndpoints.Map(app, settings.Idempotency, settings.OneCommit);
         Webhooks.SettlementWebhook.Map(app, settings.Idempotency, settings.OneCommit);
+        if (settings.Idempotency)
+        {
+            // Find and release stuck keys, read the key-reuse audit: operator keys only (see README.md).
+            app.MapIdempotencyAdmin("/admin/idempotency").RequireAuthorization("operator");
+        }
         return app;
     }
 

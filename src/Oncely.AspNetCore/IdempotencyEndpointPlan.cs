@@ -48,6 +48,9 @@ internal sealed class IdempotencyEndpointPlan
     /// <summary>Whether the body must be read before the key and the caller: it names the sender, or holds the key.</summary>
     public bool ReadsBodyFirst => SenderVerifier is not null || KeySource is { ReadsBody: true };
 
+    /// <summary>The endpoint's settings (its named policy applied), set by the middleware on the endpoint's first request.</summary>
+    public IdempotencyEndpointSettings? Settings { get; set; }
+
     /// <summary>The plan of an endpoint, or <see langword="null"/> when it is not idempotent (row 1).</summary>
     public static IdempotencyEndpointPlan? For(Endpoint endpoint)
         => Plans.TryGetValue(endpoint, out var plan) ? plan : Plans.GetValue(endpoint, Create);

@@ -11,7 +11,7 @@ namespace Oncely.AspNetCore;
 /// replay each other's answers. Each endpoint must be its own operation. Runs once the application's pipeline is built,
 /// when every endpoint is known.
 /// </summary>
-internal sealed class IdempotencyEndpointValidation : IStartupFilter
+internal sealed partial class IdempotencyEndpointValidation : IStartupFilter
 {
     public Action<IApplicationBuilder> Configure(Action<IApplicationBuilder> next) => app =>
     {
@@ -21,6 +21,7 @@ internal sealed class IdempotencyEndpointValidation : IStartupFilter
         if (app.ApplicationServices.GetService<EndpointDataSource>() is { } endpoints)
         {
             Validate(endpoints.Endpoints);
+            ValidatePoliciesAndAdministration(endpoints.Endpoints, app.ApplicationServices);
         }
     };
 

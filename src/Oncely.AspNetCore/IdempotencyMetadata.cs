@@ -42,6 +42,12 @@ public interface IIdempotencyMetadata
     /// (<c>/data/id</c>). Default: <see langword="null"/> (a header).
     /// </summary>
     string? KeyJsonMember => null;
+
+    /// <summary>
+    /// The named policy (<see cref="IdempotencyOptions.AddPolicy"/>) whose lease, expiration, body limits and status-code
+    /// policy the endpoint uses. Default: <see langword="null"/>: the global <see cref="IdempotencyOptions"/>.
+    /// </summary>
+    string? Policy => null;
 }
 
 /// <summary>
@@ -93,6 +99,13 @@ public sealed class IdempotentAttribute : Attribute, IIdempotencyMetadata, IAsyn
     /// (a header).
     /// </summary>
     public string? KeyJsonMember { get; set; }
+
+    /// <summary>
+    /// The named policy (<see cref="IdempotencyOptions.AddPolicy"/>, or <c>Oncely:Policies:{name}</c> in configuration)
+    /// whose lease, expiration, body limits and status-code policy the action uses; a name that is not registered stops
+    /// the host at start-up. Default: <see langword="null"/>: the global <see cref="IdempotencyOptions"/>.
+    /// </summary>
+    public string? Policy { get; set; }
 
     /// <inheritdoc />
     public Task OnResourceExecutionAsync(ResourceExecutingContext context, ResourceExecutionDelegate next)

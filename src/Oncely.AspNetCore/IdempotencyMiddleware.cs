@@ -18,12 +18,12 @@ internal sealed partial class IdempotencyMiddleware
     private static readonly string[] NoValues = [];
 
     private readonly RequestDelegate _next;
-    private readonly IdempotencyExecutor _executor;
     private readonly IdempotencyOptions _options;
     private readonly IdempotencyProblemWriter _problems;
     private readonly IdempotencyMetrics _metrics;
     private readonly IdempotentResponseWriter _responses;
     private readonly KeyReuseAuditor _auditor;
+    private readonly IdempotencyEndpointSettings.Cache _settings;
     private readonly FingerprintCache _fingerprints = new();
     private readonly ILogger _logger;
 
@@ -37,29 +37,30 @@ internal sealed partial class IdempotencyMiddleware
         ILogger<IdempotencyMiddleware> logger)
     {
         _next = next;
-        _executor = executor;
         _options = options.Value;
         _problems = problems;
         _metrics = metrics;
         _responses = new IdempotentResponseWriter(_options);
         _auditor = auditor;
+        _settings = new IdempotencyEndpointSettings.Cache(_options, executor);
         _logger = logger;
     }
 
     public Task InvokeAsync(HttpContext context)
     {
         // Row 1: endpoints that are not idempotent pass through untouched.
-        var plan = context.GetEndpoint() is { } endpoint ? IdempotencyEndpointPlan.For(endpoint) : null;
-        return plan is null ? _next(context) : InvokeIdempotentAsync(context, plan);
+        var endpoint = context.GetEndpoint();
+        var plan = endpoint is null ? null : IdempotencyEndpointPlan.For(endpoint);
+        return plan is null ? _next(context) : InvokeIdempotentAsync(context, plan, plan.Settings ??= _settings.For(endpoint!));
     }
 
-    private async Task InvokeIdempotentAsync(HttpContext context, IdempotencyEndpointPlan plan)
+    private async Task InvokeIdempotentAsync(HttpContext context, IdempotencyEndpointPlan plan, IdempotencyEndpointSettings settings)
     {
         var request = context.Request;
 
         // A signed request (a webhook delivery) is verified before anything else, and a key kept in the body needs the
         // body: such endpoints read it first. A sender that cannot be verified is refused before the store is touched.
-        using var early = plan.ReadsBodyFirst ? await ReadBodyAsync(context, key: null).ConfigureAwait(false) : null;
+        using var early = plan.ReadsBodyFirst ? await ReadBodyAsync(context, settings, key: null).ConfigureAwait(false) : null;
         if (plan.ReadsBodyFirst && early is null)
         {
             return;
@@ -135,7 +136,7 @@ internal sealed partial class IdempotencyMiddleware
             tenant = IdempotencyRecordId.AnonymousTenant;
         }
 
-        using var body = early ?? await ReadBodyAsync(context, key).ConfigureAwait(false);
+        using var body = early ?? await ReadBodyAsync(context, settings, key).ConfigureAwait(false);
         if (body is null)
         {
             return;
@@ -156,14 +157,15 @@ internal sealed partial class IdempotencyMiddleware
         // Store transitions are not tied to the client's connection: an abandoned reservation would otherwise block
         // retries for a whole lease. Each call is bounded by StoreTimeout instead. A one-commit endpoint only reads
         // here: its handler reserves inside its own transaction.
+        var executor = settings.Executor;
         var decision = plan.OneCommit
-            ? await _executor.BeginOneCommitAsync(id, fingerprint, CancellationToken.None).ConfigureAwait(false)
-            : await _executor.BeginAsync(id, fingerprint, CancellationToken.None).ConfigureAwait(false);
+            ? await executor.BeginOneCommitAsync(id, fingerprint, CancellationToken.None).ConfigureAwait(false)
+            : await executor.BeginAsync(id, fingerprint, CancellationToken.None).ConfigureAwait(false);
         if (decision.Kind == IdempotencyDecisionKind.Execute)
         {
             // Row 5: the handler reads the same bytes that were fingerprinted.
             body.AttachToRequest();
-            var refused = await ExecuteAsync(context, decision.Execution!).ConfigureAwait(false);
+            var refused = await ExecuteAsync(context, decision.Execution!, settings).ConfigureAwait(false);
             if (refused is null)
             {
                 return;
@@ -173,18 +175,18 @@ internal sealed partial class IdempotencyMiddleware
             // was written; its transaction has been rolled back. Answer as if the middleware had met it up front.
             context.Response.Clear();
             decision = refused is IdempotencyReservationConflictException conflict
-                ? await _executor.ResolveConflictAsync(conflict, id, fingerprint, CancellationToken.None).ConfigureAwait(false)
+                ? await executor.ResolveConflictAsync(conflict, id, fingerprint, CancellationToken.None).ConfigureAwait(false)
                 : new IdempotencyDecision(IdempotencyDecisionKind.StoreUnavailable, null, null, refused);
         }
 
-        await AnswerAsync(context, decision, fingerprint, request.ContentType, body.Body, key).ConfigureAwait(false);
+        await AnswerAsync(context, decision, settings, fingerprint, request.ContentType, body.Body, key).ConfigureAwait(false);
     }
 
     // Reads the whole body once (rows 15 and 19), or answers and returns null.
-    private async Task<RequestBodyBuffer?> ReadBodyAsync(HttpContext context, string? key)
+    private async Task<RequestBodyBuffer?> ReadBodyAsync(HttpContext context, IdempotencyEndpointSettings settings, string? key)
     {
         var request = context.Request;
-        var body = await RequestBodyBuffer.ReadAsync(request, _options.MaxRequestBodySize, context.RequestAborted).ConfigureAwait(false);
+        var body = await RequestBodyBuffer.ReadAsync(request, settings.MaxRequestBodySize, context.RequestAborted).ConfigureAwait(false);
         switch (body.Outcome)
         {
             case RequestBodyOutcome.TooLarge:
@@ -194,7 +196,7 @@ internal sealed partial class IdempotencyMiddleware
                     StatusCodes.Status413PayloadTooLarge,
                     IdempotencyProblemTypes.PayloadTooLarge,
                     "Request body too large",
-                    $"Idempotent requests may carry at most {_options.MaxRequestBodySize} bytes of body. Nothing was executed.",
+                    $"Idempotent requests may carry at most {settings.MaxRequestBodySize} bytes of body. Nothing was executed.",
                     key).ConfigureAwait(false);
                 return null;
             case RequestBodyOutcome.Unreadable:
@@ -240,7 +242,7 @@ internal sealed partial class IdempotencyMiddleware
     }
 
     // Rows 6, 7, 8 and 13: every answer given without running the handler.
-    private async Task AnswerAsync(HttpContext context, IdempotencyDecision decision, string fingerprint, string? contentType, ReadOnlyMemory<byte> body, string key)
+    private async Task AnswerAsync(HttpContext context, IdempotencyDecision decision, IdempotencyEndpointSettings settings, string fingerprint, string? contentType, ReadOnlyMemory<byte> body, string key)
     {
         switch (decision.Kind)
         {
@@ -271,7 +273,7 @@ internal sealed partial class IdempotencyMiddleware
                 await _problems.WriteAsync(
                     context,
                     _options,
-                    _options.KeyReusedStatusCode,
+                    settings.KeyReusedStatusCode,
                     IdempotencyProblemTypes.KeyReused,
                     "Idempotency-Key reused",
                     "This Idempotency-Key was already used for a request with a different payload. Use a new key for a new operation; retries of an operation must send exactly the same request.",
@@ -295,11 +297,11 @@ internal sealed partial class IdempotencyMiddleware
 
     // Runs the handler and settles the record. Returns, instead of throwing, what a one-commit handler's reservation
     // met before anything was written (a held key, or an unreachable store), for the caller to answer.
-    private async Task<Exception?> ExecuteAsync(HttpContext context, IdempotencyExecution execution)
+    private async Task<Exception?> ExecuteAsync(HttpContext context, IdempotencyExecution execution, IdempotencyEndpointSettings settings)
     {
         var originalBody = context.Features.GetRequiredFeature<IHttpResponseBodyFeature>();
         var originalLifetime = context.Features.Get<IHttpRequestLifetimeFeature>();
-        using var capture = new ResponseCaptureStream(originalBody.Stream, _options.MaxResponseBodySize);
+        using var capture = new ResponseCaptureStream(originalBody.Stream, settings.MaxResponseBodySize);
         var captureFeature = new StreamResponseBodyFeature(capture, originalBody);
         context.Features.Set<IHttpResponseBodyFeature>(captureFeature);
         context.Features.Set<IIdempotencyFeature>(new IdempotencyFeature(execution));
@@ -340,7 +342,7 @@ internal sealed partial class IdempotencyMiddleware
                 return refused;
             }
 
-            await FinishAsync(context, execution, capture, handlerThrew: failure is not null, bodyCut).ConfigureAwait(false);
+            await FinishAsync(context, execution, settings, capture, handlerThrew: failure is not null, bodyCut).ConfigureAwait(false);
             failure?.Throw();
             return null;
         }
@@ -354,11 +356,11 @@ internal sealed partial class IdempotencyMiddleware
     }
 
     // Rows 10, 11, 16, 18: what the record becomes once the handler has returned or thrown.
-    private async Task FinishAsync(HttpContext context, IdempotencyExecution execution, ResponseCaptureStream capture, bool handlerThrew, bool bodyCut)
+    private async Task FinishAsync(HttpContext context, IdempotencyExecution execution, IdempotencyEndpointSettings settings, ResponseCaptureStream capture, bool handlerThrew, bool bodyCut)
     {
         var response = context.Response;
         var status = response.StatusCode;
-        if (handlerThrew && !(response.HasStarted && ShouldStore(status)))
+        if (handlerThrew && !(response.HasStarted && settings.ShouldStore(status)))
         {
             // Row 11: the handler threw before answering; a retry must be able to run it again (or resume at its
             // recovery point). A completion its own transaction committed makes the release a refused no-op.
@@ -368,7 +370,7 @@ internal sealed partial class IdempotencyMiddleware
 
         if (execution.CompletedInTransaction)
         {
-            if (!execution.IsFinished && !ShouldStore(status))
+            if (!execution.IsFinished && !settings.ShouldStore(status))
             {
                 // The handler wrote the completion in its transaction but answered with a status that is never stored
                 // (typically: the transaction rolled back and it answered 500). Released if the completion did not
@@ -388,7 +390,7 @@ internal sealed partial class IdempotencyMiddleware
             return;
         }
 
-        if (!ShouldStore(status))
+        if (!settings.ShouldStore(status))
         {
             await ReleaseAsync(execution).ConfigureAwait(false);
             return;
@@ -418,7 +420,7 @@ internal sealed partial class IdempotencyMiddleware
         }
         else if (capture.Overflowed)
         {
-            LogResponseTooLarge(_logger, id.Tenant, id.Operation, id.Key, capture.BytesWritten, _options.MaxResponseBodySize);
+            LogResponseTooLarge(_logger, id.Tenant, id.Operation, id.Key, capture.BytesWritten, settings.MaxResponseBodySize);
         }
 
         var stored = _responses.Snapshot(status, response.Headers, whole ? capture.Captured : ReadOnlyMemory<byte>.Empty, bodyOmitted: !whole || capture.Overflowed);
@@ -490,16 +492,6 @@ internal sealed partial class IdempotencyMiddleware
         _metrics.Count(IdempotencyMetrics.Outcomes.Rejected);
         LogRejected(_logger, context.Request.Method, context.Request.Path, status, type);
         return _problems.WriteAsync(context, _options, status, type, title, detail, key);
-    }
-
-    private bool ShouldStore(int status)
-    {
-        if (status >= 500)
-        {
-            return _options.StoreServerErrors;
-        }
-
-        return status is not (StatusCodes.Status408RequestTimeout or StatusCodes.Status409Conflict or 425 or StatusCodes.Status429TooManyRequests);
     }
 
     private IEnumerable<KeyValuePair<string, string?>> FingerprintHeaderPairs(IHeaderDictionary headers)

@@ -65,6 +65,43 @@ public sealed class IdempotencyOptions : IdempotencyEngineOptions
     /// <summary>Whether <c>5xx</c> answers are stored and replayed instead of releasing the record (row 11). Default: <see langword="false"/>.</summary>
     public bool StoreServerErrors { get; set; }
 
+    /// <summary>
+    /// The <c>4xx</c> answers that mean "try again" and therefore release the record instead of being stored (row 11),
+    /// so a retry runs the operation again; every other <c>2xx</c>, <c>3xx</c> and <c>4xx</c> answer is stored and
+    /// replayed (row 10). A set (a status added twice counts once). Default: 408, 409, 425, 429. Only <c>4xx</c>
+    /// statuses are allowed. Configuration adds to the defaults (remove one in code, or give a named policy its own set).
+    /// </summary>
+    public ICollection<int> RetryableStatusCodes { get; } = new HashSet<int> { StatusCodes.Status408RequestTimeout, StatusCodes.Status409Conflict, 425, StatusCodes.Status429TooManyRequests };
+
+    /// <summary>
+    /// The named policies endpoints can ask for (<c>.RequireIdempotencyKey("payments")</c>,
+    /// <c>[Idempotent(Policy = "payments")]</c>), by name, compared case-insensitively (configuration keys are).
+    /// Add them with <see cref="AddPolicy"/> or bind them from configuration (<c>Oncely:Policies:payments:Lease</c>);
+    /// both fill the same entry. An endpoint that names a policy missing here stops the host at start-up. Default: none.
+    /// </summary>
+    public IDictionary<string, IdempotencyEndpointPolicy> Policies { get; } = new Dictionary<string, IdempotencyEndpointPolicy>(StringComparer.OrdinalIgnoreCase);
+
+    /// <summary>
+    /// Adds the named policy <paramref name="name"/>, or changes it if it exists (for example when configuration bound it
+    /// first): <paramref name="configure"/> sets what its endpoints do differently from these options.
+    /// </summary>
+    /// <param name="name">The policy's name, for example <c>payments</c>.</param>
+    /// <param name="configure">Sets the policy's lease, expiration, body limits or status-code policy.</param>
+    /// <returns>These options.</returns>
+    public IdempotencyOptions AddPolicy(string name, Action<IdempotencyEndpointPolicy> configure)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(name);
+        ArgumentNullException.ThrowIfNull(configure);
+        if (!Policies.TryGetValue(name, out var policy))
+        {
+            policy = new IdempotencyEndpointPolicy();
+            Policies[name] = policy;
+        }
+
+        configure(policy);
+        return this;
+    }
+
     /// <summary>The <c>Retry-After</c> sent with <c>409</c> in-progress answers (row 7). Default: 1 second.</summary>
     public TimeSpan InProgressRetryAfter { get; set; } = TimeSpan.FromSeconds(1);
 
@@ -170,6 +207,29 @@ public sealed class IdempotencyOptions : IdempotencyEngineOptions
             problems.Add($"Oncely: AuditPayloadLimit must not be negative (it is {AuditPayloadLimit}).");
         }
 
+        if (OutsideClientErrors(RetryableStatusCodes) is { } outside)
+        {
+            problems.Add($"Oncely: RetryableStatusCodes may only hold 4xx statuses (it holds {outside}); 5xx answers follow StoreServerErrors.");
+        }
+
+        foreach (var (name, policy) in Policies)
+        {
+            if (string.IsNullOrWhiteSpace(name) || policy is null)
+            {
+                problems.Add($"Oncely: the policy named '{name}' needs a non-blank name and settings.");
+                continue;
+            }
+
+            problems.AddRange(policy.Validate(this).Select(problem => $"Oncely: policy '{name}': {problem}"));
+        }
+
         return problems;
+    }
+
+    /// <summary>The statuses of <paramref name="codes"/> outside 400–499, listed; <see langword="null"/> when there are none.</summary>
+    internal static string? OutsideClientErrors(IEnumerable<int> codes)
+    {
+        var outside = codes.Where(code => code is < 400 or > 499).Order().ToList();
+        return outside.Count == 0 ? null : string.Join(", ", outside);
     }
 }

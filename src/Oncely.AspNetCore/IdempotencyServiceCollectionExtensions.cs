@@ -44,6 +44,7 @@ namespace Microsoft.Extensions.DependencyInjection
             services.TryAddSingleton<KeyReuseAuditor>();
             services.TryAddEnumerable(ServiceDescriptor.Transient<Microsoft.AspNetCore.Hosting.IStartupFilter, IdempotencyEndpointValidation>());
             services.AddHostedService<IdempotencyStoreMaintenance>();
+            services.AddHostedService<InMemoryStoreWarning>();
             return new IdempotencyBuilder(services);
         }
 

@@ -21,6 +21,7 @@ internal sealed class PostgreSqlSchema
         ExpiresAtIndex = Quote(table + "_expires_at_idx");
         AuditIndex = Quote(table + "_key_reuse_audit_key_idx");
         AuditRecordedAtIndex = Quote(table + "_audit_recorded_idx");
+        InProgressIndex = Quote(table + "_in_progress_idx");
 
         // A stable 64-bit key for pg_advisory_xact_lock, the same in every process for the same schema and table.
         var hash = SHA256.HashData(Encoding.UTF8.GetBytes($"oncely-schema:{schema}.{table}"));
@@ -69,6 +70,12 @@ internal sealed class PostgreSqlSchema
             new Migration(2, "key-reuse audit retention index", $"""
                 CREATE INDEX IF NOT EXISTS {AuditRecordedAtIndex} ON {AuditTable} (recorded_at);
                 """),
+
+            // The operator API's "stuck keys" listing (InProgress records, newest first) reads this small partial index
+            // instead of the table. IF NOT EXISTS: an operator may build it beforehand with CREATE INDEX CONCURRENTLY.
+            new Migration(3, "index of InProgress records for the operator API", $"""
+                CREATE INDEX IF NOT EXISTS {InProgressIndex} ON {Table} (created_at) WHERE state = 0;
+                """),
         ];
     }
 
@@ -101,6 +108,9 @@ internal sealed class PostgreSqlSchema
 
     /// <summary>The quoted index on the audit table's <c>recorded_at</c> (the audit retention purge's path).</summary>
     public string AuditRecordedAtIndex { get; }
+
+    /// <summary>The quoted partial index on the <c>created_at</c> of InProgress records (the operator API's stuck-keys listing).</summary>
+    public string InProgressIndex { get; }
 
     /// <summary>The advisory lock that serialises migrations of this schema and table across processes.</summary>
     public long MigrationLockKey { get; }

@@ -116,6 +116,7 @@ public sealed partial class SqliteIdempotencyStoreOptions
             (table, "the records table (TableName)"),
             (table + "_fence", "the records table's fencing-token counter (TableName + \"_fence\")"),
             (table + "_expires_at", "the records table's expiry index (TableName + \"_expires_at\")"),
+            (table + "_in_progress", "the records table's index of InProgress records (TableName + \"_in_progress\")"),
             (SqliteSchema.VersionTable, "the schema version table"),
         ];
         (string Name, string What)[] auditObjects =

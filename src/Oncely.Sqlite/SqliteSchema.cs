@@ -62,6 +62,12 @@ internal static class SqliteSchema
         );
         CREATE INDEX IF NOT EXISTS "{auditTable}_occurred_at" ON "{auditTable}" (occurred_at);
         """,
+
+        // Version 2: the operator API's "stuck keys" listing (InProgress records, newest first) reads a small partial
+        // index instead of the whole table.
+        $"""
+        CREATE INDEX IF NOT EXISTS "{table}_in_progress" ON "{table}" (created_at) WHERE state = 0;
+        """,
     ];
 
     /// <summary>The schema version this build of the store writes and expects.</summary>

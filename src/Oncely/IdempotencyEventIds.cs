@@ -98,6 +98,7 @@ public static class IdempotencyEventIds
 
     /// <summary>A message consumer: a message was refused without running, for a reason no retry can change (key or tenant missing or malformed); it goes to the error queue (warning).</summary>
     public const int MessageRejected = 1102;
+
     /// <summary>
     /// Webhooks: a delivery was refused with <c>401</c> because its Standard Webhooks headers were missing or malformed, or
     /// no signature matched a configured secret; nothing was recorded (warning: a wrong or rotated secret, or a forgery).
@@ -127,4 +128,26 @@ public static class IdempotencyEventIds
 
     /// <summary>Redis store: the store checked its servers and loaded its scripts at start (information).</summary>
     public const int RedisStoreReady = 1204;
+
+    /// <summary>
+    /// The in-memory store is in use outside the Development environment (warning, once at start): its records are lost
+    /// on every restart and it cannot coordinate several instances, so a retry that reaches another instance, or arrives
+    /// after a restart, runs the operation again.
+    /// </summary>
+    public const int InMemoryStoreOutsideDevelopment = 1300;
+
+    /// <summary>An operator released a record through the operator API (warning: a retry of its key will run the operation again).</summary>
+    public const int RecordReleasedByOperator = 1301;
+
+    /// <summary>An operator's release was refused: the record is gone, completed, or carries another fencing token (information).</summary>
+    public const int OperatorReleaseRefused = 1302;
+
+    /// <summary>The operator API could not reach the store; it answered <c>503</c> (error).</summary>
+    public const int AdministrationStoreUnavailable = 1303;
+
+    /// <summary>
+    /// The operator API is mapped but the store does not implement <c>IIdempotencyStoreAdministration</c> (warning, once at
+    /// start): its endpoints answer <c>501</c>. Typically a store wrapped by a decorator that does not pass the capability on.
+    /// </summary>
+    public const int AdministrationNotSupported = 1304;
 }

@@ -245,6 +245,33 @@ public abstract class StageCompletionSpecification : IAsyncLifetime
         Assert.False(execution.CompletedInTransaction);
     }
 
+    // The EF Core integration keeps no records of its own: it completes the store's rows, so the store's operator API
+    // (IIdempotencyStoreAdministration) sees what SaveChangesAsync committed.
+    [Fact]
+    public async Task StageCompletion_CommittedRecord_ListedByTheStoresAdministrationAsCompleted()
+    {
+        var admin = Assert.IsAssignableFrom<IIdempotencyStoreAdministration>(Store);
+        var id = NewId();
+        var execution = (await Executor().BeginAsync(id, Fingerprint)).Execution!;
+        var held = Assert.Single(await admin.FindByKeyAsync(id.Tenant, id.Key, CancellationToken.None));
+        Assert.Equal(IdempotencyRecordState.InProgress, held.State);
+
+        await using (var db = NewContext())
+        {
+            db.Payments.Add(new Payment { IdempotencyKey = id.Key, Amount = 100 });
+            await execution.StageCompletionAsync(db, Response(id.Key));
+            await db.SaveChangesAsync();
+        }
+
+        var completed = Assert.Single(await admin.FindByKeyAsync(id.Tenant, id.Key, CancellationToken.None));
+        Assert.Equal(IdempotencyRecordState.Completed, completed.State);
+        Assert.Equal(201, completed.StatusCode);
+        Assert.Equal(execution.FencingToken, completed.FencingToken);
+        Assert.Equal(held.CreatedAt, completed.CreatedAt);
+        var page = await admin.ListRecordsAsync(new IdempotencyRecordQuery { Tenant = id.Tenant, State = IdempotencyRecordState.Completed, Limit = 500 }, CancellationToken.None);
+        Assert.Contains(page.Records, r => r.Id == id);
+    }
+
     // A short lease stands for a worker that stopped renewing it (crashed, paused, cut off from the store): renewal is
     // off, so the lease runs out while the test still holds the stale execution.
     private IdempotencyExecutor Executor(TimeSpan? lease = null)

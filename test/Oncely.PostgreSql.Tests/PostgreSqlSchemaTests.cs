@@ -19,7 +19,7 @@ public sealed class PostgreSqlSchemaTests(PostgresFixture fixture) : StoreTestBa
         Assert.Equal(1, await ScalarAsync("SELECT count(*) FROM pg_tables WHERE schemaname = 'Billing' AND tablename = 'Payment_Keys'"));
         Assert.Equal(1, await ScalarAsync("SELECT count(*) FROM pg_tables WHERE schemaname = 'Billing' AND tablename = 'Payment_Keys_key_reuse_audit'"));
         Assert.Equal(1, await ScalarAsync("SELECT count(*) FROM pg_sequences WHERE schemaname = 'Billing' AND sequencename = 'Payment_Keys_fencing_seq'"));
-        Assert.Equal(2, await ScalarAsync("SELECT max(version) FROM \"Billing\".\"Payment_Keys_schema_version\""));
+        Assert.Equal(Store.Schema.LatestVersion, await ScalarAsync("SELECT max(version) FROM \"Billing\".\"Payment_Keys_schema_version\""));
         var id = NewId();
         var reservation = await store.TryReserveAsync(id, Fingerprint('a'), Minute, Hour, default);
         Assert.Equal(ReservationOutcome.Acquired, reservation.Outcome);
@@ -55,7 +55,7 @@ public sealed class PostgreSqlSchemaTests(PostgresFixture fixture) : StoreTestBa
             gate.SetResult();
             await Task.WhenAll(starts);
 
-            Assert.Equal(2, await ScalarAsync("SELECT count(*) FROM racing.idempotency_records_schema_version"));
+            Assert.Equal(Store.Schema.LatestVersion, await ScalarAsync("SELECT count(*) FROM racing.idempotency_records_schema_version"));
             var results = await Task.WhenAll(stores.Select(s => s.TryReserveAsync(NewId(), Fingerprint('a'), Minute, Hour, default).AsTask()));
             Assert.All(results, r => Assert.Equal(ReservationOutcome.Acquired, r.Outcome));
         }

@@ -106,7 +106,7 @@ public sealed class SqliteIdempotencyStoreTests : IDisposable
         Assert.Equal(ReservationOutcome.Acquired, reserved.Outcome);
         Assert.Equal(1L, await ScalarAsync(file, "SELECT COUNT(*) FROM payments_idempotency"));
         Assert.Equal(0L, await ScalarAsync(file, "SELECT COUNT(*) FROM payments_key_reuse"));
-        Assert.Equal(1L, await ScalarAsync(file, "SELECT version FROM oncely_schema_version WHERE component = 'payments_idempotency'"));
+        Assert.Equal((long)SqliteSchema.CurrentVersion, await ScalarAsync(file, "SELECT version FROM oncely_schema_version WHERE component = 'payments_idempotency'"));
     }
 
     [Fact]

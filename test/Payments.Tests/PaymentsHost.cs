@@ -15,6 +15,7 @@ public sealed class PaymentsHost : IAsyncDisposable
 {
     public const string TenantA = "sk_test_tenant_a";
     public const string TenantB = "sk_test_tenant_b";
+    public const string Operator = "sk_test_operator";
 
     /// <summary>The simulated card provider's signing secret (the demo's).</summary>
     public const string WebhookSecret = "whsec_KWiWa/1lu1ud7XCItj0VAOwnQsQvMcMLSZi/V0+1RQk=";
@@ -47,6 +48,7 @@ public sealed class PaymentsHost : IAsyncDisposable
             $"--Payments:ApiKeys:{TenantA}=tenant-a",
             $"--Payments:ApiKeys:{TenantB}=tenant-b",
             $"--Payments:Webhooks:Senders:card-provider:Secrets:0={WebhookSecret}",
+            $"--Payments:OperatorApiKeys:{Operator}=operator",
         };
         args.AddRange(postgreSql is null
             ? ["--Payments:Database=Sqlite", $"--ConnectionStrings:Payments=Data Source={Path.Combine(directory, "payments.db")}"]

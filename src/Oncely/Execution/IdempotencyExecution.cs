@@ -98,11 +98,17 @@ public sealed class IdempotencyExecution : IAsyncDisposable
     /// </summary>
     public bool CompletedInTransaction => Volatile.Read(ref _completedInTransaction) != 0;
 
-    /// <summary>How long the lease lasts from each renewal (the engine's <see cref="IdempotencyEngineOptions.Lease"/>).</summary>
-    public TimeSpan Lease => _executor.Options.Lease;
+    /// <summary>
+    /// How long the lease lasts from each renewal: the executor's <see cref="IdempotencyExecutor.Lease"/> (its policy's,
+    /// else the engine's <see cref="IdempotencyEngineOptions.Lease"/>).
+    /// </summary>
+    public TimeSpan Lease => _executor.Lease;
 
-    /// <summary>How long a Completed record lives (the engine's <see cref="IdempotencyEngineOptions.Expiration"/>).</summary>
-    public TimeSpan Expiration => _executor.Options.Expiration;
+    /// <summary>
+    /// How long a Completed record lives: the executor's <see cref="IdempotencyExecutor.Expiration"/> (its policy's, else
+    /// the engine's <see cref="IdempotencyEngineOptions.Expiration"/>).
+    /// </summary>
+    public TimeSpan Expiration => _executor.Expiration;
 
     /// <summary>
     /// Records that the phase <paramref name="recoveryPoint"/> committed, renewing the lease. If this attempt later
@@ -279,7 +285,7 @@ public sealed class IdempotencyExecution : IAsyncDisposable
 
         var store = TransactionalStore(transaction);
         var options = _executor.Options;
-        var result = await store.TryReserveAsync(transaction, Id, Fingerprint, options.Lease, options.Expiration, options.ReservationLockTimeout, cancellationToken).ConfigureAwait(false);
+        var result = await store.TryReserveAsync(transaction, Id, Fingerprint, Lease, Expiration, options.ReservationLockTimeout, cancellationToken).ConfigureAwait(false);
         if (!result.MustExecute)
         {
             throw _executor.ReservationConflict(Id, result);

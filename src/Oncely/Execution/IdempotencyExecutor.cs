@@ -14,6 +14,7 @@ public sealed partial class IdempotencyExecutor
 {
     private readonly IIdempotencyStore _store;
     private readonly IdempotencyEngineOptions _options;
+    private readonly OperationSettings _settings;
     private readonly TimeProvider _clock;
     private readonly ILogger _logger;
     [ThreadStatic]
@@ -39,6 +40,7 @@ public sealed partial class IdempotencyExecutor
 
         _store = store;
         _options = options;
+        _settings = OperationSettings.From(options);
         _clock = timeProvider ?? TimeProvider.System;
         _logger = (ILogger?)logger ?? NullLogger.Instance;
         _completionPipeline = options.CompletionRetries == 0 ? ResiliencePipeline<bool>.Empty : new ResiliencePipelineBuilder<bool> { TimeProvider = _clock }
@@ -53,11 +55,50 @@ public sealed partial class IdempotencyExecutor
             .Build();
     }
 
+    // WithPolicy: the same store, clock, logger and completion retries; another lease, expiration and in-progress wait.
+    private IdempotencyExecutor(IdempotencyExecutor engine, IdempotencyPolicy policy)
+    {
+        _store = engine._store;
+        _options = engine._options;
+        _clock = engine._clock;
+        _logger = engine._logger;
+        _completionPipeline = engine._completionPipeline;
+        _settings = OperationSettings.From(engine._options, policy);
+        Policy = policy;
+    }
+
+    /// <summary>
+    /// An executor for one kind of operation: it shares this executor's store, clock, logger and store-call settings,
+    /// and runs every operation with <paramref name="policy"/>'s lease, expiration and in-progress wait (the engine's
+    /// where the policy leaves one unset). Create it once per kind of operation and keep it; creating it costs a check of
+    /// the policy, nothing else.
+    /// </summary>
+    /// <param name="policy">The operation's settings. Read now: later changes to it are not seen.</param>
+    /// <returns>A new executor bound to <paramref name="policy"/>.</returns>
+    /// <exception cref="ArgumentException">The policy yields unusable settings; the message says what to change.</exception>
+    public IdempotencyExecutor WithPolicy(IdempotencyPolicy policy)
+    {
+        ArgumentNullException.ThrowIfNull(policy);
+        return new IdempotencyExecutor(this, policy);
+    }
+
+    /// <summary>The policy this executor applies (<see cref="WithPolicy"/>), or <see langword="null"/> for the engine's settings.</summary>
+    public IdempotencyPolicy? Policy { get; }
+
     /// <summary>The store the executor uses.</summary>
     public IIdempotencyStore Store => _store;
 
-    /// <summary>The engine settings in force.</summary>
+    /// <summary>
+    /// The engine settings. An executor bound to a policy (<see cref="WithPolicy"/>) uses the policy's lease, expiration
+    /// and in-progress wait instead of these (see <see cref="Lease"/> and <see cref="Expiration"/>).
+    /// </summary>
     public IdempotencyEngineOptions Options => _options;
+
+    /// <summary>The lease this executor's operations hold: the policy's, else <see cref="IdempotencyEngineOptions.Lease"/>.</summary>
+    public TimeSpan Lease => _settings.Lease;
+
+    /// <summary>How long this executor's records live: the policy's, else <see cref="IdempotencyEngineOptions.Expiration"/>.</summary>
+    public TimeSpan Expiration => _settings.Expiration;
 
     /// <summary>The engine's clock (lease renewal timing).</summary>
     internal TimeProvider Clock => _clock;
@@ -77,7 +118,7 @@ public sealed partial class IdempotencyExecutor
     public async ValueTask<IdempotencyDecision> BeginAsync(IdempotencyRecordId id, string fingerprint, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(fingerprint);
-        var waitUntil = _options.InProgressWait > TimeSpan.Zero ? _clock.GetUtcNow() + _options.InProgressWait : (DateTimeOffset?)null;
+        var waitUntil = _settings.InProgressWait > TimeSpan.Zero ? _clock.GetUtcNow() + _settings.InProgressWait : (DateTimeOffset?)null;
         while (true)
         {
             ReservationResult result;
@@ -85,7 +126,7 @@ public sealed partial class IdempotencyExecutor
             {
                 result = await CallStoreAsync(
                     static (store, state, ct) => store.TryReserveAsync(state.id, state.fingerprint, state.lease, state.expiration, ct),
-                    (id, fingerprint, lease: _options.Lease, expiration: _options.Expiration),
+                    (id, fingerprint, lease: _settings.Lease, expiration: _settings.Expiration),
                     cancellationToken).ConfigureAwait(false);
             }
             catch (Exception ex) when (IsStoreFailure(ex, cancellationToken))
@@ -277,7 +318,7 @@ public sealed partial class IdempotencyExecutor
         }
         catch (Exception ex)
         {
-            LogLeaseRenewalFailed(_logger, ex, id.Tenant, id.Operation, id.Key, _options.Lease);
+            LogLeaseRenewalFailed(_logger, ex, id.Tenant, id.Operation, id.Key, _settings.Lease);
             return true;
         }
     }
@@ -287,7 +328,7 @@ public sealed partial class IdempotencyExecutor
         var id = execution.Id;
         try
         {
-            var state = (execution, response, expiration: _options.Expiration, executor: this);
+            var state = (execution, response, expiration: _settings.Expiration, executor: this);
             var completed = await _completionPipeline.ExecuteAsync(
                 static async (s, ct) => await s.executor.CallStoreAsync(
                     static (store, inner, ct2) => store.TryCompleteAsync(inner.execution.Id, inner.execution.FencingToken, inner.response, inner.expiration, ct2),
@@ -312,7 +353,7 @@ public sealed partial class IdempotencyExecutor
         }
         catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
-            LogCompletionFailed(_logger, ex, id.Tenant, id.Operation, id.Key, _options.Lease);
+            LogCompletionFailed(_logger, ex, id.Tenant, id.Operation, id.Key, _settings.Lease);
             return CompletionOutcome.StoreFailed;
         }
     }
@@ -337,7 +378,7 @@ public sealed partial class IdempotencyExecutor
         }
         catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
-            LogReleaseFailed(_logger, ex, id.Tenant, id.Operation, id.Key, _options.Lease);
+            LogReleaseFailed(_logger, ex, id.Tenant, id.Operation, id.Key, _settings.Lease);
         }
     }
 
@@ -354,7 +395,7 @@ public sealed partial class IdempotencyExecutor
         }
         catch (Exception ex) when (IsStoreFailure(ex, cancellationToken))
         {
-            LogReleaseFailed(_logger, ex, id.Tenant, id.Operation, id.Key, _options.Lease);
+            LogReleaseFailed(_logger, ex, id.Tenant, id.Operation, id.Key, _settings.Lease);
             return;
         }
 
@@ -382,7 +423,7 @@ public sealed partial class IdempotencyExecutor
         {
             return await CallStoreAsync(
                 static (store, s, ct) => store.TrySetRecoveryPointAsync(s.execution.Id, s.execution.FencingToken, s.recoveryPoint, s.lease, ct),
-                (execution, recoveryPoint, lease: _options.Lease),
+                (execution, recoveryPoint, lease: _settings.Lease),
                 cancellationToken).ConfigureAwait(false);
         }
         catch (Exception ex) when (IsStoreFailure(ex, cancellationToken))
@@ -463,7 +504,7 @@ public sealed partial class IdempotencyExecutor
         var execution = new IdempotencyExecution(this, record, isTakeOver);
         if (_options.RenewLease)
         {
-            execution.StartRenewal(_options.EffectiveLeaseRenewalInterval);
+            execution.StartRenewal(_settings.RenewalInterval);
         }
 
         return execution;

@@ -10,10 +10,15 @@ public interface IIdempotencyStoreAdministration
 {
     /// <summary>
     /// Lists live (unexpired) records matching <paramref name="query"/>, newest first (by creation time, ties broken by
-    /// tenant, operation and key), one page at a time.
+    /// tenant, operation and key, descending), one page at a time.
     /// </summary>
     /// <param name="query">The filters, page size and continuation.</param>
     /// <param name="cancellationToken">Cancels the call.</param>
+    /// <remarks>
+    /// Paging is by keyset: the continuation names the last record of the previous page (see
+    /// <see cref="IdempotencyPageContinuation"/>), so every record that stays live is listed exactly once across the pages.
+    /// </remarks>
+    /// <exception cref="ArgumentException">The limit is out of range, or the continuation is not one this listing returned.</exception>
     ValueTask<IdempotencyRecordPage> ListRecordsAsync(IdempotencyRecordQuery query, CancellationToken cancellationToken);
 
     /// <summary>
@@ -28,6 +33,7 @@ public interface IIdempotencyStoreAdministration
     /// <summary>Reads the key-reuse audit (entries matching <paramref name="query"/>), newest first, one page at a time.</summary>
     /// <param name="query">The filters, page size and continuation.</param>
     /// <param name="cancellationToken">Cancels the call.</param>
+    /// <exception cref="ArgumentException">The limit is out of range, or the continuation is not one this listing returned.</exception>
     ValueTask<KeyReuseAuditPage> ListAuditAsync(KeyReuseAuditQuery query, CancellationToken cancellationToken);
 }
 

@@ -39,4 +39,7 @@ public sealed class IdempotencyRecord
 
     /// <summary>The stored first answer; set when <see cref="State"/> is <see cref="IdempotencyRecordState.Completed"/>.</summary>
     public IdempotentResponse? Response { get; init; }
+
+    /// <summary>When the record was created (kept across take-overs), for the in-memory store's administration.</summary>
+    internal DateTimeOffset CreatedAt { get; init; }
 }

@@ -13,7 +13,7 @@ namespace Oncely;
 /// row 20), taking the lock only when the read shows the key absent, expired or takeable, and then deciding again
 /// under the lock.
 /// </remarks>
-public sealed class InMemoryIdempotencyStore : IIdempotencyStore, IIdempotencyStoreSweeper
+public sealed partial class InMemoryIdempotencyStore : IIdempotencyStore, IIdempotencyStoreSweeper
 {
     private const int StripeCount = 64;
 
@@ -87,6 +87,7 @@ public sealed class InMemoryIdempotencyStore : IIdempotencyStore, IIdempotencySt
                     LeaseExpiresAt = now + lease,
                     ExpiresAt = existing.ExpiresAt,
                     RecoveryPoint = existing.RecoveryPoint,
+                    CreatedAt = existing.CreatedAt,
                 };
                 records[id] = takenOver;
                 return ValueTask.FromResult(new ReservationResult(ReservationOutcome.TakenOver, takenOver));
@@ -100,6 +101,7 @@ public sealed class InMemoryIdempotencyStore : IIdempotencyStore, IIdempotencySt
                 FencingToken = NextToken(),
                 LeaseExpiresAt = now + lease,
                 ExpiresAt = now + expiration,
+                CreatedAt = now,
             };
             records[id] = created;
             return ValueTask.FromResult(new ReservationResult(ReservationOutcome.Acquired, created));
@@ -132,6 +134,7 @@ public sealed class InMemoryIdempotencyStore : IIdempotencyStore, IIdempotencySt
                 ExpiresAt = _clock.GetUtcNow() + expiration,
                 RecoveryPoint = existing.RecoveryPoint,
                 Response = kept,
+                CreatedAt = existing.CreatedAt,
             };
             return ValueTask.FromResult(true);
         }
@@ -286,6 +289,7 @@ public sealed class InMemoryIdempotencyStore : IIdempotencyStore, IIdempotencySt
         ExpiresAt = record.ExpiresAt,
         RecoveryPoint = recoveryPoint,
         Response = record.Response,
+        CreatedAt = record.CreatedAt,
     };
 
     private static int StripeOf(IdempotencyRecordId id) => (int)((uint)id.GetHashCode() % StripeCount);

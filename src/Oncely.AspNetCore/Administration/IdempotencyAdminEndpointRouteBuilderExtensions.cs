@@ -1,0 +1,56 @@
+using System.Diagnostics.CodeAnalysis;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+using Oncely;
+using Oncely.AspNetCore;
+
+namespace Microsoft.AspNetCore.Builder;
+
+/// <summary>Maps Oncely's operator API.</summary>
+public static class IdempotencyAdminEndpointRouteBuilderExtensions
+{
+    /// <summary>
+    /// Maps the operator API under <paramref name="prefix"/> and returns its route group, for the application to secure
+    /// (<c>.RequireAuthorization("operator")</c>):
+    /// <list type="bullet">
+    /// <item><c>GET {prefix}/records</c>: live records, newest first, filtered by <c>tenant</c>, <c>operation</c>,
+    /// <c>state</c>, <c>olderThan</c> / <c>createdBefore</c>, paged by <c>limit</c> (default 50, at most 500) and
+    /// <c>continuation</c>; with <c>tenant</c> and <c>key</c>, the records of that key under every operation.</item>
+    /// <item><c>POST {prefix}/records/release</c> with <c>{"tenant","operation","key","fencingToken"}</c>: releases a
+    /// stuck InProgress record only if it still carries that fencing token (<c>204</c>; <c>409</c> when it changed or is
+    /// Completed; <c>404</c> when gone), logged as a warning and counted (<c>oncely.admin.releases</c>).</item>
+    /// <item><c>GET {prefix}/audit</c>: the key-reuse audit, newest first, filtered by <c>tenant</c>, <c>operation</c>,
+    /// <c>key</c> and paged likewise.</item>
+    /// </list>
+    /// Times are ISO-8601 UTC; stored bodies and headers are never returned. See <c>docs/operator-api.md</c>.
+    /// </summary>
+    /// <remarks>
+    /// The host refuses to start when an operator API endpoint has neither authorization metadata nor an explicit
+    /// <c>AllowAnonymous()</c> (releasing a record makes a retry run the operation again, and the audit holds payloads),
+    /// or when one is made idempotent by a group convention. When the store does not implement
+    /// <see cref="IIdempotencyStoreAdministration"/> (every store shipped with Oncely does; a decorator may not), a warning
+    /// is logged at start-up and the endpoints answer <c>501</c>. These endpoints are never idempotent themselves.
+    /// </remarks>
+    /// <param name="endpoints">The application (or a route group) to map into.</param>
+    /// <param name="prefix">The route prefix. Default: <c>/admin/idempotency</c>.</param>
+    /// <returns>The route group of the operator API, to add authorization (and anything else) to.</returns>
+    /// <exception cref="InvalidOperationException"><c>AddIdempotency()</c> was not called.</exception>
+    public static RouteGroupBuilder MapIdempotencyAdmin(this IEndpointRouteBuilder endpoints, [StringSyntax("Route")] string prefix = "/admin/idempotency")
+    {
+        ArgumentNullException.ThrowIfNull(endpoints);
+        ArgumentException.ThrowIfNullOrWhiteSpace(prefix);
+        if (endpoints.ServiceProvider.GetService<IdempotencyExecutor>() is null)
+        {
+            throw new InvalidOperationException("MapIdempotencyAdmin() needs the idempotency services: call builder.Services.AddIdempotency() first.");
+        }
+
+        var handlers = new IdempotencyAdminEndpoints(endpoints.ServiceProvider);
+        var group = endpoints.MapGroup(prefix);
+        group.WithMetadata(IdempotencyAdminEndpointMetadata.Instance);
+        group.MapGet("/records", handlers.ListRecordsAsync).WithDisplayName($"Oncely operator API: list records ({prefix})");
+        group.MapPost("/records/release", handlers.ReleaseAsync).WithDisplayName($"Oncely operator API: release a record ({prefix})");
+        group.MapGet("/audit", handlers.ListAuditAsync).WithDisplayName($"Oncely operator API: key-reuse audit ({prefix})");
+        return group;
+    }
+}

@@ -1,0 +1,72 @@
+using System.Text.Json.Serialization;
+using Microsoft.AspNetCore.Mvc;
+
+namespace Oncely.AspNetCore;
+
+/// <summary>A record as the operator API shows it: times in UTC (ISO-8601, <c>Z</c>), never the stored body or headers.</summary>
+internal sealed record AdminRecord(
+    string Tenant,
+    string Operation,
+    string Key,
+    IdempotencyRecordState State,
+    long FencingToken,
+    string Fingerprint,
+    DateTime CreatedAt,
+    DateTime LeaseExpiresAt,
+    DateTime ExpiresAt,
+    string? RecoveryPoint,
+    int? StatusCode)
+{
+    public static AdminRecord From(IdempotencyRecordSummary summary) => new(
+        summary.Id.Tenant,
+        summary.Id.Operation,
+        summary.Id.Key,
+        summary.State,
+        summary.FencingToken,
+        summary.Fingerprint,
+        summary.CreatedAt.UtcDateTime,
+        summary.LeaseExpiresAt.UtcDateTime,
+        summary.ExpiresAt.UtcDateTime,
+        summary.RecoveryPoint,
+        summary.StatusCode);
+}
+
+internal sealed record AdminRecordPage(IReadOnlyList<AdminRecord> Records, string? Continuation);
+
+internal sealed record AdminAuditEntry(
+    string Tenant,
+    string Operation,
+    string Key,
+    string StoredFingerprint,
+    string AttemptedFingerprint,
+    string Payload,
+    DateTime OccurredAt)
+{
+    public static AdminAuditEntry From(KeyReuseAuditEntry entry) => new(
+        entry.Id.Tenant,
+        entry.Id.Operation,
+        entry.Id.Key,
+        entry.StoredFingerprint,
+        entry.AttemptedFingerprint,
+        entry.Payload,
+        entry.OccurredAt.UtcDateTime);
+}
+
+internal sealed record AdminAuditPage(IReadOnlyList<AdminAuditEntry> Entries, string? Continuation);
+
+/// <summary>The body of <c>POST {prefix}/records/release</c>: the record, and the fencing token the operator saw.</summary>
+internal sealed record AdminReleaseRequest(string? Tenant, string? Operation, string? Key, long? FencingToken);
+
+[JsonSerializable(typeof(AdminRecordPage))]
+[JsonSerializable(typeof(AdminAuditPage))]
+[JsonSerializable(typeof(AdminReleaseRequest))]
+[JsonSerializable(typeof(ProblemDetails))]
+[JsonSerializable(typeof(long))]
+[JsonSerializable(typeof(string))]
+[JsonSourceGenerationOptions(
+    PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase,
+    UseStringEnumConverter = true,
+    PropertyNameCaseInsensitive = true,
+    RespectNullableAnnotations = true,
+    UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow)]
+internal sealed partial class AdminJsonContext : JsonSerializerContext;

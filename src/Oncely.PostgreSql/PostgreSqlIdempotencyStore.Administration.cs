@@ -1,0 +1,247 @@
+using System.Text;
+using Npgsql;
+using NpgsqlTypes;
+
+namespace Oncely.PostgreSql;
+
+/// <summary>
+/// The operator API's reads (<see cref="IIdempotencyStoreAdministration"/>): plain <c>SELECT</c>s (no lock, no
+/// transaction id), expiry judged by the server's <c>clock_timestamp()</c>. Each statement is built from the fixed
+/// fragments below; every value is a parameter.
+/// </summary>
+/// <remarks>
+/// Ties in creation time are ordered by tenant, operation and key under the <c>"C"</c> collation (byte order), so the
+/// keyset comparison and the <c>ORDER BY</c> agree whatever the database's collation is.
+/// </remarks>
+internal sealed partial class PostgreSqlIdempotencyStore : IIdempotencyStoreAdministration
+{
+    private const int MaxPageSize = 500;
+
+    private const string SummaryColumns =
+        "tenant, operation, idem_key, state, fencing_token, fingerprint, created_at, lease_expires_at, expires_at, recovery_point, status_code";
+
+    private const string NewestFirst = """ORDER BY created_at DESC, tenant COLLATE "C" DESC, operation COLLATE "C" DESC, idem_key COLLATE "C" DESC""";
+
+    private const string AfterPosition =
+        """(created_at, tenant COLLATE "C", operation COLLATE "C", idem_key COLLATE "C") < (@after_created, @after_tenant, @after_operation, @after_key)""";
+
+    private const string AuditColumns = "id, tenant, operation, idem_key, stored_fingerprint, attempted_fingerprint, payload, occurred_at";
+
+    /// <inheritdoc />
+    /// <remarks>
+    /// A query for InProgress records (the "stuck keys" listing) reads the partial index of InProgress records; other
+    /// listings read the table, which suits an operator's occasional look.
+    /// </remarks>
+    public async ValueTask<IdempotencyRecordPage> ListRecordsAsync(IdempotencyRecordQuery query, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(query);
+        CheckLimit(query.Limit);
+        var after = query.Continuation is { } continuation ? IdempotencyPageContinuation.ParseRecord(continuation) : ((DateTimeOffset, IdempotencyRecordId)?)null;
+        using var deadline = StartDeadline(cancellationToken);
+        try
+        {
+            await EnsureInitializedAsync(deadline.Token).ConfigureAwait(false);
+            using var command = _dataSource.CreateCommand(ListRecordsSql(Schema.Table, query));
+            command.CommandTimeout = _commandTimeoutSeconds;
+            command.Parameters.Add(new NpgsqlParameter<int>("limit", NpgsqlDbType.Integer) { TypedValue = query.Limit + 1 });
+            AddText(command, "tenant", query.Tenant);
+            AddText(command, "operation", query.Operation);
+            if (query.CreatedBefore is { } createdBefore)
+            {
+                command.Parameters.Add(new NpgsqlParameter<DateTimeOffset>("created_before", NpgsqlDbType.TimestampTz) { TypedValue = createdBefore.ToUniversalTime() });
+            }
+
+            if (after is var (afterCreated, afterId))
+            {
+                command.Parameters.Add(new NpgsqlParameter<DateTimeOffset>("after_created", NpgsqlDbType.TimestampTz) { TypedValue = afterCreated });
+                AddText(command, "after_tenant", afterId.Tenant);
+                AddText(command, "after_operation", afterId.Operation);
+                AddText(command, "after_key", afterId.Key);
+            }
+
+            var records = await ReadSummariesAsync(command, deadline.Token).ConfigureAwait(false);
+            if (records.Count <= query.Limit)
+            {
+                return new IdempotencyRecordPage(records, null);
+            }
+
+            records.RemoveAt(records.Count - 1);
+            return new IdempotencyRecordPage(records, IdempotencyPageContinuation.ForRecord(records[^1]));
+        }
+        catch (Exception ex) when (PostgreSqlFailures.IsUnavailable(ex, cancellationToken))
+        {
+            throw Unavailable("list records", ex);
+        }
+    }
+
+    /// <inheritdoc />
+    public async ValueTask<IReadOnlyList<IdempotencyRecordSummary>> FindByKeyAsync(string tenant, string key, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(tenant);
+        ArgumentNullException.ThrowIfNull(key);
+        using var deadline = StartDeadline(cancellationToken);
+        try
+        {
+            await EnsureInitializedAsync(deadline.Token).ConfigureAwait(false);
+            using var command = _dataSource.CreateCommand(
+                $"SELECT {SummaryColumns} FROM {Schema.Table} WHERE tenant = @tenant AND idem_key = @key AND expires_at > clock_timestamp() {NewestFirst}");
+            command.CommandTimeout = _commandTimeoutSeconds;
+            AddText(command, "tenant", tenant);
+            AddText(command, "key", key);
+            return await ReadSummariesAsync(command, deadline.Token).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (PostgreSqlFailures.IsUnavailable(ex, cancellationToken))
+        {
+            throw Unavailable("look a key up", ex);
+        }
+    }
+
+    /// <inheritdoc />
+    /// <remarks>Newest first by the entry's identity column, the order the server recorded the entries in.</remarks>
+    public async ValueTask<KeyReuseAuditPage> ListAuditAsync(KeyReuseAuditQuery query, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(query);
+        CheckLimit(query.Limit);
+        var before = query.Continuation is { } continuation ? IdempotencyPageContinuation.ParseAudit(continuation) : (long?)null;
+        var sql = new StringBuilder($"SELECT {AuditColumns} FROM {Schema.AuditTable} WHERE true");
+        if (query.Tenant is not null)
+        {
+            sql.Append(" AND tenant = @tenant");
+        }
+
+        if (query.Operation is not null)
+        {
+            sql.Append(" AND operation = @operation");
+        }
+
+        if (query.Key is not null)
+        {
+            sql.Append(" AND idem_key = @key");
+        }
+
+        if (before is not null)
+        {
+            sql.Append(" AND id < @before");
+        }
+
+        sql.Append(" ORDER BY id DESC LIMIT @limit");
+        using var deadline = StartDeadline(cancellationToken);
+        try
+        {
+            await EnsureInitializedAsync(deadline.Token).ConfigureAwait(false);
+            using var command = _dataSource.CreateCommand(sql.ToString());
+            command.CommandTimeout = _commandTimeoutSeconds;
+            command.Parameters.Add(new NpgsqlParameter<int>("limit", NpgsqlDbType.Integer) { TypedValue = query.Limit + 1 });
+            AddText(command, "tenant", query.Tenant);
+            AddText(command, "operation", query.Operation);
+            AddText(command, "key", query.Key);
+            if (before is { } position)
+            {
+                command.Parameters.Add(new NpgsqlParameter<long>("before", NpgsqlDbType.Bigint) { TypedValue = position });
+            }
+
+            var entries = new List<KeyReuseAuditEntry>();
+            var positions = new List<long>();
+            var reader = await command.ExecuteReaderAsync(deadline.Token).ConfigureAwait(false);
+            await using (reader.ConfigureAwait(false))
+            {
+                while (await reader.ReadAsync(deadline.Token).ConfigureAwait(false))
+                {
+                    positions.Add(reader.GetInt64(0));
+                    entries.Add(new KeyReuseAuditEntry(
+                        new IdempotencyRecordId(reader.GetString(1), reader.GetString(2), reader.GetString(3)),
+                        reader.GetString(4),
+                        reader.GetString(5),
+                        reader.GetString(6),
+                        reader.GetFieldValue<DateTimeOffset>(7)));
+                }
+            }
+
+            if (entries.Count <= query.Limit)
+            {
+                return new KeyReuseAuditPage(entries, null);
+            }
+
+            entries.RemoveAt(entries.Count - 1);
+            return new KeyReuseAuditPage(entries, IdempotencyPageContinuation.ForAudit(positions[entries.Count - 1]));
+        }
+        catch (Exception ex) when (PostgreSqlFailures.IsUnavailable(ex, cancellationToken))
+        {
+            throw Unavailable("read the key-reuse audit", ex);
+        }
+    }
+
+    /// <summary>The listing statement for <paramref name="query"/>: fixed fragments only, every value a parameter.</summary>
+    internal static string ListRecordsSql(string table, IdempotencyRecordQuery query)
+    {
+        var sql = new StringBuilder($"SELECT {SummaryColumns} FROM {table} WHERE expires_at > clock_timestamp()");
+        if (query.Tenant is not null)
+        {
+            sql.Append(" AND tenant = @tenant");
+        }
+
+        if (query.Operation is not null)
+        {
+            sql.Append(" AND operation = @operation");
+        }
+
+        if (query.State is { } state)
+        {
+            // A literal, not a parameter, so the planner can prove the partial index of InProgress records applies.
+            sql.Append(state == IdempotencyRecordState.InProgress ? $" AND state = {InProgressState}" : $" AND state = {CompletedState}");
+        }
+
+        if (query.CreatedBefore is not null)
+        {
+            sql.Append(" AND created_at <= @created_before");
+        }
+
+        if (query.Continuation is not null)
+        {
+            sql.Append(" AND ").Append(AfterPosition);
+        }
+
+        return sql.Append(' ').Append(NewestFirst).Append(" LIMIT @limit").ToString();
+    }
+
+    private static void CheckLimit(int limit)
+    {
+        if (limit is < 1 or > MaxPageSize)
+        {
+            throw new ArgumentOutOfRangeException(nameof(limit), limit, $"The page size must be between 1 and {MaxPageSize}.");
+        }
+    }
+
+    private static void AddText(NpgsqlCommand command, string name, string? value)
+    {
+        if (value is not null)
+        {
+            command.Parameters.Add(new NpgsqlParameter<string>(name, NpgsqlDbType.Text) { TypedValue = value });
+        }
+    }
+
+    private static async Task<List<IdempotencyRecordSummary>> ReadSummariesAsync(NpgsqlCommand command, CancellationToken cancellationToken)
+    {
+        var records = new List<IdempotencyRecordSummary>();
+        var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        await using (reader.ConfigureAwait(false))
+        {
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                var state = (IdempotencyRecordState)reader.GetInt16(3);
+                records.Add(new IdempotencyRecordSummary(
+                    new IdempotencyRecordId(reader.GetString(0), reader.GetString(1), reader.GetString(2)),
+                    state,
+                    reader.GetInt64(4),
+                    reader.GetString(5),
+                    reader.GetFieldValue<DateTimeOffset>(6),
+                    reader.GetFieldValue<DateTimeOffset>(7),
+                    reader.GetFieldValue<DateTimeOffset>(8),
+                    reader.IsDBNull(9) ? null : reader.GetString(9),
+                    state == IdempotencyRecordState.Completed && !reader.IsDBNull(10) ? reader.GetInt32(10) : null));
+            }
+        }
+
+        return records;
+    }
+}

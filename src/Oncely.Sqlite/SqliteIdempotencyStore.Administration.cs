@@ -1,0 +1,250 @@
+using System.Text;
+using Microsoft.Data.Sqlite;
+
+namespace Oncely.Sqlite;
+
+// The operator API's reads (IIdempotencyStoreAdministration). Plain autocommit SELECTs: in WAL mode they take no lock
+// that waits for or blocks a writer. Every statement is built from the fixed fragments below; values are parameters.
+// "+expires_at" keeps SQLite from walking the expiry index (every live row) when a better index or a scan serves.
+internal sealed partial class SqliteIdempotencyStore : IIdempotencyStoreAdministration
+{
+    private const int MaxPageSize = 500;
+
+    private const string SummaryColumns =
+        "tenant, operation, idem_key, state, fencing_token, fingerprint, created_at, lease_expires_at, expires_at, recovery_point, status_code";
+
+    // Newest first, ties by tenant, operation and key (all descending, SQLite's BINARY collation): the keyset order.
+    private const string NewestFirst = "ORDER BY created_at DESC, tenant DESC, operation DESC, idem_key DESC";
+
+    private const string AuditColumns = "id, tenant, operation, idem_key, stored_fingerprint, attempted_fingerprint, payload, occurred_at";
+
+    /// <inheritdoc />
+    /// <remarks>
+    /// Uses the partial index on the creation time of InProgress records when the query asks for InProgress records (the
+    /// "find stuck keys" query); other listings scan the table, which suits an operator's occasional look.
+    /// </remarks>
+    public async ValueTask<IdempotencyRecordPage> ListRecordsAsync(IdempotencyRecordQuery query, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(query);
+        CheckLimit(query.Limit);
+        var after = query.Continuation is { } continuation ? IdempotencyPageContinuation.ParseRecord(continuation) : ((DateTimeOffset, IdempotencyRecordId)?)null;
+        cancellationToken.ThrowIfCancellationRequested();
+        await EnsureInitializedAsync(cancellationToken).ConfigureAwait(false);
+
+        var sql = ListRecordsSql(_table, query);
+        var records = await RunAsync(
+            async (connection, ct) =>
+            {
+                using var command = CreateCommand(connection, sql);
+                command.Parameters.AddWithValue("@now", NowMilliseconds());
+                command.Parameters.AddWithValue("@limit", query.Limit + 1);
+                if (query.Tenant is not null)
+                {
+                    command.Parameters.AddWithValue("@tenant", query.Tenant);
+                }
+
+                if (query.Operation is not null)
+                {
+                    command.Parameters.AddWithValue("@operation", query.Operation);
+                }
+
+                if (query.CreatedBefore is { } createdBefore)
+                {
+                    command.Parameters.AddWithValue("@created_before", createdBefore.ToUnixTimeMilliseconds());
+                }
+
+                if (after is var (afterCreated, afterId))
+                {
+                    command.Parameters.AddWithValue("@after_created", afterCreated.ToUnixTimeMilliseconds());
+                    command.Parameters.AddWithValue("@after_tenant", afterId.Tenant);
+                    command.Parameters.AddWithValue("@after_operation", afterId.Operation);
+                    command.Parameters.AddWithValue("@after_key", afterId.Key);
+                }
+
+                return await ReadSummariesAsync(command, ct).ConfigureAwait(false);
+            },
+            cancellationToken).ConfigureAwait(false);
+
+        if (records.Count <= query.Limit)
+        {
+            return new IdempotencyRecordPage(records, null);
+        }
+
+        records.RemoveAt(records.Count - 1);
+        return new IdempotencyRecordPage(records, IdempotencyPageContinuation.ForRecord(records[^1]));
+    }
+
+    /// <inheritdoc />
+    public async ValueTask<IReadOnlyList<IdempotencyRecordSummary>> FindByKeyAsync(string tenant, string key, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(tenant);
+        ArgumentNullException.ThrowIfNull(key);
+        cancellationToken.ThrowIfCancellationRequested();
+        await EnsureInitializedAsync(cancellationToken).ConfigureAwait(false);
+        var sql = $"""SELECT {SummaryColumns} FROM "{_table}" WHERE tenant = @tenant AND idem_key = @key AND +expires_at > @now {NewestFirst};""";
+        return await RunAsync(
+            async (connection, ct) =>
+            {
+                using var command = CreateCommand(connection, sql);
+                command.Parameters.AddWithValue("@tenant", tenant);
+                command.Parameters.AddWithValue("@key", key);
+                command.Parameters.AddWithValue("@now", NowMilliseconds());
+                return await ReadSummariesAsync(command, ct).ConfigureAwait(false);
+            },
+            cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <inheritdoc />
+    /// <remarks>Newest first by the entry's row id, the order the entries were written in.</remarks>
+    public async ValueTask<KeyReuseAuditPage> ListAuditAsync(KeyReuseAuditQuery query, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(query);
+        CheckLimit(query.Limit);
+        var before = query.Continuation is { } continuation ? IdempotencyPageContinuation.ParseAudit(continuation) : (long?)null;
+        cancellationToken.ThrowIfCancellationRequested();
+        await EnsureInitializedAsync(cancellationToken).ConfigureAwait(false);
+
+        var sql = new StringBuilder($"""SELECT {AuditColumns} FROM "{_auditTable}" WHERE 1 = 1""");
+        if (query.Tenant is not null)
+        {
+            sql.Append(" AND tenant = @tenant");
+        }
+
+        if (query.Operation is not null)
+        {
+            sql.Append(" AND operation = @operation");
+        }
+
+        if (query.Key is not null)
+        {
+            sql.Append(" AND idem_key = @key");
+        }
+
+        if (before is not null)
+        {
+            sql.Append(" AND id < @before");
+        }
+
+        sql.Append(" ORDER BY id DESC LIMIT @limit;");
+        var (entries, positions) = await RunAsync(
+            async (connection, ct) =>
+            {
+                using var command = CreateCommand(connection, sql.ToString());
+                command.Parameters.AddWithValue("@limit", query.Limit + 1);
+                if (query.Tenant is not null)
+                {
+                    command.Parameters.AddWithValue("@tenant", query.Tenant);
+                }
+
+                if (query.Operation is not null)
+                {
+                    command.Parameters.AddWithValue("@operation", query.Operation);
+                }
+
+                if (query.Key is not null)
+                {
+                    command.Parameters.AddWithValue("@key", query.Key);
+                }
+
+                if (before is { } position)
+                {
+                    command.Parameters.AddWithValue("@before", position);
+                }
+
+                var found = new List<KeyReuseAuditEntry>();
+                var ids = new List<long>();
+                var reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false);
+                await using (reader.ConfigureAwait(false))
+                {
+                    while (await reader.ReadAsync(ct).ConfigureAwait(false))
+                    {
+                        ids.Add(reader.GetInt64(0));
+                        found.Add(new KeyReuseAuditEntry(
+                            new IdempotencyRecordId(reader.GetString(1), reader.GetString(2), reader.GetString(3)),
+                            reader.GetString(4),
+                            reader.GetString(5),
+                            reader.GetString(6),
+                            FromUnixMilliseconds(reader.GetInt64(7))));
+                    }
+                }
+
+                return (found, ids);
+            },
+            cancellationToken).ConfigureAwait(false);
+
+        if (entries.Count <= query.Limit)
+        {
+            return new KeyReuseAuditPage(entries, null);
+        }
+
+        entries.RemoveAt(entries.Count - 1);
+        return new KeyReuseAuditPage(entries, IdempotencyPageContinuation.ForAudit(positions[entries.Count - 1]));
+    }
+
+    /// <summary>The listing statement for <paramref name="query"/>: fixed fragments only, every value a parameter.</summary>
+    internal static string ListRecordsSql(string table, IdempotencyRecordQuery query)
+    {
+        var sql = new StringBuilder($"""SELECT {SummaryColumns} FROM "{table}" WHERE +expires_at > @now""");
+        if (query.Tenant is not null)
+        {
+            sql.Append(" AND tenant = @tenant");
+        }
+
+        if (query.Operation is not null)
+        {
+            sql.Append(" AND operation = @operation");
+        }
+
+        if (query.State is { } state)
+        {
+            // A literal, not a parameter, so the planner can use the partial index of InProgress records.
+            sql.Append(state == IdempotencyRecordState.InProgress ? " AND state = 0" : " AND state = 1");
+        }
+
+        if (query.CreatedBefore is not null)
+        {
+            sql.Append(" AND created_at <= @created_before");
+        }
+
+        if (query.Continuation is not null)
+        {
+            sql.Append(" AND (created_at, tenant, operation, idem_key) < (@after_created, @after_tenant, @after_operation, @after_key)");
+        }
+
+        sql.Append(' ').Append(NewestFirst).Append(" LIMIT @limit;");
+        return sql.ToString();
+    }
+
+    private static void CheckLimit(int limit)
+    {
+        if (limit is < 1 or > MaxPageSize)
+        {
+            throw new ArgumentOutOfRangeException(nameof(limit), limit, $"The page size must be between 1 and {MaxPageSize}.");
+        }
+    }
+
+    private static async ValueTask<List<IdempotencyRecordSummary>> ReadSummariesAsync(SqliteCommand command, CancellationToken cancellationToken)
+    {
+        var records = new List<IdempotencyRecordSummary>();
+        var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        await using (reader.ConfigureAwait(false))
+        {
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                var state = (IdempotencyRecordState)reader.GetInt32(3);
+                records.Add(new IdempotencyRecordSummary(
+                    new IdempotencyRecordId(reader.GetString(0), reader.GetString(1), reader.GetString(2)),
+                    state,
+                    reader.GetInt64(4),
+                    reader.GetString(5),
+                    FromUnixMilliseconds(reader.GetInt64(6)),
+                    FromUnixMilliseconds(reader.GetInt64(7)),
+                    FromUnixMilliseconds(reader.GetInt64(8)),
+                    reader.IsDBNull(9) ? null : reader.GetString(9),
+                    state == IdempotencyRecordState.Completed && !reader.IsDBNull(10) ? reader.GetInt32(10) : null));
+            }
+        }
+
+        return records;
+    }
+}
