@@ -50,7 +50,37 @@ internal sealed partial class IdempotencyMiddleware
     {
         // Row 1: endpoints that are not idempotent pass through untouched.
         var plan = context.GetEndpoint() is { } endpoint ? IdempotencyEndpointPlan.For(endpoint) : null;
-        return plan is null ? _next(context) : InvokeIdempotentAsync(context, plan);
+        if (plan is null)
+        {
+            return _next(context);
+        }
+
+        return _metrics.IsObserving ? InvokeObservedAsync(context, plan) : InvokeIdempotentAsync(context, plan);
+    }
+
+    // While something listens: a span around the whole decision (the handler's own spans nest under it), and the
+    // request's outcome and duration. The span is started here, in an async method, so it is never left current for
+    // the middleware before this one.
+    private async Task InvokeObservedAsync(HttpContext context, IdempotencyEndpointPlan plan)
+    {
+        var attempt = _metrics.Start(context, plan.OperationFor(context.Request.Method));
+        try
+        {
+            await InvokeIdempotentAsync(context, plan).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (attempt is not null)
+        {
+            attempt.SetError(ex);
+            throw;
+        }
+        finally
+        {
+            if (attempt is not null)
+            {
+                context.Features.Set<IdempotencyAttempt>(null);
+                attempt.Stop();
+            }
+        }
     }
 
     private async Task InvokeIdempotentAsync(HttpContext context, IdempotencyEndpointPlan plan)
@@ -74,7 +104,7 @@ internal sealed partial class IdempotencyMiddleware
             if (!plan.KeyRequired)
             {
                 // Row 3: no key, no record.
-                _metrics.Count(IdempotencyMetrics.Outcomes.NoKey);
+                _metrics.Count(context, IdempotencyMetrics.Outcomes.NoKey);
                 IdempotencyEndpointGuard.MarkHandled(context);
                 await _next(context).ConfigureAwait(false);
                 return;
@@ -148,6 +178,7 @@ internal sealed partial class IdempotencyMiddleware
                     key).ConfigureAwait(false);
                 return;
             case RequestBodyOutcome.ClientGone:
+                _metrics.Count(context, IdempotencyMetrics.Outcomes.Rejected);
                 context.Abort();
                 return;
         }
@@ -199,13 +230,13 @@ internal sealed partial class IdempotencyMiddleware
             case IdempotencyDecisionKind.Replay:
                 // Row 6.
                 var record = decision.Record!;
-                _metrics.Count(IdempotencyMetrics.Outcomes.Replayed);
+                _metrics.Count(context, IdempotencyMetrics.Outcomes.Replayed);
                 LogReplayed(_logger, record.Id.Tenant, record.Id.Operation, record.Id.Key, record.Response!.StatusCode);
                 await _responses.ReplayAsync(context, record.Response).ConfigureAwait(false);
                 break;
             case IdempotencyDecisionKind.InProgress:
                 // Row 7.
-                _metrics.Count(IdempotencyMetrics.Outcomes.InProgress);
+                _metrics.Count(context, IdempotencyMetrics.Outcomes.InProgress);
                 await _problems.WriteAsync(
                     context,
                     _options,
@@ -218,7 +249,7 @@ internal sealed partial class IdempotencyMiddleware
                 break;
             case IdempotencyDecisionKind.KeyReused:
                 // Row 8.
-                _metrics.Count(IdempotencyMetrics.Outcomes.KeyReused);
+                _metrics.Count(context, IdempotencyMetrics.Outcomes.KeyReused);
                 await _auditor.AuditAsync(_options, decision.Record!, fingerprint, contentType, body).ConfigureAwait(false);
                 await _problems.WriteAsync(
                     context,
@@ -231,7 +262,7 @@ internal sealed partial class IdempotencyMiddleware
                 break;
             default:
                 // Row 13: fail closed.
-                _metrics.Count(IdempotencyMetrics.Outcomes.StoreUnavailable);
+                _metrics.Count(context, IdempotencyMetrics.Outcomes.StoreUnavailable);
                 await _problems.WriteAsync(
                     context,
                     _options,
@@ -314,7 +345,7 @@ internal sealed partial class IdempotencyMiddleware
         {
             // Row 11: the handler threw before answering; a retry must be able to run it again (or resume at its
             // recovery point). A completion its own transaction committed makes the release a refused no-op.
-            await ReleaseAsync(execution).ConfigureAwait(false);
+            await ReleaseAsync(context, execution).ConfigureAwait(false);
             return;
         }
 
@@ -325,24 +356,24 @@ internal sealed partial class IdempotencyMiddleware
                 // The handler wrote the completion in its transaction but answered with a status that is never stored
                 // (typically: the transaction rolled back and it answered 500). Released if the completion did not
                 // commit; if it did, the store refuses the release and nothing changes.
-                await ReleaseAsync(execution).ConfigureAwait(false);
+                await ReleaseAsync(context, execution).ConfigureAwait(false);
                 return;
             }
 
-            _metrics.Count(IdempotencyMetrics.Outcomes.Executed);
+            _metrics.Count(context, IdempotencyMetrics.Outcomes.Executed);
             return;
         }
 
         if (execution.IsFinished)
         {
             // The handler completed or released the record itself.
-            _metrics.Count(IdempotencyMetrics.Outcomes.Executed);
+            _metrics.Count(context, IdempotencyMetrics.Outcomes.Executed);
             return;
         }
 
         if (!ShouldStore(status))
         {
-            await ReleaseAsync(execution).ConfigureAwait(false);
+            await ReleaseAsync(context, execution).ConfigureAwait(false);
             return;
         }
 
@@ -351,6 +382,7 @@ internal sealed partial class IdempotencyMiddleware
             // One-commit mode records only what the handler's transaction committed. An answer given before reserving
             // (a validation 400) is simply not recorded; a success without a reservation means the effect, if any, ran
             // unprotected: a retry will run it again.
+            _metrics.Count(context, IdempotencyMetrics.Outcomes.Executed);
             if (status is >= 200 and < 300)
             {
                 LogAnsweredWithoutReserving(_logger, execution.Id.Tenant, execution.Id.Operation, execution.Id.Key, status);
@@ -375,7 +407,7 @@ internal sealed partial class IdempotencyMiddleware
 
         var stored = _responses.Snapshot(status, response.Headers, whole ? capture.Captured : ReadOnlyMemory<byte>.Empty, bodyOmitted: !whole || capture.Overflowed);
         await execution.CompleteAsync(stored, CancellationToken.None).ConfigureAwait(false);
-        _metrics.Count(IdempotencyMetrics.Outcomes.Executed);
+        _metrics.Count(context, IdempotencyMetrics.Outcomes.Executed);
     }
 
     // A one-commit handler that has not reserved yet has written nothing that counts: its reservation's refusal (or the
@@ -431,15 +463,15 @@ internal sealed partial class IdempotencyMiddleware
         }
     }
 
-    private async Task ReleaseAsync(IdempotencyExecution execution)
+    private async Task ReleaseAsync(HttpContext context, IdempotencyExecution execution)
     {
         await execution.ReleaseAsync(CancellationToken.None).ConfigureAwait(false);
-        _metrics.Count(IdempotencyMetrics.Outcomes.Released);
+        _metrics.Count(context, IdempotencyMetrics.Outcomes.Released);
     }
 
     private Task RejectAsync(HttpContext context, int status, string type, string title, string detail, string? key)
     {
-        _metrics.Count(IdempotencyMetrics.Outcomes.Rejected);
+        _metrics.Count(context, IdempotencyMetrics.Outcomes.Rejected);
         LogRejected(_logger, context.Request.Method, context.Request.Path, status, type);
         return _problems.WriteAsync(context, _options, status, type, title, detail, key);
     }

@@ -36,7 +36,8 @@ namespace Microsoft.Extensions.DependencyInjection
                 sp.GetRequiredService<IIdempotencyStore>(),
                 sp.GetRequiredService<IOptions<IdempotencyOptions>>().Value,
                 sp.GetRequiredService<TimeProvider>(),
-                sp.GetRequiredService<ILogger<IdempotencyExecutor>>()));
+                sp.GetRequiredService<ILogger<IdempotencyExecutor>>(),
+                sp.GetService<System.Diagnostics.Metrics.IMeterFactory>()));
             services.AddProblemDetails();
             services.AddMetrics();
             services.TryAddSingleton<IdempotencyMetrics>();
