@@ -23,6 +23,7 @@ internal sealed partial class IdempotencyMiddleware
     private readonly IdempotencyProblemWriter _problems;
     private readonly IdempotencyMetrics _metrics;
     private readonly IdempotentResponseWriter _responses;
+    private readonly Func<object, IReadOnlyList<KeyValuePair<string, string>>> _snapshotHeaders;
     private readonly KeyReuseAuditor _auditor;
     private readonly FingerprintCache _fingerprints = new();
     private readonly ILogger _logger;
@@ -42,6 +43,7 @@ internal sealed partial class IdempotencyMiddleware
         _problems = problems;
         _metrics = metrics;
         _responses = new IdempotentResponseWriter(_options);
+        _snapshotHeaders = response => _responses.SnapshotHeaders(((HttpResponse)response).Headers);
         _auditor = auditor;
         _logger = logger;
     }
@@ -282,7 +284,7 @@ internal sealed partial class IdempotencyMiddleware
     {
         var originalBody = context.Features.GetRequiredFeature<IHttpResponseBodyFeature>();
         var originalLifetime = context.Features.Get<IHttpRequestLifetimeFeature>();
-        using var capture = new ResponseCaptureStream(originalBody.Stream, _options.MaxResponseBodySize);
+        using var capture = new ResponseCaptureStream(originalBody.Stream, _options.MaxResponseBodySize, _snapshotHeaders, context.Response);
         var captureFeature = new StreamResponseBodyFeature(capture, originalBody);
         context.Features.Set<IHttpResponseBodyFeature>(captureFeature);
         context.Features.Set<IIdempotencyFeature>(new IdempotencyFeature(execution));
@@ -405,7 +407,10 @@ internal sealed partial class IdempotencyMiddleware
             LogResponseTooLarge(_logger, id.Tenant, id.Operation, id.Key, capture.BytesWritten, _options.MaxResponseBodySize);
         }
 
-        var stored = _responses.Snapshot(status, response.Headers, whole ? capture.Captured : ReadOnlyMemory<byte>.Empty, bodyOmitted: !whole || capture.Overflowed);
+        // The headers as the handler left them before its first byte went out: a middleware outside Oncely (response
+        // compression) adds Content-Encoding and Vary for its own output, which a replay gets from it afresh.
+        var headers = capture.HeadersAtFirstWrite ?? _responses.SnapshotHeaders(response.Headers);
+        var stored = _responses.Snapshot(status, headers, whole ? capture.Captured : ReadOnlyMemory<byte>.Empty, bodyOmitted: !whole || capture.Overflowed);
         await execution.CompleteAsync(stored, CancellationToken.None).ConfigureAwait(false);
         _metrics.Count(context, IdempotencyMetrics.Outcomes.Executed);
     }

@@ -19,6 +19,13 @@ internal sealed class IdempotentResponseWriter(IdempotencyOptions options)
     };
 
     public IdempotentResponse Snapshot(int status, IHeaderDictionary headers, ReadOnlyMemory<byte> body, bool bodyOmitted)
+        => Snapshot(status, SnapshotHeaders(headers), body, bodyOmitted);
+
+    public IdempotentResponse Snapshot(int status, IReadOnlyList<KeyValuePair<string, string>> headers, ReadOnlyMemory<byte> body, bool bodyOmitted)
+        => new(status, headers, body, bodyOmitted);
+
+    /// <summary>The headers to store: the allow-listed ones and those that describe the body, never <c>Set-Cookie</c>.</summary>
+    public List<KeyValuePair<string, string>> SnapshotHeaders(IHeaderDictionary headers)
     {
         var kept = new List<KeyValuePair<string, string>>(options.ReplayedHeaders.Count);
         foreach (var (name, values) in headers)
@@ -38,7 +45,7 @@ internal sealed class IdempotentResponseWriter(IdempotencyOptions options)
             }
         }
 
-        return new IdempotentResponse(status, kept, body, bodyOmitted);
+        return kept;
     }
 
     public async Task ReplayAsync(HttpContext context, IdempotentResponse stored)

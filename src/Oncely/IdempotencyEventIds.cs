@@ -89,4 +89,10 @@ public static class IdempotencyEventIds
     /// was recorded and a retry runs the operation again (error: call <c>ReserveInTransactionAsync</c> first).
     /// </summary>
     public const int OneCommitAnsweredWithoutReserving = 1042;
+
+    /// <summary>
+    /// At start-up: an idempotent endpoint also carries output-cache metadata (<c>CacheOutput()</c>, <c>[OutputCache]</c>),
+    /// so a cached answer could be served without Oncely seeing the request (warning).
+    /// </summary>
+    public const int OutputCachedIdempotentEndpoint = 1320;
 }
