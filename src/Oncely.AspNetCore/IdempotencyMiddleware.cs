@@ -23,7 +23,7 @@ internal sealed partial class IdempotencyMiddleware
     private readonly IdempotencyProblemWriter _problems;
     private readonly IdempotencyMetrics _metrics;
     private readonly IdempotentResponseWriter _responses;
-    private readonly Func<object, IReadOnlyList<KeyValuePair<string, string>>> _snapshotHeaders;
+    private readonly Func<object, List<KeyValuePair<string, string>>> _snapshotBodyHeaders;
     private readonly KeyReuseAuditor _auditor;
     private readonly FingerprintCache _fingerprints = new();
     private readonly ILogger _logger;
@@ -43,7 +43,7 @@ internal sealed partial class IdempotencyMiddleware
         _problems = problems;
         _metrics = metrics;
         _responses = new IdempotentResponseWriter(_options);
-        _snapshotHeaders = response => _responses.SnapshotHeaders(((HttpResponse)response).Headers);
+        _snapshotBodyHeaders = response => _responses.SnapshotBodyHeaders(((HttpResponse)response).Headers);
         _auditor = auditor;
         _logger = logger;
     }
@@ -284,7 +284,7 @@ internal sealed partial class IdempotencyMiddleware
     {
         var originalBody = context.Features.GetRequiredFeature<IHttpResponseBodyFeature>();
         var originalLifetime = context.Features.Get<IHttpRequestLifetimeFeature>();
-        using var capture = new ResponseCaptureStream(originalBody.Stream, _options.MaxResponseBodySize, _snapshotHeaders, context.Response);
+        using var capture = new ResponseCaptureStream(originalBody.Stream, _options.MaxResponseBodySize, _snapshotBodyHeaders, context.Response);
         var captureFeature = new StreamResponseBodyFeature(capture, originalBody);
         context.Features.Set<IHttpResponseBodyFeature>(captureFeature);
         context.Features.Set<IIdempotencyFeature>(new IdempotencyFeature(execution));
@@ -407,9 +407,9 @@ internal sealed partial class IdempotencyMiddleware
             LogResponseTooLarge(_logger, id.Tenant, id.Operation, id.Key, capture.BytesWritten, _options.MaxResponseBodySize);
         }
 
-        // The headers as the handler left them before its first byte went out: a middleware outside Oncely (response
-        // compression) adds Content-Encoding and Vary for its own output, which a replay gets from it afresh.
-        var headers = capture.HeadersAtFirstWrite ?? _responses.SnapshotHeaders(response.Headers);
+        // The body's headers as the handler left them before its first byte went out: a middleware outside Oncely
+        // (response compression) sets Content-Encoding and Vary for its own output, which a replay gets from it afresh.
+        var headers = _responses.SnapshotHeaders(response.Headers, capture.HeadersAtFirstWrite);
         var stored = _responses.Snapshot(status, headers, whole ? capture.Captured : ReadOnlyMemory<byte>.Empty, bodyOmitted: !whole || capture.Overflowed);
         await execution.CompleteAsync(stored, CancellationToken.None).ConfigureAwait(false);
         _metrics.Count(context, IdempotencyMetrics.Outcomes.Executed);

@@ -10,7 +10,7 @@ internal sealed class ResponseCaptureStream : Stream
 {
     private readonly Stream _inner;
     private readonly int _limit;
-    private readonly Func<object, IReadOnlyList<KeyValuePair<string, string>>>? _snapshotHeaders;
+    private readonly Func<object, List<KeyValuePair<string, string>>>? _snapshotHeaders;
     private readonly object? _snapshotState;
     private byte[]? _buffer;
     private int _length;
@@ -19,12 +19,12 @@ internal sealed class ResponseCaptureStream : Stream
     /// <param name="limit">The most bytes kept.</param>
     /// <param name="snapshotHeaders">
     /// Called with <paramref name="snapshotState"/> once, just before the first write or flush is passed on, to keep the
-    /// response's headers as the application left them: a middleware outside Oncely (response compression) adds its own
-    /// (<c>Content-Encoding</c>, <c>Vary</c>) as the first bytes reach it, and those describe its output, not the bytes
-    /// kept here.
+    /// headers that describe the body as the application left them: a middleware outside Oncely (response compression)
+    /// sets its own (<c>Content-Encoding</c>, <c>Vary</c>) as the first bytes reach it, and those describe its output,
+    /// not the bytes kept here.
     /// </param>
     /// <param name="snapshotState">The state for <paramref name="snapshotHeaders"/> (the response), so no closure is needed.</param>
-    public ResponseCaptureStream(Stream inner, int limit, Func<object, IReadOnlyList<KeyValuePair<string, string>>>? snapshotHeaders = null, object? snapshotState = null)
+    public ResponseCaptureStream(Stream inner, int limit, Func<object, List<KeyValuePair<string, string>>>? snapshotHeaders = null, object? snapshotState = null)
     {
         _inner = inner;
         _limit = limit;
@@ -32,8 +32,8 @@ internal sealed class ResponseCaptureStream : Stream
         _snapshotState = snapshotState;
     }
 
-    /// <summary>The headers as they were before the first write or flush was passed on; <see langword="null"/> until then.</summary>
-    public IReadOnlyList<KeyValuePair<string, string>>? HeadersAtFirstWrite { get; private set; }
+    /// <summary>What <c>snapshotHeaders</c> returned before the first write or flush was passed on; <see langword="null"/> until then.</summary>
+    public List<KeyValuePair<string, string>>? HeadersAtFirstWrite { get; private set; }
 
     /// <summary>Whether the body grew past the limit (the copy was dropped).</summary>
     public bool Overflowed { get; private set; }
