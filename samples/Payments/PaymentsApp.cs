@@ -1,6 +1,7 @@
 using System.Text.Json.Serialization;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Authorization;
+using Microsoft.AspNetCore.OpenApi;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Oncely.PostgreSql;
@@ -106,6 +107,15 @@ public static class PaymentsApp
             }
         }
 
+        // Served without authentication: the API's description (with Oncely's header, refusals and replay header on
+        // every idempotent endpoint) and a health check that reads the idempotency store.
+        services.AddOpenApi(options => options.AddIdempotencyTransformer());
+        var health = services.AddHealthChecks();
+        if (settings.Idempotency)
+        {
+            health.AddIdempotencyStore(tags: ["ready"]);
+        }
+
         configure?.Invoke(builder);
         var app = builder.Build();
         app.UseExceptionHandler();
@@ -125,6 +135,8 @@ public static class PaymentsApp
         }
 
         PaymentEndpoints.Map(app, settings.Idempotency, settings.OneCommit);
+        app.MapOpenApi().AllowAnonymous();                    // /openapi/v1.json
+        app.MapHealthChecks("/health").AllowAnonymous();
         return app;
     }
 
