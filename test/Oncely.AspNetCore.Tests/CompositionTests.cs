@@ -280,6 +280,70 @@ public sealed class CompositionTests
         Assert.Contains("/payments", warning.Message, StringComparison.Ordinal);
     }
 
+    // ---- request decompression ----
+
+    private static HttpRequestMessage GzipPost(string key, string json, CompressionLevel level)
+    {
+        var request = PipelineApp.Post("/payments", key, json: null);
+        using var compressed = new MemoryStream();
+        using (var gzip = new GZipStream(compressed, level, leaveOpen: true))
+        {
+            gzip.Write(Encoding.UTF8.GetBytes(json));
+        }
+
+        request.Content = new ByteArrayContent(compressed.ToArray());
+        request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+        request.Content.Headers.ContentEncoding.Add("gzip");
+        return request;
+    }
+
+    private static Task<PipelineApp> StartDecompressingAsync(bool decompressionFirst) => PipelineApp.StartAsync(
+        (app, p) =>
+        {
+            if (decompressionFirst)
+            {
+                app.UseRequestDecompression();
+                app.UseIdempotency();
+            }
+            else
+            {
+                app.UseIdempotency();
+                app.UseRequestDecompression();
+            }
+
+            MapPayments(app, p);
+        },
+        services => services.AddRequestDecompression());
+
+    [Fact]
+    public async Task RequestDecompression_BeforeIdempotency_SamePayloadCompressedDifferentlyIsTheSameRequest()
+    {
+        await using var app = await StartDecompressingAsync(decompressionFirst: true);
+        const string json = "{\"amount\":100,\"currency\":\"EUR\",\"memo\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}";
+
+        using var first = await app.Client.SendAsync(GzipPost("key-1", json, CompressionLevel.Fastest));
+        using var retry = await app.Client.SendAsync(GzipPost("key-1", json, CompressionLevel.SmallestSize));
+
+        Assert.Equal(HttpStatusCode.Created, first.StatusCode);
+        Assert.Equal(HttpStatusCode.Created, retry.StatusCode);
+        Assert.True(retry.Headers.Contains(IdempotencyOptions.ReplayedHeaderName));
+        Assert.Equal(1, app.CallsTo("pay"));
+    }
+
+    [Fact]
+    public async Task RequestDecompression_AfterIdempotency_SamePayloadCompressedDifferentlyLooksLikeAnotherPayload()
+    {
+        await using var app = await StartDecompressingAsync(decompressionFirst: false);
+        const string json = "{\"amount\":100,\"currency\":\"EUR\",\"memo\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}";
+
+        using var first = await app.Client.SendAsync(GzipPost("key-1", json, CompressionLevel.Fastest));
+        using var retry = await app.Client.SendAsync(GzipPost("key-1", json, CompressionLevel.SmallestSize));
+
+        Assert.Equal(HttpStatusCode.Created, first.StatusCode);
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, retry.StatusCode); // the compressed bytes were fingerprinted
+        Assert.Equal(1, app.CallsTo("pay"));
+    }
+
     // ---- response compression ----
 
     private static Task<PipelineApp> StartCompressedAsync(bool compressionFirst) => PipelineApp.StartAsync(
