@@ -46,10 +46,14 @@ internal sealed class IdempotencyMetrics(IdempotencyExecutor executor)
         return attempt;
     }
 
-    /// <summary>Sets the outcome of the request's observed attempt, if there is one.</summary>
-#pragma warning disable CA1822 // an instance method, so call sites read as the metrics they feed
-    public void Count(HttpContext context, string outcome) => context.Features.Get<IdempotencyAttempt>()?.SetOutcome(outcome);
-#pragma warning restore CA1822
+    /// <summary>Sets the outcome of the request's observed attempt, if there is one (no feature lookup while nothing listens).</summary>
+    public void Count(HttpContext context, string outcome)
+    {
+        if (IsObserving)
+        {
+            context.Features.Get<IdempotencyAttempt>()?.SetOutcome(outcome);
+        }
+    }
 
     internal static class Outcomes
     {
