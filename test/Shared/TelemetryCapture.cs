@@ -35,6 +35,13 @@ public sealed class TraceCapture : IDisposable
         return [.. all.Where(a => traces.Contains(a.TraceId))];
     }
 
+    /// <summary>Every exported span of one trace, oldest first.</summary>
+    public IReadOnlyList<Activity> InTrace(ActivityTraceId trace)
+    {
+        _provider.ForceFlush();
+        return [.. _spans.Snapshot().Where(a => a.TraceId == trace).OrderBy(a => a.StartTimeUtc)];
+    }
+
     /// <summary>The request spans of <paramref name="operation"/>, oldest first.</summary>
     public IReadOnlyList<Activity> RequestsOf(string operation)
         => [.. TracesOf(operation).Where(a => a.OperationName == IdempotencyDiagnostics.RequestActivityName).OrderBy(a => a.StartTimeUtc)];
