@@ -93,7 +93,7 @@ public class MiddlewareBenchmarks
             executor,
             Options.Create(_options),
             _services.GetRequiredService<IdempotencyProblemWriter>(),
-            _services.GetRequiredService<IdempotencyMetrics>(),
+            new IdempotencyMetrics(executor),
             new KeyReuseAuditor(executor, TimeProvider.System, NullLogger<KeyReuseAuditor>.Instance),
             NullLogger<IdempotencyMiddleware>.Instance);
     }

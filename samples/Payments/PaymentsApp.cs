@@ -1,6 +1,7 @@
 using System.Text.Json.Serialization;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Authorization;
+using Microsoft.AspNetCore.OpenApi;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Oncely.PostgreSql;
@@ -111,6 +112,15 @@ public static class PaymentsApp
         // Payout messages (MassTransit: in memory unless Payments:Broker=RabbitMq), consumed once per message id.
         Payouts.PayoutMessaging.Add(services, builder.Configuration, settings);
 
+        // Served without authentication: the API's description (with Oncely's header, refusals and replay header on
+        // every idempotent endpoint) and a health check that reads the idempotency store.
+        services.AddOpenApi(options => options.AddIdempotencyTransformer());
+        var health = services.AddHealthChecks();
+        if (settings.Idempotency)
+        {
+            health.AddIdempotencyStore(tags: ["ready"]);
+        }
+
         configure?.Invoke(builder);
         var app = builder.Build();
         app.UseExceptionHandler();
@@ -136,6 +146,9 @@ public static class PaymentsApp
             // Find and release stuck keys, read the key-reuse audit: operator keys only (see README.md).
             app.MapIdempotencyAdmin("/admin/idempotency").RequireAuthorization("operator");
         }
+
+        app.MapOpenApi().AllowAnonymous();                    // /openapi/v1.json
+        app.MapHealthChecks("/health").AllowAnonymous();
         return app;
     }
 

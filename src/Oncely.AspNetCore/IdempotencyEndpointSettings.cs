@@ -46,9 +46,11 @@ internal sealed class IdempotencyEndpointSettings
     /// The name of the policy <paramref name="endpoint"/> asks for: the last one its metadata names
     /// (<c>.RequireIdempotencyKey("name")</c>, <c>[Idempotent(Policy = "name")]</c>), or <see langword="null"/>.
     /// </summary>
-    public static string? PolicyNameOf(Endpoint endpoint)
+    public static string? PolicyNameOf(Endpoint endpoint) => PolicyNameOf(endpoint.Metadata);
+
+    /// <summary>The name of the policy an endpoint's metadata asks for (see the other overload).</summary>
+    public static string? PolicyNameOf(EndpointMetadataCollection metadata)
     {
-        var metadata = endpoint.Metadata;
         for (var i = metadata.Count - 1; i >= 0; i--)
         {
             switch (metadata[i])

@@ -34,6 +34,9 @@ internal sealed class IdempotencyKeySource
         Description = description;
     }
 
+    /// <summary>The header the key is read from, or <see langword="null"/> when it is in the body.</summary>
+    public string? Header => _header;
+
     /// <summary>Whether the key is in the body, which must then be read before the key.</summary>
     public bool ReadsBody => _header is null;
 
@@ -83,8 +86,12 @@ internal sealed class IdempotencyKeySource
     /// <see langword="null"/> (the <c>Idempotency-Key</c> header).
     /// </summary>
     public static IdempotencyKeySource? For(Endpoint endpoint, IIdempotencyMetadata metadata)
+        => For(endpoint.Metadata, metadata, endpoint.DisplayName);
+
+    /// <summary>The key source named by an endpoint's metadata (see the other overload).</summary>
+    public static IdempotencyKeySource? For(EndpointMetadataCollection endpointMetadata, IIdempotencyMetadata metadata, string? displayName)
     {
-        if (endpoint.Metadata.GetMetadata<IdempotencyKeySourceMetadata>() is { } convention)
+        if (endpointMetadata.GetMetadata<IdempotencyKeySourceMetadata>() is { } convention)
         {
             return convention.Source;
         }
@@ -92,7 +99,7 @@ internal sealed class IdempotencyKeySource
         if (metadata.KeyHeader is not null && metadata.KeyJsonMember is not null)
         {
             throw new InvalidOperationException(
-                $"Oncely: endpoint '{endpoint.DisplayName}' sets both KeyHeader and KeyJsonMember on its idempotency metadata; an endpoint reads its key from one place. Remove one of them.");
+                $"Oncely: endpoint '{displayName}' sets both KeyHeader and KeyJsonMember on its idempotency metadata; an endpoint reads its key from one place. Remove one of them.");
         }
 
         return metadata.KeyHeader is { } header ? FromHeader(header)

@@ -1,51 +1,69 @@
-using System.Diagnostics.Metrics;
+using Microsoft.AspNetCore.Http;
 
 namespace Oncely.AspNetCore;
 
-/// <summary>The names Oncely publishes telemetry under.</summary>
+/// <summary>
+/// The names Oncely publishes telemetry under, for ASP.NET Core applications. The full list (every instrument, tag and
+/// span) is <see cref="IdempotencyDiagnostics"/>; these constants are the same values.
+/// </summary>
 public static class IdempotencyTelemetry
 {
-    /// <summary>The <see cref="Meter"/> name: <c>Oncely</c>.</summary>
-    public const string MeterName = "Oncely";
+    /// <summary>The <see cref="System.Diagnostics.Metrics.Meter"/> name: <c>Oncely</c>.</summary>
+    public const string MeterName = IdempotencyDiagnostics.MeterName;
+
+    /// <summary>The <see cref="System.Diagnostics.ActivitySource"/> name: <c>Oncely</c>.</summary>
+    public const string ActivitySourceName = IdempotencyDiagnostics.ActivitySourceName;
 
     /// <summary>
-    /// The counter of idempotent requests by outcome: <c>oncely.requests</c>, unit <c>{request}</c>, tag
-    /// <c>oncely.outcome</c> (executed, replayed, in_progress, key_reused, store_unavailable, rejected, released, no_key).
+    /// The counter of idempotent requests by outcome: <c>oncely.requests</c>, unit <c>{request}</c>, tags
+    /// <c>oncely.outcome</c> (executed, replayed, in_progress, key_reused, store_unavailable, rejected, released, no_key)
+    /// and <c>oncely.operation</c>.
     /// </summary>
-    public const string RequestsInstrument = "oncely.requests";
+    public const string RequestsInstrument = IdempotencyDiagnostics.RequestsInstrument;
 
-    /// <summary>The tag on <see cref="RequestsInstrument"/>.</summary>
-    public const string OutcomeTag = "oncely.outcome";
+    /// <summary>The outcome tag on <see cref="RequestsInstrument"/> and on <c>oncely.request.duration</c>: <c>oncely.outcome</c>.</summary>
+    public const string OutcomeTag = IdempotencyDiagnostics.OutcomeTag;
 }
 
-internal sealed class IdempotencyMetrics
+/// <summary>
+/// The middleware's side of <see cref="IdempotencyInstrumentation"/>: one observed attempt per idempotent request, kept
+/// on the request's features while something listens, so each decision of the middleware can set its outcome.
+/// </summary>
+internal sealed class IdempotencyMetrics(IdempotencyExecutor executor)
 {
-    private readonly Counter<long> _requests;
+    /// <summary><see langword="true"/> while a request would be traced, counted or timed.</summary>
+    public bool IsObserving => executor.Instrumentation.IsObservingRequests;
 
-    public IdempotencyMetrics(IMeterFactory meterFactory)
+    /// <summary>Starts observing the request; <see langword="null"/> (and nothing stored) when nothing listens.</summary>
+    public IdempotencyAttempt? Start(HttpContext context, string operation)
     {
-        var meter = meterFactory.Create(IdempotencyTelemetry.MeterName);
-        _requests = meter.CreateCounter<long>(IdempotencyTelemetry.RequestsInstrument, "{request}", "Idempotent requests by outcome.");
+        var attempt = executor.Instrumentation.StartAttempt(operation);
+        if (attempt is not null)
+        {
+            context.Features.Set(attempt);
+        }
+
+        return attempt;
     }
 
-    public void Count(string outcome)
+    /// <summary>Sets the outcome of the request's observed attempt, if there is one (no feature lookup while nothing listens).</summary>
+    public void Count(HttpContext context, string outcome)
     {
-        // No tag work when nothing listens.
-        if (_requests.Enabled)
+        if (IsObserving)
         {
-            _requests.Add(1, new KeyValuePair<string, object?>(IdempotencyTelemetry.OutcomeTag, outcome));
+            context.Features.Get<IdempotencyAttempt>()?.SetOutcome(outcome);
         }
     }
 
     internal static class Outcomes
     {
-        public const string Executed = "executed";
-        public const string Replayed = "replayed";
-        public const string InProgress = "in_progress";
-        public const string KeyReused = "key_reused";
-        public const string StoreUnavailable = "store_unavailable";
-        public const string Rejected = "rejected";
-        public const string Released = "released";
-        public const string NoKey = "no_key";
+        public const string Executed = IdempotencyOutcomes.Executed;
+        public const string Replayed = IdempotencyOutcomes.Replayed;
+        public const string InProgress = IdempotencyOutcomes.InProgress;
+        public const string KeyReused = IdempotencyOutcomes.KeyReused;
+        public const string StoreUnavailable = IdempotencyOutcomes.StoreUnavailable;
+        public const string Rejected = IdempotencyOutcomes.Rejected;
+        public const string Released = IdempotencyOutcomes.Released;
+        public const string NoKey = IdempotencyOutcomes.NoKey;
     }
 }

@@ -22,6 +22,7 @@ internal sealed partial class IdempotencyMiddleware
     private readonly IdempotencyProblemWriter _problems;
     private readonly IdempotencyMetrics _metrics;
     private readonly IdempotentResponseWriter _responses;
+    private readonly Func<object, List<KeyValuePair<string, string>>> _snapshotBodyHeaders;
     private readonly KeyReuseAuditor _auditor;
     private readonly IdempotencyEndpointSettings.Cache _settings;
     private readonly FingerprintCache _fingerprints = new();
@@ -41,6 +42,7 @@ internal sealed partial class IdempotencyMiddleware
         _problems = problems;
         _metrics = metrics;
         _responses = new IdempotentResponseWriter(_options);
+        _snapshotBodyHeaders = response => _responses.SnapshotBodyHeaders(((HttpResponse)response).Headers);
         _auditor = auditor;
         _settings = new IdempotencyEndpointSettings.Cache(_options, executor);
         _logger = logger;
@@ -51,7 +53,38 @@ internal sealed partial class IdempotencyMiddleware
         // Row 1: endpoints that are not idempotent pass through untouched.
         var endpoint = context.GetEndpoint();
         var plan = endpoint is null ? null : IdempotencyEndpointPlan.For(endpoint);
-        return plan is null ? _next(context) : InvokeIdempotentAsync(context, plan, plan.Settings ??= _settings.For(endpoint!));
+        if (plan is null)
+        {
+            return _next(context);
+        }
+
+        var settings = plan.Settings ??= _settings.For(endpoint!);
+        return _metrics.IsObserving ? InvokeObservedAsync(context, plan, settings) : InvokeIdempotentAsync(context, plan, settings);
+    }
+
+    // While something listens: a span around the whole decision (the handler's own spans nest under it), and the
+    // request's outcome and duration. The span is started here, in an async method, so it is never left current for
+    // the middleware before this one.
+    private async Task InvokeObservedAsync(HttpContext context, IdempotencyEndpointPlan plan, IdempotencyEndpointSettings settings)
+    {
+        var attempt = _metrics.Start(context, plan.OperationFor(context.Request.Method));
+        try
+        {
+            await InvokeIdempotentAsync(context, plan, settings).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (attempt is not null)
+        {
+            attempt.SetError(ex);
+            throw;
+        }
+        finally
+        {
+            if (attempt is not null)
+            {
+                context.Features.Set<IdempotencyAttempt>(null);
+                attempt.Stop();
+            }
+        }
     }
 
     private async Task InvokeIdempotentAsync(HttpContext context, IdempotencyEndpointPlan plan, IdempotencyEndpointSettings settings)
@@ -86,7 +119,7 @@ internal sealed partial class IdempotencyMiddleware
             if (!plan.KeyRequired)
             {
                 // Row 3: no key, no record.
-                _metrics.Count(IdempotencyMetrics.Outcomes.NoKey);
+                _metrics.Count(context, IdempotencyMetrics.Outcomes.NoKey);
                 IdempotencyEndpointGuard.MarkHandled(context);
                 early?.AttachToRequest();
                 await _next(context).ConfigureAwait(false);
@@ -211,6 +244,7 @@ internal sealed partial class IdempotencyMiddleware
                     key).ConfigureAwait(false);
                 return null;
             case RequestBodyOutcome.ClientGone:
+                _metrics.Count(context, IdempotencyMetrics.Outcomes.Rejected);
                 context.Abort();
                 return null;
             default:
@@ -249,13 +283,13 @@ internal sealed partial class IdempotencyMiddleware
             case IdempotencyDecisionKind.Replay:
                 // Row 6.
                 var record = decision.Record!;
-                _metrics.Count(IdempotencyMetrics.Outcomes.Replayed);
+                _metrics.Count(context, IdempotencyMetrics.Outcomes.Replayed);
                 LogReplayed(_logger, record.Id.Tenant, record.Id.Operation, record.Id.Key, record.Response!.StatusCode);
                 await _responses.ReplayAsync(context, record.Response).ConfigureAwait(false);
                 break;
             case IdempotencyDecisionKind.InProgress:
                 // Row 7.
-                _metrics.Count(IdempotencyMetrics.Outcomes.InProgress);
+                _metrics.Count(context, IdempotencyMetrics.Outcomes.InProgress);
                 await _problems.WriteAsync(
                     context,
                     _options,
@@ -268,7 +302,7 @@ internal sealed partial class IdempotencyMiddleware
                 break;
             case IdempotencyDecisionKind.KeyReused:
                 // Row 8.
-                _metrics.Count(IdempotencyMetrics.Outcomes.KeyReused);
+                _metrics.Count(context, IdempotencyMetrics.Outcomes.KeyReused);
                 await _auditor.AuditAsync(_options, decision.Record!, fingerprint, contentType, body).ConfigureAwait(false);
                 await _problems.WriteAsync(
                     context,
@@ -281,7 +315,7 @@ internal sealed partial class IdempotencyMiddleware
                 break;
             default:
                 // Row 13: fail closed.
-                _metrics.Count(IdempotencyMetrics.Outcomes.StoreUnavailable);
+                _metrics.Count(context, IdempotencyMetrics.Outcomes.StoreUnavailable);
                 await _problems.WriteAsync(
                     context,
                     _options,
@@ -301,7 +335,7 @@ internal sealed partial class IdempotencyMiddleware
     {
         var originalBody = context.Features.GetRequiredFeature<IHttpResponseBodyFeature>();
         var originalLifetime = context.Features.Get<IHttpRequestLifetimeFeature>();
-        using var capture = new ResponseCaptureStream(originalBody.Stream, settings.MaxResponseBodySize);
+        using var capture = new ResponseCaptureStream(originalBody.Stream, settings.MaxResponseBodySize, _snapshotBodyHeaders, context.Response);
         var captureFeature = new StreamResponseBodyFeature(capture, originalBody);
         context.Features.Set<IHttpResponseBodyFeature>(captureFeature);
         context.Features.Set<IIdempotencyFeature>(new IdempotencyFeature(execution));
@@ -364,7 +398,7 @@ internal sealed partial class IdempotencyMiddleware
         {
             // Row 11: the handler threw before answering; a retry must be able to run it again (or resume at its
             // recovery point). A completion its own transaction committed makes the release a refused no-op.
-            await ReleaseAsync(execution).ConfigureAwait(false);
+            await ReleaseAsync(context, execution).ConfigureAwait(false);
             return;
         }
 
@@ -375,24 +409,24 @@ internal sealed partial class IdempotencyMiddleware
                 // The handler wrote the completion in its transaction but answered with a status that is never stored
                 // (typically: the transaction rolled back and it answered 500). Released if the completion did not
                 // commit; if it did, the store refuses the release and nothing changes.
-                await ReleaseAsync(execution).ConfigureAwait(false);
+                await ReleaseAsync(context, execution).ConfigureAwait(false);
                 return;
             }
 
-            _metrics.Count(IdempotencyMetrics.Outcomes.Executed);
+            _metrics.Count(context, IdempotencyMetrics.Outcomes.Executed);
             return;
         }
 
         if (execution.IsFinished)
         {
             // The handler completed or released the record itself.
-            _metrics.Count(IdempotencyMetrics.Outcomes.Executed);
+            _metrics.Count(context, IdempotencyMetrics.Outcomes.Executed);
             return;
         }
 
         if (!settings.ShouldStore(status))
         {
-            await ReleaseAsync(execution).ConfigureAwait(false);
+            await ReleaseAsync(context, execution).ConfigureAwait(false);
             return;
         }
 
@@ -401,6 +435,7 @@ internal sealed partial class IdempotencyMiddleware
             // One-commit mode records only what the handler's transaction committed. An answer given before reserving
             // (a validation 400) is simply not recorded; a success without a reservation means the effect, if any, ran
             // unprotected: a retry will run it again.
+            _metrics.Count(context, IdempotencyMetrics.Outcomes.Executed);
             if (status is >= 200 and < 300)
             {
                 LogAnsweredWithoutReserving(_logger, execution.Id.Tenant, execution.Id.Operation, execution.Id.Key, status);
@@ -423,9 +458,12 @@ internal sealed partial class IdempotencyMiddleware
             LogResponseTooLarge(_logger, id.Tenant, id.Operation, id.Key, capture.BytesWritten, settings.MaxResponseBodySize);
         }
 
-        var stored = _responses.Snapshot(status, response.Headers, whole ? capture.Captured : ReadOnlyMemory<byte>.Empty, bodyOmitted: !whole || capture.Overflowed);
+        // The body's headers as the handler left them before its first byte went out: a middleware outside Oncely
+        // (response compression) sets Content-Encoding and Vary for its own output, which a replay gets from it afresh.
+        var headers = _responses.SnapshotHeaders(response.Headers, capture.HeadersAtFirstWrite);
+        var stored = _responses.Snapshot(status, headers, whole ? capture.Captured : ReadOnlyMemory<byte>.Empty, bodyOmitted: !whole || capture.Overflowed);
         await execution.CompleteAsync(stored, CancellationToken.None).ConfigureAwait(false);
-        _metrics.Count(IdempotencyMetrics.Outcomes.Executed);
+        _metrics.Count(context, IdempotencyMetrics.Outcomes.Executed);
     }
 
     // A one-commit handler that has not reserved yet has written nothing that counts: its reservation's refusal (or the
@@ -481,15 +519,15 @@ internal sealed partial class IdempotencyMiddleware
         }
     }
 
-    private async Task ReleaseAsync(IdempotencyExecution execution)
+    private async Task ReleaseAsync(HttpContext context, IdempotencyExecution execution)
     {
         await execution.ReleaseAsync(CancellationToken.None).ConfigureAwait(false);
-        _metrics.Count(IdempotencyMetrics.Outcomes.Released);
+        _metrics.Count(context, IdempotencyMetrics.Outcomes.Released);
     }
 
     private Task RejectAsync(HttpContext context, int status, string type, string title, string detail, string? key)
     {
-        _metrics.Count(IdempotencyMetrics.Outcomes.Rejected);
+        _metrics.Count(context, IdempotencyMetrics.Outcomes.Rejected);
         LogRejected(_logger, context.Request.Method, context.Request.Path, status, type);
         return _problems.WriteAsync(context, _options, status, type, title, detail, key);
     }

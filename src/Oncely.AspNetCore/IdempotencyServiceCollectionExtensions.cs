@@ -36,13 +36,16 @@ namespace Microsoft.Extensions.DependencyInjection
                 sp.GetRequiredService<IIdempotencyStore>(),
                 sp.GetRequiredService<IOptions<IdempotencyOptions>>().Value,
                 sp.GetRequiredService<TimeProvider>(),
-                sp.GetRequiredService<ILogger<IdempotencyExecutor>>()));
+                sp.GetRequiredService<ILogger<IdempotencyExecutor>>(),
+                sp.GetService<System.Diagnostics.Metrics.IMeterFactory>()));
             services.AddProblemDetails();
             services.AddMetrics();
             services.TryAddSingleton<IdempotencyMetrics>();
             services.TryAddSingleton(sp => new IdempotencyProblemWriter(sp.GetService<Microsoft.AspNetCore.Http.IProblemDetailsService>()));
             services.TryAddSingleton<KeyReuseAuditor>();
             services.TryAddEnumerable(ServiceDescriptor.Transient<Microsoft.AspNetCore.Hosting.IStartupFilter, IdempotencyEndpointValidation>());
+            services.TryAddSingleton<IdempotencyPipelineOrder>();
+            services.TryAddEnumerable(ServiceDescriptor.Transient<Microsoft.AspNetCore.Hosting.IStartupFilter, IdempotencyCompositionValidation>());
             services.AddHostedService<IdempotencyStoreMaintenance>();
             services.AddHostedService<InMemoryStoreWarning>();
             return new IdempotencyBuilder(services);
@@ -67,7 +70,10 @@ namespace Microsoft.AspNetCore.Builder
         /// </summary>
         /// <param name="app">The application.</param>
         /// <returns>The same application builder.</returns>
-        /// <exception cref="InvalidOperationException"><c>AddIdempotency()</c> was not called.</exception>
+        /// <exception cref="InvalidOperationException">
+        /// <c>AddIdempotency()</c> was not called. When the host starts: <c>UseRouting()</c>, <c>UseAuthentication()</c> or
+        /// <c>UseAuthorization()</c> is called after this (see docs/composition.md).
+        /// </exception>
         public static IApplicationBuilder UseIdempotency(this IApplicationBuilder app)
         {
             ArgumentNullException.ThrowIfNull(app);
@@ -76,6 +82,7 @@ namespace Microsoft.AspNetCore.Builder
                 throw new InvalidOperationException("UseIdempotency() needs the idempotency services: call builder.Services.AddIdempotency() first.");
             }
 
+            app.ApplicationServices.GetService<IdempotencyPipelineOrder>()?.Record(app);
             return app.UseMiddleware<IdempotencyMiddleware>();
         }
     }

@@ -19,26 +19,61 @@ internal sealed class IdempotentResponseWriter(IdempotencyOptions options)
     };
 
     public IdempotentResponse Snapshot(int status, IHeaderDictionary headers, ReadOnlyMemory<byte> body, bool bodyOmitted)
+        => Snapshot(status, SnapshotHeaders(headers), body, bodyOmitted);
+
+    public IdempotentResponse Snapshot(int status, IReadOnlyList<KeyValuePair<string, string>> headers, ReadOnlyMemory<byte> body, bool bodyOmitted)
+        => new(status, headers, body, bodyOmitted);
+
+    /// <summary>
+    /// The headers to store: the allow-listed ones and those that describe the body, never <c>Set-Cookie</c>. When
+    /// <paramref name="bodyHeadersAtFirstWrite"/> is given (<see cref="SnapshotBodyHeaders"/>, taken just before the first
+    /// byte left), the body's headers come from it, not from <paramref name="headers"/>: a middleware outside Oncely that
+    /// transforms the body on its way out (response compression) sets <c>Content-Encoding</c> and <c>Vary</c> for its own
+    /// output as the first bytes reach it, and storing those with the untransformed bytes would make replays undecodable.
+    /// </summary>
+    public List<KeyValuePair<string, string>> SnapshotHeaders(IHeaderDictionary headers, List<KeyValuePair<string, string>>? bodyHeadersAtFirstWrite = null)
     {
-        var kept = new List<KeyValuePair<string, string>>(options.ReplayedHeaders.Count);
+        var kept = bodyHeadersAtFirstWrite ?? new List<KeyValuePair<string, string>>(options.ReplayedHeaders.Count);
         foreach (var (name, values) in headers)
         {
-            if (!(options.ReplayedHeaders.Contains(name) || BodyHeaders.Contains(name))
+            var describesBody = BodyHeaders.Contains(name);
+            if ((describesBody && bodyHeadersAtFirstWrite is not null)
+                || !(describesBody || options.ReplayedHeaders.Contains(name))
                 || string.Equals(name, "Set-Cookie", StringComparison.OrdinalIgnoreCase))
             {
                 continue;
             }
 
-            foreach (var value in values)
+            Add(kept, name, values);
+        }
+
+        return kept;
+    }
+
+    /// <summary>The headers that describe the body, as they are now (see <see cref="SnapshotHeaders"/>).</summary>
+    public List<KeyValuePair<string, string>> SnapshotBodyHeaders(IHeaderDictionary headers)
+    {
+        var kept = new List<KeyValuePair<string, string>>(options.ReplayedHeaders.Count);
+        foreach (var name in BodyHeaders)
+        {
+            if (headers.TryGetValue(name, out var values))
             {
-                if (value is not null)
-                {
-                    kept.Add(new(name, value));
-                }
+                Add(kept, name, values);
             }
         }
 
-        return new IdempotentResponse(status, kept, body, bodyOmitted);
+        return kept;
+    }
+
+    private static void Add(List<KeyValuePair<string, string>> kept, string name, Microsoft.Extensions.Primitives.StringValues values)
+    {
+        foreach (var value in values)
+        {
+            if (value is not null)
+            {
+                kept.Add(new(name, value));
+            }
+        }
     }
 
     public async Task ReplayAsync(HttpContext context, IdempotentResponse stored)

@@ -23,7 +23,17 @@ internal sealed partial class KeyReuseAuditor(IdempotencyExecutor executor, Time
         try
         {
             using var timeout = new CancellationTokenSource(options.StoreTimeout, clock);
-            await audit.AppendAsync(new KeyReuseAuditEntry(id, record.Fingerprint, attemptedFingerprint, payload, clock.GetUtcNow()), timeout.Token).ConfigureAwait(false);
+            var entry = new KeyReuseAuditEntry(id, record.Fingerprint, attemptedFingerprint, payload, clock.GetUtcNow());
+            await executor.ObserveStoreCallAsync(
+                StoreCall.AppendAudit,
+                id.Operation,
+                static async (s, ct) =>
+                {
+                    await s.audit.AppendAsync(s.entry, ct).ConfigureAwait(false);
+                    return true;
+                },
+                (audit, entry),
+                timeout.Token).ConfigureAwait(false);
         }
         catch (Exception ex)
         {

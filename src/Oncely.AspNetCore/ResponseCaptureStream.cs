@@ -10,14 +10,30 @@ internal sealed class ResponseCaptureStream : Stream
 {
     private readonly Stream _inner;
     private readonly int _limit;
+    private readonly Func<object, List<KeyValuePair<string, string>>>? _snapshotHeaders;
+    private readonly object? _snapshotState;
     private byte[]? _buffer;
     private int _length;
 
-    public ResponseCaptureStream(Stream inner, int limit)
+    /// <param name="inner">The client's stream (or whatever a middleware outside Oncely put in its place).</param>
+    /// <param name="limit">The most bytes kept.</param>
+    /// <param name="snapshotHeaders">
+    /// Called with <paramref name="snapshotState"/> once, just before the first write or flush is passed on, to keep the
+    /// headers that describe the body as the application left them: a middleware outside Oncely (response compression)
+    /// sets its own (<c>Content-Encoding</c>, <c>Vary</c>) as the first bytes reach it, and those describe its output,
+    /// not the bytes kept here.
+    /// </param>
+    /// <param name="snapshotState">The state for <paramref name="snapshotHeaders"/> (the response), so no closure is needed.</param>
+    public ResponseCaptureStream(Stream inner, int limit, Func<object, List<KeyValuePair<string, string>>>? snapshotHeaders = null, object? snapshotState = null)
     {
         _inner = inner;
         _limit = limit;
+        _snapshotHeaders = snapshotHeaders;
+        _snapshotState = snapshotState;
     }
+
+    /// <summary>What <c>snapshotHeaders</c> returned before the first write or flush was passed on; <see langword="null"/> until then.</summary>
+    public List<KeyValuePair<string, string>>? HeadersAtFirstWrite { get; private set; }
 
     /// <summary>Whether the body grew past the limit (the copy was dropped).</summary>
     public bool Overflowed { get; private set; }
@@ -56,6 +72,7 @@ internal sealed class ResponseCaptureStream : Stream
     public override void Write(ReadOnlySpan<byte> buffer)
     {
         Keep(buffer);
+        BeforeForward();
         try
         {
             _inner.Write(buffer);
@@ -81,6 +98,7 @@ internal sealed class ResponseCaptureStream : Stream
             return ValueTask.FromCanceled(cancellationToken);
         }
 
+        BeforeForward();
         ValueTask pending;
         try
         {
@@ -102,6 +120,7 @@ internal sealed class ResponseCaptureStream : Stream
 
     public override void Flush()
     {
+        BeforeForward();
         try
         {
             _inner.Flush();
@@ -115,6 +134,7 @@ internal sealed class ResponseCaptureStream : Stream
 
     public override async Task FlushAsync(CancellationToken cancellationToken)
     {
+        BeforeForward();
         try
         {
             await _inner.FlushAsync(cancellationToken).ConfigureAwait(false);
@@ -161,6 +181,14 @@ internal sealed class ResponseCaptureStream : Stream
         {
             WriteFailed = true;
             throw;
+        }
+    }
+
+    private void BeforeForward()
+    {
+        if (_snapshotHeaders is not null && HeadersAtFirstWrite is null)
+        {
+            HeadersAtFirstWrite = _snapshotHeaders(_snapshotState!);
         }
     }
 

@@ -150,4 +150,10 @@ public static class IdempotencyEventIds
     /// start): its endpoints answer <c>501</c>. Typically a store wrapped by a decorator that does not pass the capability on.
     /// </summary>
     public const int AdministrationNotSupported = 1304;
+
+    /// <summary>
+    /// At start-up: an idempotent endpoint also carries output-cache metadata (<c>CacheOutput()</c>, <c>[OutputCache]</c>),
+    /// so a cached answer could be served without Oncely seeing the request (warning).
+    /// </summary>
+    public const int OutputCachedIdempotentEndpoint = 1320;
 }

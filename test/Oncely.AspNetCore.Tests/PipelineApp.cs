@@ -35,6 +35,8 @@ public sealed class PipelineApp : IAsyncDisposable
 
     public IIdempotencyStore Store => _app.Services.GetRequiredService<IIdempotencyStore>();
 
+    public IServiceProvider Services => _app.Services;
+
     public Uri BaseAddress { get; private set; } = null!;
 
     public HttpClient Client { get; private set; } = null!;

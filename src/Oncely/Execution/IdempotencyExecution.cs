@@ -24,6 +24,8 @@ public sealed class IdempotencyExecution : IAsyncDisposable
     private int _reservationPending;
     private int _finished;
     private int _completedInTransaction;
+    // 1 while this attempt is counted in oncely.active_executions (only while a listener is attached).
+    private int _active;
     // Renewal: one timer per running attempt, and a store call only when it fires (rare: most attempts finish long
     // before a third of their lease). _renewalGate guards the timer, the stopped flag and the call in flight.
     private Lock? _renewalGate;
@@ -40,6 +42,7 @@ public sealed class IdempotencyExecution : IAsyncDisposable
         IsTakeOver = isTakeOver;
         ResumedFrom = record.RecoveryPoint;
         RecoveryPoint = record.RecoveryPoint;
+        _active = executor.Instrumentation.EnterExecution(Id.Operation) ? 1 : 0;
     }
 
     // One-commit mode: nothing is reserved yet; ReserveInTransactionAsync reserves inside the operation's transaction.
@@ -50,6 +53,7 @@ public sealed class IdempotencyExecution : IAsyncDisposable
         Fingerprint = fingerprint;
         IsOneCommit = true;
         _reservationPending = 1;
+        _active = executor.Instrumentation.EnterExecution(Id.Operation) ? 1 : 0;
     }
 
     /// <summary>The record this attempt holds.</summary>
@@ -153,6 +157,7 @@ public sealed class IdempotencyExecution : IAsyncDisposable
     public async ValueTask<CompletionOutcome> CompleteAsync(IdempotentResponse response, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(response);
+        LeaveActive();
         if (!IsReserved)
         {
             // One-commit mode, and the operation never reserved: nothing started, nothing to record.
@@ -177,6 +182,7 @@ public sealed class IdempotencyExecution : IAsyncDisposable
     /// <returns>A task that completes when the release is written (failures are logged, not thrown).</returns>
     public async ValueTask ReleaseAsync(CancellationToken cancellationToken = default)
     {
+        LeaveActive();
         if (!MarkFinished() || !IsReserved)
         {
             return;
@@ -192,7 +198,11 @@ public sealed class IdempotencyExecution : IAsyncDisposable
     /// without a completion or release keeps its record InProgress until the lease runs out. Safe to call more than once.
     /// </summary>
     /// <returns>A task that completes when renewal has stopped.</returns>
-    public ValueTask DisposeAsync() => StopRenewalAsync();
+    public ValueTask DisposeAsync()
+    {
+        LeaveActive();
+        return StopRenewalAsync();
+    }
 
     /// <summary>
     /// Writes the completion inside the operation's own transaction, so the business writes and the stored answer
@@ -217,7 +227,13 @@ public sealed class IdempotencyExecution : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(response);
         ThrowIfNotReserved();
         var store = TransactionalStore(transaction);
-        if (!await store.TryCompleteAsync(transaction, Id, FencingToken, response, Expiration, cancellationToken).ConfigureAwait(false))
+        var completed = await _executor.ObserveStoreCallAsync(
+            StoreCall.CompleteInTransaction,
+            Id.Operation,
+            static (s, ct) => s.store.TryCompleteAsync(s.transaction, s.Id, s.FencingToken, s.response, s.Expiration, ct),
+            (store, transaction, Id, FencingToken, response, Expiration),
+            cancellationToken).ConfigureAwait(false);
+        if (!completed)
         {
             throw new IdempotencyLeaseLostException(Id);
         }
@@ -240,7 +256,13 @@ public sealed class IdempotencyExecution : IAsyncDisposable
         ArgumentException.ThrowIfNullOrEmpty(recoveryPoint);
         ThrowIfNotReserved();
         var store = TransactionalStore(transaction);
-        if (!await store.TrySetRecoveryPointAsync(transaction, Id, FencingToken, recoveryPoint, Lease, cancellationToken).ConfigureAwait(false))
+        var recorded = await _executor.ObserveStoreCallAsync(
+            StoreCall.SetRecoveryPointInTransaction,
+            Id.Operation,
+            static (s, ct) => s.store.TrySetRecoveryPointAsync(s.transaction, s.Id, s.FencingToken, s.recoveryPoint, s.Lease, ct),
+            (store, transaction, Id, FencingToken, recoveryPoint, Lease),
+            cancellationToken).ConfigureAwait(false);
+        if (!recorded)
         {
             throw new IdempotencyLeaseLostException(Id);
         }
@@ -285,7 +307,13 @@ public sealed class IdempotencyExecution : IAsyncDisposable
 
         var store = TransactionalStore(transaction);
         var options = _executor.Options;
-        var result = await store.TryReserveAsync(transaction, Id, Fingerprint, Lease, Expiration, options.ReservationLockTimeout, cancellationToken).ConfigureAwait(false);
+        var result = await _executor.ObserveStoreCallAsync(
+            StoreCall.ReserveInTransaction,
+            Id.Operation,
+            static (s, ct) => s.store.TryReserveAsync(s.transaction, s.Id, s.Fingerprint, s.Lease, s.Expiration, s.options.ReservationLockTimeout, ct),
+            (store, transaction, Id, Fingerprint, Lease, Expiration, options),
+            cancellationToken,
+            static r => IdempotencyInstrumentation.DescribeReservation(r.Outcome)).ConfigureAwait(false);
         if (!result.MustExecute)
         {
             throw _executor.ReservationConflict(Id, result);
@@ -405,6 +433,15 @@ public sealed class IdempotencyExecution : IAsyncDisposable
     }
 
     private bool MarkFinished() => Interlocked.Exchange(ref _finished, 1) == 0;
+
+    // The attempt stops counting as running at its completion, its release or its disposal, whichever comes first.
+    private void LeaveActive()
+    {
+        if (Interlocked.Exchange(ref _active, 0) == 1)
+        {
+            _executor.Instrumentation.LeaveExecution(Id.Operation);
+        }
+    }
 
     private ITransactionalIdempotencyStore TransactionalStore(DbTransaction transaction)
         => _executor.Store as ITransactionalIdempotencyStore

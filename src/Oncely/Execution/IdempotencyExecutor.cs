@@ -1,3 +1,4 @@
+using System.Diagnostics.Metrics;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Polly;
@@ -17,6 +18,7 @@ public sealed partial class IdempotencyExecutor
     private readonly OperationSettings _settings;
     private readonly TimeProvider _clock;
     private readonly ILogger _logger;
+    private readonly IdempotencyInstrumentation _instrumentation;
     [ThreadStatic]
     private static CancellationTokenSource? t_spareSource;
 
@@ -27,8 +29,12 @@ public sealed partial class IdempotencyExecutor
     /// <param name="options">The engine settings; validated here.</param>
     /// <param name="timeProvider">The clock for timeouts and retry delays; defaults to <see cref="TimeProvider.System"/>.</param>
     /// <param name="logger">Where events go; defaults to none.</param>
+    /// <param name="meterFactory">
+    /// Creates the <c>Oncely</c> meter the executor's metrics are recorded on (see <see cref="IdempotencyDiagnostics"/>);
+    /// pass the application's (from DI). Defaults to <see langword="null"/>: a meter shared by the whole process.
+    /// </param>
     /// <exception cref="ArgumentException">The options are invalid; the message says what to change.</exception>
-    public IdempotencyExecutor(IIdempotencyStore store, IdempotencyEngineOptions options, TimeProvider? timeProvider = null, ILogger<IdempotencyExecutor>? logger = null)
+    public IdempotencyExecutor(IIdempotencyStore store, IdempotencyEngineOptions options, TimeProvider? timeProvider = null, ILogger<IdempotencyExecutor>? logger = null, IMeterFactory? meterFactory = null)
     {
         ArgumentNullException.ThrowIfNull(store);
         ArgumentNullException.ThrowIfNull(options);
@@ -43,6 +49,7 @@ public sealed partial class IdempotencyExecutor
         _settings = OperationSettings.From(options);
         _clock = timeProvider ?? TimeProvider.System;
         _logger = (ILogger?)logger ?? NullLogger.Instance;
+        _instrumentation = new IdempotencyInstrumentation(meterFactory, store.GetType().Name);
         _completionPipeline = options.CompletionRetries == 0 ? ResiliencePipeline<bool>.Empty : new ResiliencePipelineBuilder<bool> { TimeProvider = _clock }
             .AddRetry(new RetryStrategyOptions<bool>
             {
@@ -63,6 +70,7 @@ public sealed partial class IdempotencyExecutor
         _clock = engine._clock;
         _logger = engine._logger;
         _completionPipeline = engine._completionPipeline;
+        _instrumentation = engine._instrumentation;
         _settings = OperationSettings.From(engine._options, policy);
         Policy = policy;
     }
@@ -103,6 +111,9 @@ public sealed partial class IdempotencyExecutor
     /// <summary>The engine's clock (lease renewal timing).</summary>
     internal TimeProvider Clock => _clock;
 
+    /// <summary>The executor's spans and metrics.</summary>
+    internal IdempotencyInstrumentation Instrumentation => _instrumentation;
+
     /// <summary>
     /// Reserves the record or reports what holds it. Never throws for store failures: those come back as
     /// <see cref="IdempotencyDecisionKind.StoreUnavailable"/>.
@@ -118,6 +129,7 @@ public sealed partial class IdempotencyExecutor
     public async ValueTask<IdempotencyDecision> BeginAsync(IdempotencyRecordId id, string fingerprint, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(fingerprint);
+        IdempotencyInstrumentation.TagKey(id);
         var waitUntil = _settings.InProgressWait > TimeSpan.Zero ? _clock.GetUtcNow() + _settings.InProgressWait : (DateTimeOffset?)null;
         while (true)
         {
@@ -125,9 +137,12 @@ public sealed partial class IdempotencyExecutor
             try
             {
                 result = await CallStoreAsync(
+                    StoreCall.Reserve,
+                    id.Operation,
                     static (store, state, ct) => store.TryReserveAsync(state.id, state.fingerprint, state.lease, state.expiration, ct),
                     (id, fingerprint, lease: _settings.Lease, expiration: _settings.Expiration),
-                    cancellationToken).ConfigureAwait(false);
+                    cancellationToken,
+                    static r => IdempotencyInstrumentation.DescribeReservation(r.Outcome)).ConfigureAwait(false);
             }
             catch (Exception ex) when (IsStoreFailure(ex, cancellationToken))
             {
@@ -179,10 +194,11 @@ public sealed partial class IdempotencyExecutor
     public async ValueTask<IdempotencyDecision> BeginOneCommitAsync(IdempotencyRecordId id, string fingerprint, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(fingerprint);
+        IdempotencyInstrumentation.TagKey(id);
         IdempotencyRecord? record;
         try
         {
-            record = await CallStoreAsync(static (store, i, ct) => store.GetAsync(i, ct), id, cancellationToken).ConfigureAwait(false);
+            record = await CallStoreAsync(StoreCall.Get, id.Operation, static (store, i, ct) => store.GetAsync(i, ct), id, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception ex) when (IsStoreFailure(ex, cancellationToken))
         {
@@ -221,7 +237,7 @@ public sealed partial class IdempotencyExecutor
         {
             try
             {
-                record = await CallStoreAsync(static (store, i, ct) => store.GetAsync(i, ct), id, cancellationToken).ConfigureAwait(false);
+                record = await CallStoreAsync(StoreCall.Get, id.Operation, static (store, i, ct) => store.GetAsync(i, ct), id, cancellationToken).ConfigureAwait(false);
             }
             catch (Exception ex) when (IsStoreFailure(ex, cancellationToken))
             {
@@ -268,30 +284,45 @@ public sealed partial class IdempotencyExecutor
         CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(operation);
-        var decision = await BeginAsync(id, fingerprint, cancellationToken).ConfigureAwait(false);
-        if (decision.Kind != IdempotencyDecisionKind.Execute)
+        var attempt = _instrumentation.StartAttempt(id.Operation);
+        try
         {
-            return new IdempotencyOutcome(decision.Kind, decision.Record?.Response, null);
+            var decision = await BeginAsync(id, fingerprint, cancellationToken).ConfigureAwait(false);
+            attempt?.SetOutcome(IdempotencyOutcomes.For(decision.Kind));
+            if (decision.Kind != IdempotencyDecisionKind.Execute)
+            {
+                return new IdempotencyOutcome(decision.Kind, decision.Record?.Response, null);
+            }
+
+            var execution = decision.Execution!;
+            await using (execution.ConfigureAwait(false))
+            {
+                IdempotentResponse response;
+                try
+                {
+                    response = await operation(execution, cancellationToken).ConfigureAwait(false);
+                }
+                catch
+                {
+                    await execution.ReleaseAsync(CancellationToken.None).ConfigureAwait(false);
+                    attempt?.SetOutcome(IdempotencyOutcomes.Released);
+                    throw;
+                }
+
+                var completion = execution.CompletedInTransaction
+                    ? CompletionOutcome.CompletedInTransaction
+                    : await execution.CompleteAsync(response, CancellationToken.None).ConfigureAwait(false);
+                return new IdempotencyOutcome(IdempotencyDecisionKind.Execute, response, completion);
+            }
         }
-
-        var execution = decision.Execution!;
-        await using (execution.ConfigureAwait(false))
+        catch (Exception ex) when (attempt is not null)
         {
-            IdempotentResponse response;
-            try
-            {
-                response = await operation(execution, cancellationToken).ConfigureAwait(false);
-            }
-            catch
-            {
-                await execution.ReleaseAsync(CancellationToken.None).ConfigureAwait(false);
-                throw;
-            }
-
-            var completion = execution.CompletedInTransaction
-                ? CompletionOutcome.CompletedInTransaction
-                : await execution.CompleteAsync(response, CancellationToken.None).ConfigureAwait(false);
-            return new IdempotencyOutcome(IdempotencyDecisionKind.Execute, response, completion);
+            attempt.SetError(ex);
+            throw;
+        }
+        finally
+        {
+            attempt?.Stop();
         }
     }
 
@@ -306,6 +337,8 @@ public sealed partial class IdempotencyExecutor
         try
         {
             var renewed = await CallStoreAsync(
+                StoreCall.RenewLease,
+                id.Operation,
                 static (store, s, ct) => store.TryRenewLeaseAsync(s.Id, s.FencingToken, s.Lease, ct),
                 execution,
                 CancellationToken.None).ConfigureAwait(false);
@@ -331,6 +364,8 @@ public sealed partial class IdempotencyExecutor
             var state = (execution, response, expiration: _settings.Expiration, executor: this);
             var completed = await _completionPipeline.ExecuteAsync(
                 static async (s, ct) => await s.executor.CallStoreAsync(
+                    StoreCall.Complete,
+                    s.execution.Id.Operation,
                     static (store, inner, ct2) => store.TryCompleteAsync(inner.execution.Id, inner.execution.FencingToken, inner.response, inner.expiration, ct2),
                     s,
                     ct).ConfigureAwait(false),
@@ -364,6 +399,8 @@ public sealed partial class IdempotencyExecutor
         try
         {
             var released = await CallStoreAsync(
+                StoreCall.Release,
+                id.Operation,
                 static (store, e, ct) => store.TryReleaseAsync(e.Id, e.FencingToken, ct),
                 execution,
                 cancellationToken).ConfigureAwait(false);
@@ -391,7 +428,7 @@ public sealed partial class IdempotencyExecutor
         IdempotencyRecord? current;
         try
         {
-            current = await CallStoreAsync(static (store, i, ct) => store.GetAsync(i, ct), id, cancellationToken).ConfigureAwait(false);
+            current = await CallStoreAsync(StoreCall.Get, id.Operation, static (store, i, ct) => store.GetAsync(i, ct), id, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception ex) when (IsStoreFailure(ex, cancellationToken))
         {
@@ -422,6 +459,8 @@ public sealed partial class IdempotencyExecutor
         try
         {
             return await CallStoreAsync(
+                StoreCall.SetRecoveryPoint,
+                execution.Id.Operation,
                 static (store, s, ct) => store.TrySetRecoveryPointAsync(s.execution.Id, s.execution.FencingToken, s.recoveryPoint, s.lease, ct),
                 (execution, recoveryPoint, lease: _settings.Lease),
                 cancellationToken).ConfigureAwait(false);
@@ -436,7 +475,7 @@ public sealed partial class IdempotencyExecutor
     {
         try
         {
-            return await CallStoreAsync(static (store, i, ct) => store.GetAsync(i, ct), id, CancellationToken.None).ConfigureAwait(false) is null;
+            return await CallStoreAsync(StoreCall.Get, id.Operation, static (store, i, ct) => store.GetAsync(i, ct), id, CancellationToken.None).ConfigureAwait(false) is null;
         }
         catch (Exception ex) when (IsStoreFailure(ex, CancellationToken.None))
         {
@@ -444,9 +483,42 @@ public sealed partial class IdempotencyExecutor
         }
     }
 
+    // Every store call is traced and timed while something listens (and costs two field reads while nothing does).
+    private ValueTask<TResult> CallStoreAsync<TState, TResult>(
+        StoreCall name,
+        string operation,
+        Func<IIdempotencyStore, TState, CancellationToken, ValueTask<TResult>> call,
+        TState state,
+        CancellationToken cancellationToken,
+        Func<TResult, string?>? describe = null)
+        => _instrumentation.IsObservingStore
+            ? _instrumentation.ObserveStoreCallAsync(
+                name,
+                operation,
+                static (s, ct) => s.executor.CallStoreCoreAsync(s.call, s.state, ct),
+                (executor: this, call, state),
+                describe,
+                cancellationToken)
+            : CallStoreCoreAsync(call, state, cancellationToken);
+
+    /// <summary>
+    /// A store call made outside <see cref="CallStoreAsync"/> (inside the operation's transaction, or the audit), traced
+    /// and timed the same way. Not bounded by <see cref="IdempotencyEngineOptions.StoreTimeout"/>.
+    /// </summary>
+    internal ValueTask<TResult> ObserveStoreCallAsync<TState, TResult>(
+        StoreCall name,
+        string operation,
+        Func<TState, CancellationToken, ValueTask<TResult>> call,
+        TState state,
+        CancellationToken cancellationToken,
+        Func<TResult, string?>? describe = null)
+        => _instrumentation.IsObservingStore
+            ? _instrumentation.ObserveStoreCallAsync(name, operation, call, state, describe, cancellationToken)
+            : call(state, cancellationToken);
+
     // Every store call is bounded by StoreTimeout; running out of time counts as the store being unavailable. The
     // timer is armed only when the call goes asynchronous: synchronous stores (in-memory) pay for no timer at all.
-    private async ValueTask<TResult> CallStoreAsync<TState, TResult>(
+    private async ValueTask<TResult> CallStoreCoreAsync<TState, TResult>(
         Func<IIdempotencyStore, TState, CancellationToken, ValueTask<TResult>> call,
         TState state,
         CancellationToken cancellationToken)

@@ -1,0 +1,198 @@
+using System.Globalization;
+using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.AspNetCore.OpenApi;
+using Microsoft.OpenApi;
+
+namespace Oncely.AspNetCore.OpenApi;
+
+/// <summary>
+/// Writes an idempotent endpoint's contract (<see cref="IdempotencyEndpointContract"/>) into its OpenAPI operation: the
+/// key parameter, Oncely's refusals and the replay header.
+/// </summary>
+internal sealed class IdempotencyOperationTransformer : IOpenApiOperationTransformer
+{
+    private const string ProblemContentType = "application/problem+json";
+    private const string ProblemSchemaId = "ProblemDetails";
+
+    public async Task TransformAsync(OpenApiOperation operation, OpenApiOperationTransformerContext context, CancellationToken cancellationToken)
+    {
+        if (IdempotencyEndpointContract.For(context.Description.ActionDescriptor.EndpointMetadata, context.ApplicationServices) is not { } contract)
+        {
+            return;
+        }
+
+        DescribeKey(operation, contract);
+
+        // The endpoint's own answers first, so Oncely's refusals below do not get the replay header.
+        operation.Responses ??= [];
+        foreach (var (status, response) in operation.Responses)
+        {
+            if (response is OpenApiResponse own && int.TryParse(status, NumberStyles.None, CultureInfo.InvariantCulture, out var code) && contract.Stores(code))
+            {
+                own.Headers ??= new Dictionary<string, IOpenApiHeader>(StringComparer.OrdinalIgnoreCase);
+                own.Headers.TryAdd(IdempotencyOptions.ReplayedHeaderName, new OpenApiHeader
+                {
+                    Description = "`true` when this answer is a replay: the stored first answer to this Idempotency-Key, not a new execution. Absent on the first answer.",
+                    Schema = new OpenApiSchema { Type = JsonSchemaType.Boolean },
+                });
+            }
+        }
+
+        var problem = await ProblemSchemaAsync(context, cancellationToken).ConfigureAwait(false);
+        foreach (var refusal in Refusals(contract))
+        {
+            AddRefusal(operation.Responses, refusal, problem);
+        }
+    }
+
+    private static void DescribeKey(OpenApiOperation operation, IdempotencyEndpointContract contract)
+    {
+        if (contract.KeyHeader is null)
+        {
+            // The key is a member of the body (a webhook's event id): no parameter to add, so the operation says where.
+            operation.Description = (operation.Description is { Length: > 0 } own ? own + "\n\n" : string.Empty) + string.Create(
+                CultureInfo.InvariantCulture,
+                $"Idempotent: {contract.KeyLocation} is the idempotency key ({(contract.KeyRequired ? "required" : "optional")}, at most {contract.MaxKeyLength} visible ASCII characters). A repeated request with the same key and the same payload gets the first answer again, with `Idempotent-Replayed: true`, for {Describe(contract.Expiration)}.");
+            return;
+        }
+
+        var description = string.Create(
+            CultureInfo.InvariantCulture,
+            $"Makes this request safe to retry. Send a new unique value (a UUID) for each new operation and the same value on every retry of it: the first request runs, and a retry with the same key and the same payload gets the first answer again, with `Idempotent-Replayed: true`, for {Describe(contract.Expiration)}. {(contract.KeyRequired ? "Required: a request without it is refused with 400." : "Optional: a request without it runs unprotected and is not recorded.")} At most {contract.MaxKeyLength} visible ASCII characters; the structured-field form (`\"…\"`) is accepted too.{(contract.AliasHeader is { } alias ? $" `{alias}` is accepted as an alias." : string.Empty)}");
+        var schema = new OpenApiSchema
+        {
+            Type = JsonSchemaType.String,
+            MinLength = 1,
+            MaxLength = contract.MaxKeyLength,
+            Pattern = "^[\\x21-\\x7E]+$",
+        };
+        operation.Parameters ??= [];
+        var existing = operation.Parameters.FirstOrDefault(p => p.In == ParameterLocation.Header && string.Equals(p.Name, contract.KeyHeader, StringComparison.OrdinalIgnoreCase));
+        if (existing is OpenApiParameter declared)
+        {
+            // The handler binds the header itself ([FromHeader]): same parameter, Oncely's rules.
+            declared.Required = contract.KeyRequired;
+            declared.Description ??= description;
+            declared.Schema = schema;
+            return;
+        }
+
+        if (existing is not null)
+        {
+            return;
+        }
+
+        operation.Parameters.Add(new OpenApiParameter
+        {
+            Name = contract.KeyHeader,
+            In = ParameterLocation.Header,
+            Required = contract.KeyRequired,
+            Description = description,
+            Schema = schema,
+            Example = JsonValue.Create("5b7c4f0e-8d7a-4b1e-9a53-1f0c2a6e9d41"),
+        });
+    }
+
+    private static IEnumerable<Refusal> Refusals(IdempotencyEndpointContract contract)
+    {
+        var types = contract.ProblemTypeBaseUri;
+        yield return new(
+            StatusCodes.Status400BadRequest,
+            "Refused before running: " + (contract.KeyRequired ? $"{contract.KeyLocation} is missing (`{types}{IdempotencyProblemTypes.KeyMissing}`) or" : $"{contract.KeyLocation} is") + $" malformed (`{types}{IdempotencyProblemTypes.KeyInvalid}`), or the body's framing is broken (`{types}{IdempotencyProblemTypes.RequestBodyUnreadable}`). Nothing ran; fix the request.",
+            null);
+        if (contract.SenderVerified)
+        {
+            yield return new(
+                StatusCodes.Status401Unauthorized,
+                "The request's signature could not be verified (missing, malformed, matching no secret, or a timestamp outside the tolerance). Nothing ran and nothing was recorded.",
+                null);
+        }
+        else if (!contract.AllowAnonymous)
+        {
+            yield return new(
+                StatusCodes.Status401Unauthorized,
+                $"The caller is not authenticated (`{types}{IdempotencyProblemTypes.CallerUnauthenticated}`): each caller's answers are kept apart, so an idempotent request needs credentials. Nothing ran.",
+                null);
+        }
+
+        yield return new(
+            StatusCodes.Status409Conflict,
+            $"A request with this key ({contract.KeyLocation}) is still running (`{types}{IdempotencyProblemTypes.RequestInProgress}`). Retry after `Retry-After` seconds with the same key and payload to get its answer.",
+            contract.InProgressRetryAfter);
+        yield return new(
+            contract.KeyReusedStatusCode,
+            $"This key ({contract.KeyLocation}) was used before for a different payload (`{types}{IdempotencyProblemTypes.KeyReused}`). Nothing ran: use a new key for a new operation.",
+            null);
+        yield return new(
+            StatusCodes.Status413PayloadTooLarge,
+            string.Create(CultureInfo.InvariantCulture, $"The body is over the {contract.MaxRequestBodySize} bytes an idempotent request may carry (`{types}{IdempotencyProblemTypes.PayloadTooLarge}`). Nothing ran."),
+            null);
+        yield return new(
+            StatusCodes.Status503ServiceUnavailable,
+            $"The idempotency store is unavailable, so the server cannot guarantee the request runs once (`{types}{IdempotencyProblemTypes.StoreUnavailable}`). Nothing ran: retry after `Retry-After` seconds with the same key.",
+            contract.StoreUnavailableRetryAfter);
+    }
+
+    private static void AddRefusal(OpenApiResponses responses, Refusal refusal, IOpenApiSchema problem)
+    {
+        var status = refusal.Status.ToString(CultureInfo.InvariantCulture);
+        if (!responses.TryGetValue(status, out var existing))
+        {
+            existing = new OpenApiResponse { Description = refusal.Description };
+            responses[status] = existing;
+        }
+        else if (existing is OpenApiResponse declared)
+        {
+            // The endpoint answers this status too (a validation 400, say): keep its meaning and add Oncely's.
+            declared.Description = string.IsNullOrWhiteSpace(declared.Description) || declared.Description.Contains(refusal.Description, StringComparison.Ordinal)
+                ? declared.Description ?? refusal.Description
+                : declared.Description.TrimEnd('.') + ". Or, from Oncely: " + refusal.Description;
+        }
+
+        if (existing is not OpenApiResponse response)
+        {
+            return;
+        }
+
+        response.Content ??= new Dictionary<string, OpenApiMediaType>(StringComparer.OrdinalIgnoreCase);
+        response.Content.TryAdd(ProblemContentType, new OpenApiMediaType { Schema = problem });
+        if (refusal.RetryAfter is { } delay)
+        {
+            response.Headers ??= new Dictionary<string, IOpenApiHeader>(StringComparer.OrdinalIgnoreCase);
+            response.Headers.TryAdd("Retry-After", new OpenApiHeader
+            {
+                Description = string.Create(CultureInfo.InvariantCulture, $"Seconds to wait before retrying with the same key ({Math.Max(1, (int)Math.Ceiling(delay.TotalSeconds))} as configured)."),
+                Schema = new OpenApiSchema { Type = JsonSchemaType.Integer, Minimum = "1" },
+            });
+        }
+    }
+
+    // One ProblemDetails schema in the document's components, shared with whatever else declares problems.
+    private static async Task<IOpenApiSchema> ProblemSchemaAsync(OpenApiOperationTransformerContext context, CancellationToken cancellationToken)
+    {
+        var document = context.Document;
+        if (document is null)
+        {
+            return await context.GetOrCreateSchemaAsync(typeof(ProblemDetails), null, cancellationToken).ConfigureAwait(false);
+        }
+
+        if (document.Components?.Schemas?.ContainsKey(ProblemSchemaId) != true)
+        {
+            var schema = await context.GetOrCreateSchemaAsync(typeof(ProblemDetails), null, cancellationToken).ConfigureAwait(false);
+            document.AddComponent(ProblemSchemaId, schema);
+        }
+
+        return new OpenApiSchemaReference(ProblemSchemaId, document);
+    }
+
+    private static string Describe(TimeSpan span) => span switch
+    {
+        { TotalDays: >= 2 } when span.TotalDays == Math.Floor(span.TotalDays) => string.Create(CultureInfo.InvariantCulture, $"{span.TotalDays:0} days"),
+        { TotalHours: >= 1 } when span.TotalHours == Math.Floor(span.TotalHours) => string.Create(CultureInfo.InvariantCulture, $"{span.TotalHours:0} {(span.TotalHours == 1 ? "hour" : "hours")}"),
+        _ => string.Create(CultureInfo.InvariantCulture, $"{span.TotalMinutes:0.#} minutes"),
+    };
+
+    private sealed record Refusal(int Status, string Description, TimeSpan? RetryAfter);
+}
