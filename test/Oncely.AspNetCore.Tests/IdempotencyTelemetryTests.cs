@@ -173,7 +173,8 @@ public sealed class IdempotencyTelemetryTests : IDisposable
         Assert.Equal(expected, timed.Select(m => m.Tag(IdempotencyDiagnostics.OutcomeTag)));
         Assert.All(timed, m => Assert.Equal("s", m.Instrument.Unit));
         var stored = metrics.Of(IdempotencyDiagnostics.StoreOperationDurationInstrument).Select(m => m.Tag(IdempotencyDiagnostics.StoreOperationTag));
-        Assert.Equal(["reserve", "complete", "reserve", "reserve"], stored);
+        // The key reuse is audited: the in-memory store keeps the key-reuse audit too.
+        Assert.Equal(["reserve", "complete", "reserve", "reserve", "append_audit"], stored);
     }
 
     [Fact]
