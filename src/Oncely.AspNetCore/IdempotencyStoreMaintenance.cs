@@ -7,62 +7,29 @@ namespace Oncely.AspNetCore;
 /// <summary>
 /// Checks the options against the store's limits and creates the store's schema at start (stores that have one); then,
 /// on a timer, purges expired records (stores without native expiry) and audit entries older than
-/// <see cref="IdempotencyOptions.AuditRetention"/> (stores that keep an audit), in bounded batches.
+/// <see cref="IdempotencyOptions.AuditRetention"/> (stores that keep an audit), in bounded batches
+/// (<see cref="IdempotencyStoreMaintenanceLoop"/>).
 /// </summary>
-internal sealed partial class IdempotencyStoreMaintenance(
+internal sealed class IdempotencyStoreMaintenance(
     IIdempotencyStore store,
     IOptions<IdempotencyOptions> options,
     TimeProvider clock,
     ILogger<IdempotencyStoreMaintenance> logger) : BackgroundService
 {
+    private readonly IIdempotencyStore _store = store;
+    private readonly IdempotencyStoreMaintenanceLoop _loop = new(store, logger);
+
     public override async Task StartAsync(CancellationToken cancellationToken)
     {
-        CheckLimits(store, options.Value);
-        if (store is IIdempotencyStoreInitializer initializer)
-        {
-            try
-            {
-                await initializer.InitializeAsync(cancellationToken).ConfigureAwait(false);
-            }
-            catch (Exception ex) when (ex is not OperationCanceledException)
-            {
-                // Not fatal: the store initialises lazily before its first operation, and until then requests fail closed.
-                LogMaintenanceFailed(logger, ex, "schema creation");
-            }
-        }
-
+        CheckLimits(_store, options.Value);
+        await _loop.InitializeAsync(cancellationToken).ConfigureAwait(false);
         await base.StartAsync(cancellationToken).ConfigureAwait(false);
     }
 
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    protected override Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        var sweeper = store as IIdempotencyStoreSweeper;
-        var audit = store as IIdempotencyAuditStore;
-        if (sweeper is null && audit is null)
-        {
-            return;
-        }
-
         var settings = options.Value;
-        using var timer = new PeriodicTimer(settings.PurgeInterval, clock);
-        try
-        {
-            while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false))
-            {
-                if (sweeper is not null)
-                {
-                    await PurgeAsync(sweeper, settings.PurgeBatchSize, stoppingToken).ConfigureAwait(false);
-                }
-
-                if (audit is not null)
-                {
-                    await PurgeAuditAsync(audit, settings.AuditRetention, settings.PurgeBatchSize, stoppingToken).ConfigureAwait(false);
-                }
-            }
-        }
-        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
-        {
-        }
+        return _loop.RunAsync(settings.PurgeInterval, settings.PurgeBatchSize, settings.AuditRetention, clock, stoppingToken);
     }
 
     /// <summary>
@@ -80,65 +47,7 @@ internal sealed partial class IdempotencyStoreMaintenance(
         }
     }
 
-    internal async Task<int> PurgeAuditAsync(IIdempotencyAuditStore audit, TimeSpan retention, int batchSize, CancellationToken cancellationToken)
-    {
-        var total = 0;
-        try
-        {
-            int purged;
-            do
-            {
-                purged = await audit.PurgeAuditAsync(retention, batchSize, cancellationToken).ConfigureAwait(false);
-                total += purged;
-            }
-            while (purged == batchSize && !cancellationToken.IsCancellationRequested);
-
-            if (total > 0)
-            {
-                LogAuditPurged(logger, total, retention);
-            }
-        }
-        catch (Exception ex) when (ex is not OperationCanceledException)
-        {
-            LogMaintenanceFailed(logger, ex, "purge of old key-reuse audit entries");
-        }
-
-        return total;
-    }
-
-    internal async Task<int> PurgeAsync(IIdempotencyStoreSweeper sweeper, int batchSize, CancellationToken cancellationToken)
-    {
-        var total = 0;
-        try
-        {
-            // Batches keep each delete short so reservations are never blocked for long.
-            int purged;
-            do
-            {
-                purged = await sweeper.PurgeExpiredAsync(batchSize, cancellationToken).ConfigureAwait(false);
-                total += purged;
-            }
-            while (purged == batchSize && !cancellationToken.IsCancellationRequested);
-
-            if (total > 0)
-            {
-                LogPurged(logger, total);
-            }
-        }
-        catch (Exception ex) when (ex is not OperationCanceledException)
-        {
-            LogMaintenanceFailed(logger, ex, "purge of expired records");
-        }
-
-        return total;
-    }
-
-    [LoggerMessage(IdempotencyEventIds.Purged, LogLevel.Debug, "Purged {Count} expired idempotency records")]
-    private static partial void LogPurged(ILogger logger, int count);
-
-    [LoggerMessage(IdempotencyEventIds.AuditPurged, LogLevel.Debug, "Purged {Count} key-reuse audit entries older than {Retention}")]
-    private static partial void LogAuditPurged(ILogger logger, int count, TimeSpan retention);
-
-    [LoggerMessage(IdempotencyEventIds.MaintenanceFailed, LogLevel.Warning, "Idempotency store maintenance failed: {Task}")]
-    private static partial void LogMaintenanceFailed(ILogger logger, Exception exception, string task);
+    /// <summary>One purge of expired records now, without waiting for the timer (tests drive it).</summary>
+    internal Task<int> PurgeAsync(IIdempotencyStoreSweeper sweeper, int batchSize, CancellationToken cancellationToken)
+        => _loop.PurgeExpiredAsync(sweeper, batchSize, cancellationToken).AsTask();
 }
