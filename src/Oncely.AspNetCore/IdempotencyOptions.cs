@@ -125,11 +125,12 @@ public sealed class IdempotencyOptions : IdempotencyEngineOptions
 
     /// <summary>
     /// Turns a rejected payload into the text kept in the key-reuse audit (row 8), before it is capped at
-    /// <see cref="AuditPayloadLimit"/>. Arguments: the content type and the body. Default: JSON bodies keep their shape with
-    /// the values of sensitive-looking members (card, cvc, pan, password, secret, token, iban, account number…) replaced
-    /// by <c>"***"</c>; other bodies are summarised by length only.
+    /// <see cref="AuditPayloadLimit"/>. Arguments: the content type and the body. Default:
+    /// <see cref="IdempotencyPayloadRedactor.Redact"/> (JSON bodies keep their shape with the values of sensitive-looking
+    /// members — card, cvc, pan, password, secret, token, iban, account number… — replaced by <c>"***"</c>; other bodies
+    /// are summarised by length only).
     /// </summary>
-    public Func<string?, ReadOnlyMemory<byte>, string> PayloadRedactor { get; set; } = DefaultPayloadRedactor.Redact;
+    public Func<string?, ReadOnlyMemory<byte>, string> PayloadRedactor { get; set; } = IdempotencyPayloadRedactor.Redact;
 
     /// <summary>The most characters of a redacted payload kept in the audit. Default: 2048.</summary>
     public int AuditPayloadLimit { get; set; } = 2048;

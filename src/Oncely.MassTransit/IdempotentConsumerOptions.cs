@@ -48,10 +48,11 @@ public sealed class IdempotentConsumerOptions : IdempotencyEngineOptions
     /// <summary>
     /// Turns a refused payload (a key reused with a different payload) into the text kept in the audit, before it is
     /// capped at <see cref="AuditPayloadLimit"/>. Arguments: the content type and the bytes the fingerprint hashed.
-    /// Default: JSON keeps its shape with the values of sensitive-looking members (card, cvc, iban, password, secret,
-    /// token, account number…) replaced by <c>"***"</c>; anything else is summarised by its length.
+    /// Default: <see cref="IdempotencyPayloadRedactor.Redact"/> (JSON keeps its shape with the values of sensitive-looking
+    /// members — card, cvc, iban, password, secret, token, account number… — replaced by <c>"***"</c>; anything else is
+    /// summarised by its length).
     /// </summary>
-    public Func<string?, ReadOnlyMemory<byte>, string> PayloadRedactor { get; set; } = MessagePayloadRedactor.Redact;
+    public Func<string?, ReadOnlyMemory<byte>, string> PayloadRedactor { get; set; } = IdempotencyPayloadRedactor.Redact;
 
     /// <summary>The most characters of a redacted payload kept in the audit. Default: 2048.</summary>
     public int AuditPayloadLimit { get; set; } = 2048;

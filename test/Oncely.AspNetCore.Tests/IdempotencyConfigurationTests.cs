@@ -187,4 +187,8 @@ public sealed class IdempotencyConfigurationTests
 
         Assert.Contains("policy 'quick': LeaseRenewalInterval must be positive and shorter than Lease (00:00:05)", error.Message, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void PayloadRedactor_Default_IsTheSharedCoreRedactor()
+        => Assert.Equal(IdempotencyPayloadRedactor.Redact, new IdempotencyOptions().PayloadRedactor);
 }

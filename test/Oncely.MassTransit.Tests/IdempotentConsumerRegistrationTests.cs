@@ -117,6 +117,10 @@ public sealed class IdempotentConsumerRegistrationTests
         }
     }
 
+    [Fact]
+    public void PayloadRedactor_Default_IsTheSharedCoreRedactor()
+        => Assert.Equal(IdempotencyPayloadRedactor.Redact, new IdempotentConsumerOptions().PayloadRedactor);
+
     private static string Flatten(Exception error)
     {
         var text = new System.Text.StringBuilder();
