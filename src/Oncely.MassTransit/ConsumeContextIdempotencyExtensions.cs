@@ -9,7 +9,7 @@ public static class ConsumeContextIdempotencyExtensions
     /// The lease this delivery holds on its record while the consumer runs: complete it inside the consumer's own
     /// database transaction (<see cref="IdempotencyExecution.CompleteInTransactionAsync"/>, or EF Core's
     /// <c>StageCompletionAsync</c>) so the business write and the record's completion commit together; use
-    /// <see cref="IdempotencyExecution.RecoveryPoint"/> and <see cref="IdempotencyExecution.DeriveKey"/> for multi-step
+    /// <see cref="IdempotencyExecution.RecoveryPoint"/> and <see cref="IdempotencyExecution.DeriveKey(string)"/> for multi-step
     /// work.
     /// </summary>
     /// <param name="context">The consume context the consumer received.</param>

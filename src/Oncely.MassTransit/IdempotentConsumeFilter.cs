@@ -36,14 +36,29 @@ internal sealed partial class IdempotentConsumeFilter<TMessage>(IdempotentConsum
             return;
         }
 
+        // The same request span and outcome measurements as an HTTP request (docs/telemetry.md); nothing while nothing listens.
+        var attempt = engine.Executor.Instrumentation.StartAttempt(operation);
+        try
+        {
+            await DecideAsync(context, next, attempt).ConfigureAwait(false);
+        }
+        finally
+        {
+            attempt?.Stop();
+        }
+    }
+
+    private async Task DecideAsync(ConsumeContext<TMessage> context, IPipe<ConsumeContext<TMessage>> next, IdempotencyAttempt? attempt)
+    {
         var started = Stopwatch.GetTimestamp();
         var id = engine.Identify(context, operation);
         var fingerprint = MessageFingerprint.Of(context, engine.Options.FingerprintSource);
         var decision = await engine.Executor.BeginAsync(id, fingerprint.Value, context.CancellationToken).ConfigureAwait(false);
+        attempt?.SetOutcome(IdempotencyOutcomes.For(decision.Kind));
         switch (decision.Kind)
         {
             case IdempotencyDecisionKind.Execute:
-                await ExecuteAsync(context, next, decision.Execution!).ConfigureAwait(false);
+                await ExecuteAsync(context, next, decision.Execution!, attempt).ConfigureAwait(false);
                 return;
 
             case IdempotencyDecisionKind.Replay:
@@ -80,7 +95,7 @@ internal sealed partial class IdempotentConsumeFilter<TMessage>(IdempotentConsum
         }
     }
 
-    private static async Task ExecuteAsync(ConsumeContext<TMessage> context, IPipe<ConsumeContext<TMessage>> next, IdempotencyExecution execution)
+    private static async Task ExecuteAsync(ConsumeContext<TMessage> context, IPipe<ConsumeContext<TMessage>> next, IdempotencyExecution execution, IdempotencyAttempt? attempt)
     {
         await using (execution.ConfigureAwait(false))
         {
@@ -90,10 +105,13 @@ internal sealed partial class IdempotentConsumeFilter<TMessage>(IdempotentConsum
                 // through the shared delivery context, so two consumers of one message each see their own.
                 await next.Send(new ConsumeContextScope<TMessage>(context, execution)).ConfigureAwait(false);
             }
-            catch
+            catch (Exception ex)
             {
-                // Deleted so a retry runs again, or kept at its recovery point so a retry resumes there.
+                // Deleted so a retry runs again, or kept at its recovery point so a retry resumes there. Only the
+                // consumer's own failure is an error; the refusals above are answers, as they are over HTTP.
                 await execution.ReleaseAsync(CancellationToken.None).ConfigureAwait(false);
+                attempt?.SetOutcome(IdempotencyOutcomes.Released);
+                attempt?.SetError(ex);
                 throw;
             }
 
