@@ -1,13 +1,6 @@
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using BenchmarkDotNet.Attributes;
-using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.Routing;
-using Microsoft.AspNetCore.Routing.Patterns;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging.Abstractions;
-using Microsoft.Extensions.Options;
-using Oncely.AspNetCore;
 
 namespace Oncely.Benchmarks;
 
@@ -20,25 +13,8 @@ namespace Oncely.Benchmarks;
 [MemoryDiagnoser]
 public class TelemetryBenchmarks
 {
-    private const int Batch = 1024;
-    private static readonly System.Security.Claims.ClaimsPrincipal Caller = new(new System.Security.Claims.ClaimsIdentity(
-        [new System.Security.Claims.Claim(System.Security.Claims.ClaimTypes.NameIdentifier, "tenant-1")], "bench"));
-
-    private static readonly byte[] ResponseBody = "{\"id\":\"pay_1\",\"status\":\"succeeded\"}"u8.ToArray();
-
-    private readonly RequestDelegate _handler = static context =>
-    {
-        context.Response.StatusCode = StatusCodes.Status201Created;
-        context.Response.ContentType = "application/json; charset=utf-8";
-        return context.Response.Body.WriteAsync(ResponseBody).AsTask();
-    };
-
-    private ServiceProvider _services = null!;
-    private IdempotencyOptions _options = null!;
-    private Endpoint _endpoint = null!;
-    private string[] _keys = [];
-    private byte[] _body = [];
-    private IdempotencyMiddleware _replayMiddleware = null!;
+    private const int Batch = MiddlewareRig.Batch;
+    private MiddlewareRig _rig = null!;
     private ActivityListener? _activities;
     private MeterListener? _meters;
 
@@ -72,16 +48,7 @@ public class TelemetryBenchmarks
             _meters.Start();
         }
 
-        var services = new ServiceCollection();
-        services.AddLogging();
-        services.AddIdempotency();
-        _services = services.BuildServiceProvider();
-        _options = _services.GetRequiredService<IOptions<IdempotencyOptions>>().Value;
-        _endpoint = new RouteEndpoint(_handler, RoutePatternFactory.Parse("/payments"), 0, new EndpointMetadataCollection(new IdempotentAttribute()), "POST /payments");
-        _keys = [.. Enumerable.Range(0, Batch).Select(_ => Guid.NewGuid().ToString())];
-        _body = Payloads.Json(1024);
-        _replayMiddleware = NewMiddleware();
-        _replayMiddleware.InvokeAsync(NewContext(_keys[0])).GetAwaiter().GetResult();
+        _rig = new MiddlewareRig();
     }
 
     [GlobalCleanup]
@@ -89,16 +56,16 @@ public class TelemetryBenchmarks
     {
         _activities?.Dispose();
         _meters?.Dispose();
-        _services.Dispose();
+        _rig.Dispose();
     }
 
     [Benchmark(OperationsPerInvoke = Batch, Description = "middleware execute (new key)")]
     public async Task Execute()
     {
-        var middleware = NewMiddleware();
-        foreach (var key in _keys)
+        var middleware = _rig.NewMiddleware();
+        foreach (var key in _rig.Keys)
         {
-            await middleware.InvokeAsync(NewContext(key));
+            await middleware.InvokeAsync(_rig.NewContext(key));
         }
     }
 
@@ -107,35 +74,7 @@ public class TelemetryBenchmarks
     {
         for (var i = 0; i < Batch; i++)
         {
-            await _replayMiddleware.InvokeAsync(NewContext(_keys[0]));
+            await _rig.ReplayMiddleware.InvokeAsync(_rig.NewContext(_rig.Keys[0]));
         }
-    }
-
-    private IdempotencyMiddleware NewMiddleware()
-    {
-        var executor = new IdempotencyExecutor(new InMemoryIdempotencyStore(), _options, TimeProvider.System, NullLogger<IdempotencyExecutor>.Instance);
-        return new IdempotencyMiddleware(
-            _handler,
-            executor,
-            Options.Create(_options),
-            _services.GetRequiredService<IdempotencyProblemWriter>(),
-            new IdempotencyMetrics(executor),
-            new KeyReuseAuditor(executor, TimeProvider.System, NullLogger<KeyReuseAuditor>.Instance),
-            NullLogger<IdempotencyMiddleware>.Instance);
-    }
-
-    private DefaultHttpContext NewContext(string key)
-    {
-        var context = new DefaultHttpContext { RequestServices = _services };
-        var request = context.Request;
-        request.Method = HttpMethods.Post;
-        request.Path = "/payments";
-        request.ContentType = "application/json";
-        request.ContentLength = _body.Length;
-        request.Body = new MemoryStream(_body, writable: false);
-        request.Headers[IdempotencyOptions.HeaderName] = key;
-        context.User = Caller;
-        context.SetEndpoint(_endpoint);
-        return context;
     }
 }
