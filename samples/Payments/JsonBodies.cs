@@ -13,41 +13,75 @@ public static class JsonBodies
 {
     /// <summary>
     /// Refuses, with <c>415</c>, a request to an endpoint that reads a JSON body unless its <c>Content-Type</c> is
-    /// <c>application/json</c> (or <c>*/*+json</c>) with no <c>charset</c> or <c>charset=utf-8</c>.
+    /// <c>application/json</c> (or <c>*/*+json</c>) with no <c>charset</c> or a <c>charset</c> of <c>utf-8</c>, as a token
+    /// or as a quoted string (<c>charset="utf-8"</c>, RFC 9110 §5.6.6: the same parameter value, in any case).
     /// </summary>
     /// <remarks>
     /// Runs before <c>UseIdempotency</c>. Minimal APIs hand any other charset to <c>ReadFromJsonAsync</c>, which throws an
     /// <see cref="InvalidOperationException"/> for a name it does not know (<c>charset=bogus</c>, <c>charset=</c>,
-    /// <c>charset=utf-7</c>, the quoted <c>charset="utf-8"</c>, whose quotes it keeps): a 500, after Oncely had reserved
-    /// the key. JSON exchanged between systems is UTF-8 (RFC 8259 §8.1), so known non-UTF-8 charsets are refused too.
+    /// <c>charset=utf-7</c>): a 500, after Oncely had reserved the key. JSON exchanged between systems is UTF-8
+    /// (RFC 8259 §8.1), so known non-UTF-8 charsets are refused too. <c>ReadFromJsonAsync</c> also keeps the quotes of a
+    /// quoted charset and fails on <c>"utf-8"</c>, so a quoted <c>utf-8</c> is rewritten to its token form here: the
+    /// body is then read as UTF-8, and both spellings of one request reach Oncely as the same request (one fingerprint).
     /// </remarks>
     public static async Task RequireUtf8JsonAsync(HttpContext context, RequestDelegate next)
     {
         ArgumentNullException.ThrowIfNull(context);
         ArgumentNullException.ThrowIfNull(next);
         if (context.GetEndpoint()?.Metadata.GetMetadata<IAcceptsMetadata>() is { } accepts
-            && accepts.ContentTypes.Any(type => type.Contains("json", StringComparison.OrdinalIgnoreCase))
-            && !IsUtf8Json(context.Request.ContentType))
+            && accepts.ContentTypes.Any(type => type.Contains("json", StringComparison.OrdinalIgnoreCase)))
         {
-            await PaymentProblems.UnsupportedMediaType(context.Request.ContentType).ExecuteAsync(context);
-            return;
+            if (Utf8JsonContentType(context.Request.ContentType) is not { } contentType)
+            {
+                await PaymentProblems.UnsupportedMediaType(context.Request.ContentType).ExecuteAsync(context);
+                return;
+            }
+
+            context.Request.ContentType = contentType;
         }
 
         await next(context);
     }
 
-    /// <summary><see langword="true"/> for <c>application/json</c> or <c>*/*+json</c> without a charset or with the token <c>utf-8</c>.</summary>
-    public static bool IsUtf8Json(string? contentType)
+    /// <summary>
+    /// The content type to read the body with: <paramref name="contentType"/> itself, or, when its charset is the quoted
+    /// string <c>"utf-8"</c>, the same media type with the token <c>utf-8</c>; <see langword="null"/> when the body is not
+    /// JSON in UTF-8.
+    /// </summary>
+    private static string? Utf8JsonContentType(string? contentType)
     {
         if (!MediaTypeHeaderValue.TryParse(contentType, out var mediaType))
         {
-            return false;
+            return null;
         }
 
         var isJson = mediaType.MediaType.Equals("application/json", StringComparison.OrdinalIgnoreCase)
             || (mediaType.Type.Equals("application", StringComparison.OrdinalIgnoreCase) && mediaType.Suffix.Equals("json", StringComparison.OrdinalIgnoreCase));
-        var charset = mediaType.Parameters.FirstOrDefault(p => p.Name.Equals("charset", StringComparison.OrdinalIgnoreCase));
-        return isJson && (charset is null || charset.Value.Equals("utf-8", StringComparison.OrdinalIgnoreCase));
+        var charsets = mediaType.Parameters.Where(p => p.Name.Equals("charset", StringComparison.OrdinalIgnoreCase)).ToList();
+        if (!isJson || charsets.Count > 1)
+        {
+            return null;
+        }
+
+        if (charsets.Count == 0)
+        {
+            return contentType;
+        }
+
+        // GetUnescapedValue removes the quotes (and backslash escapes) of a quoted-string; a token comes back as it is.
+        var charset = charsets[0];
+        if (!charset.GetUnescapedValue().Equals("utf-8", StringComparison.OrdinalIgnoreCase))
+        {
+            return null;
+        }
+
+        if (!HeaderUtilities.IsQuoted(charset.Value))
+        {
+            return contentType;
+        }
+
+        charset.Value = "utf-8";
+        return mediaType.ToString();
     }
 
     /// <summary>

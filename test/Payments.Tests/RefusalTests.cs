@@ -96,7 +96,9 @@ public sealed class RefusalTests : IAsyncLifetime
     [InlineData("application/json; charset=")]
     [InlineData("application/json; charset=bogus")]
     [InlineData("application/json; charset=utf-7")]
-    [InlineData("application/json; charset=\"utf-8\"")]
+    [InlineData("application/json; charset=\"bogus\"")]
+    [InlineData("application/json; charset=\"\"")]
+    [InlineData("application/json; charset=\"utf-8\"; charset=utf-16")]
     [InlineData("application/json; charset=utf-16")]
     [InlineData("application/json; charset=iso-8859-1")]
     public async Task CreateAccount_UnsupportedCharset_Returns415ProblemAndExecutesNothing(string contentType)
@@ -133,6 +135,9 @@ public sealed class RefusalTests : IAsyncLifetime
     [InlineData("application/json")]
     [InlineData("application/json; charset=utf-8")]
     [InlineData("application/json; charset=UTF-8")]
+    [InlineData("application/json; charset=\"utf-8\"")]
+    [InlineData("application/json; charset=\"UTF-8\"")]
+    [InlineData("application/json;charset=\"utf-8\"")]
     public async Task CreateAccount_Utf8OrNoCharset_Returns201(string contentType)
     {
         using var client = _host.Client();
@@ -141,6 +146,47 @@ public sealed class RefusalTests : IAsyncLifetime
         using var response = await client.SendAsync(request);
 
         Assert.Equal(HttpStatusCode.Created, response.StatusCode);
+        Assert.Equal(1, await CountAsync("accounts"));
+    }
+
+    // Issue 17, item 10: charset="utf-8" is the unquoted parameter in another spelling (RFC 9110 §5.6.6), so a retry
+    // in the other spelling is the same request: replayed, never a key reuse and never a second execution. The retry's
+    // members are reordered and spaced: it replays only if both spellings' bodies were canonicalised as JSON.
+    [Theory]
+    [InlineData("application/json; charset=\"utf-8\"", "application/json; charset=utf-8")]
+    [InlineData("application/json; charset=utf-8", "application/json; charset=\"utf-8\"")]
+    [InlineData("application/json", "application/json; charset=\"UTF-8\"")]
+    public async Task CreateAccount_RetryWithTheOtherCharsetSpelling_ReplaysTheFirstAnswer(string first, string retry)
+    {
+        using var client = _host.Client();
+        var key = Guid.NewGuid().ToString();
+
+        using var created = await client.SendAsync(Post("/accounts", """{"name":"alice","currency":"EUR"}""", first, key));
+        using var replayed = await client.SendAsync(Post("/accounts", """{ "currency": "EUR", "name": "alice" }""", retry, key));
+
+        Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+        Assert.Equal(HttpStatusCode.Created, replayed.StatusCode);
+        Assert.Equal("true", Assert.Single(replayed.Headers.GetValues("Idempotent-Replayed")));
+        Assert.Equal(await created.Content.ReadAsStringAsync(), await replayed.Content.ReadAsStringAsync());
+        Assert.Equal(1, await CountAsync("accounts"));
+    }
+
+    [Fact]
+    public async Task Payment_QuotedUtf8Charset_Returns201AndMovesMoneyOnce()
+    {
+        using var client = _host.Client();
+        var alice = await PaymentsHost.CreateAccountAsync(client, "alice", deposit: 1000);
+        var bob = await PaymentsHost.CreateAccountAsync(client, "bob");
+        var key = Guid.NewGuid().ToString();
+        var body = $$"""{"from":"{{alice.Id}}","to":"{{bob.Id}}","amount":250,"currency":"EUR"}""";
+
+        using var paid = await client.SendAsync(Post("/payments", body, "application/json; charset=\"utf-8\"", key));
+        using var replayed = await client.SendAsync(Post("/payments", body, "application/json; charset=utf-8", key));
+
+        Assert.Equal(HttpStatusCode.Created, paid.StatusCode);
+        Assert.Equal("true", Assert.Single(replayed.Headers.GetValues("Idempotent-Replayed")));
+        Assert.Equal(1, await _host.Ledger.CountPaymentsAsync());
+        Assert.Equal(750, (await PaymentsHost.GetAccountAsync(client, alice.Id)).Balance);
     }
 
     [Theory]
