@@ -23,16 +23,39 @@ public static class PaymentEndpoints
     public static void Map(WebApplication app, bool idempotent, bool oneCommit = true)
     {
         ArgumentNullException.ThrowIfNull(app);
-        Effectful(app.MapPost("/accounts", CreateAccountAsync), idempotent, oneCommit: false);
-        Effectful(app.MapPost("/accounts/{id}/deposits", DepositAsync), idempotent, oneCommit);
-        Effectful(app.MapPost("/payments", PayAsync), idempotent, oneCommit);
-        app.MapGet("/accounts/{id}", GetAccountAsync);
-        app.MapGet("/payments/{id}", GetPaymentAsync);
+
+        // The answers each endpoint really gives, for the OpenAPI document (handlers return IResult, which says nothing):
+        // the success with its body type, and the sample's own problems. Oncely's transformer adds its refusals.
+        Effectful(app.MapPost("/accounts", CreateAccountAsync), idempotent, oneCommit: false)
+            .Produces<Account>(StatusCodes.Status201Created)
+            .ProducesValidationProblem()
+            .ProducesProblem(StatusCodes.Status415UnsupportedMediaType);
+        Effectful(app.MapPost("/accounts/{id}/deposits", DepositAsync), idempotent, oneCommit)
+            .Produces<Deposit>(StatusCodes.Status201Created)
+            .ProducesValidationProblem()
+            .ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status415UnsupportedMediaType);
+        Effectful(app.MapPost("/payments", PayAsync), idempotent, oneCommit)
+            .Produces<Payment>(StatusCodes.Status201Created)
+            .ProducesValidationProblem()
+            .ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status415UnsupportedMediaType)
+            .ProducesProblem(StatusCodes.Status422UnprocessableEntity);
+        Authenticated(app.MapGet("/accounts/{id}", GetAccountAsync))
+            .Produces<Account>()
+            .ProducesProblem(StatusCodes.Status404NotFound);
+        Authenticated(app.MapGet("/payments/{id}", GetPaymentAsync))
+            .Produces<Payment>()
+            .ProducesProblem(StatusCodes.Status404NotFound);
     }
+
+    // Every endpoint here needs a tenant's API key: 401 without one, 403 with an operator's.
+    internal static RouteHandlerBuilder Authenticated(RouteHandlerBuilder endpoint)
+        => endpoint.ProducesProblem(StatusCodes.Status401Unauthorized).ProducesProblem(StatusCodes.Status403Forbidden);
 
     // Money movements run in one-commit mode: the record is reserved inside the movement's own transaction, so a
     // deposit or a payment costs one commit. Creating an account keeps the default mode (reserved, then committed).
-    private static void Effectful(RouteHandlerBuilder endpoint, bool idempotent, bool oneCommit)
+    internal static RouteHandlerBuilder Effectful(RouteHandlerBuilder endpoint, bool idempotent, bool oneCommit)
     {
         if (idempotent)
         {
@@ -42,6 +65,8 @@ public static class PaymentEndpoints
                 endpoint.WithOneCommitReservation();
             }
         }
+
+        return Authenticated(endpoint);
     }
 
     private static async Task<IResult> CreateAccountAsync(CreateAccountRequest body, HttpContext context, LedgerRepository ledger, CancellationToken cancellationToken)
@@ -55,7 +80,7 @@ public static class PaymentEndpoints
         CheckCurrency(body.Currency, errors);
         if (errors.Count > 0)
         {
-            return PaymentProblems.Validation(errors);
+            return await PaymentProblems.ValidationAsync(context, errors);
         }
 
         await using var write = await ledger.BeginAsync(cancellationToken);
@@ -70,7 +95,7 @@ public static class PaymentEndpoints
         CheckAmount(body.Amount, errors);
         if (errors.Count > 0)
         {
-            return PaymentProblems.Validation(errors);
+            return await PaymentProblems.ValidationAsync(context, errors);
         }
 
         await using var write = await ledger.BeginAsync(cancellationToken);
@@ -86,31 +111,10 @@ public static class PaymentEndpoints
 
     private static async Task<IResult> PayAsync(PaymentRequest body, HttpContext context, LedgerRepository ledger, CancellationToken cancellationToken)
     {
-        var errors = new Dictionary<string, string[]>();
-        if (string.IsNullOrWhiteSpace(body.From))
-        {
-            errors["from"] = ["Give the id of the account to pay from."];
-        }
-
-        if (string.IsNullOrWhiteSpace(body.To))
-        {
-            errors["to"] = ["Give the id of the account to pay to."];
-        }
-        else if (string.Equals(body.From, body.To, StringComparison.Ordinal))
-        {
-            errors["to"] = ["A payment needs two different accounts."];
-        }
-
-        CheckAmount(body.Amount, errors);
-        CheckCurrency(body.Currency, errors);
-        if (body.Reference is { Length: > 100 })
-        {
-            errors["reference"] = ["A reference has at most 100 characters."];
-        }
-
+        var errors = ValidatePayment(body);
         if (errors.Count > 0)
         {
-            return PaymentProblems.Validation(errors);
+            return await PaymentProblems.ValidationAsync(context, errors);
         }
 
         await using var write = await ledger.BeginAsync(cancellationToken);
@@ -148,7 +152,35 @@ public static class PaymentEndpoints
         return response.ToResult();
     }
 
-    private static string Tenant(HttpContext context)
+    /// <summary>The checks of a money movement between two of a tenant's accounts (a payment, a payout request).</summary>
+    internal static Dictionary<string, string[]> ValidatePayment(PaymentRequest body)
+    {
+        var errors = new Dictionary<string, string[]>();
+        if (string.IsNullOrWhiteSpace(body.From))
+        {
+            errors["from"] = ["Give the id of the account to pay from."];
+        }
+
+        if (string.IsNullOrWhiteSpace(body.To))
+        {
+            errors["to"] = ["Give the id of the account to pay to."];
+        }
+        else if (string.Equals(body.From, body.To, StringComparison.Ordinal))
+        {
+            errors["to"] = ["A payment needs two different accounts."];
+        }
+
+        CheckAmount(body.Amount, errors);
+        CheckCurrency(body.Currency, errors);
+        if (body.Reference is { Length: > 100 })
+        {
+            errors["reference"] = ["A reference has at most 100 characters."];
+        }
+
+        return errors;
+    }
+
+    internal static string Tenant(HttpContext context)
         => context.User.FindFirstValue(ClaimTypes.NameIdentifier) ?? throw new InvalidOperationException("The request is not authenticated.");
 
     private static void CheckAmount(long? amount, Dictionary<string, string[]> errors)

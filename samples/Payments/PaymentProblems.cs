@@ -1,3 +1,4 @@
+using Oncely.AspNetCore;
 using Payments.Ledger;
 
 namespace Payments;
@@ -6,6 +7,29 @@ namespace Payments;
 public static class PaymentProblems
 {
     public const string TypeBase = "https://payments.example/problems/";
+
+    /// <summary>
+    /// The sample's one rule for a request refused before its operation starts (a validation failure): the answer is
+    /// never recorded, so the key stays usable once the client fixes the request — what Stripe does. A one-commit
+    /// endpoint has not reserved yet; on a two-commit endpoint (<c>POST /accounts</c>, <c>POST /payouts</c>, every
+    /// endpoint with <c>Payments:OneCommit=false</c>) the middleware reserved before the handler ran, so the record is
+    /// released before the refusal is answered.
+    /// </summary>
+    public static async Task<IResult> RefuseUnrecordedAsync(HttpContext context, IResult refusal)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        if (context.GetIdempotencyExecution() is { } execution)
+        {
+            // Not tied to the client's connection, like Oncely's own transitions: a hang-up must not leave the key held.
+            await execution.ReleaseAsync(CancellationToken.None);
+        }
+
+        return refusal;
+    }
+
+    /// <summary>A <c>400 validation-failed</c> answer, never recorded (<see cref="RefuseUnrecordedAsync"/>).</summary>
+    public static Task<IResult> ValidationAsync(HttpContext context, Dictionary<string, string[]> errors)
+        => RefuseUnrecordedAsync(context, Validation(errors));
 
     public static IResult Validation(Dictionary<string, string[]> errors) => Results.ValidationProblem(
         errors,
@@ -52,7 +76,7 @@ public static class PaymentProblems
         type: TypeBase + "unsupported-media-type");
 
     public static string UnsupportedMediaTypeDetail(string? contentType) =>
-        $"The body must be JSON in UTF-8: send 'Content-Type: application/json' (optionally '; charset=utf-8', unquoted), not '{contentType}'.";
+        $"The body must be JSON in UTF-8: send 'Content-Type: application/json' (optionally '; charset=utf-8'), not '{contentType}'.";
 
     public static IResult AccountNotFound(string id) => Refused(LedgerRefusal.AccountNotFound, $"There is no account '{id}'.");
 }

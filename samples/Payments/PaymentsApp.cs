@@ -141,6 +141,8 @@ public static class PaymentsApp
 
         PaymentEndpoints.Map(app, settings.Idempotency, settings.OneCommit);
         Webhooks.SettlementWebhook.Map(app, settings.Idempotency, settings.OneCommit);
+        Payouts.PayoutEndpoint.Map(app, settings.Idempotency);
+        DevelopmentEndpoints.Map(app, settings.Idempotency);           // Development only: a stuck key for the walkthrough
         if (settings.Idempotency)
         {
             // Find and release stuck keys, read the key-reuse audit: operator keys only (see README.md).

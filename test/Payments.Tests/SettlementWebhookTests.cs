@@ -128,10 +128,10 @@ public sealed class SettlementWebhookTests
         Assert.Equal(5, (await PaymentsHost.GetAccountAsync(client, account.Id)).Balance);
     }
 
-    private static string Event(string payment, string account, long amount)
+    internal static string Event(string payment, string account, long amount)
         => JsonSerializer.Serialize(new { type = "payment.settled", timestamp = "2026-01-01T00:00:00Z", data = new { payment, account, amount, currency = "EUR" } });
 
-    private static async Task<HttpResponseMessage> DeliverAsync(PaymentsHost host, string id, string body, string secret = PaymentsHost.WebhookSecret)
+    internal static async Task<HttpResponseMessage> DeliverAsync(PaymentsHost host, string id, string body, string secret = PaymentsHost.WebhookSecret)
     {
         using var client = host.Client(apiKey: null);
         var now = TimeProvider.System.GetUtcNow();

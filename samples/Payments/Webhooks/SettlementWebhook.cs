@@ -62,6 +62,12 @@ public static class SettlementWebhook
 
         var endpoint = app.MapPost(Path, SettleAsync)
             .Accepts<SettlementEvent>("application/json")
+            .Produces<Settlement>()
+            .ProducesValidationProblem()
+            .ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
+            .ProducesProblem(StatusCodes.Status415UnsupportedMediaType)
+            .ProducesProblem(StatusCodes.Status422UnprocessableEntity)
             .AllowAnonymous(); // the provider is not an API-key caller: its signature authenticates it
         if (idempotent)
         {
@@ -79,7 +85,7 @@ public static class SettlementWebhook
         var body = await ReadBodyAsync(context.Request, cancellationToken);
         if (body is null)
         {
-            return Results.Problem("A settlement event has at most 64 KiB.", statusCode: StatusCodes.Status413PayloadTooLarge, title: "Event too large", type: PaymentProblems.TypeBase + "event-too-large");
+            return await PaymentProblems.RefuseUnrecordedAsync(context, Results.Problem("A settlement event has at most 64 KiB.", statusCode: StatusCodes.Status413PayloadTooLarge, title: "Event too large", type: PaymentProblems.TypeBase + "event-too-large"));
         }
 
         if (context.GetIdempotencyExecution() is null && !UnverifiedSignatureIsValid(context, body))
@@ -100,7 +106,7 @@ public static class SettlementWebhook
         var errors = Validate(settlement);
         if (errors.Count > 0)
         {
-            return PaymentProblems.Validation(errors);
+            return await PaymentProblems.ValidationAsync(context, errors);
         }
 
         var data = settlement!.Data!;
