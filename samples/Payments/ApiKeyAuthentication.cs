@@ -70,4 +70,24 @@ public sealed class ApiKeyAuthenticationHandler(
             },
         });
     }
+
+    // A known key on an endpoint it does not open: an operator key on the tenant API, a tenant key on the operator API.
+    protected override async Task HandleForbiddenAsync(AuthenticationProperties properties)
+    {
+        var isOperator = Context.User.IsInRole(OperatorRole);
+        Response.StatusCode = StatusCodes.Status403Forbidden;
+        await problems.WriteAsync(new ProblemDetailsContext
+        {
+            HttpContext = Context,
+            ProblemDetails =
+            {
+                Status = StatusCodes.Status403Forbidden,
+                Type = PaymentProblems.TypeBase + "forbidden",
+                Title = "Not allowed for this API key",
+                Detail = isOperator
+                    ? "This is an operator API key: it opens the operator API (/admin/idempotency) and nothing else. Send a tenant's API key (Payments:ApiKeys)."
+                    : "This API key belongs to a tenant, and this endpoint is for operators only: send an operator API key (Payments:OperatorApiKeys, the sample ships sk_test_operator).",
+            },
+        });
+    }
 }

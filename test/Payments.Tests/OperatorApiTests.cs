@@ -69,6 +69,28 @@ public sealed class OperatorApiTests
         Assert.Equal("https://oncely.dev/problems/idempotency-record-completed", (await again.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("type").GetString());
     }
 
+    // Issue 17, item 14: a 403 is the sample's own problem, as its README says, not the framework's generic one.
+    [Fact]
+    public async Task Forbidden_TenantKeyOnTheOperatorApiOrOperatorKeyOnTheTenantApi_AnsweredWithTheSamplesProblemType()
+    {
+        await using var host = await PaymentsHost.StartAsync();
+        using var tenant = host.Client();
+        using var ops = host.Client(PaymentsHost.Operator);
+
+        using var tenantList = await tenant.GetAsync($"{Admin}/records");
+        using var tenantAudit = await tenant.GetAsync($"{Admin}/audit");
+        using var operatorPays = await PaymentsHost.PostAsync(ops, "/payments", new { from = "acc_1", to = "acc_2", amount = 1, currency = "EUR" });
+        using var operatorReads = await ops.GetAsync("/accounts/anything");
+
+        var toOperators = await EndpointTests.AssertProblemAsync(tenantList, HttpStatusCode.Forbidden, "forbidden");
+        Assert.Contains("operator API key", toOperators.GetProperty("detail").GetString(), StringComparison.Ordinal);
+        await EndpointTests.AssertProblemAsync(tenantAudit, HttpStatusCode.Forbidden, "forbidden");
+        var toTenants = await EndpointTests.AssertProblemAsync(operatorPays, HttpStatusCode.Forbidden, "forbidden");
+        Assert.Contains("tenant's API key", toTenants.GetProperty("detail").GetString(), StringComparison.Ordinal);
+        await EndpointTests.AssertProblemAsync(operatorReads, HttpStatusCode.Forbidden, "forbidden");
+        Assert.Equal(0, await host.Ledger.CountPaymentsAsync());
+    }
+
     [Fact]
     public async Task TenantKeysAndNoKey_CannotUseTheOperatorApi_OperatorKeyCannotMoveMoney()
     {

@@ -35,14 +35,14 @@ public sealed class PaymentsHost : IAsyncDisposable
 
     public static Task<PaymentsHost> StartAsync(Action<IServiceCollection> services) => StartAsync(services: services, idempotency: true);
 
-    public static async Task<PaymentsHost> StartAsync(bool idempotency = true, string? postgreSql = null, string? contentRoot = null, Action<IServiceCollection>? services = null, bool oneCommit = true, bool kestrel = false)
+    public static async Task<PaymentsHost> StartAsync(bool idempotency = true, string? postgreSql = null, string? contentRoot = null, Action<IServiceCollection>? services = null, bool oneCommit = true, bool kestrel = false, string environment = "Production")
     {
         var directory = Path.Combine(Path.GetTempPath(), "payments-tests-" + Guid.NewGuid().ToString("N")[..10]);
         Directory.CreateDirectory(directory);
         var args = new List<string>
         {
             $"--contentRoot={contentRoot ?? directory}",
-            "--environment=Production",
+            $"--environment={environment}",
             $"--Payments:Idempotency={idempotency}",
             $"--Payments:OneCommit={oneCommit}",
             $"--Payments:ApiKeys:{TenantA}=tenant-a",
