@@ -99,12 +99,12 @@ internal sealed partial class IdempotentConsumeFilter<TMessage>(IdempotentConsum
             case IdempotencyDecisionKind.KeyReused:
                 // Audited once per delivery, on whichever attempt first meets the refusal (the first may have met a store
                 // outage): a retry policy that does not ignore the refusal must not multiply the entries, nor may one skip it.
-                await engine.AuditOncePerDeliveryAsync(context.ReceiveContext, decision.Record!, fingerprint).ConfigureAwait(false);
+                var audited = await engine.AuditOncePerDeliveryAsync(context.ReceiveContext, decision.Record!, fingerprint).ConfigureAwait(false);
 
                 throw new IdempotentMessageRejectedException(
                     MessageRejection.KeyReused,
                     id,
-                    $"Message key '{id.Key}' was already used for {operation} with a different payload (stored fingerprint {decision.Record!.Fingerprint}, this message {fingerprint.Value}); this message was NOT consumed and the first one's record is untouched. A key must identify one payload: give a different message its own id (or key). The refusal is audited.");
+                    $"Message key '{id.Key}' was already used for {operation} with a different payload (stored fingerprint {decision.Record!.Fingerprint}, this message {fingerprint.Value}); this message was NOT consumed and the first one's record is untouched. A key must identify one payload: give a different message its own id (or key). {(audited ? "The refusal is audited." : "Writing the refusal's audit entry failed (event 1015); the next attempt of this delivery tries again.")}");
 
             case IdempotencyDecisionKind.StoreUnavailable:
             default:

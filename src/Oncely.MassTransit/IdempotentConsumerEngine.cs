@@ -89,19 +89,25 @@ internal sealed partial class IdempotentConsumerEngine
     /// <param name="delivery">The delivery's receive context, shared by all its retry attempts.</param>
     /// <param name="record">The record that holds the key.</param>
     /// <param name="attempted">The refused message's fingerprint and payload.</param>
-    /// <returns>A task that completes once the refusal is logged and, when the store keeps an audit, written.</returns>
-    public async Task AuditOncePerDeliveryAsync(ReceiveContext delivery, IdempotencyRecord record, MessageFingerprint attempted)
+    /// <returns>
+    /// <see langword="true"/> when this delivery's refusal is audited (now or on an earlier attempt); <see langword="false"/>
+    /// when the store keeps an audit and writing the entry failed.
+    /// </returns>
+    public async Task<bool> AuditOncePerDeliveryAsync(ReceiveContext delivery, IdempotencyRecord record, MessageFingerprint attempted)
     {
         var audited = delivery.GetOrAddPayload(() => new DeliveryAudit());
         if (audited.Contains(record.Id))
         {
-            return;
+            return true;
         }
 
-        if (await AuditAsync(record, attempted).ConfigureAwait(false))
+        if (!await AuditAsync(record, attempted).ConfigureAwait(false))
         {
-            audited.Audited(record.Id);
+            return false;
         }
+
+        audited.Audited(record.Id);
+        return true;
     }
 
     /// <summary>

@@ -82,6 +82,7 @@ public sealed class IdempotentConsumeFilterTests(RabbitMqFixture broker) : IDisp
 
         var fault = Assert.Single(await Server.DrainHeadersAsync(host.VirtualHost, ConsumerHost.Queue + "_error"));
         Assert.Contains("different payload", fault["MT-Fault-Message"], StringComparison.Ordinal);
+        Assert.Contains("The refusal is audited.", fault["MT-Fault-Message"], StringComparison.Ordinal);
         Assert.Equal(1, host.Log.Count(IdempotencyEventIds.StoreUnavailable));
         Assert.Equal(1, await scenario.Ledger.CountAsync("SELECT COUNT(*) FROM oncely_key_reuse_audit WHERE idem_key = @k AND payload LIKE '%99900%' AND stored_fingerprint <> attempted_fingerprint", id.ToString()));
         Assert.Equal(1, await scenario.Ledger.CountAsync("SELECT COUNT(*) FROM oncely_key_reuse_audit WHERE idem_key = @k", id.ToString()));
@@ -108,6 +109,28 @@ public sealed class IdempotentConsumeFilterTests(RabbitMqFixture broker) : IDisp
         Assert.Equal(1, await scenario.Ledger.CountAsync("SELECT COUNT(*) FROM oncely_key_reuse_audit WHERE idem_key = @k", id.ToString()));
         Assert.Equal(1, host.Log.Count(IdempotencyEventIds.KeyReused));
         Assert.Equal(1, await scenario.Ledger.RunsAsync(id.ToString()));
+    }
+
+    [Fact]
+    public async Task SameMessageId_DifferentPayload_AuditWriteFailsOnce_WrittenOnTheNextAttemptOfTheDelivery()
+    {
+        OutageStore? outage = null;
+        var (scenario, host) = await StartAsync(wrapStore: inner => outage = new OutageStore(inner), retry: r => r.Interval(3, TimeSpan.FromMilliseconds(50)));
+        await using var _ = host;
+        var id = Guid.NewGuid();
+
+        await host.SendAsync(id, new Transfer("acc-1", 100));
+        await Eventually.HoldsAsync(() => host.Consumed[id] == 1, "the first message is consumed");
+        outage!.FailNextAudits(1);
+        await host.SendAsync(id, new Transfer("acc-1", 999_00));
+        await Eventually.HoldsAsync(async () => await Server.MessageCountAsync(host.VirtualHost, ConsumerHost.Queue + "_error") == 1, "the re-use is in the error queue after its retries", details: host.Log.ToString);
+
+        // The first attempt's entry was lost with the store; the second attempt wrote it; the last two added nothing.
+        Assert.Equal(1, host.Log.Count(IdempotencyEventIds.AuditFailed));
+        Assert.Equal(2, host.Log.Count(IdempotencyEventIds.KeyReused));
+        Assert.Equal(1, await scenario.Ledger.CountAsync("SELECT COUNT(*) FROM oncely_key_reuse_audit WHERE idem_key = @k AND payload LIKE '%99900%'", id.ToString()));
+        var fault = Assert.Single(await Server.DrainHeadersAsync(host.VirtualHost, ConsumerHost.Queue + "_error"));
+        Assert.Contains("The refusal is audited.", fault["MT-Fault-Message"], StringComparison.Ordinal);
     }
 
     [Fact]

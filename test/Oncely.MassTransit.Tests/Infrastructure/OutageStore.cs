@@ -12,6 +12,7 @@ public sealed class OutageStore(IIdempotencyStore inner) : IIdempotencyStore, IT
     private volatile bool _down;
     private int _refused;
     private int _failReservations;
+    private int _failAudits;
 
     public bool Down
     {
@@ -23,6 +24,9 @@ public sealed class OutageStore(IIdempotencyStore inner) : IIdempotencyStore, IT
 
     /// <summary>The next <paramref name="count"/> reservations fail as if the store were down (a short outage met by one attempt).</summary>
     public void FailNextReservations(int count) => Volatile.Write(ref _failReservations, count);
+
+    /// <summary>The next <paramref name="count"/> audit entries fail to be written, as if the store went down just then.</summary>
+    public void FailNextAudits(int count) => Volatile.Write(ref _failAudits, count);
 
     private ITransactionalIdempotencyStore Transactional => (ITransactionalIdempotencyStore)inner;
 
@@ -63,6 +67,11 @@ public sealed class OutageStore(IIdempotencyStore inner) : IIdempotencyStore, IT
     public async ValueTask AppendAsync(KeyReuseAuditEntry entry, CancellationToken cancellationToken)
         => await Guard(async () =>
         {
+            if (Interlocked.Decrement(ref _failAudits) >= 0)
+            {
+                throw new IdempotencyStoreUnavailableException("The test failed this audit entry as an outage would.");
+            }
+
             await Audit.AppendAsync(entry, cancellationToken);
             return true;
         });
