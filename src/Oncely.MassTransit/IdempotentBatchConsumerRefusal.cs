@@ -8,12 +8,12 @@ namespace Oncely.MassTransit;
 /// the bus configuration's validation, so the bus refuses to start, naming the consumer and what to do instead.
 /// </summary>
 /// <remarks>
-/// A batch is one delivery to the consumer but many to the broker, acknowledged or faulted as a whole. Guarding each of
-/// its messages by its own key would mean running the consumer on a batch without the messages already consumed (a
-/// <c>Batch&lt;T&gt;</c> MassTransit 8 offers no public way to build), acknowledging a re-used key's message without
-/// sending it to <c>_error</c> or sending its innocent neighbours there with it, and holding the whole batch for one
-/// duplicate in progress elsewhere; and its records could not complete in the consumer's one transaction. None of that is
-/// safe for money, so the configuration is refused rather than every batch faulting (or, worse, running unguarded).
+/// A batch is one delivery to the consumer but many to the broker, and MassTransit 8.5 acknowledges or faults them
+/// together. A smaller batch without the messages already consumed could be built (<c>MessageBatch&lt;T&gt;</c>), but
+/// no message of a batch can have its own outcome: a re-used key's message must go to <c>_error</c> alone, and faulting
+/// the batch would send its neighbours (which ran and committed) there too, while acknowledging it would drop the
+/// refused message silently. One duplicate in progress elsewhere would also hold the whole batch. So the configuration
+/// is refused rather than every batch faulting (or running unguarded).
 /// </remarks>
 /// <typeparam name="TBatch">The closed <c>Batch&lt;T&gt;</c> type.</typeparam>
 /// <param name="consumerType">The batch consumer.</param>
@@ -44,7 +44,7 @@ internal static class IdempotentBatchConsumerRefusal
     {
         var element = batchType.GetGenericArguments()[0].Name;
         return $"Oncely.MassTransit: {consumerType.FullName ?? consumerType.Name} consumes Batch<{element}> behind UseIdempotentConsumers, which guards one message at a time and cannot guard a batch: "
-            + $"a batch is acknowledged or faulted as a whole, so a message already consumed, a re-used key or a duplicate in progress would fail or acknowledge the rest of the batch with it. "
+            + "a batch is acknowledged or faulted as a whole, so one message whose key was re-used (which must go to _error alone) or whose duplicate is in progress would decide the fate of every message in the batch. "
             + $"Nothing was started. Consume {element} one message at a time (IConsumer<{element}>, optionally with a higher ConcurrentMessageLimit) behind the filter; "
             + $"or call UseIdempotentConsumers on the receive endpoints of the other consumers only (not on the bus, nor on this consumer's endpoint) and guard each message of the batch yourself "
             + "with an IdempotencyExecutor, one record per message id (docs/messages.md, \"Batch consumers\").";
