@@ -12,23 +12,30 @@ namespace Oncely.MassTransit;
 /// endpoint- or bus-level message retry, so a refusal that can change (in progress, store down) is retried there.
 /// </summary>
 /// <param name="engine">The shared engine.</param>
-/// <param name="operation">The consumer's (or handler's) operation name.</param>
+/// <param name="name">
+/// The consumer's (or handler's) name; the record's operation is this name and the queue of the receive endpoint the
+/// delivery came from (<see cref="ConsumerOperation"/>), so the same consumer on two endpoints keeps two records.
+/// </param>
 /// <param name="reportReplayAsConsumed">
 /// For handlers: a handler reports its message consumed itself, from its last filter, so a replay that skips it must
 /// report it here, or the message would count as not consumed (and go to <c>_skipped</c>). A consumer's message pipe
 /// reports it around this filter, so consumers pass <see langword="false"/>.
 /// </param>
-internal sealed partial class IdempotentConsumeFilter<TMessage>(IdempotentConsumerEngine engine, string operation, bool reportReplayAsConsumed) : IFilter<ConsumeContext<TMessage>>
+internal sealed partial class IdempotentConsumeFilter<TMessage>(IdempotentConsumerEngine engine, string name, bool reportReplayAsConsumed) : IFilter<ConsumeContext<TMessage>>
     where TMessage : class
 {
+    // One filter serves one endpoint's pipe, so this is nearly always the same address object: computed once, then reused.
+    private EndpointOperation? _last;
+
     public void Probe(ProbeContext context)
     {
         var scope = context.CreateFilterScope("oncely-idempotent-consume");
-        scope.Add("operation", operation);
+        scope.Add("consumer", name);
     }
 
     public async Task Send(ConsumeContext<TMessage> context, IPipe<ConsumeContext<TMessage>> next)
     {
+        var operation = OperationOf(context);
         if (context.TryGetPayload<IdempotencyExecution>(out var outer) && string.Equals(outer.Id.Operation, operation, StringComparison.Ordinal))
         {
             // UseIdempotentConsumers on the bus and on the endpoint too: the outer filter holds this delivery's record.
@@ -40,7 +47,7 @@ internal sealed partial class IdempotentConsumeFilter<TMessage>(IdempotentConsum
         var attempt = engine.Executor.Instrumentation.StartAttempt(operation);
         try
         {
-            await DecideAsync(context, next, attempt).ConfigureAwait(false);
+            await DecideAsync(context, next, operation, attempt).ConfigureAwait(false);
         }
         finally
         {
@@ -48,7 +55,21 @@ internal sealed partial class IdempotentConsumeFilter<TMessage>(IdempotentConsum
         }
     }
 
-    private async Task DecideAsync(ConsumeContext<TMessage> context, IPipe<ConsumeContext<TMessage>> next, IdempotencyAttempt? attempt)
+    private string OperationOf(ConsumeContext context)
+    {
+        var address = context.ReceiveContext.InputAddress;
+        var last = Volatile.Read(ref _last);
+        if (last is not null && ReferenceEquals(last.Address, address))
+        {
+            return last.Operation;
+        }
+
+        var operation = ConsumerOperation.Of(name, address);
+        Volatile.Write(ref _last, new EndpointOperation(address, operation));
+        return operation;
+    }
+
+    private async Task DecideAsync(ConsumeContext<TMessage> context, IPipe<ConsumeContext<TMessage>> next, string operation, IdempotencyAttempt? attempt)
     {
         var started = Stopwatch.GetTimestamp();
         var id = engine.Identify(context, operation);
@@ -66,7 +87,7 @@ internal sealed partial class IdempotentConsumeFilter<TMessage>(IdempotentConsum
                 LogReplayed(engine.Logger, id.Tenant, operation, id.Key, context.GetRedeliveryCount(), context.GetRetryAttempt());
                 if (reportReplayAsConsumed)
                 {
-                    await context.NotifyConsumed(Stopwatch.GetElapsedTime(started), operation).ConfigureAwait(false);
+                    await context.NotifyConsumed(Stopwatch.GetElapsedTime(started), name).ConfigureAwait(false);
                 }
 
                 return;
@@ -76,16 +97,14 @@ internal sealed partial class IdempotentConsumeFilter<TMessage>(IdempotentConsum
                 throw new IdempotentMessageInProgressException(id, decision.Record?.LeaseExpiresAt);
 
             case IdempotencyDecisionKind.KeyReused:
-                // Audited once per delivery: a retry policy that does not ignore the refusal must not multiply the entries.
-                if (context.GetRetryAttempt() == 0)
-                {
-                    await engine.AuditAsync(decision.Record!, fingerprint).ConfigureAwait(false);
-                }
+                // Audited once per delivery, on whichever attempt first meets the refusal (the first may have met a store
+                // outage): a retry policy that does not ignore the refusal must not multiply the entries, nor may one skip it.
+                var audited = await engine.AuditOncePerDeliveryAsync(context.ReceiveContext, decision.Record!, fingerprint).ConfigureAwait(false);
 
                 throw new IdempotentMessageRejectedException(
                     MessageRejection.KeyReused,
                     id,
-                    $"Message key '{id.Key}' was already used for {operation} with a different payload (stored fingerprint {decision.Record!.Fingerprint}, this message {fingerprint.Value}); this message was NOT consumed and the first one's record is untouched. A key must identify one payload: give a different message its own id (or key). The refusal is audited.");
+                    $"Message key '{id.Key}' was already used for {operation} with a different payload (stored fingerprint {decision.Record!.Fingerprint}, this message {fingerprint.Value}); this message was NOT consumed and the first one's record is untouched. A key must identify one payload: give a different message its own id (or key). {(audited ? "The refusal is audited." : "Writing the refusal's audit entry failed (event 1015); the next attempt of this delivery tries again.")}");
 
             case IdempotencyDecisionKind.StoreUnavailable:
             default:
@@ -124,6 +143,8 @@ internal sealed partial class IdempotentConsumeFilter<TMessage>(IdempotentConsum
         }
     }
 
+    private sealed record EndpointOperation(Uri? Address, string Operation);
+
     [LoggerMessage(IdempotencyEventIds.MessageReplayed, LogLevel.Debug, "Message with key {Key} was already consumed by {Operation} for tenant {Tenant}; acknowledged without running (redelivery {RedeliveryCount}, retry {RetryAttempt})")]
     private static partial void LogReplayed(ILogger logger, string tenant, string operation, string key, int redeliveryCount, int retryAttempt);
 
@@ -132,14 +153,14 @@ internal sealed partial class IdempotentConsumeFilter<TMessage>(IdempotentConsum
 }
 
 /// <summary>Adds <see cref="IdempotentConsumeFilter{TMessage}"/> to a pipe.</summary>
-internal sealed class IdempotentConsumeSpecification<TMessage>(IdempotentConsumerEngine engine, string operation, bool reportReplayAsConsumed) : IPipeSpecification<ConsumeContext<TMessage>>
+internal sealed class IdempotentConsumeSpecification<TMessage>(IdempotentConsumerEngine engine, string name, bool reportReplayAsConsumed) : IPipeSpecification<ConsumeContext<TMessage>>
     where TMessage : class
 {
-    public void Apply(IPipeBuilder<ConsumeContext<TMessage>> builder) => builder.AddFilter(new IdempotentConsumeFilter<TMessage>(engine, operation, reportReplayAsConsumed));
+    public void Apply(IPipeBuilder<ConsumeContext<TMessage>> builder) => builder.AddFilter(new IdempotentConsumeFilter<TMessage>(engine, name, reportReplayAsConsumed));
 
     public IEnumerable<ValidationResult> Validate()
     {
-        if (string.IsNullOrEmpty(operation))
+        if (string.IsNullOrEmpty(name))
         {
             yield return this.Failure("Operation", $"The operation name of the idempotent consumer of {typeof(TMessage).Name} is empty: IdempotentConsumerOptions.OperationName must return a name.");
         }
@@ -148,7 +169,9 @@ internal sealed class IdempotentConsumeSpecification<TMessage>(IdempotentConsume
 
 /// <summary>
 /// Connected to an endpoint (or the bus, for every endpoint): puts the idempotent filter in front of each consumer's
-/// and each handler's message pipe, named after the consumer (or the message type for a handler).
+/// and each handler's message pipe, named after the consumer (or the message type for a handler) and, per delivery, the
+/// endpoint's queue. A batch consumer (<c>IConsumer&lt;Batch&lt;T&gt;&gt;</c>) gets a specification that refuses the
+/// configuration when the bus is built (<see cref="IdempotentBatchConsumerRefusal{TBatch}"/>).
 /// </summary>
 internal sealed class IdempotentConsumerConfigurationObserver(IdempotentConsumerEngine engine) : IConsumerConfigurationObserver, IHandlerConfigurationObserver
 {
@@ -161,8 +184,14 @@ internal sealed class IdempotentConsumerConfigurationObserver(IdempotentConsumer
         where TConsumer : class
         where TMessage : class
     {
-        var operation = engine.Options.OperationName(typeof(TConsumer));
-        configurator.Message(message => message.AddPipeSpecification(new IdempotentConsumeSpecification<TMessage>(engine, operation, reportReplayAsConsumed: false)));
+        if (IdempotentBatchConsumerRefusal.IsBatch(typeof(TMessage)))
+        {
+            configurator.Message(message => message.AddPipeSpecification(new IdempotentBatchConsumerRefusal<TMessage>(typeof(TConsumer))));
+            return;
+        }
+
+        var name = engine.Options.OperationName(typeof(TConsumer));
+        configurator.Message(message => message.AddPipeSpecification(new IdempotentConsumeSpecification<TMessage>(engine, name, reportReplayAsConsumed: false)));
     }
 
     public void HandlerConfigured<TMessage>(IHandlerConfigurator<TMessage> configurator)

@@ -82,10 +82,40 @@ internal sealed partial class IdempotentConsumerEngine
     }
 
     /// <summary>
+    /// Audits a key-reuse refusal once per delivery (<see cref="DeliveryAudit"/>), on whichever attempt meets it: the first
+    /// attempt may have met a store outage, and a retry policy that does not ignore the refusal meets it on every attempt.
+    /// An entry the store failed to write is tried again on the delivery's next attempt. Never throws.
+    /// </summary>
+    /// <param name="delivery">The delivery's receive context, shared by all its retry attempts.</param>
+    /// <param name="record">The record that holds the key.</param>
+    /// <param name="attempted">The refused message's fingerprint and payload.</param>
+    /// <returns>
+    /// <see langword="true"/> when this delivery's refusal is audited (now or on an earlier attempt); <see langword="false"/>
+    /// when the store keeps an audit and writing the entry failed.
+    /// </returns>
+    public async Task<bool> AuditOncePerDeliveryAsync(ReceiveContext delivery, IdempotencyRecord record, MessageFingerprint attempted)
+    {
+        var audited = delivery.GetOrAddPayload(() => new DeliveryAudit());
+        if (audited.Contains(record.Id))
+        {
+            return true;
+        }
+
+        if (!await AuditAsync(record, attempted).ConfigureAwait(false))
+        {
+            return false;
+        }
+
+        audited.Audited(record.Id);
+        return true;
+    }
+
+    /// <summary>
     /// Records a key reused with a different payload: the redacted, capped payload and both fingerprints go to the log
     /// (event <see cref="IdempotencyEventIds.KeyReused"/>) and, when the store keeps one, to its audit. Never throws.
     /// </summary>
-    public async Task AuditAsync(IdempotencyRecord record, MessageFingerprint attempted)
+    /// <returns><see langword="false"/> when the store keeps an audit and writing the entry failed (event <see cref="IdempotencyEventIds.AuditFailed"/>).</returns>
+    public async Task<bool> AuditAsync(IdempotencyRecord record, MessageFingerprint attempted)
     {
         var id = record.Id;
         string payload;
@@ -107,17 +137,19 @@ internal sealed partial class IdempotentConsumerEngine
         LogKeyReused(_logger, id.Tenant, id.Operation, id.Key, record.Fingerprint, attempted.Value, payload);
         if (Executor.Store is not IIdempotencyAuditStore audit)
         {
-            return;
+            return true;
         }
 
         try
         {
             using var timeout = new CancellationTokenSource(Options.StoreTimeout, Clock);
             await audit.AppendAsync(new KeyReuseAuditEntry(id, record.Fingerprint, attempted.Value, payload, Clock.GetUtcNow()), timeout.Token).ConfigureAwait(false);
+            return true;
         }
         catch (Exception ex)
         {
             LogAuditFailed(_logger, ex, id.Tenant, id.Operation, id.Key);
+            return false;
         }
     }
 

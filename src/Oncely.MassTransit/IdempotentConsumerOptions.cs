@@ -32,10 +32,12 @@ public sealed class IdempotentConsumerOptions : IdempotencyEngineOptions
     public MessageFingerprintSource FingerprintSource { get; set; } = MessageFingerprintSource.Message;
 
     /// <summary>
-    /// Names the operation (the second half of the scope) of a consumer or handler. Argument: the consumer type, or the
+    /// Names a consumer or handler in the operation (the second half of the scope). Argument: the consumer type, or the
     /// message type for a handler. Default: the consumer's full type name (<c>Payments.Payouts.PayoutConsumer</c>), and
-    /// <c>handler:</c> plus the message URN for a handler. Renaming a consumer class changes its operation: set this to
-    /// keep names stable across renames.
+    /// <c>handler:</c> plus the message URN for a handler. The record's operation is this name, <c>@</c> and the queue of
+    /// the receive endpoint the message came from (<c>Payments.Payouts.PayoutConsumer@payouts</c>), so a message published
+    /// to two endpoints runs on each, once. Renaming a consumer class (or its queue) changes its operation: set this to
+    /// keep names stable across class renames.
     /// </summary>
     public Func<Type, string> OperationName { get; set; } = DefaultOperationName;
 

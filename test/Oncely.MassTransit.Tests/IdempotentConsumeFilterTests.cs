@@ -1,5 +1,10 @@
+using System.Collections.Concurrent;
+using MassTransit;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using Oncely.MassTransit.Testing;
 using Oncely.MassTransit.Tests.Infrastructure;
+using Oncely.Sqlite;
 
 namespace Oncely.MassTransit.Tests;
 
@@ -57,6 +62,165 @@ public sealed class IdempotentConsumeFilterTests(RabbitMqFixture broker) : IDisp
         // Audited once (the retry policy ignores the refusal), with the refused payload.
         Assert.Equal(1, await scenario.Ledger.CountAsync("SELECT COUNT(*) FROM oncely_key_reuse_audit WHERE idem_key = @k AND payload LIKE '%99900%' AND stored_fingerprint <> attempted_fingerprint", id.ToString()));
         Assert.Equal(1, host.Log.Count(IdempotencyEventIds.KeyReused));
+    }
+
+    [Fact]
+    public async Task SameMessageId_DifferentPayload_RefusedOnARetryAfterAStoreOutage_AuditedOnce()
+    {
+        OutageStore? outage = null;
+        var (scenario, host) = await StartAsync(wrapStore: inner => outage = new OutageStore(inner));
+        await using var _ = host;
+        var id = Guid.NewGuid();
+
+        await host.SendAsync(id, new Transfer("acc-1", 100));
+        await Eventually.HoldsAsync(() => host.Consumed[id] == 1, "the first message is consumed");
+
+        // The re-use's first attempt meets a store outage (retried); its retry finds the key held by another payload.
+        outage!.FailNextReservations(1);
+        await host.SendAsync(id, new Transfer("acc-1", 999_00));
+        await Eventually.HoldsAsync(async () => await Server.MessageCountAsync(host.VirtualHost, ConsumerHost.Queue + "_error") == 1, "the re-use is in the error queue", details: host.Log.ToString);
+
+        var fault = Assert.Single(await Server.DrainHeadersAsync(host.VirtualHost, ConsumerHost.Queue + "_error"));
+        Assert.Contains("different payload", fault["MT-Fault-Message"], StringComparison.Ordinal);
+        Assert.Contains("The refusal is audited.", fault["MT-Fault-Message"], StringComparison.Ordinal);
+        Assert.Equal(1, host.Log.Count(IdempotencyEventIds.StoreUnavailable));
+        Assert.Equal(1, await scenario.Ledger.CountAsync("SELECT COUNT(*) FROM oncely_key_reuse_audit WHERE idem_key = @k AND payload LIKE '%99900%' AND stored_fingerprint <> attempted_fingerprint", id.ToString()));
+        Assert.Equal(1, await scenario.Ledger.CountAsync("SELECT COUNT(*) FROM oncely_key_reuse_audit WHERE idem_key = @k", id.ToString()));
+        Assert.Equal(1, host.Log.Count(IdempotencyEventIds.KeyReused));
+        Assert.Equal(1, await scenario.Ledger.RunsAsync(id.ToString()));
+        Assert.Equal(100, await scenario.Ledger.CountAsync("SELECT SUM(amount) FROM effects WHERE message_key = @k", id.ToString()));
+    }
+
+    [Fact]
+    public async Task SameMessageId_DifferentPayload_RetryPolicyRetriesTheRefusal_AuditedOncePerDelivery()
+    {
+        // A retry policy that forgets Ignore<IdempotentMessageRejectedException>(): the refusal is met on all four attempts.
+        var (scenario, host) = await StartAsync(retry: r => r.Interval(3, TimeSpan.FromMilliseconds(50)));
+        await using var _ = host;
+        var id = Guid.NewGuid();
+
+        await host.SendAsync(id, new Transfer("acc-1", 100));
+        await Eventually.HoldsAsync(() => host.Consumed[id] == 1, "the first message is consumed");
+        await host.SendAsync(id, new Transfer("acc-1", 999_00));
+        await Eventually.HoldsAsync(async () => await Server.MessageCountAsync(host.VirtualHost, ConsumerHost.Queue + "_error") == 1, "the re-use is in the error queue after its retries", details: host.Log.ToString);
+
+        var fault = Assert.Single(await Server.DrainHeadersAsync(host.VirtualHost, ConsumerHost.Queue + "_error"));
+        Assert.Contains(nameof(IdempotentMessageRejectedException), fault["MT-Fault-ExceptionType"], StringComparison.Ordinal);
+        Assert.Equal(1, await scenario.Ledger.CountAsync("SELECT COUNT(*) FROM oncely_key_reuse_audit WHERE idem_key = @k", id.ToString()));
+        Assert.Equal(1, host.Log.Count(IdempotencyEventIds.KeyReused));
+        Assert.Equal(1, await scenario.Ledger.RunsAsync(id.ToString()));
+    }
+
+    [Fact]
+    public async Task SameMessageId_DifferentPayload_AuditWriteFailsOnce_WrittenOnTheNextAttemptOfTheDelivery()
+    {
+        OutageStore? outage = null;
+        var (scenario, host) = await StartAsync(wrapStore: inner => outage = new OutageStore(inner), retry: r => r.Interval(3, TimeSpan.FromMilliseconds(50)));
+        await using var _ = host;
+        var id = Guid.NewGuid();
+
+        await host.SendAsync(id, new Transfer("acc-1", 100));
+        await Eventually.HoldsAsync(() => host.Consumed[id] == 1, "the first message is consumed");
+        outage!.FailNextAudits(1);
+        await host.SendAsync(id, new Transfer("acc-1", 999_00));
+        await Eventually.HoldsAsync(async () => await Server.MessageCountAsync(host.VirtualHost, ConsumerHost.Queue + "_error") == 1, "the re-use is in the error queue after its retries", details: host.Log.ToString);
+
+        // The first attempt's entry was lost with the store; the second attempt wrote it; the last two added nothing.
+        Assert.Equal(1, host.Log.Count(IdempotencyEventIds.AuditFailed));
+        Assert.Equal(2, host.Log.Count(IdempotencyEventIds.KeyReused));
+        Assert.Equal(1, await scenario.Ledger.CountAsync("SELECT COUNT(*) FROM oncely_key_reuse_audit WHERE idem_key = @k AND payload LIKE '%99900%'", id.ToString()));
+        var fault = Assert.Single(await Server.DrainHeadersAsync(host.VirtualHost, ConsumerHost.Queue + "_error"));
+        Assert.Contains("The refusal is audited.", fault["MT-Fault-Message"], StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task PublishedToTwoEndpoints_EachConsumerAndHandlerRunsOnce_RepublishedWithSameIdRunsNone()
+    {
+        var ledger = new TransferLedger(TransferLedger.ConnectionStringFor(Path.Combine(_directory, "ledger.db")));
+        await ledger.EnsureSchemaAsync();
+        var handled = new ConcurrentDictionary<string, int>();
+        var log = new LogCapture();
+        var virtualHost = Server.NewVirtualHost();
+        var services = new ServiceCollection();
+        services.AddLogging(logging => logging.AddProvider(log).SetMinimumLevel(LogLevel.Debug));
+        services.AddSingleton(ledger);
+        services.AddIdempotentConsumers(o => o.Lease = TimeSpan.FromSeconds(5)).UseSqlite(ledger.ConnectionString);
+        services.AddMassTransit(bus =>
+        {
+            bus.AddConsumer<QueueLedgerConsumer>();
+            bus.UsingRabbitMq((context, cfg) =>
+            {
+                cfg.Host(Server.HostAddress(virtualHost), h =>
+                {
+                    h.Username(RabbitMqServer.User);
+                    h.Password(RabbitMqServer.Password);
+                });
+                cfg.UseMessageRetry(r =>
+                {
+                    r.Ignore<IdempotentMessageRejectedException>();
+                    r.Interval(100, TimeSpan.FromMilliseconds(100));
+                });
+                cfg.UseIdempotentConsumers(context);
+
+                // The ordinary fan-out: one message type, one consumer class on two queues, and a handler on two more.
+                foreach (var queue in new[] { "ledger-a", "ledger-b" })
+                {
+                    cfg.ReceiveEndpoint(queue, e => e.ConfigureConsumer<QueueLedgerConsumer>(context));
+                }
+
+                foreach (var queue in new[] { "notify-a", "notify-b" })
+                {
+                    cfg.ReceiveEndpoint(queue, e => e.Handler<Transfer>(_ =>
+                    {
+                        handled.AddOrUpdate(queue, 1, (_, n) => n + 1);
+                        return Task.CompletedTask;
+                    }));
+                }
+            });
+        });
+        await using var provider = services.BuildServiceProvider();
+        var bus = provider.GetRequiredService<IBusControl>();
+        var consumed = new ConsumedCounter();
+        bus.ConnectReceiveObserver(consumed);
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        await bus.StartAsync(timeout.Token);
+        var id = Guid.NewGuid();
+        var key = id.ToString();
+        try
+        {
+            await bus.Publish(new Transfer("acc-1", 100), c => c.MessageId = id, timeout.Token);
+            await Eventually.HoldsAsync(() => consumed[id] == 4, "each of the four endpoints consumed the message", details: () => log + "\n" + consumed.Faults);
+
+            // The same message again (an outbox re-send, a publisher retry): every endpoint acknowledges it without running.
+            await bus.Publish(new Transfer("acc-1", 100), c => c.MessageId = id, timeout.Token);
+            await Eventually.HoldsAsync(() => consumed[id] == 8, "each of the four endpoints acknowledged the copy", details: () => log + "\n" + consumed.Faults);
+        }
+        finally
+        {
+            await bus.StopAsync(timeout.Token);
+        }
+
+        Assert.Equal(1, await ledger.CountAsync("SELECT COUNT(*) FROM effects WHERE message_key = @k AND account = 'ledger-a'", key));
+        Assert.Equal(1, await ledger.CountAsync("SELECT COUNT(*) FROM effects WHERE message_key = @k AND account = 'ledger-b'", key));
+        Assert.Equal(2, await ledger.EffectsAsync(key));
+        Assert.Equal(2, await ledger.RunsAsync(key));
+        Assert.Equal(1, handled.GetValueOrDefault("notify-a"));
+        Assert.Equal(1, handled.GetValueOrDefault("notify-b"));
+        Assert.Equal(4, log.Count(IdempotencyEventIds.MessageReplayed));
+
+        // One record per consumer per endpoint, each completed.
+        var store = provider.GetRequiredService<IIdempotencyStore>();
+        foreach (var operation in new[]
+        {
+            typeof(QueueLedgerConsumer).FullName + "@ledger-a",
+            typeof(QueueLedgerConsumer).FullName + "@ledger-b",
+            "handler:" + MessageUrn.ForTypeString<Transfer>() + "@notify-a",
+            "handler:" + MessageUrn.ForTypeString<Transfer>() + "@notify-b",
+        })
+        {
+            var record = await store.GetAsync(new IdempotencyRecordId(IdempotencyRecordId.AnonymousTenant, operation, key), CancellationToken.None);
+            Assert.True(record?.State == IdempotencyRecordState.Completed, $"{operation}: {record?.State.ToString() ?? "no record"}");
+        }
     }
 
     [Fact]
@@ -200,12 +364,29 @@ public sealed class IdempotentConsumeFilterTests(RabbitMqFixture broker) : IDisp
     private async Task<(Scenario Scenario, ConsumerHost Host)> StartAsync(
         Action<IdempotentConsumerOptions>? options = null,
         Func<IIdempotencyStore, IIdempotencyStore>? wrapStore = null,
-        int concurrency = 4)
+        int concurrency = 4,
+        Action<IRetryConfigurator>? retry = null)
     {
         var ledger = new TransferLedger(TransferLedger.ConnectionStringFor(Path.Combine(_directory, "ledger.db")));
         await ledger.EnsureSchemaAsync();
         var scenario = new Scenario(ledger);
-        var host = await ConsumerHost.StartAsync(Server, Server.NewVirtualHost(), scenario, options, wrapStore, concurrency);
+        var host = await ConsumerHost.StartAsync(Server, Server.NewVirtualHost(), scenario, options, wrapStore, concurrency, retry);
         return (scenario, host);
+    }
+}
+
+/// <summary>Applies a transfer once per queue it is consumed from: the effect row names the queue, and commits with the record's completion.</summary>
+public sealed class QueueLedgerConsumer(TransferLedger ledger) : IConsumer<Transfer>
+{
+    public async Task Consume(ConsumeContext<Transfer> context)
+    {
+        var key = context.GetIdempotencyExecution()?.Id.Key ?? throw new InvalidOperationException("The consumer runs without the idempotent filter.");
+        var queue = context.ReceiveContext.InputAddress.AbsolutePath.Split('/')[^1];
+        await ledger.RecordRunAsync(key);
+        await using var connection = await ledger.OpenAsync();
+        await using var transaction = TransferLedger.BeginWrite(connection);
+        await TransferLedger.InsertEffectAsync(connection, transaction, key, context.Message with { Account = queue });
+        await context.CompleteIdempotencyInTransactionAsync(transaction);
+        await transaction.CommitAsync();
     }
 }

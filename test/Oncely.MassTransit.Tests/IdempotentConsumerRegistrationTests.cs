@@ -1,5 +1,6 @@
 using MassTransit;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
 using Oncely.MassTransit.Testing;
 using Oncely.MassTransit.Tests.Infrastructure;
@@ -69,7 +70,7 @@ public sealed class IdempotentConsumerRegistrationTests
             await Eventually.HoldsAsync(() => consumed[id] == 2, "both deliveries are acknowledged", details: () => $"runs {runs}, consumed {consumed.Total}, faults {consumed.Faults}");
 
             Assert.Equal(1, runs);
-            var record = await store.GetAsync(new IdempotencyRecordId(IdempotencyRecordId.AnonymousTenant, "handler:" + MessageUrn.ForTypeString<Transfer>(), id.ToString()), timeout.Token);
+            var record = await store.GetAsync(new IdempotencyRecordId(IdempotencyRecordId.AnonymousTenant, "handler:" + MessageUrn.ForTypeString<Transfer>() + "@handled", id.ToString()), timeout.Token);
             Assert.Equal(IdempotencyRecordState.Completed, record?.State);
         }
         finally
@@ -118,6 +119,85 @@ public sealed class IdempotentConsumerRegistrationTests
     }
 
     [Fact]
+    public async Task BatchConsumer_BehindUseIdempotentConsumersOnTheBus_HostRefusesToStartNamingTheConsumerAndWhatToDo()
+    {
+        var builder = Host.CreateApplicationBuilder();
+        var batches = new BatchLog();
+        builder.Services.AddSingleton(batches);
+        builder.Services.AddIdempotentConsumers();
+        builder.Services.AddMassTransit(bus =>
+        {
+            bus.AddConsumer<TransferBatchConsumer>();
+            bus.UsingInMemory((context, cfg) =>
+            {
+                cfg.UseIdempotentConsumers(context);
+                cfg.ConfigureEndpoints(context);
+            });
+        });
+        using var host = builder.Build();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+
+        var error = await Assert.ThrowsAnyAsync<Exception>(() => host.StartAsync(timeout.Token));
+
+        var text = Flatten(error);
+        Assert.Contains(typeof(TransferBatchConsumer).FullName!, text, StringComparison.Ordinal);
+        Assert.Contains("Batch<Transfer>", text, StringComparison.Ordinal);
+        Assert.Contains("IConsumer<Transfer>", text, StringComparison.Ordinal);
+        Assert.Equal(0, batches.Messages);
+    }
+
+    [Fact]
+    public async Task BatchConsumer_FilterOnItsEndpointRefused_FilterOnlyOnTheOtherEndpointsStartsAndConsumesTheBatch()
+    {
+        var store = new InMemoryIdempotencyStore();
+        var batches = new BatchLog();
+        var refused = Assert.ThrowsAny<Exception>(() => Bus.Factory.CreateUsingInMemory(cfg => cfg.ReceiveEndpoint("batched", e =>
+        {
+            e.UseIdempotentConsumers(store);
+            e.Consumer(() => new TransferBatchConsumer(batches));
+        })));
+        Assert.Contains(typeof(TransferBatchConsumer).FullName!, Flatten(refused), StringComparison.Ordinal);
+
+        // What the refusal advises: the filter on the per-message consumers' endpoints only; the batch endpoint unguarded.
+        var runs = 0;
+        var bus = Bus.Factory.CreateUsingInMemory(cfg =>
+        {
+            cfg.ReceiveEndpoint("guarded", e =>
+            {
+                e.UseIdempotentConsumers(store);
+                e.Handler<Transfer>(_ =>
+                {
+                    Interlocked.Increment(ref runs);
+                    return Task.CompletedTask;
+                });
+            });
+            cfg.ReceiveEndpoint("batched", e => e.Consumer(() => new TransferBatchConsumer(batches), c => c.Options<BatchOptions>(o => o.SetMessageLimit(2).SetTimeLimit(TimeSpan.FromMilliseconds(50)))));
+        });
+        var consumed = new ConsumedCounter();
+        bus.ConnectReceiveObserver(consumed);
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        await bus.StartAsync(timeout.Token);
+        try
+        {
+            var id = Guid.NewGuid();
+            await (await bus.GetSendEndpoint(new Uri("queue:batched"))).Send(new Transfer("acc-1", 100), timeout.Token);
+            await (await bus.GetSendEndpoint(new Uri("queue:batched"))).Send(new Transfer("acc-2", 200), timeout.Token);
+            await (await bus.GetSendEndpoint(new Uri("queue:guarded"))).Send(new Transfer("acc-1", 100), c => c.MessageId = id, timeout.Token);
+            await (await bus.GetSendEndpoint(new Uri("queue:guarded"))).Send(new Transfer("acc-1", 100), c => c.MessageId = id, timeout.Token);
+            await Eventually.HoldsAsync(() => Volatile.Read(ref batches.Messages) == 2, "the batch consumer consumed both messages");
+            await Eventually.HoldsAsync(() => consumed[id] == 2, "both deliveries to the guarded endpoint are acknowledged", details: () => consumed.Faults);
+            var record = await store.GetAsync(new IdempotencyRecordId(IdempotencyRecordId.AnonymousTenant, "handler:" + MessageUrn.ForTypeString<Transfer>() + "@guarded", id.ToString()), timeout.Token);
+            Assert.Equal(IdempotencyRecordState.Completed, record?.State);
+        }
+        finally
+        {
+            await bus.StopAsync(timeout.Token);
+        }
+
+        Assert.Equal(1, runs);
+    }
+
+    [Fact]
     public void PayloadRedactor_Default_IsTheSharedCoreRedactor()
         => Assert.Equal(IdempotencyPayloadRedactor.Redact, new IdempotentConsumerOptions().PayloadRedactor);
 
@@ -130,5 +210,21 @@ public sealed class IdempotentConsumerRegistrationTests
         }
 
         return text.ToString();
+    }
+}
+
+/// <summary>How many messages <see cref="TransferBatchConsumer"/> consumed, in batches.</summary>
+public sealed class BatchLog
+{
+    public int Messages;
+}
+
+/// <summary>A batch consumer: receives several transfers in one call.</summary>
+public sealed class TransferBatchConsumer(BatchLog log) : IConsumer<Batch<Transfer>>
+{
+    public Task Consume(ConsumeContext<Batch<Transfer>> context)
+    {
+        Interlocked.Add(ref log.Messages, context.Message.Length);
+        return Task.CompletedTask;
     }
 }

@@ -44,7 +44,7 @@ public sealed class IdempotentConsumerTelemetryTests
             await bus.StopAsync(timeout.Token);
         }
 
-        var requests = traces.RequestsOf("handler:" + MessageUrn.ForTypeString<TracedPayout>());
+        var requests = traces.RequestsOf("handler:" + MessageUrn.ForTypeString<TracedPayout>() + "@traced-payouts");
         var outcomes = requests.Select(a => (string?)a.GetTagItem(IdempotencyDiagnostics.OutcomeTag)).Order(StringComparer.Ordinal);
         Assert.Equal(["executed", "executed", "released", "replayed"], outcomes);
         var released = Assert.Single(requests, a => Equals(a.GetTagItem(IdempotencyDiagnostics.OutcomeTag), "released"));

@@ -133,14 +133,18 @@ public sealed class ConsumerHost : IAsyncDisposable
 
     public IIdempotencyStore Store => _provider.GetRequiredService<IIdempotencyStore>();
 
-    /// <summary>Starts a consumer instance: retry outside, the idempotent filter inside, the SQLite store on the ledger's file.</summary>
+    /// <summary>
+    /// Starts a consumer instance: retry outside (by default 100 tries, 100 ms apart, a rejection never retried), the
+    /// idempotent filter inside, the SQLite store on the ledger's file.
+    /// </summary>
     public static async Task<ConsumerHost> StartAsync(
         RabbitMqServer server,
         string virtualHost,
         Scenario scenario,
         Action<IdempotentConsumerOptions>? options = null,
         Func<IIdempotencyStore, IIdempotencyStore>? wrapStore = null,
-        int concurrency = 4)
+        int concurrency = 4,
+        Action<IRetryConfigurator>? retry = null)
     {
         var services = new ServiceCollection();
         var log = new LogCapture();
@@ -167,11 +171,11 @@ public sealed class ConsumerHost : IAsyncDisposable
                     h.Username(RabbitMqServer.User);
                     h.Password(RabbitMqServer.Password);
                 });
-                cfg.UseMessageRetry(r =>
+                cfg.UseMessageRetry(retry ?? (r =>
                 {
                     r.Ignore<IdempotentMessageRejectedException>();
                     r.Interval(100, TimeSpan.FromMilliseconds(100));
-                });
+                }));
                 cfg.UseIdempotentConsumers(context);
                 cfg.ReceiveEndpoint(Queue, e =>
                 {
