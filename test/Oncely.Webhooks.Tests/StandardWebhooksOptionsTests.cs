@@ -21,11 +21,29 @@ public sealed class StandardWebhooksOptionsTests
     [InlineData("whsec_***", "not 'whsec_' followed by base64")]
     [InlineData("whsec_c2hvcnQ=", "at least 16")]
     [InlineData("", "not 'whsec_' followed by base64")]
+    [InlineData("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSwQ", "not 'whsec_' followed by base64")] // 33 characters: no padding completes it
+    [InlineData("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaS*", "not 'whsec_' followed by base64")]
     public void Validate_UnusableSecret_SaysWhatToChange(string secret, string expected)
     {
         var options = new StandardWebhooksOptions().AddSender("acme", secret);
 
         Assert.Contains(options.Validate(), p => p.Contains(expected, StringComparison.Ordinal));
+    }
+
+    [Theory]
+    [InlineData(32)] // base64 ends in one '='
+    [InlineData(31)] // base64 ends in "=="
+    public void Validate_SecretWithoutBase64Padding_DecodesToTheSameKeyAsPadded(int keyBytes)
+    {
+        var padded = Convert.ToBase64String(Enumerable.Range(0, keyBytes).Select(i => (byte)(i * 7)).ToArray());
+        Assert.EndsWith("=", padded, StringComparison.Ordinal);
+        var options = new StandardWebhooksOptions().AddSender("acme", "whsec_" + padded.TrimEnd('=')).AddSender("globex", "whsec_" + padded);
+
+        var problems = options.Validate();
+
+        // Both decode, and to the same key: the two senders are told they share it.
+        var problem = Assert.Single(problems);
+        Assert.Contains("share a secret", problem, StringComparison.Ordinal);
     }
 
     [Fact]
