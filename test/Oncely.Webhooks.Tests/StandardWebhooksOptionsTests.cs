@@ -109,6 +109,81 @@ public sealed class StandardWebhooksOptionsTests
     }
 
     [Fact]
+    public async Task Start_NamedPolicyExpirationNotLongerThanTwiceTolerance_StopsTheApplicationNamingEndpointAndPolicy()
+    {
+        // The global Expiration (24 h) is fine; the endpoint's own policy keeps records for 8 minutes, less than the
+        // 10 minutes a captured delivery stays acceptable (signed up to 5 minutes ahead, accepted until 5 minutes after).
+        var error = await Assert.ThrowsAsync<InvalidOperationException>(() => WebhookApp.StartAsync(
+            map: app => app.MapPost("/hooks/short", () => Results.Ok()).AcceptStandardWebhooks("acme").RequireIdempotencyKey("webhooks"),
+            idempotency: o => o.AddPolicy("webhooks", p => p.Expiration = TimeSpan.FromMinutes(8))));
+
+        Assert.Contains("/hooks/short", error.Message, StringComparison.Ordinal);
+        Assert.Contains("policy 'webhooks'", error.Message, StringComparison.Ordinal);
+        Assert.Contains("TimestampTolerance", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Start_AttributePolicyExpirationNotLongerThanTwiceTolerance_StopsTheApplication()
+    {
+        var error = await Assert.ThrowsAsync<InvalidOperationException>(() => WebhookApp.StartAsync(
+            map: app => app.MapPost("/mvc-style", () => Results.Ok())
+                .WithMetadata(new IdempotentAttribute { KeyHeader = "webhook-id", Policy = "webhooks" }, new StandardWebhookAttribute("globex")),
+            idempotency: o => o.AddPolicy("webhooks", p => p.Expiration = TimeSpan.FromMinutes(9))));
+
+        Assert.Contains("/mvc-style", error.Message, StringComparison.Ordinal);
+        Assert.Contains("policy 'webhooks'", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Start_ExpirationExactlyTwiceTolerance_StopsTheApplication()
+    {
+        var error = await Assert.ThrowsAsync<InvalidOperationException>(() => WebhookApp.StartAsync(
+            o => o.TimestampTolerance = TimeSpan.FromMinutes(5),
+            idempotency: o => o.Expiration = TimeSpan.FromMinutes(10)));
+
+        Assert.Contains("/webhooks/payments", error.Message, StringComparison.Ordinal);
+        Assert.Contains("IdempotencyOptions.Expiration", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Start_ExpirationLongerThanTwiceTolerance_StartsAndReceives()
+    {
+        await using var app = await WebhookApp.StartAsync(
+            o => o.TimestampTolerance = TimeSpan.FromMinutes(5),
+            map: a => a.MapPost("/hooks/policy", () => Results.Ok()).AcceptStandardWebhooks("acme").RequireIdempotencyKey("webhooks"),
+            idempotency: o =>
+            {
+                o.Expiration = TimeSpan.FromMinutes(10) + TimeSpan.FromSeconds(1);
+                o.AddPolicy("webhooks", p => p.Expiration = TimeSpan.FromMinutes(10) + TimeSpan.FromSeconds(1));
+            });
+
+        var response = await app.SendAsync(app.Delivery("/hooks/policy", "msg_1", "{}", WebhookApp.AcmeNewSecret));
+
+        Assert.Equal(System.Net.HttpStatusCode.OK, response.StatusCode);
+    }
+
+    [Fact]
+    public async Task Start_ShortGlobalExpirationButWebhookPolicyLongEnough_Starts()
+    {
+        // Each webhook endpoint's own expiration is what counts: the global one serves only other endpoints here.
+        await using var app = await WebhookApp.StartAsync(
+            map: a =>
+            {
+                a.MapPost("/hooks/policy", () => Results.Ok()).AcceptStandardWebhooks("acme").RequireIdempotencyKey("webhooks");
+                a.MapPost("/payments", () => Results.Ok()).RequireIdempotencyKey();
+            },
+            idempotency: o =>
+            {
+                o.Expiration = TimeSpan.FromMinutes(4);
+                o.AddPolicy("webhooks", p => p.Expiration = TimeSpan.FromDays(3));
+            });
+
+        var response = await app.SendAsync(app.Delivery("/hooks/policy", "msg_1", "{}", WebhookApp.AcmeNewSecret));
+
+        Assert.Equal(System.Net.HttpStatusCode.OK, response.StatusCode);
+    }
+
+    [Fact]
     public void AcceptStandardWebhooks_NoSender_Throws()
     {
         var app = WebApplication.CreateSlimBuilder().Build();
