@@ -22,7 +22,9 @@ public sealed class StandardWebhooksOptions
     /// <summary>
     /// How far a delivery's <c>webhook-timestamp</c> may be from now (the <see cref="TimeProvider"/> registered in DI), in
     /// either direction, before a correctly signed delivery is refused as stale. It bounds how long a captured delivery can
-    /// be replayed; it must be shorter than the records' <c>Expiration</c>, which is checked at start-up. Default: 5 minutes.
+    /// be replayed: up to twice the tolerance after it first ran (signed one tolerance ahead, accepted until one tolerance
+    /// after its timestamp), so every webhook endpoint's records must live longer than twice the tolerance (its named
+    /// policy's <c>Expiration</c>, else <c>IdempotencyOptions.Expiration</c>), which is checked at start-up. Default: 5 minutes.
     /// </summary>
     public TimeSpan TimestampTolerance { get; set; } = TimeSpan.FromMinutes(5);
 
