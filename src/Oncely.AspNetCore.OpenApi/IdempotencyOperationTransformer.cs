@@ -9,7 +9,8 @@ namespace Oncely.AspNetCore.OpenApi;
 
 /// <summary>
 /// Writes an idempotent endpoint's contract (<see cref="IdempotencyEndpointContract"/>) into its OpenAPI operation: the
-/// key parameter, Oncely's refusals and the replay header.
+/// key parameter, the headers a sender verifier requires (a webhook's id, timestamp and signature), Oncely's refusals and
+/// the replay header.
 /// </summary>
 internal sealed class IdempotencyOperationTransformer : IOpenApiOperationTransformer
 {
@@ -24,6 +25,7 @@ internal sealed class IdempotencyOperationTransformer : IOpenApiOperationTransfo
         }
 
         DescribeKey(operation, contract);
+        DescribeSenderHeaders(operation, contract);
 
         // The endpoint's own answers first, so Oncely's refusals below do not get the replay header.
         operation.Responses ??= [];
@@ -34,7 +36,7 @@ internal sealed class IdempotencyOperationTransformer : IOpenApiOperationTransfo
                 own.Headers ??= new Dictionary<string, IOpenApiHeader>(StringComparer.OrdinalIgnoreCase);
                 own.Headers.TryAdd(IdempotencyOptions.ReplayedHeaderName, new OpenApiHeader
                 {
-                    Description = "`true` when this answer is a replay: the stored first answer to this Idempotency-Key, not a new execution. Absent on the first answer.",
+                    Description = "`true` when this answer is a replay: the stored first answer to this idempotency key, not a new execution. Absent on the first answer.",
                     Schema = new OpenApiSchema { Type = JsonSchemaType.Boolean },
                 });
             }
@@ -58,7 +60,7 @@ internal sealed class IdempotencyOperationTransformer : IOpenApiOperationTransfo
             return;
         }
 
-        var description = string.Create(
+        var description = contract.SenderVerified ? SenderKeyDescription(contract) : string.Create(
             CultureInfo.InvariantCulture,
             $"Makes this request safe to retry. Send a new unique value (a UUID) for each new operation and the same value on every retry of it: the first request runs, and a retry with the same key and the same payload gets the first answer again, with `Idempotent-Replayed: true`, for {Describe(contract.Expiration)}. {(contract.KeyRequired ? "Required: a request without it is refused with 400." : "Optional: a request without it runs unprotected and is not recorded.")} At most {contract.MaxKeyLength} visible ASCII characters; the structured-field form (`\"…\"`) is accepted too.{(contract.AliasHeader is { } alias ? $" `{alias}` is accepted as an alias." : string.Empty)}");
         var schema = new OpenApiSchema
@@ -70,10 +72,11 @@ internal sealed class IdempotencyOperationTransformer : IOpenApiOperationTransfo
         };
         operation.Parameters ??= [];
         var existing = operation.Parameters.FirstOrDefault(p => p.In == ParameterLocation.Header && string.Equals(p.Name, contract.KeyHeader, StringComparison.OrdinalIgnoreCase));
+        var required = contract.KeyRequired || contract.SenderRequiresKeyHeader;
         if (existing is OpenApiParameter declared)
         {
             // The handler binds the header itself ([FromHeader]): same parameter, Oncely's rules.
-            declared.Required = contract.KeyRequired;
+            declared.Required = required;
             declared.Description ??= description;
             declared.Schema = schema;
             return;
@@ -88,21 +91,80 @@ internal sealed class IdempotencyOperationTransformer : IOpenApiOperationTransfo
         {
             Name = contract.KeyHeader,
             In = ParameterLocation.Header,
-            Required = contract.KeyRequired,
+            Required = required,
             Description = description,
             Schema = schema,
-            Example = JsonValue.Create("5b7c4f0e-8d7a-4b1e-9a53-1f0c2a6e9d41"),
+            Example = JsonValue.Create(contract.Sender?.Headers.FirstOrDefault(h => string.Equals(h.Name, contract.KeyHeader, StringComparison.OrdinalIgnoreCase))?.Example ?? "5b7c4f0e-8d7a-4b1e-9a53-1f0c2a6e9d41"),
         });
+    }
+
+    // A signed request's key is chosen by its sender (a webhook provider's delivery id), not by a client that retries:
+    // no advice to mint a UUID, only what the receiver does with the value. When the verifier requires the same header, its
+    // own description (what the value is, that it is signed) comes first.
+    private static string SenderKeyDescription(IdempotencyEndpointContract contract)
+    {
+        var own = contract.Sender?.Headers.FirstOrDefault(h => string.Equals(h.Name, contract.KeyHeader, StringComparison.OrdinalIgnoreCase))?.Description;
+        return (own is null ? string.Empty : own.TrimEnd() + " ") + string.Create(
+            CultureInfo.InvariantCulture,
+            $"It is the idempotency key, per sender: the first request with a value runs, and a redelivery with the same value and the same body gets the first answer again, with `Idempotent-Replayed: true`, for {Describe(contract.Expiration)}; the same value with another body is refused with {contract.KeyReusedStatusCode}. At most {contract.MaxKeyLength} visible ASCII characters.");
+    }
+
+    // The headers the sender verifier requires (webhook-timestamp, webhook-signature, …), each a required header parameter.
+    // The key header, when it is one of them, was documented with the key above.
+    private static void DescribeSenderHeaders(OpenApiOperation operation, IdempotencyEndpointContract contract)
+    {
+        if (contract.Sender is not { } sender)
+        {
+            return;
+        }
+
+        operation.Parameters ??= [];
+        foreach (var header in sender.Headers)
+        {
+            if (string.Equals(header.Name, contract.KeyHeader, StringComparison.OrdinalIgnoreCase))
+            {
+                continue;
+            }
+
+            var existing = operation.Parameters.FirstOrDefault(p => p.In == ParameterLocation.Header && string.Equals(p.Name, header.Name, StringComparison.OrdinalIgnoreCase));
+            if (existing is OpenApiParameter declared)
+            {
+                // The handler binds the header itself: one parameter, required, since the verifier refuses a request without it.
+                declared.Required = true;
+                declared.Description ??= header.Description;
+                continue;
+            }
+
+            if (existing is not null)
+            {
+                continue;
+            }
+
+            operation.Parameters.Add(new OpenApiParameter
+            {
+                Name = header.Name,
+                In = ParameterLocation.Header,
+                Required = true,
+                Description = header.Description,
+                Schema = new OpenApiSchema { Type = JsonSchemaType.String, MinLength = 1, Pattern = header.Pattern },
+                Example = header.Example is { } example ? JsonValue.Create(example) : null,
+            });
+        }
     }
 
     private static IEnumerable<Refusal> Refusals(IdempotencyEndpointContract contract)
     {
         var types = contract.ProblemTypeBaseUri;
+        // A key header the sender verifier requires is never missing by the time the key is read: the verifier refused first.
         yield return new(
             StatusCodes.Status400BadRequest,
-            "Refused before running: " + (contract.KeyRequired ? $"{contract.KeyLocation} is missing (`{types}{IdempotencyProblemTypes.KeyMissing}`) or" : $"{contract.KeyLocation} is") + $" malformed (`{types}{IdempotencyProblemTypes.KeyInvalid}`), or the body's framing is broken (`{types}{IdempotencyProblemTypes.RequestBodyUnreadable}`). Nothing ran; fix the request.",
+            "Refused before running: " + (contract.KeyRequired && !contract.SenderRequiresKeyHeader ? $"{contract.KeyLocation} is missing (`{types}{IdempotencyProblemTypes.KeyMissing}`) or" : $"{contract.KeyLocation} is") + $" malformed (`{types}{IdempotencyProblemTypes.KeyInvalid}`), or the body's framing is broken (`{types}{IdempotencyProblemTypes.RequestBodyUnreadable}`). Nothing ran; fix the request.",
             null);
-        if (contract.SenderVerified)
+        if (contract.Sender is { } sender)
+        {
+            yield return new(StatusCodes.Status401Unauthorized, sender.Refusal, null);
+        }
+        else if (contract.SenderVerified)
         {
             yield return new(
                 StatusCodes.Status401Unauthorized,

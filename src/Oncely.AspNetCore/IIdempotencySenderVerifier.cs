@@ -18,6 +18,17 @@ public interface IIdempotencySenderVerifier
     /// <param name="cancellationToken">Cancelled when the client goes away.</param>
     /// <returns>The verified sender, or why the request was refused.</returns>
     ValueTask<IdempotencySenderVerification> VerifyAsync(HttpContext context, ReadOnlyMemory<byte> body, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Describes, for API documentation, what a request needs to be verified: the headers it must carry and what a
+    /// <c>401</c> from this verifier means. The OpenAPI transformer (<c>Oncely.AspNetCore.OpenApi</c>) documents each header
+    /// as a required header parameter and the description as the endpoint's <c>401</c>. Called when a document is
+    /// generated, never per request. Default: <see langword="null"/>: the <c>401</c> is described generically ("the
+    /// signature could not be verified") and no header is documented.
+    /// </summary>
+    /// <param name="services">The application's services, for the options in force (a tolerance, the problem type base URI).</param>
+    /// <returns>The description, or <see langword="null"/>.</returns>
+    IdempotencySenderDescription? Describe(IServiceProvider services) => null;
 }
 
 /// <summary>What an <see cref="IIdempotencySenderVerifier"/> decided about one request.</summary>

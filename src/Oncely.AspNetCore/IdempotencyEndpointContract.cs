@@ -16,6 +16,7 @@ internal sealed record IdempotencyEndpointContract(
     string? KeyHeader,
     string KeyLocation,
     bool SenderVerified,
+    IdempotencySenderDescription? Sender,
     string? AliasHeader,
     int MaxKeyLength,
     int KeyReusedStatusCode,
@@ -43,12 +44,14 @@ internal sealed record IdempotencyEndpointContract(
         var options = services.GetService<IOptions<IdempotencyOptions>>()?.Value ?? new IdempotencyOptions();
         var policy = PolicyFor(collection, options);
         var source = IdempotencyKeySource.For(collection, idempotency, displayName: null);
+        var verifier = collection.GetMetadata<IIdempotencySenderVerifier>();
         return new IdempotencyEndpointContract(
             idempotency.KeyRequired,
             idempotency.AllowAnonymous || collection.GetMetadata<AnonymousIdempotencyScopeMetadata>() is not null,
             source is null ? IdempotencyOptions.HeaderName : source.Header,
             source?.Description ?? $"the {IdempotencyOptions.HeaderName} header",
-            collection.GetMetadata<IIdempotencySenderVerifier>() is not null,
+            verifier is not null,
+            verifier?.Describe(services),
             source is null && options.AcceptAliasHeader ? IdempotencyOptions.AliasHeaderName : null,
             options.MaxKeyLength,
             policy?.KeyReusedStatusCode ?? options.KeyReusedStatusCode,
@@ -60,6 +63,13 @@ internal sealed record IdempotencyEndpointContract(
             options.ProblemTypeBaseUri,
             (policy?.RetryableStatusCodes ?? options.RetryableStatusCodes).ToHashSet());
     }
+
+    /// <summary>
+    /// Whether the sender verifier requires the header the key is read from (a webhook's <c>webhook-id</c>): then a request
+    /// without it is refused by the verifier (<c>401</c>) before its key is read, never with <c>400</c> key-missing.
+    /// </summary>
+    public bool SenderRequiresKeyHeader => KeyHeader is { } header
+        && Sender?.Headers.Any(h => string.Equals(h.Name, header, StringComparison.OrdinalIgnoreCase)) == true;
 
     /// <summary>Whether the middleware stores (and so replays) a handler's answer with this status (rows 10 and 11).</summary>
     public bool Stores(int status) => status >= 500

@@ -20,6 +20,9 @@ public sealed class StandardWebhookAttribute(params string[] senders) : Attribut
     /// <inheritdoc />
     public ValueTask<IdempotencySenderVerification> VerifyAsync(HttpContext context, ReadOnlyMemory<byte> body, CancellationToken cancellationToken)
         => StandardWebhookSenders.VerifyAsync(context, body, Senders);
+
+    /// <inheritdoc />
+    IdempotencySenderDescription? IIdempotencySenderVerifier.Describe(IServiceProvider services) => StandardWebhookDocumentation.Describe(services);
 }
 
 /// <summary>The metadata <c>AcceptStandardWebhooks(...)</c> adds: the senders an endpoint accepts.</summary>
@@ -29,6 +32,8 @@ internal sealed class StandardWebhookSenders(IReadOnlyList<string> senders) : II
 
     public ValueTask<IdempotencySenderVerification> VerifyAsync(HttpContext context, ReadOnlyMemory<byte> body, CancellationToken cancellationToken)
         => VerifyAsync(context, body, Senders);
+
+    public IdempotencySenderDescription Describe(IServiceProvider services) => StandardWebhookDocumentation.Describe(services);
 
     internal static ValueTask<IdempotencySenderVerification> VerifyAsync(HttpContext context, ReadOnlyMemory<byte> body, IReadOnlyList<string> senders)
     {

@@ -12,7 +12,7 @@ namespace Oncely.Webhooks;
 public static class StandardWebhookSignature
 {
     /// <summary>The signature of one delivery, as it goes in the <c>webhook-signature</c> header.</summary>
-    /// <param name="secret">The signing secret: <c>whsec_</c> followed by base64 (the prefix is optional).</param>
+    /// <param name="secret">The signing secret: <c>whsec_</c> followed by base64, padded with <c>=</c> or not (the prefix is optional).</param>
     /// <param name="id">The delivery's <c>webhook-id</c>.</param>
     /// <param name="timestamp">The time of signing; it goes in <c>webhook-timestamp</c> as integer Unix seconds.</param>
     /// <param name="body">The exact body bytes that will be sent.</param>
@@ -23,7 +23,7 @@ public static class StandardWebhookSignature
         ArgumentException.ThrowIfNullOrEmpty(id);
         if (!StandardWebhookSecret.TryDecode(secret, out var key))
         {
-            throw new ArgumentException("The secret must be 'whsec_' followed by base64.", nameof(secret));
+            throw new ArgumentException("The secret must be 'whsec_' followed by base64 (padded with '=' or not).", nameof(secret));
         }
 
         Span<byte> mac = stackalloc byte[HMACSHA256.HashSizeInBytes];

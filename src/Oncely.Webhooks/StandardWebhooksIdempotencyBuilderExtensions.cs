@@ -10,9 +10,10 @@ public static class StandardWebhooksIdempotencyBuilderExtensions
 {
     /// <summary>
     /// Registers the Standard Webhooks verifier and its options (senders, secrets, timestamp tolerance), validated when
-    /// the host starts: a sender without a secret, a secret that is not base64 or shorter than 16 bytes, a secret shared by
-    /// two senders, an endpoint that names an unconfigured sender, or a tolerance not shorter than the records'
-    /// <c>Expiration</c> stops the application with a message saying what to change. Endpoints opt in with
+    /// the host starts: a sender without a secret, a secret that is not base64 (padded or not) or shorter than 16 bytes, a
+    /// secret shared by two senders, an endpoint that names an unconfigured sender, or an endpoint whose records expire
+    /// within twice the timestamp tolerance (its named policy's <c>Expiration</c>, else the global one) stops the
+    /// application with a message naming the endpoint and saying what to change. Endpoints opt in with
     /// <c>.AcceptStandardWebhooks("sender")</c> (MVC: <c>[Idempotent(KeyHeader = "webhook-id")]</c> with
     /// <see cref="StandardWebhookAttribute"/>). Call it again, or configure <see cref="StandardWebhooksOptions"/> from
     /// configuration, to add senders.

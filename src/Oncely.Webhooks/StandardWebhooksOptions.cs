@@ -22,7 +22,9 @@ public sealed class StandardWebhooksOptions
     /// <summary>
     /// How far a delivery's <c>webhook-timestamp</c> may be from now (the <see cref="TimeProvider"/> registered in DI), in
     /// either direction, before a correctly signed delivery is refused as stale. It bounds how long a captured delivery can
-    /// be replayed; it must be shorter than the records' <c>Expiration</c>, which is checked at start-up. Default: 5 minutes.
+    /// be replayed: up to twice the tolerance after it first ran (signed one tolerance ahead, accepted until one tolerance
+    /// after its timestamp), so every webhook endpoint's records must live longer than twice the tolerance (its named
+    /// policy's <c>Expiration</c>, else <c>IdempotencyOptions.Expiration</c>), which is checked at start-up. Default: 5 minutes.
     /// </summary>
     public TimeSpan TimestampTolerance { get; set; } = TimeSpan.FromMinutes(5);
 
@@ -34,7 +36,7 @@ public sealed class StandardWebhooksOptions
 
     /// <summary>Adds (or extends) a sender with one or more signing secrets; several secrets are all accepted (rotation).</summary>
     /// <param name="name">The sender's name, for example <c>acme-pay</c>.</param>
-    /// <param name="secrets">Its secrets as the provider shows them: <c>whsec_</c> followed by base64 (the prefix is optional).</param>
+    /// <param name="secrets">Its secrets as the provider shows them: <c>whsec_</c> followed by base64, padded with <c>=</c> or not (the prefix is optional).</param>
     /// <returns>The same options.</returns>
     public StandardWebhooksOptions AddSender(string name, params string[] secrets)
     {
@@ -82,7 +84,7 @@ public sealed class StandardWebhooksOptions
             {
                 if (!StandardWebhookSecret.TryDecode(secret, out var key))
                 {
-                    problems.Add($"Oncely.Webhooks: a secret of sender '{name}' is not 'whsec_' followed by base64; copy it exactly as the provider shows it.");
+                    problems.Add($"Oncely.Webhooks: a secret of sender '{name}' is not 'whsec_' followed by base64 (padded with '=' or not); copy it exactly as the provider shows it.");
                 }
                 else if (key.Length < MinSecretBytes)
                 {
@@ -107,8 +109,8 @@ public sealed class StandardWebhooksOptions
 public sealed class StandardWebhookSenderOptions
 {
     /// <summary>
-    /// The secrets a delivery may be signed with, as the provider shows them (<c>whsec_</c> followed by base64; the prefix is
-    /// optional). A delivery is accepted when any of its signatures matches any of them, so during a rotation list both the
+    /// The secrets a delivery may be signed with, as the provider shows them (<c>whsec_</c> followed by base64, padded with
+    /// <c>=</c> or not; the prefix is optional). A delivery is accepted when any of its signatures matches any of them, so during a rotation list both the
     /// old and the new secret, and remove the old one once the provider has switched. Default: none.
     /// </summary>
     public IList<string> Secrets { get; } = new List<string>();

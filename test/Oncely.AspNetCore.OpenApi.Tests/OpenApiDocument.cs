@@ -31,14 +31,16 @@ public sealed class OpenApiDocument : IAsyncDisposable
         Action<WebApplication> endpoints,
         Action<IdempotencyOptions>? configure = null,
         bool withTransformer = true,
-        Action<IServiceCollection>? services = null)
+        Action<IServiceCollection>? services = null,
+        Action<IIdempotencyBuilder>? idempotency = null)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.WebHost.UseTestServer();
         builder.Logging.ClearProviders();
         builder.Services.AddAuthentication();
         builder.Services.AddAuthorization();
-        builder.Services.AddIdempotency(o => configure?.Invoke(o));
+        var oncely = builder.Services.AddIdempotency(o => configure?.Invoke(o));
+        idempotency?.Invoke(oncely);
         builder.Services.AddOpenApi(options =>
         {
             if (withTransformer)

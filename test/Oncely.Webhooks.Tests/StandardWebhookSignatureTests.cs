@@ -32,6 +32,22 @@ public sealed class StandardWebhookSignatureTests
         Assert.Equal(withPrefix, without);
     }
 
+    [Fact]
+    public void Sign_SecretWithoutPadding_SignsWithTheDecodedKey()
+    {
+        var key = Enumerable.Range(0, 32).Select(i => (byte)(200 - i)).ToArray();
+        var unpadded = "whsec_" + Convert.ToBase64String(key).TrimEnd('=');
+        var at = DateTimeOffset.FromUnixTimeSeconds(VectorTimestamp);
+
+        var signature = StandardWebhookSignature.Sign(unpadded, VectorId, at, Encoding.UTF8.GetBytes(VectorBody));
+
+        Assert.Equal(SignedWithKey(key, VectorId, VectorTimestamp, VectorBody), signature);
+    }
+
+    /// <summary>The signature computed from the raw key bytes, with nothing of Oncely's or the package's.</summary>
+    internal static string SignedWithKey(byte[] key, string id, long timestamp, string body)
+        => "v1," + Convert.ToBase64String(System.Security.Cryptography.HMACSHA256.HashData(key, Encoding.UTF8.GetBytes($"{id}.{timestamp.ToString(System.Globalization.CultureInfo.InvariantCulture)}.{body}")));
+
     [Theory]
     [InlineData("msg_1", "{}")]
     [InlineData("evt_ü", "{\"amount\":250,\"note\":\"café\"}")]
@@ -49,6 +65,28 @@ public sealed class StandardWebhookSignatureTests
     [Fact]
     public void Sign_SecretNotBase64_Throws()
         => Assert.Throws<ArgumentException>(() => StandardWebhookSignature.Sign("whsec_***", "msg", DateTimeOffset.UnixEpoch, []));
+
+    [Theory]
+    [InlineData(32)] // one '=' left off
+    [InlineData(31)] // two '=' left off
+    public async Task Receiver_SecretWithoutBase64Padding_StartsAndVerifiesSignaturesMadeWithTheDecodedKey(int keyBytes)
+    {
+        var key = Enumerable.Range(0, keyBytes).Select(i => (byte)((i * 13) + 5)).ToArray();
+        var unpadded = "whsec_" + Convert.ToBase64String(key).TrimEnd('=');
+        Assert.NotEqual(0, (unpadded.Length - "whsec_".Length) % 4);
+        await using var app = await WebhookApp.StartAsync(
+            o => o.AddSender("unpadded", unpadded),
+            map: a => a.MapPost("/unpadded", () => Results.Ok()).AcceptStandardWebhooks("unpadded"));
+        var now = app.Clock.GetUtcNow().ToUnixTimeSeconds();
+
+        var signed = await app.SendAsync(WebhookApp.Unsigned("/unpadded", "msg_1", VectorBody, now.ToString(System.Globalization.CultureInfo.InvariantCulture), SignedWithKey(key, "msg_1", now, VectorBody)));
+        var lastByteOff = key.ToArray();
+        lastByteOff[^1] ^= 1;
+        var otherKey = await app.SendAsync(WebhookApp.Unsigned("/unpadded", "msg_2", VectorBody, now.ToString(System.Globalization.CultureInfo.InvariantCulture), SignedWithKey(lastByteOff, "msg_2", now, VectorBody)));
+
+        Assert.Equal(HttpStatusCode.OK, signed.StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, otherKey.StatusCode);
+    }
 
     [Fact]
     public async Task Receiver_SpecificationVectorAtItsTime_IsAccepted()
