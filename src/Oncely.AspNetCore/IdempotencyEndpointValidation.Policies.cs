@@ -12,7 +12,8 @@ internal sealed partial class IdempotencyEndpointValidation
 {
     /// <summary>
     /// Refuses to start when an idempotent endpoint names a policy that is not registered, or when the operator API is
-    /// mapped unsecured or made idempotent by a group convention; warns when the store cannot serve the operator API.
+    /// mapped unsecured, open to any authenticated caller, or made idempotent by a group convention; warns when the store
+    /// cannot serve the operator API.
     /// </summary>
     /// <exception cref="InvalidOperationException">Something above; the message says what to change.</exception>
     internal static void ValidatePoliciesAndAdministration(IReadOnlyList<Endpoint> endpoints, IServiceProvider services)
