@@ -134,10 +134,9 @@ public sealed partial class IdempotencyExecutor
         => BeginCoreAsync(id, fingerprint, cancellationToken, cancellationToken);
 
     /// <summary>
-    /// <see cref="BeginAsync"/> whose store calls and whose wait for an
-    /// InProgress record are cancelled apart: the HTTP path does not tie a reservation to the client's connection (an
-    /// abandoned reservation would block retries for a whole lease), but a duplicate whose client hung up stops waiting
-    /// (row 7) instead of polling the store for nobody.
+    /// <see cref="BeginAsync"/> whose store calls and whose wait for an InProgress record are cancelled apart: the HTTP
+    /// path does not tie a reservation to the client's connection (an abandoned reservation would block retries for a
+    /// whole lease), but a duplicate whose client hung up stops waiting (row 7) instead of polling the store for nobody.
     /// </summary>
     /// <param name="id">The record: scope and key.</param>
     /// <param name="fingerprint">The request's fingerprint.</param>
