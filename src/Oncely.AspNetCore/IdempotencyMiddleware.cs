@@ -189,11 +189,24 @@ internal sealed partial class IdempotencyMiddleware
 
         // Store transitions are not tied to the client's connection: an abandoned reservation would otherwise block
         // retries for a whole lease. Each call is bounded by StoreTimeout instead. A one-commit endpoint only reads
-        // here: its handler reserves inside its own transaction.
+        // here: its handler reserves inside its own transaction. Only the wait for an InProgress record (row 7) follows
+        // the client: a duplicate whose client hung up stops polling the store.
         var executor = settings.Executor;
-        var decision = plan.OneCommit
-            ? await executor.BeginOneCommitAsync(id, fingerprint, CancellationToken.None).ConfigureAwait(false)
-            : await executor.BeginAsync(id, fingerprint, CancellationToken.None).ConfigureAwait(false);
+        IdempotencyDecision decision;
+        try
+        {
+            decision = plan.OneCommit
+                ? await executor.BeginOneCommitAsync(id, fingerprint, CancellationToken.None).ConfigureAwait(false)
+                : await executor.BeginCoreAsync(id, fingerprint, CancellationToken.None, context.RequestAborted).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
+        {
+            // Nobody is left to answer and nothing is held: not a store failure, not a 503.
+            _metrics.Count(context, IdempotencyMetrics.Outcomes.InProgress);
+            context.Abort();
+            return;
+        }
+
         if (decision.Kind == IdempotencyDecisionKind.Execute)
         {
             // Row 5: the handler reads the same bytes that were fingerprinted.

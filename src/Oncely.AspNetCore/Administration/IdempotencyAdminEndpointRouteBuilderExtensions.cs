@@ -28,7 +28,10 @@ public static class IdempotencyAdminEndpointRouteBuilderExtensions
     /// <remarks>
     /// The host refuses to start when an operator API endpoint has neither authorization metadata nor an explicit
     /// <c>AllowAnonymous()</c> (releasing a record makes a retry run the operation again, and the audit holds payloads),
-    /// or when one is made idempotent by a group convention. When the store does not implement
+    /// when its authorization lets any authenticated caller in (a bare <c>RequireAuthorization()</c>, the default or
+    /// fallback policy, a policy that only requires an authenticated user: secure it with a named policy or a role that
+    /// only operators satisfy, or opt in with <see cref="AllowAnyAuthenticatedCallerAsOperator"/>), or when one is made
+    /// idempotent by a group convention. When the store does not implement
     /// <see cref="IIdempotencyStoreAdministration"/> (every store shipped with Oncely does; a decorator may not), a warning
     /// is logged at start-up and the endpoints answer <c>501</c>. These endpoints are never idempotent themselves.
     /// </remarks>
@@ -51,6 +54,25 @@ public static class IdempotencyAdminEndpointRouteBuilderExtensions
         group.MapGet("/records", handlers.ListRecordsAsync).WithDisplayName($"Oncely operator API: list records ({prefix})");
         group.MapPost("/records/release", handlers.ReleaseAsync).WithDisplayName($"Oncely operator API: release a record ({prefix})");
         group.MapGet("/audit", handlers.ListAuditAsync).WithDisplayName($"Oncely operator API: key-reuse audit ({prefix})");
+        return group;
+    }
+
+    /// <summary>
+    /// DANGEROUS: lets every authenticated caller of the application use the operator API mapped into
+    /// <paramref name="group"/> — list every tenant's records, read the key-reuse audit (with its payloads) and release
+    /// records, after which a retry runs the operation again. Without this call the host refuses to start when the
+    /// operator API's authorization admits any authenticated caller (a bare <c>RequireAuthorization()</c>, a policy that
+    /// only requires an authenticated user). Use it only when every identity the application accepts is an operator's
+    /// (an internal tool behind its own sign-in); otherwise require a named policy or a role that only operators satisfy
+    /// (<c>.RequireAuthorization("operator")</c>). It adds no authorization itself: the group still needs
+    /// <c>RequireAuthorization(...)</c>. Default: not called (such a group is refused at start-up).
+    /// </summary>
+    /// <param name="group">The group <see cref="MapIdempotencyAdmin"/> returned, or a group it was mapped into.</param>
+    /// <returns><paramref name="group"/>.</returns>
+    public static RouteGroupBuilder AllowAnyAuthenticatedCallerAsOperator(this RouteGroupBuilder group)
+    {
+        ArgumentNullException.ThrowIfNull(group);
+        group.WithMetadata(IdempotencyAdminAnyAuthenticatedCallerMetadata.Instance);
         return group;
     }
 }

@@ -50,7 +50,9 @@ public class IdempotencyEngineOptions
 
     /// <summary>
     /// How long a duplicate that finds the operation InProgress waits for it to finish and replays its answer, instead
-    /// of being refused at once (row 7). Default: zero (refuse at once with <c>409</c> and <c>Retry-After</c>).
+    /// of being refused at once (row 7). The wait ends early when the caller goes away (over HTTP, when the client hangs
+    /// up: no answer, no further store calls, not a store failure). Default: zero (refuse at once with <c>409</c> and
+    /// <c>Retry-After</c>).
     /// </summary>
     public TimeSpan InProgressWait { get; set; } = TimeSpan.Zero;
 

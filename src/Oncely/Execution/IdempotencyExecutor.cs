@@ -120,17 +120,40 @@ public sealed partial class IdempotencyExecutor
     /// </summary>
     /// <param name="id">The record: scope and key.</param>
     /// <param name="fingerprint">The request's fingerprint.</param>
-    /// <param name="cancellationToken">Cancels the call (for example, the client went away).</param>
+    /// <param name="cancellationToken">
+    /// Cancels the call (for example, the client went away), including the wait for an InProgress record
+    /// (<see cref="IdempotencyEngineOptions.InProgressWait"/>): a cancelled wait throws <see cref="OperationCanceledException"/>
+    /// and looks at the store no more.
+    /// </param>
     /// <returns>
     /// What to do. For <see cref="IdempotencyDecisionKind.Execute"/>, the decision's execution renews its lease in the
     /// background (unless <see cref="IdempotencyEngineOptions.RenewLease"/> is off) until its completion or release is
     /// written or it is disposed: dispose it (<c>await using</c>) when the attempt is over.
     /// </returns>
-    public async ValueTask<IdempotencyDecision> BeginAsync(IdempotencyRecordId id, string fingerprint, CancellationToken cancellationToken = default)
+    public ValueTask<IdempotencyDecision> BeginAsync(IdempotencyRecordId id, string fingerprint, CancellationToken cancellationToken = default)
+        => BeginCoreAsync(id, fingerprint, cancellationToken, cancellationToken);
+
+    /// <summary>
+    /// <see cref="BeginAsync"/> whose store calls and whose wait for an InProgress record are cancelled apart: the HTTP
+    /// path does not tie a reservation to the client's connection (an abandoned reservation would block retries for a
+    /// whole lease), but a duplicate whose client hung up stops waiting (row 7) instead of polling the store for nobody.
+    /// </summary>
+    /// <param name="id">The record: scope and key.</param>
+    /// <param name="fingerprint">The request's fingerprint.</param>
+    /// <param name="cancellationToken">Cancels the store calls and the wait.</param>
+    /// <param name="waitCancellation">Cancels the wait only (for example, <c>HttpContext.RequestAborted</c>): the wait then throws <see cref="OperationCanceledException"/>.</param>
+    /// <returns>What to do; see <see cref="BeginAsync"/>.</returns>
+    internal async ValueTask<IdempotencyDecision> BeginCoreAsync(IdempotencyRecordId id, string fingerprint, CancellationToken cancellationToken, CancellationToken waitCancellation)
     {
         ArgumentException.ThrowIfNullOrEmpty(fingerprint);
         IdempotencyInstrumentation.TagKey(id);
         var waitUntil = _settings.InProgressWait > TimeSpan.Zero ? _clock.GetUtcNow() + _settings.InProgressWait : (DateTimeOffset?)null;
+
+        // The wait observes both tokens; a linked source only when they are two different cancellable ones.
+        using var linkedWait = waitUntil is not null && cancellationToken.CanBeCanceled && waitCancellation.CanBeCanceled && cancellationToken != waitCancellation
+            ? CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, waitCancellation)
+            : null;
+        var waitToken = linkedWait?.Token ?? (waitCancellation.CanBeCanceled ? waitCancellation : cancellationToken);
         while (true)
         {
             ReservationResult result;
@@ -165,7 +188,8 @@ public sealed partial class IdempotencyExecutor
                 default:
                     if (waitUntil is { } deadline && _clock.GetUtcNow() + _options.InProgressPollInterval <= deadline)
                     {
-                        await Task.Delay(_options.InProgressPollInterval, _clock, cancellationToken).ConfigureAwait(false);
+                        // Row 7: a caller that went away stops the wait here; it is not a store failure.
+                        await Task.Delay(_options.InProgressPollInterval, _clock, waitToken).ConfigureAwait(false);
                         continue;
                     }
 
