@@ -343,7 +343,8 @@ internal sealed partial class IdempotencyMiddleware
     }
 
     // Runs the handler and settles the record. Returns, instead of throwing, what a one-commit handler's reservation
-    // met before anything was written (a held key, or an unreachable store), for the caller to answer.
+    // met before anything was written (a held key, or an unreachable store), or the transient database failure that
+    // rolled its transaction back, for the caller to answer.
     private async Task<Exception?> ExecuteAsync(HttpContext context, IdempotencyExecution execution, IdempotencyEndpointSettings settings)
     {
         var originalBody = context.Features.GetRequiredFeature<IHttpResponseBodyFeature>();
@@ -387,6 +388,13 @@ internal sealed partial class IdempotencyMiddleware
             if (failure is not null && !context.Response.HasStarted && ReservationRefusal(execution, failure.SourceException) is { } refused)
             {
                 return refused;
+            }
+
+            // One-commit mode: a transient database failure (the store classifies it) rolled the handler's transaction
+            // back, reservation included, so nothing committed: answered as row 13, and the retry runs once.
+            if (failure is not null && !context.Response.HasStarted && await execution.ReleaseAfterTransientFailureAsync(failure.SourceException).ConfigureAwait(false))
+            {
+                return failure.SourceException;
             }
 
             await FinishAsync(context, execution, settings, capture, handlerThrew: failure is not null, bodyCut).ConfigureAwait(false);

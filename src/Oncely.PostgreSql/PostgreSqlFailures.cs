@@ -25,6 +25,34 @@ internal static class PostgreSqlFailures
         _ => false,
     };
 
+    /// <summary>
+    /// <see langword="true"/> when <paramref name="exception"/> or one it wraps is Npgsql's report of a transient failure
+    /// that ended the application's transaction without a commit: a lost, refused or timed-out connection (Npgsql's own
+    /// exceptions over socket, I/O and timeout errors), a connection exception (class 08), the server shutting down,
+    /// crashing or starting (57P01, 57P02, 57P03), too many connections (53300), a serialization failure (40001), a
+    /// deadlock (40P01) or a lock wait that ran out (55P03). The first PostgreSQL error found decides: any other SQLSTATE
+    /// (a constraint violation, a syntax error, a statement cancelled on the caller's request) is the operation's own.
+    /// </summary>
+    public static bool IsTransientTransactionFailure(Exception exception)
+    {
+        for (var current = exception; current is not null; current = current.InnerException)
+        {
+            switch (current)
+            {
+                case PostgresException postgres:
+                    return postgres.SqlState.StartsWith("08", StringComparison.Ordinal)
+                        || postgres.SqlState is PostgresErrorCodes.AdminShutdown or PostgresErrorCodes.CrashShutdown or PostgresErrorCodes.CannotConnectNow
+                            or PostgresErrorCodes.TooManyConnections or PostgresErrorCodes.SerializationFailure or PostgresErrorCodes.DeadlockDetected
+                            or PostgresErrorCodes.LockNotAvailable;
+                case NpgsqlException npgsql when npgsql.InnerException is not NpgsqlException:
+                    // Raised by Npgsql itself, not by the server: transient when it wraps a socket, I/O or timeout error.
+                    return npgsql.IsTransient;
+            }
+        }
+
+        return false;
+    }
+
     public static IdempotencyStoreUnavailableException Unavailable(string operation, Exception exception)
         => new($"The PostgreSQL idempotency store could not {operation}: {exception.Message}", exception);
 }

@@ -30,6 +30,18 @@ internal sealed partial class PostgreSqlIdempotencyStore
 
     /// <inheritdoc />
     /// <remarks>
+    /// Npgsql's transient failures: a lost, refused or timed-out connection, a connection exception (SQLSTATE class 08),
+    /// the server shutting down, crashing or starting (57P01, 57P02, 57P03), too many connections (53300), a
+    /// serialization failure (40001), a deadlock (40P01), a lock wait that ran out (55P03).
+    /// </remarks>
+    public bool IsTransientFailure(Exception exception)
+    {
+        ArgumentNullException.ThrowIfNull(exception);
+        return PostgreSqlFailures.IsTransientTransactionFailure(exception);
+    }
+
+    /// <inheritdoc />
+    /// <remarks>
     /// Runs on <paramref name="transaction"/>'s connection, inside it, with the server's clock. A wait that runs out
     /// (<c>lock_not_available</c>) is reported as <see cref="ReservationOutcome.InProgress"/>; under REPEATABLE READ or
     /// SERIALIZABLE a record committed after the transaction's snapshot cannot be read inside it

@@ -18,6 +18,26 @@ internal sealed partial class SqliteIdempotencyStore
 {
     /// <inheritdoc />
     /// <remarks>
+    /// SQLite's transient failures: the database was busy (another writer held it past the busy timeout,
+    /// <c>SQLITE_BUSY</c>) or a table was locked (<c>SQLITE_LOCKED</c>). The first <see cref="SqliteException"/> found
+    /// decides; any other SQLite error (a constraint violation, a syntax error, a full disk) is the operation's own.
+    /// </remarks>
+    public bool IsTransientFailure(Exception exception)
+    {
+        ArgumentNullException.ThrowIfNull(exception);
+        for (var current = exception; current is not null; current = current.InnerException)
+        {
+            if (current is SqliteException sqlite)
+            {
+                return IsBusy(sqlite);
+            }
+        }
+
+        return false;
+    }
+
+    /// <inheritdoc />
+    /// <remarks>
     /// Runs on <paramref name="transaction"/>'s connection, inside it; the records table must be in that connection's
     /// main database (the schema is not created from here: create it at start, as <c>UseSqlite</c> does). The wait for
     /// another writer is the connection's busy timeout, not <paramref name="lockTimeout"/>; when it runs out the

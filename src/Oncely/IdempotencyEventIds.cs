@@ -90,6 +90,20 @@ public static class IdempotencyEventIds
     /// </summary>
     public const int OneCommitAnsweredWithoutReserving = 1042;
 
+    /// <summary>
+    /// One-commit mode: a release found nothing to release because this attempt's reservation rolled back with its
+    /// transaction (for example when its client hung up) and another attempt has reserved the key since. No lease was
+    /// taken over, so this is not <see cref="LeaseLost"/> (debug: expected under early hang-ups and concurrent retries).
+    /// </summary>
+    public const int OneCommitReservationRolledBack = 1043;
+
+    /// <summary>
+    /// One-commit mode: the operation's transaction failed with a transient database error (the connection was lost, the
+    /// server shut down or restarted, a serialization failure or a deadlock), so it committed nothing and the request
+    /// was answered <c>503</c> with <c>Retry-After</c>, like an unreachable store: the client's retry runs it once (error).
+    /// </summary>
+    public const int OneCommitTransientFailure = 1044;
+
     /// <summary>A message consumer: a redelivered or duplicate message whose effect already completed was acknowledged without running its consumer (debug).</summary>
     public const int MessageReplayed = 1100;
 

@@ -14,11 +14,26 @@ var leaseMs = int.Parse(Environment.GetEnvironmentVariable("ONCELY_LEASE_MS") ??
 
 var builder = WebApplication.CreateSlimBuilder(args);
 builder.Logging.SetMinimumLevel(LogLevel.Warning);
-var idempotency = builder.Services.AddIdempotency(o => o.Lease = TimeSpan.FromMilliseconds(leaseMs));
+var idempotency = builder.Services.AddIdempotency(o =>
+{
+    o.Lease = TimeSpan.FromMilliseconds(leaseMs);
+
+    // The claims here are about kills, not about a slow store: a loaded test machine must not turn a request into a
+    // 503 before it reaches its crash point.
+    o.StoreTimeout = TimeSpan.FromSeconds(60);
+});
 _ = kind switch
 {
-    "sqlite" => idempotency.UseSqlite(connectionString),
-    "postgresql" => idempotency.UsePostgreSql(connectionString),
+    "sqlite" => idempotency.UseSqlite(o =>
+    {
+        o.ConnectionString = connectionString;
+        o.BusyTimeout = TimeSpan.FromSeconds(60);
+    }),
+    "postgresql" => idempotency.UsePostgreSql(o =>
+    {
+        o.ConnectionString = connectionString;
+        o.CommandTimeout = TimeSpan.FromSeconds(60);
+    }),
     _ => throw new InvalidOperationException($"Unknown ONCELY_STORE '{kind}'."),
 };
 var business = new BusinessDatabase(kind, connectionString);
@@ -33,6 +48,13 @@ await business.CreateTablesAsync();
 app.UseIdempotency();
 
 app.MapGet("/health", () => Results.Text("ok"));
+
+// The test binds port 0 and learns the real address from this line, so no other process can hold the port it talks to.
+app.Lifetime.ApplicationStarted.Register(() =>
+{
+    Console.Out.WriteLine($"crash app listening on {app.Urls.Single()}");
+    Console.Out.Flush();
+});
 
 // One phase: the ledger entry and the stored answer commit in one transaction.
 app.MapPost("/transfers", async (HttpContext context, TransferRequest request, BusinessDatabase db) =>

@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Net;
-using System.Net.Sockets;
 using System.Text;
 
 namespace Oncely.CrashTests;
@@ -8,17 +7,22 @@ namespace Oncely.CrashTests;
 /// <summary>Oncely.CrashTests.App running as a child process: <c>dotnet Oncely.CrashTests.App.dll --urls http://127.0.0.1:PORT</c>.</summary>
 internal sealed class ChildApp : IAsyncDisposable
 {
-    private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(20);
+    /// <summary>What the app writes once Kestrel listens, followed by its address.</summary>
+    private const string ListeningMarker = "crash app listening on ";
+
+    /// <summary>A guard against a hang, not a measure: start-up takes about a second on an idle machine.</summary>
+    private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(60);
     private readonly Process _process;
     private readonly StringBuilder _output = new();
+    private readonly List<(string Text, TaskCompletionSource<string> Seen)> _awaited = [];
+    private Uri? _baseAddress;
 
-    private ChildApp(Process process, Uri baseAddress)
+    private ChildApp(Process process)
     {
         _process = process;
-        BaseAddress = baseAddress;
     }
 
-    public Uri BaseAddress { get; }
+    public Uri BaseAddress => _baseAddress ?? throw new InvalidOperationException("The crash test app has not reported its address yet.");
 
     public string Output
     {
@@ -54,7 +58,6 @@ internal sealed class ChildApp : IAsyncDisposable
     /// <summary>Starts the app and waits until it answers <c>/health</c>. <paramref name="crashAt"/> arms the fault hook; null starts it normally.</summary>
     public static async Task<ChildApp> StartAsync(string store, string connectionString, string? crashAt, TimeSpan lease)
     {
-        var port = FreePort();
         var start = new ProcessStartInfo("dotnet")
         {
             RedirectStandardOutput = true,
@@ -63,7 +66,7 @@ internal sealed class ChildApp : IAsyncDisposable
         };
         start.ArgumentList.Add(AppPath);
         start.ArgumentList.Add("--urls");
-        start.ArgumentList.Add($"http://127.0.0.1:{port}");
+        start.ArgumentList.Add("http://127.0.0.1:0");
         start.Environment["ONCELY_STORE"] = store;
         start.Environment["ONCELY_CONNECTION"] = connectionString;
         start.Environment["ONCELY_LEASE_MS"] = ((int)lease.TotalMilliseconds).ToString(System.Globalization.CultureInfo.InvariantCulture);
@@ -76,12 +79,23 @@ internal sealed class ChildApp : IAsyncDisposable
         }
 
         var process = Process.Start(start) ?? throw new InvalidOperationException("Could not start the crash test app.");
-        var app = new ChildApp(process, new Uri($"http://127.0.0.1:{port}"));
+        var app = new ChildApp(process);
+        var listening = app.WaitForOutputAsync(ListeningMarker);
         process.OutputDataReceived += (_, e) => app.Append(e.Data);
         process.ErrorDataReceived += (_, e) => app.Append(e.Data);
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
 
+        // The app binds port 0 and says which port it got: the address is its own, never another process's.
+        var exited = process.WaitForExitAsync();
+        if (await Task.WhenAny(listening, exited, Task.Delay(StartTimeout)) != listening)
+        {
+            var output = app.Output;
+            await app.DisposeAsync();
+            throw new InvalidOperationException($"The crash test app did not report its address (exited: {exited.IsCompleted}):\n{output}");
+        }
+
+        app._baseAddress = new Uri((await listening)[ListeningMarker.Length..].Trim());
         using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
         var deadline = Stopwatch.StartNew();
         while (deadline.Elapsed < StartTimeout)
@@ -113,7 +127,32 @@ internal sealed class ChildApp : IAsyncDisposable
         throw new TimeoutException($"The crash test app did not answer /health within {StartTimeout}:\n{app.Output}");
     }
 
-    /// <summary>Waits for the process to end (it should have killed itself) and returns its exit code.</summary>
+    /// <summary>
+    /// Completes with the first line of the app's output (standard output or error) that starts with
+    /// <paramref name="text"/>, including a line already written.
+    /// </summary>
+    public Task<string> WaitForOutputAsync(string text)
+    {
+        lock (_output)
+        {
+            foreach (var line in _output.ToString().Split('\n'))
+            {
+                if (line.StartsWith(text, StringComparison.Ordinal))
+                {
+                    return Task.FromResult(line.TrimEnd('\r'));
+                }
+            }
+
+            var seen = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+            _awaited.Add((text, seen));
+            return seen.Task;
+        }
+    }
+
+    /// <summary>Kills the app with SIGKILL (what <see cref="Process.Kill()"/> sends on Unix): nothing in it runs again.</summary>
+    public void Kill() => _process.Kill();
+
+    /// <summary>Waits for the process to end (it should have been killed) and returns its exit code.</summary>
     public async Task<int> WaitForExitAsync()
     {
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
@@ -142,13 +181,14 @@ internal sealed class ChildApp : IAsyncDisposable
         lock (_output)
         {
             _output.AppendLine(line);
+            for (var i = _awaited.Count - 1; i >= 0; i--)
+            {
+                if (line.StartsWith(_awaited[i].Text, StringComparison.Ordinal))
+                {
+                    _awaited[i].Seen.TrySetResult(line);
+                    _awaited.RemoveAt(i);
+                }
+            }
         }
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 }

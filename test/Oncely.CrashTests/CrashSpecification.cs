@@ -28,14 +28,13 @@ public abstract class CrashSpecification
     [Fact]
     public async Task KilledAfterReservationBeforeBusinessCommit_RetryAfterLeaseExecutesOnce()
     {
-        var watch = Stopwatch.StartNew();
         var database = await NewDatabaseAsync();
         var key = Guid.NewGuid().ToString();
         using var client = NewClient();
 
         await using (var doomed = await ChildApp.StartAsync(Store, database, "after-reservation", Lease))
         {
-            await AssertConnectionDropsAsync(client, doomed, "/transfers", key);
+            await KillAtCrashPointAsync(client, doomed, "/transfers", key, "after-reservation");
             Assert.Equal(KilledBySigkill, await doomed.WaitForExitAsync());
         }
 
@@ -52,20 +51,18 @@ public abstract class CrashSpecification
         Assert.Equal(await retry.Content.ReadAsStringAsync(), await replay.Content.ReadAsStringAsync());
         Assert.Equal(1, await CountAsync(database, "SELECT COUNT(*) FROM ledger WHERE idem_key = @k", key));
         Assert.Equal(2, await CountAsync(database, "SELECT COUNT(*) FROM handler_runs WHERE idem_key = @k", key));
-        AssertWithinBudget(watch);
     }
 
     [Fact]
     public async Task KilledAfterBusinessCommitBeforeAnswer_RetryReplaysWithoutRunningHandler()
     {
-        var watch = Stopwatch.StartNew();
         var database = await NewDatabaseAsync();
         var key = Guid.NewGuid().ToString();
         using var client = NewClient();
 
         await using (var doomed = await ChildApp.StartAsync(Store, database, "after-commit", Lease))
         {
-            await AssertConnectionDropsAsync(client, doomed, "/transfers", key);
+            await KillAtCrashPointAsync(client, doomed, "/transfers", key, "after-commit");
             Assert.Equal(KilledBySigkill, await doomed.WaitForExitAsync());
         }
 
@@ -83,20 +80,18 @@ public abstract class CrashSpecification
         Assert.Equal(1, body.RootElement.GetProperty("run").GetInt64());
         Assert.Equal(1, await CountAsync(database, "SELECT COUNT(*) FROM ledger WHERE idem_key = @k", key));
         Assert.Equal(1, await CountAsync(database, "SELECT COUNT(*) FROM handler_runs WHERE idem_key = @k", key));
-        AssertWithinBudget(watch);
     }
 
     [Fact]
     public async Task KilledBetweenRecoveryPoints_RetryResumesAndBankSeesSameKeyAndTransfersOnce()
     {
-        var watch = Stopwatch.StartNew();
         var database = await NewDatabaseAsync();
         var key = Guid.NewGuid().ToString();
         using var client = NewClient();
 
         await using (var doomed = await ChildApp.StartAsync(Store, database, "between-phases", Lease))
         {
-            await AssertConnectionDropsAsync(client, doomed, "/two-phase-transfers", key);
+            await KillAtCrashPointAsync(client, doomed, "/two-phase-transfers", key, "between-phases");
             Assert.Equal(KilledBySigkill, await doomed.WaitForExitAsync());
         }
 
@@ -123,7 +118,6 @@ public abstract class CrashSpecification
         Assert.Equal(1, await CountAsync(database, "SELECT COUNT(*) FROM ledger WHERE idem_key = @k AND entry = 'hold'", key));
         Assert.Equal(1, await CountAsync(database, "SELECT COUNT(*) FROM ledger WHERE idem_key = @k AND entry = 'settled'", key));
         Assert.Equal(2, await CountAsync(database, "SELECT COUNT(*) FROM handler_runs WHERE idem_key = @k", key));
-        AssertWithinBudget(watch);
     }
 
     [Theory]
@@ -131,14 +125,13 @@ public abstract class CrashSpecification
     [InlineData("one-commit-before-commit")]
     public async Task OneCommit_KilledBeforeCommit_NothingLeftAndRetryExecutesOnceWithoutWaitingForTheLease(string crashAt)
     {
-        var watch = Stopwatch.StartNew();
         var database = await NewDatabaseAsync();
         var key = Guid.NewGuid().ToString();
         using var client = NewClient();
 
         await using (var doomed = await ChildApp.StartAsync(Store, database, crashAt, Lease))
         {
-            await AssertConnectionDropsAsync(client, doomed, "/one-commit-transfers", key);
+            await KillAtCrashPointAsync(client, doomed, "/one-commit-transfers", key, crashAt);
             Assert.Equal(KilledBySigkill, await doomed.WaitForExitAsync());
         }
 
@@ -147,33 +140,29 @@ public abstract class CrashSpecification
         Assert.Equal(0, await CountAsync(database, RecordCountSql, key));
         Assert.Equal(1, await CountAsync(database, "SELECT COUNT(*) FROM handler_runs WHERE idem_key = @k", key));
 
+        // The first retry executes: a record left InProgress would have answered it 409 until its lease ran out.
         await using var restarted = await ChildApp.StartAsync(Store, database, crashAt: null, Lease);
-        var retryWatch = Stopwatch.StartNew();
         using var retry = await PostAsync(client, restarted, "/one-commit-transfers", key);
-        var retryTook = retryWatch.Elapsed;
         using var replay = await PostAsync(client, restarted, "/one-commit-transfers", key);
 
         Assert.Equal(HttpStatusCode.Created, retry.StatusCode);
         Assert.False(retry.Headers.Contains("Idempotent-Replayed"));
-        Assert.True(retryTook < Lease, $"The retry took {retryTook}: it should not wait for a lease, there is none.");
         Assert.Equal("true", replay.Headers.GetValues("Idempotent-Replayed").Single());
         Assert.Equal(await retry.Content.ReadAsStringAsync(), await replay.Content.ReadAsStringAsync());
         Assert.Equal(1, await CountAsync(database, "SELECT COUNT(*) FROM ledger WHERE idem_key = @k", key));
         Assert.Equal(2, await CountAsync(database, "SELECT COUNT(*) FROM handler_runs WHERE idem_key = @k", key));
-        AssertWithinBudget(watch);
     }
 
     [Fact]
     public async Task OneCommit_KilledAfterCommitBeforeAnswer_RetryReplaysWithoutRunningHandler()
     {
-        var watch = Stopwatch.StartNew();
         var database = await NewDatabaseAsync();
         var key = Guid.NewGuid().ToString();
         using var client = NewClient();
 
         await using (var doomed = await ChildApp.StartAsync(Store, database, "one-commit-after-commit", Lease))
         {
-            await AssertConnectionDropsAsync(client, doomed, "/one-commit-transfers", key);
+            await KillAtCrashPointAsync(client, doomed, "/one-commit-transfers", key, "one-commit-after-commit");
             Assert.Equal(KilledBySigkill, await doomed.WaitForExitAsync());
         }
 
@@ -190,20 +179,13 @@ public abstract class CrashSpecification
         Assert.Equal(1, body.RootElement.GetProperty("run").GetInt64());
         Assert.Equal(1, await CountAsync(database, "SELECT COUNT(*) FROM ledger WHERE idem_key = @k", key));
         Assert.Equal(1, await CountAsync(database, "SELECT COUNT(*) FROM handler_runs WHERE idem_key = @k", key));
-        AssertWithinBudget(watch);
     }
 
     /// <summary>Counts the idempotency records of key <c>@k</c> in the store's table.</summary>
     protected abstract string RecordCountSql { get; }
 
-    /// <summary>
-    /// About 5 s on an idle machine (two app start-ups and one lease); the guard is loose because start-up time grows
-    /// with the machine's load, and it is there to catch a hang, not to benchmark.
-    /// </summary>
-    private static void AssertWithinBudget(Stopwatch watch)
-        => Assert.True(watch.Elapsed < TimeSpan.FromSeconds(30), $"The crash test took {watch.Elapsed}; expected well under 30 s.");
-
-    private static HttpClient NewClient() => new() { Timeout = TimeSpan.FromSeconds(10) };
+    /// <summary>The timeout guards against a hang; nothing here is meant to come near it.</summary>
+    private static HttpClient NewClient() => new() { Timeout = TimeSpan.FromSeconds(60) };
 
     private static Task<HttpResponseMessage> PostAsync(HttpClient client, ChildApp app, string path, string key)
     {
@@ -215,10 +197,25 @@ public abstract class CrashSpecification
         return client.SendAsync(request);
     }
 
-    /// <summary>The app kills itself mid-request: the client sees the connection drop, not an answer.</summary>
-    private static async Task AssertConnectionDropsAsync(HttpClient client, ChildApp app, string path, string key)
+    /// <summary>
+    /// Sends the request, waits until the app says it reached <paramref name="crashAt"/> (where it blocks), kills it
+    /// there with SIGKILL, and asserts that the client sees the connection drop, not an answer. No race: the app cannot
+    /// answer once it has reached the point, and if it answers before reaching it the test says so, with the answer.
+    /// </summary>
+    private static async Task KillAtCrashPointAsync(HttpClient client, ChildApp app, string path, string key, string crashAt)
     {
-        var error = await Assert.ThrowsAsync<HttpRequestException>(() => PostAsync(client, app, path, key));
+        var reached = app.WaitForOutputAsync($"crash hook: reached {crashAt}");
+        var request = PostAsync(client, app, path, key);
+        if (await Task.WhenAny(reached, request) == request)
+        {
+            var answer = request.IsCompletedSuccessfully
+                ? $"{(int)request.Result.StatusCode} {await request.Result.Content.ReadAsStringAsync()}"
+                : request.Exception?.InnerException?.ToString();
+            Assert.Fail($"The request ended before the app reached the crash point {crashAt}: {answer}\n{app.Output}");
+        }
+
+        app.Kill();
+        var error = await Assert.ThrowsAsync<HttpRequestException>(() => request);
         Assert.True(error.HttpRequestError is HttpRequestError.ResponseEnded or HttpRequestError.Unknown or HttpRequestError.ConnectionError,
             $"expected a dropped connection, got {error.HttpRequestError}: {error}\n{app.Output}");
     }
@@ -230,7 +227,7 @@ public abstract class CrashSpecification
         while (true)
         {
             var response = await PostAsync(client, app, path, key);
-            if (response.StatusCode != HttpStatusCode.Conflict || deadline.Elapsed > Lease * 4)
+            if (response.StatusCode != HttpStatusCode.Conflict || deadline.Elapsed > TimeSpan.FromSeconds(60))
             {
                 return response;
             }

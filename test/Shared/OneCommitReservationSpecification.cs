@@ -210,6 +210,43 @@ public abstract class OneCommitReservationSpecification : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Release_ReservationRolledBackThenAnotherAttemptCompleted_DebugRolledBackNotLeaseLostAndTheAnswerKept()
+    {
+        // Issue 17, item 16: a client hung up, its transaction rolled back (reservation included), another attempt
+        // reserved and completed the key, and only then did the first attempt's release run.
+        var logs = new CapturingLogger();
+        var executor = new IdempotencyExecutor(Store, new IdempotencyEngineOptions { RenewLease = false }, logger: logs);
+        var id = NewId();
+        var hungUp = (await executor.BeginOneCommitAsync(id, Fingerprint)).Execution!;
+        await using (var connection = await OpenConnectionAsync())
+        await using (var transaction = await connection.BeginTransactionAsync())
+        {
+            await hungUp.ReserveInTransactionAsync(transaction);
+            await transaction.RollbackAsync();
+        }
+
+        var other = (await executor.BeginOneCommitAsync(id, Fingerprint)).Execution!;
+        await using (var connection = await OpenConnectionAsync())
+        await using (var transaction = await connection.BeginTransactionAsync())
+        {
+            await other.ReserveInTransactionAsync(transaction);
+            await PayAsync(connection, transaction, id, "other");
+            await other.CompleteInTransactionAsync(transaction, Answer("other"));
+            await transaction.CommitAsync();
+        }
+
+        await hungUp.ReleaseAsync();
+
+        Assert.DoesNotContain(logs.Entries, e => e.EventId is IdempotencyEventIds.LeaseLost or IdempotencyEventIds.ReleaseRefusedCompleted);
+        var entry = Assert.Single(logs.Entries, e => e.EventId == IdempotencyEventIds.OneCommitReservationRolledBack);
+        Assert.Equal(Microsoft.Extensions.Logging.LogLevel.Debug, entry.Level);
+        var record = (await Store.GetAsync(id, CancellationToken.None))!;
+        Assert.Equal(IdempotencyRecordState.Completed, record.State);
+        Assert.Equal("other", System.Text.Encoding.UTF8.GetString(record.Response!.Body.Span));
+        Assert.Equal(1, await CountPaymentsAsync(id));
+    }
+
+    [Fact]
     public async Task CompleteInTransaction_OneCommitNotReservedYet_RefusedWithAClearError()
     {
         var execution = (await Executor().BeginOneCommitAsync(NewId(), Fingerprint)).Execution!;
@@ -222,6 +259,21 @@ public abstract class OneCommitReservationSpecification : IAsyncLifetime
     }
 
     private IdempotencyExecutor Executor() => new(Store, new IdempotencyEngineOptions { Lease = ShortLease, RenewLease = false, ReservationLockTimeout = TimeSpan.FromSeconds(5) });
+
+    private sealed class CapturingLogger : Microsoft.Extensions.Logging.ILogger<IdempotencyExecutor>
+    {
+        private readonly System.Collections.Concurrent.ConcurrentQueue<(int EventId, Microsoft.Extensions.Logging.LogLevel Level, string Message)> _entries = new();
+
+        public IReadOnlyList<(int EventId, Microsoft.Extensions.Logging.LogLevel Level, string Message)> Entries => [.. _entries];
+
+        public IDisposable? BeginScope<TState>(TState state)
+            where TState : notnull => null;
+
+        public bool IsEnabled(Microsoft.Extensions.Logging.LogLevel logLevel) => true;
+
+        public void Log<TState>(Microsoft.Extensions.Logging.LogLevel logLevel, Microsoft.Extensions.Logging.EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+            => _entries.Enqueue((eventId.Id, logLevel, formatter(state, exception)));
+    }
 
     private static IdempotencyRecordId NewId() => new("tenant-one-commit", "POST /one-commit", Guid.NewGuid().ToString());
 

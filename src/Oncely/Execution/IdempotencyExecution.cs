@@ -24,6 +24,8 @@ public sealed class IdempotencyExecution : IAsyncDisposable
     private int _reservationPending;
     private int _finished;
     private int _completedInTransaction;
+    // One-commit mode: the engine clock's timestamp taken just before the reservation was sent (0 until then).
+    private long _reservationSentAt;
     // 1 while this attempt is counted in oncely.active_executions (only while a listener is attached).
     private int _active;
     // Renewal: one timer per running attempt, and a store call only when it fires (rare: most attempts finish long
@@ -307,6 +309,7 @@ public sealed class IdempotencyExecution : IAsyncDisposable
 
         var store = TransactionalStore(transaction);
         var options = _executor.Options;
+        Volatile.Write(ref _reservationSentAt, _executor.Clock.GetTimestamp());
         var result = await _executor.ObserveStoreCallAsync(
             StoreCall.ReserveInTransaction,
             Id.Operation,
@@ -336,6 +339,42 @@ public sealed class IdempotencyExecution : IAsyncDisposable
     {
         Interlocked.Exchange(ref _completedInTransaction, 1);
         SignalRenewalStop();
+    }
+
+    /// <summary>
+    /// One-commit mode: <see langword="true"/> while this attempt's reservation, had its transaction committed it, could
+    /// not have been taken over yet: less than one lease has passed since it was sent (the store's take-over needs the
+    /// lease to have run out on the store's clock, which cannot have advanced further than the engine's meanwhile).
+    /// One-commit reservations are not renewed, so no later renewal changes this.
+    /// </summary>
+    internal bool ReservationCannotBeTakenOverYet
+    {
+        get
+        {
+            var sentAt = Volatile.Read(ref _reservationSentAt);
+            return IsOneCommit && sentAt != 0 && _executor.Clock.GetElapsedTime(sentAt) < Lease;
+        }
+    }
+
+    /// <summary>
+    /// One-commit mode: after the operation threw <paramref name="failure"/>, asks the store whether it is a transient
+    /// failure of its database (<see cref="ITransactionalIdempotencyStore.IsTransientFailure"/>). When it is, the
+    /// operation's transaction committed nothing: whatever the attempt may still hold is released (a no-op when its
+    /// reservation rolled back), event 1044 is logged, and <see langword="true"/> tells the caller to answer as for an
+    /// unreachable store (decision-table row 13: <c>503</c> with <c>Retry-After</c>), so the client's retry runs the
+    /// operation once. Returns <see langword="false"/>, doing nothing, for any other failure (it surfaces as the error it
+    /// is) and in the default mode.
+    /// </summary>
+    internal async ValueTask<bool> ReleaseAfterTransientFailureAsync(Exception failure)
+    {
+        if (!IsOneCommit || _executor.Store is not ITransactionalIdempotencyStore store || !store.IsTransientFailure(failure))
+        {
+            return false;
+        }
+
+        _executor.LogTransientFailure(this, failure);
+        await ReleaseAsync(CancellationToken.None).ConfigureAwait(false);
+        return true;
     }
 
     /// <summary>Starts renewing the lease every <paramref name="interval"/> until stopped.</summary>

@@ -464,6 +464,13 @@ public sealed partial class IdempotencyExecutor
         {
             LogReservationNotCommitted(_logger, id.Tenant, id.Operation, id.Key);
         }
+        else if (current is not null && IsAnotherAttemptsRecord(execution, current) && execution.ReservationCannotBeTakenOverYet)
+        {
+            // One-commit mode: the record is another attempt's, and this attempt's reservation, had it committed, could
+            // not have been taken over yet (less than a lease ago). So it never committed: it rolled back with its
+            // transaction (typically the client hung up), and the key was reserved afresh. No lease was lost.
+            LogOneCommitReservationRolledBack(_logger, id.Tenant, id.Operation, id.Key, execution.FencingToken, current.FencingToken, current.State);
+        }
         else if (current is null)
         {
             LogReleaseRefusedGone(_logger, id.Tenant, id.Operation, id.Key, execution.FencingToken);
@@ -477,6 +484,17 @@ public sealed partial class IdempotencyExecutor
             LogLeaseLost(_logger, id.Tenant, id.Operation, id.Key, execution.FencingToken);
         }
     }
+
+    // One-commit mode: a record this attempt did not write. Another token; or a Completed record although this attempt
+    // never completed in its transaction (a store whose token counter rolls back with the transaction, as SQLite's does,
+    // hands the rolled-back token to the next reservation).
+    private static bool IsAnotherAttemptsRecord(IdempotencyExecution execution, IdempotencyRecord current)
+        => execution.IsOneCommit
+            && !execution.CompletedInTransaction
+            && (current.FencingToken != execution.FencingToken || current.State == IdempotencyRecordState.Completed);
+
+    internal void LogTransientFailure(IdempotencyExecution execution, Exception failure)
+        => LogOneCommitTransientFailure(_logger, failure, execution.Id.Tenant, execution.Id.Operation, execution.Id.Key);
 
     internal async ValueTask<bool> SetRecoveryPointAsync(IdempotencyExecution execution, string recoveryPoint, CancellationToken cancellationToken)
     {
@@ -638,6 +656,12 @@ public sealed partial class IdempotencyExecutor
 
     [LoggerMessage(IdempotencyEventIds.ReservationNotCommitted, LogLevel.Information, "Idempotent operation {Operation} for tenant {Tenant} with key {Key}: its one-commit reservation was not committed (the operation's transaction rolled back), so nothing is recorded and a retry runs the operation again")]
     private static partial void LogReservationNotCommitted(ILogger logger, string tenant, string operation, string key);
+
+    [LoggerMessage(IdempotencyEventIds.OneCommitReservationRolledBack, LogLevel.Debug, "Idempotent operation {Operation} for tenant {Tenant} with key {Key}: nothing to release; this attempt's one-commit reservation (fencing token {FencingToken}) rolled back with its transaction and another attempt has reserved the key since (fencing token {HolderFencingToken}, {HolderState}); no lease was taken over")]
+    private static partial void LogOneCommitReservationRolledBack(ILogger logger, string tenant, string operation, string key, long fencingToken, long holderFencingToken, IdempotencyRecordState holderState);
+
+    [LoggerMessage(IdempotencyEventIds.OneCommitTransientFailure, LogLevel.Error, "Idempotent operation {Operation} for tenant {Tenant} with key {Key}: its one-commit transaction failed with a transient database error, so it committed nothing; answered 503 with Retry-After, and the client's retry runs it once")]
+    private static partial void LogOneCommitTransientFailure(ILogger logger, Exception exception, string tenant, string operation, string key);
 
     [LoggerMessage(IdempotencyEventIds.ReservationConflict, LogLevel.Debug, "Idempotent operation {Operation} for tenant {Tenant} with key {Key}: the one-commit reservation met a held key; answered {Decision}")]
     private static partial void LogReservationConflict(ILogger logger, string tenant, string operation, string key, IdempotencyDecisionKind decision);

@@ -209,6 +209,23 @@ public interface ITransactionalIdempotencyStore
         => throw new InvalidOperationException(
             $"The idempotency store {GetType().Name} cannot reserve inside a transaction, so it does not support one-commit endpoints. " +
             "Use the SQLite or PostgreSQL store on the application's database, or remove WithOneCommitReservation / OneCommitReservation from the endpoint.");
+
+    /// <summary>
+    /// One-commit mode: whether <paramref name="exception"/>, which ended an operation while its transaction on this
+    /// store's database was open, is a transient failure of that database, as this store's driver reports it: the
+    /// connection was lost or refused, the server is shutting down or restarting, a serialization failure, a deadlock,
+    /// a lock wait that ran out (SQLite: the database was busy or locked). Such a transaction committed nothing (or, when
+    /// the connection was lost during its <c>COMMIT</c>, committed its effect with its stored answer, which a retry
+    /// replays), so the caller answers as it does for an unreachable store (<c>503</c> with <c>Retry-After</c>) and the
+    /// client's retry runs the operation once.
+    /// </summary>
+    /// <param name="exception">What the operation threw; the store looks through its inner exceptions for its driver's.</param>
+    /// <returns>
+    /// <see langword="true"/> only for the driver's transient failures; <see langword="false"/> for anything else: an
+    /// error in the operation's own statements (a constraint violation, a syntax error), a cancellation, an exception of
+    /// another library. Defaults to <see langword="false"/>.
+    /// </returns>
+    bool IsTransientFailure(Exception exception) => false;
 }
 
 /// <summary>The result of <see cref="ITransactionalIdempotencyStore.TryReserveAsync"/> (one-commit mode).</summary>
