@@ -127,7 +127,8 @@ public sealed partial class DocProgram : IAsyncDisposable
         {
             var output = program.Output;
             await program.DisposeAsync();
-            throw new InvalidOperationException($"{snippet.Id} ({snippet.Program}) did not start listening within {StartTimeout.TotalSeconds} s: {e.Message}\nIts output:\n{output}", e);
+            var reason = e is TimeoutException ? $"it did not listen within {StartTimeout.TotalSeconds} s" : e.Message;
+            throw new InvalidOperationException($"{snippet.Id} (program={snippet.Program}) did not start: {reason}\nIts output:\n{output}", e);
         }
 
         return program;

@@ -24,7 +24,7 @@ public sealed partial class DocumentationProgramTests(ITestOutputHelper output, 
     private static readonly IReadOnlyDictionary<string, Func<ProgramRun, Task>> Scenarios = new Dictionary<string, Func<ProgramRun, Task>>(StringComparer.Ordinal)
     {
         ["readme-use-it"] = ReadmeUseItAsync,
-        ["aspnetcore-readme"] = run => PaymentOnceThenReplayAsync(run, "/payments"),
+        ["aspnetcore-readme"] = AspNetCoreReadmeAsync,
         ["decision-table"] = run => PaymentOnceThenReplayAsync(run, "/payments"),
         ["operator-api"] = OperatorApiAsync,
         ["configuration"] = ConfigurationAsync,
@@ -33,12 +33,13 @@ public sealed partial class DocumentationProgramTests(ITestOutputHelper output, 
         ["webhook-receiver"] = WebhookReceiverAsync,
     };
 
-    public static TheoryData<string> Programs()
+    // (program name, where it is): the test's name says which page and block it started.
+    public static TheoryData<string, string> Programs()
     {
-        var data = new TheoryData<string>();
+        var data = new TheoryData<string, string>();
         foreach (var snippet in WholePrograms())
         {
-            data.Add(snippet.Program ?? snippet.Id);
+            data.Add(snippet.Program ?? snippet.Id, snippet.Id);
         }
 
         return data;
@@ -46,14 +47,14 @@ public sealed partial class DocumentationProgramTests(ITestOutputHelper output, 
 
     [Theory]
     [MemberData(nameof(Programs))]
-    public async Task Program_StartsAndAnswersAsDocumented(string program)
+    public async Task Program_StartsAndAnswersAsDocumented(string program, string snippetAt)
     {
         var snippet = WholePrograms().Single(s => (s.Program ?? s.Id) == program);
         Assert.True(
             Scenarios.TryGetValue(program, out var scenario),
             $"{snippet.Id} is a whole program (it ends in app.Run()) but nothing starts it: put <!-- snippet: program=NAME --> on the line before its fence and add NAME to {nameof(DocumentationProgramTests)}.{nameof(Scenarios)}.");
 
-        output.WriteLine($"program={program}: {snippet.Id}");
+        output.WriteLine($"program={program}: {snippetAt}");
         await using var run = new ProgramRun(snippet, servers, output);
         await scenario(run);
     }
@@ -99,17 +100,7 @@ public sealed partial class DocumentationProgramTests(ITestOutputHelper output, 
 
         await ConcurrentDuplicateAsync(client, token, Path.Combine(app.WorkingDirectory, "app.db"));
 
-        using var reused = await PayAsync(client, token, "order-1", """{"amount":999,"currency":"EUR"}""");
-        Assert.Equal((HttpStatusCode)422, reused.StatusCode);
-        Assert.EndsWith("idempotency-key-reused", await ProblemTypeAsync(reused), StringComparison.Ordinal);
-
-        using var missing = await PayAsync(client, token, key: null, Payment);
-        Assert.Equal(HttpStatusCode.BadRequest, missing.StatusCode);
-        Assert.EndsWith("idempotency-key-missing", await ProblemTypeAsync(missing), StringComparison.Ordinal);
-
-        using var malformed = await PayAsync(client, token, "order 3", Payment);
-        Assert.Equal(HttpStatusCode.BadRequest, malformed.StatusCode);
-        Assert.EndsWith("idempotency-key-invalid", await ProblemTypeAsync(malformed), StringComparison.Ordinal);
+        await RefusalsAsync(client, token);
 
         using var anonymous = await PayAsync(client, token: null, "order-4", Payment);
         Assert.Equal(HttpStatusCode.Unauthorized, anonymous.StatusCode);
@@ -149,7 +140,35 @@ public sealed partial class DocumentationProgramTests(ITestOutputHelper output, 
             return;
         }
 
-        Assert.Fail("In three attempts the duplicate never reached the server while the first request's 2 s handler ran.");
+        Assert.Fail("Three times the duplicate, sent once the first request's record was reserved, was answered as a replay: the first had "
+            + "already completed. The README promises a 409 for a duplicate sent while the first still runs (its handler takes 2 s).");
+    }
+
+    // The transcript's 422 and 400s ("order-1" was already used with {"amount":250,...}).
+    private static async Task RefusalsAsync(HttpClient client, string token)
+    {
+        using var reused = await PayAsync(client, token, "order-1", """{"amount":999,"currency":"EUR"}""");
+        Assert.Equal((HttpStatusCode)422, reused.StatusCode);
+        Assert.EndsWith("idempotency-key-reused", await ProblemTypeAsync(reused), StringComparison.Ordinal);
+
+        using var missing = await PayAsync(client, token, key: null, Payment);
+        Assert.Equal(HttpStatusCode.BadRequest, missing.StatusCode);
+        Assert.EndsWith("idempotency-key-missing", await ProblemTypeAsync(missing), StringComparison.Ordinal);
+
+        using var malformed = await PayAsync(client, token, "order 3", Payment);
+        Assert.Equal(HttpStatusCode.BadRequest, malformed.StatusCode);
+        Assert.EndsWith("idempotency-key-invalid", await ProblemTypeAsync(malformed), StringComparison.Ordinal);
+    }
+
+    // src/Oncely.AspNetCore/README.md: 201, the replay, then the refusals its "Try it" lists.
+    private static async Task AspNetCoreReadmeAsync(ProgramRun run)
+    {
+        var jwts = new UserJwts();
+        var app = await run.StartAsync(jwts.Configuration);
+        using var client = app.CreateClient();
+        var token = jwts.Create("alice");
+        await RunsOnceThenReplaysAsync(client, "/payments", token, "order-1");
+        await RefusalsAsync(client, token);
     }
 
     private static async Task PaymentOnceThenReplayAsync(ProgramRun run, string path)

@@ -41,7 +41,7 @@ public sealed class UserJwts
         };
         if (roles.Length > 0)
         {
-            claims["role"] = roles;
+            claims["role"] = roles.Length == 1 ? roles[0] : roles; // as user-jwts writes one --role, or several
         }
 
         var header = Base64Url(JsonSerializer.SerializeToUtf8Bytes(new Dictionary<string, string> { ["alg"] = "HS256", ["typ"] = "JWT" }));
