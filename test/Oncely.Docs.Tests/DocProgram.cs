@@ -7,9 +7,10 @@ namespace Oncely.Docs.Tests;
 /// <summary>
 /// A documentation program, compiled from its snippet and started the way a reader starts it: its own process
 /// (<c>dotnet exec</c>), its own empty working directory (files such as <c>app.db</c> land there), listening on a free
-/// loopback port (<c>--urls http://127.0.0.1:0</c>; the port is read from Kestrel's "Now listening on" line). Extra
-/// configuration is passed on the command line, as <c>--Key=value</c>. Disposing kills the process (and its children)
-/// and deletes the working directory.
+/// loopback port (<c>--urls http://127.0.0.1:0</c>; the port is read from Kestrel's "Now listening on" line). A program
+/// without <c>WebApplication</c> (a worker) is ready at the host's "Application started" line. Extra configuration is
+/// passed on the command line, as <c>--Key=value</c>. Disposing kills the process (and its children) and deletes the
+/// working directory.
 /// </summary>
 public sealed partial class DocProgram : IAsyncDisposable
 {
@@ -18,7 +19,8 @@ public sealed partial class DocProgram : IAsyncDisposable
 
     private readonly Process _process;
     private readonly StringBuilder _output = new();
-    private readonly TaskCompletionSource<Uri> _listening = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource<Uri?> _listening = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly bool _web;
 
     private DocProgram(Snippet snippet, Process process, string workingDirectory, string assembly)
     {
@@ -26,6 +28,7 @@ public sealed partial class DocProgram : IAsyncDisposable
         _process = process;
         WorkingDirectory = workingDirectory;
         Assembly = assembly;
+        _web = snippet.Code.Contains("WebApplication.", StringComparison.Ordinal);
     }
 
     public Snippet Snippet { get; }
@@ -36,8 +39,8 @@ public sealed partial class DocProgram : IAsyncDisposable
     /// <summary>The compiled program.</summary>
     public string Assembly { get; }
 
-    /// <summary>Where it listens: <c>http://127.0.0.1:port/</c>.</summary>
-    public Uri Address { get; private set; } = null!;
+    /// <summary>Where it listens: <c>http://127.0.0.1:port/</c>; null for a worker.</summary>
+    public Uri? Address { get; private set; }
 
     /// <summary>What the program wrote to stdout and stderr so far (its logs), for failure messages.</summary>
     public string Output
@@ -135,7 +138,23 @@ public sealed partial class DocProgram : IAsyncDisposable
     }
 
     /// <summary>An <see cref="HttpClient"/> on the program's address (each request bounded by 30 s).</summary>
-    public HttpClient CreateClient() => new() { BaseAddress = Address, Timeout = TimeSpan.FromSeconds(30) };
+    public HttpClient CreateClient() => new() { BaseAddress = Address ?? throw new InvalidOperationException($"{Snippet.Id} is a worker: it does not listen."), Timeout = TimeSpan.FromSeconds(30) };
+
+    /// <summary>Waits (bounded) until the program has written a line matching <paramref name="pattern"/>; fails naming it.</summary>
+    public async Task WaitForOutputAsync(Regex pattern, string what)
+    {
+        ArgumentNullException.ThrowIfNull(pattern);
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        while (!pattern.IsMatch(Output))
+        {
+            if (timeout.IsCancellationRequested || _process.HasExited)
+            {
+                Assert.Fail($"{Snippet.Id} never wrote {what} (waited 60 s{(_process.HasExited ? "; it exited" : string.Empty)}). Its output:\n{Output}");
+            }
+
+            await Task.Delay(TimeSpan.FromMilliseconds(50));
+        }
+    }
 
     public async ValueTask DisposeAsync()
     {
@@ -174,9 +193,13 @@ public sealed partial class DocProgram : IAsyncDisposable
         }
 
         var listening = Listening().Match(line);
-        if (listening.Success)
+        if (_web && listening.Success)
         {
             _listening.TrySetResult(new Uri(listening.Groups["address"].Value + "/"));
+        }
+        else if (!_web && line.Contains("Application started.", StringComparison.Ordinal))
+        {
+            _listening.TrySetResult(null);
         }
     }
 

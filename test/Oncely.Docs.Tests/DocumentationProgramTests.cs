@@ -3,6 +3,7 @@ using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
 using Microsoft.Data.Sqlite;
+using Oncely.MassTransit.Tests.Infrastructure;
 using Oncely.PostgreSql.Tests.Infrastructure;
 using Xunit.Abstractions;
 
@@ -31,6 +32,7 @@ public sealed partial class DocumentationProgramTests(ITestOutputHelper output, 
         ["payments-own-api"] = PaymentsOwnApiAsync,
         ["webhooks"] = WebhooksAsync,
         ["webhook-receiver"] = WebhookReceiverAsync,
+        ["messages-worker"] = MessagesWorkerAsync,
     };
 
     // (program name, where it is): the test's name says which page and block it started.
@@ -333,7 +335,9 @@ public sealed partial class DocumentationProgramTests(ITestOutputHelper output, 
         return problem.RootElement.GetProperty("type").GetString() ?? string.Empty;
     }
 
-    private static async Task<long> CountRecordsAsync(string database)
+    private static Task<long> CountRecordsAsync(string database) => CountRowsAsync(database, "oncely_records");
+
+    private static async Task<long> CountRowsAsync(string database, string table)
     {
         if (!File.Exists(database))
         {
@@ -343,7 +347,7 @@ public sealed partial class DocumentationProgramTests(ITestOutputHelper output, 
         await using var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = database, Mode = SqliteOpenMode.ReadOnly, Pooling = false }.ConnectionString);
         await connection.OpenAsync();
         await using var command = connection.CreateCommand();
-        command.CommandText = "SELECT count(*) FROM oncely_records";
+        command.CommandText = $"SELECT count(*) FROM {table}";
         return (long)(await command.ExecuteScalarAsync())!;
     }
 
@@ -390,7 +394,7 @@ public sealed partial class DocumentationProgramTests(ITestOutputHelper output, 
         {
             var program = await DocProgram.StartAsync(Snippet, configuration, files);
             _started.Add(program);
-            output.WriteLine($"started {Snippet.Id} on {program.Address}");
+            output.WriteLine($"started {Snippet.Id} {(program.Address is { } address ? $"on {address}" : "(a worker)")}");
             return program;
         }
 
@@ -410,6 +414,7 @@ public sealed partial class DocumentationProgramTests(ITestOutputHelper output, 
     {
         private readonly SemaphoreSlim _gate = new(1, 1);
         private PostgresServer? _postgres;
+        private RabbitMqServer? _rabbitMq;
 
         /// <summary>A throw-away PostgreSQL server (test/Oncely.PostgreSql.Tests/Infrastructure/PostgresServer.cs).</summary>
         public async Task<PostgresServer> PostgresAsync()
@@ -425,6 +430,20 @@ public sealed partial class DocumentationProgramTests(ITestOutputHelper output, 
             }
         }
 
+        /// <summary>A throw-away RabbitMQ broker (test/Oncely.MassTransit.Tests/Infrastructure/RabbitMqServer.cs).</summary>
+        public async Task<RabbitMqServer> RabbitMqAsync()
+        {
+            await _gate.WaitAsync();
+            try
+            {
+                return _rabbitMq ??= await RabbitMqServer.StartNewAsync();
+            }
+            finally
+            {
+                _gate.Release();
+            }
+        }
+
         public Task InitializeAsync() => Task.CompletedTask;
 
         public async Task DisposeAsync()
@@ -432,6 +451,11 @@ public sealed partial class DocumentationProgramTests(ITestOutputHelper output, 
             if (_postgres is not null)
             {
                 await _postgres.DisposeAsync();
+            }
+
+            if (_rabbitMq is not null)
+            {
+                await _rabbitMq.DisposeAsync();
             }
 
             _gate.Dispose();

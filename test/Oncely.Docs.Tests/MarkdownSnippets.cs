@@ -14,12 +14,13 @@ public sealed partial record Snippet(string File, int Line, string Code, IReadOn
     public string Id => $"{File}:{Line}";
 
     /// <summary>
-    /// A whole program: a top-level statement <c>app.Run();</c> (or <c>await app.RunAsync();</c>) ends its statements, so
-    /// a reader can paste it and start it. Every such snippet must be started by <see cref="DocumentationProgramTests"/>.
+    /// A whole program: a top-level statement that runs the app or host ends its statements (<c>app.Run();</c>,
+    /// <c>await app.RunAsync();</c>, <c>builder.Build().Run();</c>), so a reader can paste it and start it. Every such
+    /// snippet must be started by <see cref="DocumentationProgramTests"/>.
     /// </summary>
     public bool IsWholeProgram => Code.Split('\n').Any(line => RunsTheApp().IsMatch(line));
 
-    [GeneratedRegex(@"^(await\s+)?app\.Run(Async)?\(\);")]
+    [GeneratedRegex(@"^(await\s+)?[A-Za-z_][\w.]*(\(\))?\.Run(Async)?\(\);")]
     private static partial Regex RunsTheApp();
 }
 
