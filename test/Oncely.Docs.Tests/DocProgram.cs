@@ -128,8 +128,8 @@ public sealed partial class DocProgram : IAsyncDisposable
         }
         catch (Exception e) when (e is TimeoutException or InvalidOperationException)
         {
+            await program.DisposeAsync(); // waits for the exit, and for the last lines it wrote
             var output = program.Output;
-            await program.DisposeAsync();
             var reason = e is TimeoutException ? $"it did not listen within {StartTimeout.TotalSeconds} s" : e.Message;
             throw new InvalidOperationException($"{snippet.Id} (program={snippet.Program}) did not start: {reason}\nIts output:\n{output}", e);
         }
