@@ -7,10 +7,21 @@ namespace Oncely.Docs.Tests;
 /// <param name="Line">The 1-based line of the block's first code line.</param>
 /// <param name="Code">The block's text.</param>
 /// <param name="Preamble">The names from <c>&lt;!-- snippet: preamble=a,b --&gt;</c> on the line just before the block; empty when none.</param>
-public sealed record Snippet(string File, int Line, string Code, IReadOnlyList<string> Preamble)
+/// <param name="Program">The name from <c>&lt;!-- snippet: program=name --&gt;</c>: the scenario that starts this whole program; null when none.</param>
+public sealed partial record Snippet(string File, int Line, string Code, IReadOnlyList<string> Preamble, string? Program = null)
 {
     /// <summary>What a test report shows: <c>docs/stores.md:42</c>.</summary>
     public string Id => $"{File}:{Line}";
+
+    /// <summary>
+    /// A whole program: a top-level statement that runs the app or host ends its statements (<c>app.Run();</c>,
+    /// <c>await app.RunAsync();</c>, <c>builder.Build().Run();</c>), so a reader can paste it and start it. Every such
+    /// snippet must be started by <see cref="DocumentationProgramTests"/>.
+    /// </summary>
+    public bool IsWholeProgram => Code.Split('\n').Any(line => RunsTheApp().IsMatch(line));
+
+    [GeneratedRegex(@"^(await\s+)?[A-Za-z_][\w.]*(\(\))?\.Run(Async)?\(\);")]
+    private static partial Regex RunsTheApp();
 }
 
 /// <summary>Finds the C# snippets of every documentation file.</summary>
@@ -46,19 +57,39 @@ public static partial class MarkdownSnippets
             if (fence.Groups["lang"].Value == "csharp")
             {
                 var directive = i > 0 ? Directive().Match(lines[i - 1]) : Match.Empty;
-                IReadOnlyList<string> preamble = directive.Success
-                    ? directive.Groups["names"].Value.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)
+                var settings = directive.Success ? Settings(file, i, directive.Groups["settings"].Value) : [];
+                IReadOnlyList<string> preamble = settings.TryGetValue("preamble", out var names)
+                    ? names.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)
                     : [];
-                yield return new Snippet(file, start + 1, string.Join('\n', lines[start..end]), preamble);
+                yield return new Snippet(file, start + 1, string.Join('\n', lines[start..end]), preamble, settings.GetValueOrDefault("program"));
             }
 
             i = end;
         }
     }
 
+    // <!-- snippet: preamble=builder,payments program=use-it -->: space-separated name=value settings.
+    private static Dictionary<string, string> Settings(string file, int line, string text)
+    {
+        var settings = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var setting in text.Split(' ', StringSplitOptions.RemoveEmptyEntries))
+        {
+            var match = Setting().Match(setting);
+            if (!match.Success || !settings.TryAdd(match.Groups["name"].Value, match.Groups["value"].Value))
+            {
+                throw new InvalidOperationException($"{file}:{line + 1}: '{setting}' is not a snippet setting (preamble=a,b or program=name, each once).");
+            }
+        }
+
+        return settings;
+    }
+
     [GeneratedRegex(@"^```(?<lang>[^\s`]*)\s*$")]
     private static partial Regex Fence();
 
-    [GeneratedRegex(@"^<!--\s*snippet:\s*preamble=(?<names>[a-z,\s-]+?)\s*-->\s*$")]
+    [GeneratedRegex(@"^<!--\s*snippet:\s*(?<settings>.+?)\s*-->\s*$")]
     private static partial Regex Directive();
+
+    [GeneratedRegex(@"^(?<name>preamble|program)=(?<value>[a-z0-9,-]+)$")]
+    private static partial Regex Setting();
 }

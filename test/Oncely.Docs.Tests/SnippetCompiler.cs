@@ -22,16 +22,39 @@ public static class SnippetCompiler
     public static IReadOnlyList<string> Errors(Snippet snippet)
     {
         ArgumentNullException.ThrowIfNull(snippet);
-        var source = Source(snippet);
-        var tree = CSharpSyntaxTree.ParseText(source, new CSharpParseOptions(LanguageVersion.Latest), path: "snippet.cs");
-        var compilation = CSharpCompilation.Create(
-            "Snippet",
+        return [.. Compilation(snippet, "Snippet").GetDiagnostics()
+            .Where(d => d.Severity == DiagnosticSeverity.Error)
+            .Select(d => d.ToString())];
+    }
+
+    /// <summary>
+    /// Compiles <paramref name="snippet"/> to <c>assemblyName.dll</c> in <paramref name="directory"/>, ready to start with
+    /// <c>dotnet exec</c>; throws with the compiler's errors if it does not compile.
+    /// </summary>
+    public static string Emit(Snippet snippet, string assemblyName, string directory)
+    {
+        ArgumentNullException.ThrowIfNull(snippet);
+        var path = Path.Combine(directory, assemblyName + ".dll");
+        using (var output = File.Create(path))
+        {
+            var result = Compilation(snippet, assemblyName).Emit(output);
+            if (!result.Success)
+            {
+                throw new InvalidOperationException($"{snippet.Id} does not compile:\n{string.Join('\n', result.Diagnostics.Where(d => d.Severity == DiagnosticSeverity.Error))}");
+            }
+        }
+
+        return path;
+    }
+
+    private static CSharpCompilation Compilation(Snippet snippet, string assemblyName)
+    {
+        var tree = CSharpSyntaxTree.ParseText(Source(snippet), new CSharpParseOptions(LanguageVersion.Latest), path: "snippet.cs", encoding: System.Text.Encoding.UTF8);
+        return CSharpCompilation.Create(
+            assemblyName,
             [tree],
             References.Value,
             new CSharpCompilationOptions(OutputKind.ConsoleApplication, nullableContextOptions: NullableContextOptions.Enable));
-        return [.. compilation.GetDiagnostics()
-            .Where(d => d.Severity == DiagnosticSeverity.Error)
-            .Select(d => d.ToString())];
     }
 
     /// <summary>The program compiled for <paramref name="snippet"/>: usings, the preamble, the snippet (with <c>#line</c> mapping), declarations.</summary>
