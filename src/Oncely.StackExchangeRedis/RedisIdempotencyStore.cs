@@ -537,28 +537,31 @@ internal sealed partial class RedisIdempotencyStore
 
     // Counts the replicas the connection knows (a cluster's, from CLUSTER NODES) and those each primary reports
     // (INFO replication: a standalone primary's replicas are not in the connection's list). One found is enough; "none"
-    // is only concluded when every primary answered. An explicit setting wins, and is only logged.
+    // is only concluded when every primary answered. An explicit setting wins, and is only logged. A primary with fewer
+    // connected replicas than writes wait for is named in a warning: its writes answer 503 until it has them.
     private async Task<int> DecideCoreAsync(IConnectionMultiplexer multiplexer)
     {
         var started = Stopwatch.GetTimestamp();
         var servers = multiplexer.GetServers();
         var primaries = servers.Where(s => !s.IsReplica).ToList();
-        var replicas = servers.Count(s => s.IsReplica);
         var unanswered = 0;
-        if (replicas == 0)
+        var connected = 0;
+        var answered = new List<(string EndPoint, int Replicas)>();
+        foreach (var primary in primaries)
         {
-            foreach (var primary in primaries)
+            try
             {
-                try
-                {
-                    replicas += await ConnectedReplicasAsync(primary, started).ConfigureAwait(false);
-                }
-                catch (Exception e) when (RedisFailures.IsUnavailable(e, CancellationToken.None))
-                {
-                    unanswered++;
-                }
+                var count = await ConnectedReplicasAsync(primary, started).ConfigureAwait(false);
+                connected += count;
+                answered.Add((primary.EndPoint?.ToString() ?? "?", count));
+            }
+            catch (Exception e) when (RedisFailures.IsUnavailable(e, CancellationToken.None))
+            {
+                unanswered++;
             }
         }
+
+        var replicas = Math.Max(servers.Count(s => s.IsReplica), connected);
 
         if (replicas == 0 && (primaries.Count == 0 || unanswered > 0) && _configuredAcknowledgements is null)
         {
@@ -574,6 +577,11 @@ internal sealed partial class RedisIdempotencyStore
                 required,
                 _configuredAcknowledgements is null ? $"automatic: {replicas} replica(s) found" : "set in ReplicaAcknowledgements",
                 TimeSpan.FromMilliseconds(_acknowledgementTimeoutMilliseconds));
+            var lacking = answered.Where(p => p.Replicas < required).Select(p => $"{p.EndPoint} ({p.Replicas})").ToList();
+            if (lacking.Count > 0)
+            {
+                RedisStoreLog.PrimariesLackReplicas(_logger, string.Join(", ", lacking), required);
+            }
         }
         else if (replicas > 0)
         {

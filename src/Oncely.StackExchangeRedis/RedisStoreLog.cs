@@ -40,4 +40,8 @@ internal static partial class RedisStoreLog
     [LoggerMessage(IdempotencyEventIds.RedisReservationNotGivenBack, LogLevel.Warning,
         "Redis idempotency store: the reservation of {Key} (not acknowledged by the replicas, or abandoned by its caller) could not be given back; retries of that key are answered 409 until its lease runs out")]
     public static partial void ReservationNotGivenBack(ILogger logger, Exception exception, string key);
+
+    [LoggerMessage(IdempotencyEventIds.RedisPrimariesLackReplicas, LogLevel.Warning,
+        "Redis idempotency store: writes wait for {Required} replica(s), but these primaries have fewer connected replicas now: {Primaries}; writes to their slots fail closed (503) until they have enough. Attach replicas, or set ReplicaAcknowledgements on purpose")]
+    public static partial void PrimariesLackReplicas(ILogger logger, string primaries, int required);
 }

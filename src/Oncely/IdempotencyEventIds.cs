@@ -154,6 +154,12 @@ public static class IdempotencyEventIds
     public const int RedisReservationNotGivenBack = 1208;
 
     /// <summary>
+    /// Redis store: writes wait for replicas, but some primaries have fewer connected replicas than required, so writes to
+    /// their slots fail closed (<c>503</c>) until they have them (warning, once, when the mode is decided).
+    /// </summary>
+    public const int RedisPrimariesLackReplicas = 1209;
+
+    /// <summary>
     /// The in-memory store is in use outside the Development environment (warning, once at start): its records are lost
     /// on every restart and it cannot coordinate several instances, so a retry that reaches another instance, or arrives
     /// after a restart, runs the operation again.

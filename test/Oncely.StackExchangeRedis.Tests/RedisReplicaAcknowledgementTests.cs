@@ -104,6 +104,23 @@ public sealed class RedisReplicaAcknowledgementTests(ReplicatedRedisFixture fixt
     }
 
     [Fact]
+    public async Task Initialize_MoreAcknowledgementsRequiredThanAPrimaryHasReplicas_WarnsNamingThePrimary()
+    {
+        var logger = new CapturingLogger();
+        await using var store = new RedisIdempotencyStore(fixture.Primary.EndPoint, new RedisIdempotencyStoreOptions { KeyPrefix = NewPrefix("lacking"), ReplicaAcknowledgements = 2 }, logger);
+        var quiet = new CapturingLogger();
+        await using var enough = new RedisIdempotencyStore(fixture.Primary.EndPoint, new RedisIdempotencyStoreOptions { KeyPrefix = NewPrefix("enough") }, quiet);
+
+        await store.InitializeAsync(default);
+        await enough.InitializeAsync(default);
+
+        var warning = Assert.Single(logger.Events, e => e.Id.Id == IdempotencyEventIds.RedisPrimariesLackReplicas);
+        Assert.Equal(LogLevel.Warning, warning.Level);
+        Assert.Contains($"{fixture.Primary.Port} (1)", warning.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain(quiet.Events, e => e.Id.Id == IdempotencyEventIds.RedisPrimariesLackReplicas);
+    }
+
+    [Fact]
     public async Task Initialize_ReplicasExistButAcknowledgementsSetToZero_WarnsThatAFailoverCanRunAnOperationTwice()
     {
         var logger = new CapturingLogger();
