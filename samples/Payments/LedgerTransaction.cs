@@ -32,7 +32,8 @@ public static class LedgerTransaction
     /// the ledger rows and the stored answer commit together or not at all. Call it just before committing.
     /// </summary>
     /// <remarks>
-    /// Does nothing when the request is not idempotent (idempotency switched off). Otherwise the configured store must
+    /// Does nothing when the request is not idempotent (idempotency switched off), or when the records are in Redis
+    /// (<c>Payments:IdempotencyStore=Redis</c>: the middleware stores the answer after the commit). Otherwise the configured store must
     /// join this driver's transaction (the SQLite and PostgreSQL stores do, when the ledger and the records share one
     /// database): a store that cannot is a configuration error, refused rather than silently storing the answer after
     /// the commit, which would reopen the crash window between the money movement and its record.
@@ -44,6 +45,13 @@ public static class LedgerTransaction
         ArgumentNullException.ThrowIfNull(response);
         var execution = context.GetIdempotencyExecution();
         if (execution is null)
+        {
+            return ValueTask.CompletedTask;
+        }
+
+        // Records in Redis (Payments:IdempotencyStore=Redis): no transaction to join. The middleware stores the answer
+        // after the ledger commits; a crash between the two leaves the record InProgress (README.md, "Records in Redis").
+        if (context.RequestServices.GetService<PaymentsSettings>() is { CompletesInLedgerTransaction: false })
         {
             return ValueTask.CompletedTask;
         }

@@ -6,6 +6,7 @@ using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Oncely.PostgreSql;
 using Oncely.Sqlite;
+using Oncely.StackExchangeRedis;
 using Payments.Ledger;
 
 namespace Payments;
@@ -17,6 +18,19 @@ public enum PaymentsDatabase
     PostgreSql,
 }
 
+/// <summary>Where Oncely keeps its idempotency records.</summary>
+public enum PaymentsIdempotencyStore
+{
+    /// <summary>In the ledger's own database (the default): a money movement and its stored answer commit together.</summary>
+    Database,
+
+    /// <summary>
+    /// In Redis (standalone or cluster, <c>Payments:RedisConnection</c>), while the money stays in SQL: the answer is stored
+    /// after the ledger commits, not with it (see README.md, "Records in Redis").
+    /// </summary>
+    Redis,
+}
+
 /// <summary>The sample's settings, read once from configuration.</summary>
 /// <param name="Database"><c>Payments:Database</c>: <c>Sqlite</c> (default) or <c>PostgreSql</c>.</param>
 /// <param name="ConnectionString"><c>ConnectionStrings:Payments</c>; default a SQLite file <c>payments.db</c> in the content root.</param>
@@ -24,10 +38,26 @@ public enum PaymentsDatabase
 /// <param name="Expiration"><c>Oncely:Expiration</c>: how long an answer is kept for replay; default Oncely's 24 hours.</param>
 /// <param name="OneCommit">
 /// <c>Payments:OneCommit</c>: money movements reserve their record inside their own transaction, one commit each
-/// (default <see langword="true"/>); <see langword="false"/> reserves first and commits twice (for comparisons).
+/// (default <see langword="true"/>); <see langword="false"/> reserves first and commits twice (for comparisons). Always
+/// <see langword="false"/> with the records in Redis, which cannot join the ledger's transaction.
 /// </param>
-public sealed record PaymentsSettings(PaymentsDatabase Database, string ConnectionString, bool Idempotency, TimeSpan? Expiration, bool OneCommit = true)
+/// <param name="IdempotencyStore"><c>Payments:IdempotencyStore</c>: <c>Database</c> (default, the ledger's) or <c>Redis</c>.</param>
+/// <param name="RedisConnection">
+/// <c>Payments:RedisConnection</c>: a StackExchange.Redis configuration string (<c>localhost:6379</c>, or a few cluster
+/// nodes, <c>redis-1:6379,redis-2:6379</c>); required with <c>Payments:IdempotencyStore=Redis</c>.
+/// </param>
+public sealed record PaymentsSettings(
+    PaymentsDatabase Database,
+    string ConnectionString,
+    bool Idempotency,
+    TimeSpan? Expiration,
+    bool OneCommit = true,
+    PaymentsIdempotencyStore IdempotencyStore = PaymentsIdempotencyStore.Database,
+    string? RedisConnection = null)
 {
+    /// <summary>Whether a money movement's answer is written inside the ledger's transaction (the records share its database).</summary>
+    public bool CompletesInLedgerTransaction => IdempotencyStore == PaymentsIdempotencyStore.Database;
+
     public static PaymentsSettings From(IConfiguration configuration, string contentRoot)
     {
         ArgumentNullException.ThrowIfNull(configuration);
@@ -50,7 +80,32 @@ public sealed record PaymentsSettings(PaymentsDatabase Database, string Connecti
                 "Payments:Database is PostgreSql but ConnectionStrings:Payments is empty: set it to an Npgsql connection string such as \"Host=localhost;Database=payments;Username=payments;Password=…\".");
         }
 
-        return new PaymentsSettings(database, connectionString, configuration.GetValue("Payments:Idempotency", true), configuration.GetValue<TimeSpan?>("Oncely:Expiration"), configuration.GetValue("Payments:OneCommit", true));
+        var store = configuration.GetValue("Payments:IdempotencyStore", PaymentsIdempotencyStore.Database);
+        var redis = configuration["Payments:RedisConnection"];
+        var oneCommit = configuration.GetValue<bool?>("Payments:OneCommit");
+        if (store == PaymentsIdempotencyStore.Redis)
+        {
+            if (string.IsNullOrWhiteSpace(redis))
+            {
+                throw new InvalidOperationException(
+                    "Payments:IdempotencyStore is Redis but Payments:RedisConnection is empty: set it to a StackExchange.Redis configuration string such as \"localhost:6379\" (or a few cluster nodes: \"redis-1:6379,redis-2:6379\").");
+            }
+
+            if (oneCommit == true)
+            {
+                throw new InvalidOperationException(
+                    "Payments:OneCommit is true but Payments:IdempotencyStore is Redis: a reservation can only be made inside the ledger's transaction when the records live in the ledger's database. Remove Payments:OneCommit (Redis reserves before the transaction) or keep the records in the database.");
+            }
+        }
+
+        return new PaymentsSettings(
+            database,
+            connectionString,
+            configuration.GetValue("Payments:Idempotency", true),
+            configuration.GetValue<TimeSpan?>("Oncely:Expiration"),
+            oneCommit ?? store == PaymentsIdempotencyStore.Database,
+            store,
+            store == PaymentsIdempotencyStore.Redis ? redis : null);
     }
 }
 
@@ -97,7 +152,16 @@ public static class PaymentsApp
         {
             // Every Oncely setting (and named policy) can be set under "Oncely" in configuration.
             var idempotency = services.AddIdempotency(builder.Configuration.GetSection("Oncely"));
-            if (settings.Database == PaymentsDatabase.PostgreSql)
+            if (settings.IdempotencyStore == PaymentsIdempotencyStore.Redis)
+            {
+                // Records in Redis, money in SQL: answers are stored after the ledger commits (README.md, "Records in Redis").
+                idempotency.UseStackExchangeRedis(redis =>
+                {
+                    redis.Configuration = settings.RedisConnection;
+                    redis.KeyPrefix = "payments";
+                });
+            }
+            else if (settings.Database == PaymentsDatabase.PostgreSql)
             {
                 idempotency.UsePostgreSql(settings.ConnectionString);
             }

@@ -10,7 +10,8 @@ public static class RedisIdempotencyBuilderExtensions
     /// <summary>
     /// Stores idempotency records in Redis (standalone, with replicas, or Redis Cluster), connecting with
     /// <paramref name="configuration"/> through a connection the store makes on first use and owns. Key prefix
-    /// <c>oncely</c>, call timeout 5 seconds, no waiting for replicas.
+    /// <c>oncely</c>, call timeout 5 seconds, and, when the topology has replicas, every progress write waits for one of
+    /// them (<see cref="RedisIdempotencyStoreOptions.ReplicaAcknowledgements"/>).
     /// </summary>
     /// <param name="builder">The builder from <c>AddIdempotency()</c>.</param>
     /// <param name="configuration">A StackExchange.Redis configuration string, for example <c>redis:6379</c>.</param>

@@ -13,9 +13,10 @@ namespace Oncely.StackExchangeRedis;
 /// (<see cref="RedisKeyLayout"/>), so each script runs on one primary of a cluster.
 /// </summary>
 /// <remarks>
-/// Durability is Redis's: replication is asynchronous, so a failover can lose a write the store has reported. With
-/// <see cref="RedisIdempotencyStoreOptions.ReplicaAcknowledgements"/> the store waits (<c>WAIT</c>) until that many
-/// replicas have a write that grants or records progress, and fails closed when they do not acknowledge in time.
+/// Durability is Redis's: replication is asynchronous, so a failover can lose a write the primary acknowledged. Unless
+/// the application opts out (<see cref="RedisIdempotencyStoreOptions.ReplicaAcknowledgements"/> = 0), a topology with
+/// replicas makes the store wait (<c>WAIT</c>) until a replica has every write that grants or records progress, and fail
+/// closed when none acknowledges in time; a reservation that is not acknowledged, whatever ended the wait, is given back.
 /// </remarks>
 internal sealed partial class RedisIdempotencyStore
     : IIdempotencyStore, IIdempotencyAuditStore, IIdempotencyStoreLimits, IIdempotencyStoreInitializer, IIdempotencyStoreAdministration,
@@ -27,13 +28,15 @@ internal sealed partial class RedisIdempotencyStore
     /// <summary>Redis 6.2 brought exclusive stream ranges and <c>XTRIM MINID</c>, which the audit uses.</summary>
     private static readonly Version MinimumServerVersion = new(6, 2);
 
+    private const int Undecided = -1;
+
     private static readonly string[] Scripts =
         [RedisScripts.Reserve, RedisScripts.Complete, RedisScripts.Release, RedisScripts.SetRecoveryPoint, RedisScripts.RenewLease, RedisScripts.Get, RedisScripts.PurgeAudit];
 
     private readonly RedisKeyLayout _keys;
     private readonly int _databaseNumber;
     private readonly TimeSpan _timeout;
-    private readonly int _acknowledgements;
+    private readonly int? _configuredAcknowledgements;
     private readonly long _acknowledgementTimeoutMilliseconds;
     private readonly int _auditCap;
     private readonly ILogger _logger;
@@ -42,6 +45,10 @@ internal sealed partial class RedisIdempotencyStore
     private volatile IConnectionMultiplexer? _multiplexer;
     private volatile IDatabase? _database;
     private Task<IConnectionMultiplexer>? _connecting;
+    private Task<int>? _deciding;
+
+    // The replicas each progress write waits for; Undecided until the mode is decided (automatic mode, first write).
+    private int _acknowledgements = Undecided;
     private bool _disposed;
 
     /// <summary>Creates the store on a connection the application owns.</summary>
@@ -71,7 +78,12 @@ internal sealed partial class RedisIdempotencyStore
         _keys = new RedisKeyLayout(options.KeyPrefix);
         _databaseNumber = options.Database;
         _timeout = options.CommandTimeout;
-        _acknowledgements = options.ReplicaAcknowledgements;
+        _configuredAcknowledgements = options.ReplicaAcknowledgements;
+        if (options.ReplicaAcknowledgements is { } configured)
+        {
+            _acknowledgements = configured;
+        }
+
         _acknowledgementTimeoutMilliseconds = (long)Math.Ceiling(options.ReplicaAcknowledgementTimeout.TotalMilliseconds);
         _auditCap = options.AuditMaxEntries;
         _logger = logger ?? NullLogger.Instance;
@@ -94,26 +106,67 @@ internal sealed partial class RedisIdempotencyStore
         var started = Stopwatch.GetTimestamp();
         var bucket = RedisKeyLayout.Bucket(id.Tenant, id.Key);
         var key = _keys.Record(bucket, id);
+
+        // The reservation and its acknowledgement run to their end (bounded by CommandTimeout) whether or not the caller
+        // waits: a reservation that grants execution is either acknowledged and handed to a caller that is still there, or
+        // given back. A caller that gives up first (the client hung up, the engine's StoreTimeout) leaves nothing behind
+        // that would answer 409 to every retry until the lease runs out.
+        var reserving = ReserveAndAcknowledgeAsync(id, key, _keys.Fence(bucket), fingerprint, lease, expiration, started);
         try
         {
-            var answer = (RedisResult[])(await EvaluateAsync(
-                RedisScripts.Reserve,
-                [key, _keys.Fence(bucket)],
-                [fingerprint, Milliseconds(lease), Milliseconds(expiration)],
-                started,
-                cancellationToken).ConfigureAwait(false))!;
-            var outcome = (ReservationOutcome)(int)answer[0];
-            var record = ReadRecord(id, answer, withResponse: outcome == ReservationOutcome.Completed);
-            if (outcome is ReservationOutcome.Acquired or ReservationOutcome.TakenOver && _acknowledgements > 0)
-            {
-                await AcknowledgeReservationAsync(key, record.FencingToken, started, cancellationToken).ConfigureAwait(false);
-            }
-
-            return new ReservationResult(outcome, record);
+            return await reserving.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            _ = GiveBackWhenGrantedAsync(reserving, key);
+            throw;
         }
         catch (Exception ex) when (RedisFailures.IsUnavailable(ex, cancellationToken))
         {
             throw RedisFailures.Unavailable("reserve a record", ex);
+        }
+    }
+
+    private async Task<ReservationResult> ReserveAndAcknowledgeAsync(
+        IdempotencyRecordId id, RedisKey key, RedisKey fence, string fingerprint, TimeSpan lease, TimeSpan expiration, long started)
+    {
+        var required = await RequiredAcknowledgementsAsync(started, CancellationToken.None).ConfigureAwait(false);
+        var answer = (RedisResult[])(await EvaluateAsync(
+            RedisScripts.Reserve,
+            [key, fence],
+            [fingerprint, Milliseconds(lease), Milliseconds(expiration)],
+            started,
+            CancellationToken.None).ConfigureAwait(false))!;
+        var outcome = (ReservationOutcome)(int)answer[0];
+        var record = ReadRecord(id, answer, withResponse: outcome == ReservationOutcome.Completed);
+        if (outcome is ReservationOutcome.Acquired or ReservationOutcome.TakenOver && required > 0)
+        {
+            await AcknowledgeReservationAsync(key, record.FencingToken, required, started).ConfigureAwait(false);
+        }
+
+        return new ReservationResult(outcome, record);
+    }
+
+    /// <summary>
+    /// The caller gave up while a reservation was under way: once it ends, a reservation that granted execution (and was
+    /// therefore acknowledged, or it would have been given back already) is given back, fenced, because nobody runs it.
+    /// </summary>
+    private async Task GiveBackWhenGrantedAsync(Task<ReservationResult> reserving, RedisKey key)
+    {
+        ReservationResult result;
+        try
+        {
+            result = await reserving.ConfigureAwait(false);
+        }
+        catch (Exception e) when (RedisFailures.IsUnavailable(e, CancellationToken.None))
+        {
+            // Nothing was granted: the reservation failed, and gave itself back if it was not acknowledged.
+            return;
+        }
+
+        if (result.Outcome is ReservationOutcome.Acquired or ReservationOutcome.TakenOver)
+        {
+            await ReleaseUnacknowledgedAsync(key, result.Record.FencingToken).ConfigureAwait(false);
         }
     }
 
@@ -316,7 +369,10 @@ internal sealed partial class RedisIdempotencyStore
                 await CheckEvictionPolicyAsync(server, started, cancellationToken).ConfigureAwait(false);
             }
 
-            RedisStoreLog.StoreReady(_logger, primaries.Count, primaries[0].ServerType.ToString(), primaries[0].Version.ToString(), _keys.Prefix, _acknowledgements);
+            var required = _configuredAcknowledgements is null
+                ? await RequiredAcknowledgementsAsync(started, cancellationToken).ConfigureAwait(false)
+                : await DecideAcknowledgementsAsync(started, cancellationToken).ConfigureAwait(false);
+            RedisStoreLog.StoreReady(_logger, primaries.Count, primaries[0].ServerType.ToString(), primaries[0].Version.ToString(), _keys.Prefix, required);
         }
         catch (Exception ex) when (RedisFailures.IsUnavailable(ex, cancellationToken))
         {
@@ -379,25 +435,38 @@ internal sealed partial class RedisIdempotencyStore
     /// After a reservation that grants execution: waits for the replicas, and when they do not acknowledge it, gives the
     /// reservation back (fenced) so nothing runs on a record a failover could lose, then fails closed.
     /// </summary>
-    private async ValueTask AcknowledgeReservationAsync(RedisKey key, long fencingToken, long started, CancellationToken cancellationToken)
+    /// <remarks>
+    /// Whatever ends the wait without an acknowledgement (too few replicas in time, the connection lost, the store's own
+    /// deadline) gives the reservation back: only an acknowledged reservation may let an operation run.
+    /// </remarks>
+    private async ValueTask AcknowledgeReservationAsync(RedisKey key, long fencingToken, int required, long started)
     {
         try
         {
-            await RequireReplicasAsync(key, started, cancellationToken).ConfigureAwait(false);
+            await WaitForReplicasAsync(key, required, started, CancellationToken.None).ConfigureAwait(false);
         }
-        catch (Exception ex) when (RedisFailures.IsUnavailable(ex, cancellationToken))
+        catch
         {
-            try
-            {
-                var releasing = Stopwatch.GetTimestamp();
-                await EvaluateAsync(RedisScripts.Release, [key], [fencingToken], releasing, CancellationToken.None).ConfigureAwait(false);
-            }
-            catch (Exception releaseFailure) when (RedisFailures.IsUnavailable(releaseFailure, CancellationToken.None))
-            {
-                // The lease then runs out by itself; a retry gets 409 until it does.
-            }
-
+            await ReleaseUnacknowledgedAsync(key, fencingToken).ConfigureAwait(false);
             throw;
+        }
+    }
+
+    /// <summary>
+    /// Gives a reservation back, fenced (a newer holder is never touched), with a deadline of its own. On the connection
+    /// that carried the reservation, so Redis runs it after the pending <c>WAIT</c>, never before the reservation.
+    /// </summary>
+    private async ValueTask ReleaseUnacknowledgedAsync(RedisKey key, long fencingToken)
+    {
+        try
+        {
+            var releasing = Stopwatch.GetTimestamp();
+            await EvaluateAsync(RedisScripts.Release, [key], [fencingToken], releasing, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (Exception releaseFailure) when (RedisFailures.IsUnavailable(releaseFailure, CancellationToken.None))
+        {
+            // The lease then runs out by itself; a retry gets 409 until it does.
+            RedisStoreLog.ReservationNotGivenBack(_logger, releaseFailure, key.ToString());
         }
     }
 
@@ -407,22 +476,134 @@ internal sealed partial class RedisIdempotencyStore
     /// </summary>
     private async ValueTask RequireReplicasAsync(RedisKey key, long started, CancellationToken cancellationToken)
     {
-        if (_acknowledgements == 0)
+        var required = await RequiredAcknowledgementsAsync(started, cancellationToken).ConfigureAwait(false);
+        if (required > 0)
         {
-            return;
+            await WaitForReplicasAsync(key, required, started, cancellationToken).ConfigureAwait(false);
         }
+    }
 
+    private async ValueTask WaitForReplicasAsync(RedisKey key, int required, long started, CancellationToken cancellationToken)
+    {
         var multiplexer = await ConnectionAsync(started, cancellationToken).ConfigureAwait(false);
         var server = multiplexer.GetServer(key);
-        var acknowledged = (long)await server.ExecuteAsync("WAIT", [_acknowledgements, _acknowledgementTimeoutMilliseconds])
+        var acknowledged = (long)await server.ExecuteAsync("WAIT", [required, _acknowledgementTimeoutMilliseconds])
             .WaitAsync(Remaining(started), cancellationToken).ConfigureAwait(false);
-        if (acknowledged < _acknowledgements)
+        if (acknowledged < required)
         {
             var timeout = TimeSpan.FromMilliseconds(_acknowledgementTimeoutMilliseconds);
-            RedisStoreLog.ReplicaAcknowledgementMissing(_logger, key.ToString(), acknowledged, _acknowledgements, timeout);
+            RedisStoreLog.ReplicaAcknowledgementMissing(_logger, key.ToString(), acknowledged, required, timeout);
             throw new IdempotencyStoreUnavailableException(
-                $"The Redis idempotency store wrote {key} on {server.EndPoint}, but only {acknowledged} of the {_acknowledgements} required replicas acknowledged it within {timeout}.");
+                $"The Redis idempotency store wrote {key} on {server.EndPoint}, but only {acknowledged} of the {required} required replicas acknowledged it within {timeout}.");
         }
+    }
+
+    /// <summary>
+    /// How many replicas each progress write waits for: the configured number, or, in automatic mode, 1 when the topology
+    /// has replicas and 0 when it has none, decided once (on the first write or at initialisation) and logged.
+    /// </summary>
+    private ValueTask<int> RequiredAcknowledgementsAsync(long started, CancellationToken cancellationToken)
+    {
+        var required = Volatile.Read(ref _acknowledgements);
+        return required != Undecided ? ValueTask.FromResult(required) : new ValueTask<int>(DecideAcknowledgementsAsync(started, cancellationToken));
+    }
+
+    private async Task<int> DecideAcknowledgementsAsync(long started, CancellationToken cancellationToken)
+    {
+        var multiplexer = await ConnectionAsync(started, cancellationToken).ConfigureAwait(false);
+        Task<int> deciding;
+        lock (_gate)
+        {
+            deciding = _deciding ??= DecideCoreAsync(multiplexer);
+        }
+
+        try
+        {
+            return await deciding.WaitAsync(Remaining(started), cancellationToken).ConfigureAwait(false);
+        }
+        catch when (deciding.IsFaulted)
+        {
+            lock (_gate)
+            {
+                if (_deciding == deciding)
+                {
+                    _deciding = null;
+                }
+            }
+
+            throw;
+        }
+    }
+
+    // Counts the replicas the connection knows (a cluster's, from CLUSTER NODES) and those each primary reports
+    // (INFO replication: a standalone primary's replicas are not in the connection's list). One found is enough; "none"
+    // is only concluded when every primary answered. An explicit setting wins, and is only logged. A primary with fewer
+    // connected replicas than writes wait for is named in a warning: its writes answer 503 until it has them.
+    private async Task<int> DecideCoreAsync(IConnectionMultiplexer multiplexer)
+    {
+        var started = Stopwatch.GetTimestamp();
+        var servers = multiplexer.GetServers();
+        var primaries = servers.Where(s => !s.IsReplica).ToList();
+        var unanswered = 0;
+        var connected = 0;
+        var answered = new List<(string EndPoint, int Replicas)>();
+        foreach (var primary in primaries)
+        {
+            try
+            {
+                var count = await ConnectedReplicasAsync(primary, started).ConfigureAwait(false);
+                connected += count;
+                answered.Add((primary.EndPoint?.ToString() ?? "?", count));
+            }
+            catch (Exception e) when (RedisFailures.IsUnavailable(e, CancellationToken.None))
+            {
+                unanswered++;
+            }
+        }
+
+        var replicas = Math.Max(servers.Count(s => s.IsReplica), connected);
+
+        if (replicas == 0 && (primaries.Count == 0 || unanswered > 0) && _configuredAcknowledgements is null)
+        {
+            throw new IdempotencyStoreUnavailableException(
+                $"The Redis idempotency store could not tell whether writes must wait for replicas: {unanswered} of {primaries.Count} primary server(s) did not answer.");
+        }
+
+        var required = _configuredAcknowledgements ?? (replicas > 0 ? 1 : 0);
+        if (required > 0)
+        {
+            RedisStoreLog.ReplicaAcknowledgementsRequired(
+                _logger,
+                required,
+                _configuredAcknowledgements is null ? $"automatic: {replicas} replica(s) found" : "set in ReplicaAcknowledgements",
+                TimeSpan.FromMilliseconds(_acknowledgementTimeoutMilliseconds));
+            var lacking = answered.Where(p => p.Replicas < required).Select(p => $"{p.EndPoint} ({p.Replicas})").ToList();
+            if (lacking.Count > 0)
+            {
+                RedisStoreLog.PrimariesLackReplicas(_logger, string.Join(", ", lacking), required);
+            }
+        }
+        else if (replicas > 0)
+        {
+            RedisStoreLog.ReplicaAcknowledgementsOff(_logger, replicas);
+        }
+        else
+        {
+            RedisStoreLog.NoReplicas(_logger, primaries.Count);
+        }
+
+        Volatile.Write(ref _acknowledgements, required);
+        return required;
+    }
+
+    // INFO replication, inside a one-line script as for the eviction policy (StackExchange.Redis refuses INFO without allowAdmin).
+    private async Task<int> ConnectedReplicasAsync(IServer primary, long started)
+    {
+        var info = (string?)await primary.ExecuteAsync("EVAL", ["return redis.call('INFO', 'replication')", 0])
+            .WaitAsync(Remaining(started)).ConfigureAwait(false) ?? string.Empty;
+        const string Field = "connected_slaves:";
+        var line = info.Split('\n').Select(l => l.Trim()).FirstOrDefault(l => l.StartsWith(Field, StringComparison.Ordinal));
+        return line is not null && int.TryParse(line.AsSpan(Field.Length), NumberStyles.Integer, CultureInfo.InvariantCulture, out var count) ? count : 0;
     }
 
     // INFO memory reports the policy. StackExchange.Redis refuses INFO and CONFIG without allowAdmin, so INFO runs inside

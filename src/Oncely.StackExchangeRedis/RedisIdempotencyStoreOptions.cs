@@ -53,15 +53,21 @@ public sealed class RedisIdempotencyStoreOptions
 
     /// <summary>
     /// How many replicas must acknowledge a write (Redis <c>WAIT</c>) before the store reports it: a reservation before the
-    /// operation runs, a recovery point, a lease renewal, a completion. Default 0: do not wait (Redis replication is
-    /// asynchronous, so a failover can lose a write the store already reported). With 1 or more, a write that too few
-    /// replicas acknowledge within <see cref="ReplicaAcknowledgementTimeout"/> fails closed. Between 0 and 16.
+    /// operation runs, a recovery point, a lease renewal, a completion. Default <see langword="null"/>, automatic: 1 when
+    /// the topology has replicas (a cluster whose primaries have replicas, a primary with replicas), so a failover to a
+    /// replica never loses a record a client was answered from; 0 when it has none (the store then logs a warning: a lost
+    /// node loses its records). The mode is decided once, when the store first connects, and logged (events 1205–1207).
+    /// Set 0 to opt out on purpose: writes no longer wait, and a failover to a lagging replica can lose reservations and
+    /// completions, so an operation can run twice. With 1 or more, a write that too few replicas acknowledge within
+    /// <see cref="ReplicaAcknowledgementTimeout"/> fails closed, and a primary with fewer healthy replicas than this
+    /// refuses every write (run this many replicas plus one per primary). Between 0 and 16 when set.
     /// </summary>
-    public int ReplicaAcknowledgements { get; set; }
+    public int? ReplicaAcknowledgements { get; set; }
 
     /// <summary>
     /// How long a write waits for <see cref="ReplicaAcknowledgements"/> replicas. Default 1 second; at least 10
-    /// milliseconds and less than <see cref="CommandTimeout"/>. Only used when <see cref="ReplicaAcknowledgements"/> is above 0.
+    /// milliseconds and less than <see cref="CommandTimeout"/>. Only used when writes wait for replicas (see
+    /// <see cref="ReplicaAcknowledgements"/>).
     /// </summary>
     public TimeSpan ReplicaAcknowledgementTimeout { get; set; } = TimeSpan.FromSeconds(1);
 
@@ -95,7 +101,7 @@ public sealed class RedisIdempotencyStoreOptions
         if (ReplicaAcknowledgements is < 0 or > 16)
         {
             throw new InvalidOperationException(
-                $"RedisIdempotencyStoreOptions.ReplicaAcknowledgements is {ReplicaAcknowledgements}; set it between 0 (do not wait, the default) and 16, and never above the number of replicas each primary has.");
+                $"RedisIdempotencyStoreOptions.ReplicaAcknowledgements is {ReplicaAcknowledgements}; set it between 0 (do not wait: a failover can lose records) and 16, never above the number of replicas each primary has, or leave it unset (the default: 1 when the topology has replicas, 0 when it has none).");
         }
 
         if (ReplicaAcknowledgementTimeout < TimeSpan.FromMilliseconds(10) || ReplicaAcknowledgementTimeout >= CommandTimeout)

@@ -24,4 +24,24 @@ internal static partial class RedisStoreLog
     [LoggerMessage(IdempotencyEventIds.RedisStoreReady, LogLevel.Information,
         "Redis idempotency store ready: {Primaries} primary server(s) ({ServerType}, Redis {Version}), key prefix {Prefix}, replica acknowledgements required: {Acknowledgements}")]
     public static partial void StoreReady(ILogger logger, int primaries, string serverType, string version, string prefix, int acknowledgements);
+
+    [LoggerMessage(IdempotencyEventIds.RedisReplicaAcknowledgementsRequired, LogLevel.Information,
+        "Redis idempotency store: every reservation, recovery point, lease renewal and completion waits (WAIT, up to {Timeout}) until {Acknowledgements} replica(s) hold it ({Reason}), so a failover to a replica cannot lose a record a client was answered from; a primary without that many healthy replicas refuses writes (503), so run at least one more replica per primary than this")]
+    public static partial void ReplicaAcknowledgementsRequired(ILogger logger, int acknowledgements, string reason, TimeSpan timeout);
+
+    [LoggerMessage(IdempotencyEventIds.RedisNoReplicas, LogLevel.Warning,
+        "Redis idempotency store: none of the {Primaries} primary server(s) has a replica, so writes cannot wait for one: a node that is lost (crash without persistence, failed disk, replaced machine) loses its idempotency records, and a retry of a lost key runs the operation again. Give every primary replicas (writes then wait for one by default)")]
+    public static partial void NoReplicas(ILogger logger, int primaries);
+
+    [LoggerMessage(IdempotencyEventIds.RedisReplicaAcknowledgementsOff, LogLevel.Warning,
+        "Redis idempotency store: ReplicaAcknowledgements is 0, set on purpose, although {Replicas} replica(s) exist: writes do not wait for replicas, so a failover to a replica that lags can lose reservations and completions the store already reported, and a retry of such a key runs the operation a second time")]
+    public static partial void ReplicaAcknowledgementsOff(ILogger logger, int replicas);
+
+    [LoggerMessage(IdempotencyEventIds.RedisReservationNotGivenBack, LogLevel.Warning,
+        "Redis idempotency store: the reservation of {Key} (not acknowledged by the replicas, or abandoned by its caller) could not be given back; retries of that key are answered 409 until its lease runs out")]
+    public static partial void ReservationNotGivenBack(ILogger logger, Exception exception, string key);
+
+    [LoggerMessage(IdempotencyEventIds.RedisPrimariesLackReplicas, LogLevel.Warning,
+        "Redis idempotency store: writes wait for {Required} replica(s), but these primaries have fewer connected replicas now: {Primaries}; writes to their slots fail closed (503) until they have enough. Attach replicas, or set ReplicaAcknowledgements on purpose")]
+    public static partial void PrimariesLackReplicas(ILogger logger, string primaries, int required);
 }

@@ -144,6 +144,36 @@ public static class IdempotencyEventIds
     public const int RedisStoreReady = 1204;
 
     /// <summary>
+    /// Redis store: writes wait for replicas (<c>WAIT</c>) before they count, either because replicas were found (the
+    /// default) or because <c>ReplicaAcknowledgements</c> says so; logged once, when the mode is decided (information).
+    /// </summary>
+    public const int RedisReplicaAcknowledgementsRequired = 1205;
+
+    /// <summary>
+    /// Redis store: no primary has a replica, so writes cannot wait for one and a lost node loses its records (warning,
+    /// once, when the mode is decided).
+    /// </summary>
+    public const int RedisNoReplicas = 1206;
+
+    /// <summary>
+    /// Redis store: replicas exist but <c>ReplicaAcknowledgements</c> is 0 on purpose, so writes do not wait for them and a
+    /// failover to a lagging replica can lose records and run an operation twice (warning, once, when the mode is decided).
+    /// </summary>
+    public const int RedisReplicaAcknowledgementsOff = 1207;
+
+    /// <summary>
+    /// Redis store: a reservation that must be given back (not acknowledged by the replicas, or its caller gave up) could
+    /// not be released, so retries of its key are answered 409 until its lease runs out (warning).
+    /// </summary>
+    public const int RedisReservationNotGivenBack = 1208;
+
+    /// <summary>
+    /// Redis store: writes wait for replicas, but some primaries have fewer connected replicas than required, so writes to
+    /// their slots fail closed (<c>503</c>) until they have them (warning, once, when the mode is decided).
+    /// </summary>
+    public const int RedisPrimariesLackReplicas = 1209;
+
+    /// <summary>
     /// The in-memory store is in use outside the Development environment (warning, once at start): its records are lost
     /// on every restart and it cannot coordinate several instances, so a retry that reaches another instance, or arrives
     /// after a restart, runs the operation again.

@@ -61,25 +61,30 @@ public sealed class RedisIdempotencyStoreTests(StandaloneRedisFixture fixture) :
     [Fact]
     public async Task Reserve_ReplayInProgressDuplicateAndReusedKey_WriteNothingOnTheServer()
     {
+        // A server of its own: its change counter counts every client's writes, and the shared server also serves the
+        // specification collections, which run in parallel with this one.
+        await using var server = await RedisServer.StartNewAsync();
+        await using var connection = await SharedRedis.ConnectAsync(server.EndPoint);
+        await using var store = Create(connection, NewPrefix("quiet"));
         var completed = NewId();
         var held = NewId();
-        var reserved = await _store.TryReserveAsync(completed, Fingerprint('a'), Minute, Hour, default);
-        Assert.True(await _store.TryCompleteAsync(completed, reserved.Record.FencingToken, new IdempotentResponse(201, [new("Location", "/p/1")], "{}"u8.ToArray()), Hour, default));
-        await _store.TryReserveAsync(held, Fingerprint('a'), Minute, Hour, default);
-        var before = await ChangesSinceSaveAsync();
+        var reserved = await store.TryReserveAsync(completed, Fingerprint('a'), Minute, Hour, default);
+        Assert.True(await store.TryCompleteAsync(completed, reserved.Record.FencingToken, new IdempotentResponse(201, [new("Location", "/p/1")], "{}"u8.ToArray()), Hour, default));
+        await store.TryReserveAsync(held, Fingerprint('a'), Minute, Hour, default);
+        var before = await ChangesSinceSaveAsync(connection);
 
         for (var i = 0; i < 100; i++)
         {
-            Assert.Equal(ReservationOutcome.Completed, (await _store.TryReserveAsync(completed, Fingerprint('a'), Minute, Hour, default)).Outcome);
-            Assert.Equal(ReservationOutcome.InProgress, (await _store.TryReserveAsync(held, Fingerprint('a'), Minute, Hour, default)).Outcome);
-            Assert.Equal(ReservationOutcome.FingerprintMismatch, (await _store.TryReserveAsync(completed, Fingerprint('b'), Minute, Hour, default)).Outcome);
-            Assert.NotNull(await _store.GetAsync(completed, default));
+            Assert.Equal(ReservationOutcome.Completed, (await store.TryReserveAsync(completed, Fingerprint('a'), Minute, Hour, default)).Outcome);
+            Assert.Equal(ReservationOutcome.InProgress, (await store.TryReserveAsync(held, Fingerprint('a'), Minute, Hour, default)).Outcome);
+            Assert.Equal(ReservationOutcome.FingerprintMismatch, (await store.TryReserveAsync(completed, Fingerprint('b'), Minute, Hour, default)).Outcome);
+            Assert.NotNull(await store.GetAsync(completed, default));
         }
 
         // The server's own count of writes (every write command that changed the data set) did not move.
-        Assert.Equal(before, await ChangesSinceSaveAsync());
-        await _store.TryReserveAsync(NewId(), Fingerprint('a'), Minute, Hour, default);
-        Assert.True(await ChangesSinceSaveAsync() > before, "a new reservation is counted, so the counter does count this store's writes");
+        Assert.Equal(before, await ChangesSinceSaveAsync(connection));
+        await store.TryReserveAsync(NewId(), Fingerprint('a'), Minute, Hour, default);
+        Assert.True(await ChangesSinceSaveAsync(connection) > before, "a new reservation is counted, so the counter does count this store's writes");
     }
 
     [Fact]
@@ -191,9 +196,9 @@ public sealed class RedisIdempotencyStoreTests(StandaloneRedisFixture fixture) :
         Assert.All(exists, Assert.True);
     }
 
-    private async Task<long> ChangesSinceSaveAsync()
+    private static async Task<long> ChangesSinceSaveAsync(IConnectionMultiplexer connection)
     {
-        var info = (string)(await Server.ExecuteAsync("EVAL", ["return redis.call('INFO', 'persistence')", 0]))!;
+        var info = (string)(await connection.GetServers().Single().ExecuteAsync("EVAL", ["return redis.call('INFO', 'persistence')", 0]))!;
         var line = info.Split('\n').Single(l => l.StartsWith("rdb_changes_since_last_save:", StringComparison.Ordinal));
         return long.Parse(line.Split(':')[1].Trim(), CultureInfo.InvariantCulture);
     }

@@ -35,7 +35,7 @@ public sealed class PaymentsHost : IAsyncDisposable
 
     public static Task<PaymentsHost> StartAsync(Action<IServiceCollection> services) => StartAsync(services: services, idempotency: true);
 
-    public static async Task<PaymentsHost> StartAsync(bool idempotency = true, string? postgreSql = null, string? contentRoot = null, Action<IServiceCollection>? services = null, bool oneCommit = true, bool kestrel = false, string environment = "Production")
+    public static async Task<PaymentsHost> StartAsync(bool idempotency = true, string? postgreSql = null, string? contentRoot = null, Action<IServiceCollection>? services = null, bool? oneCommit = true, bool kestrel = false, string? redis = null, string environment = "Production")
     {
         var directory = Path.Combine(Path.GetTempPath(), "payments-tests-" + Guid.NewGuid().ToString("N")[..10]);
         Directory.CreateDirectory(directory);
@@ -44,12 +44,22 @@ public sealed class PaymentsHost : IAsyncDisposable
             $"--contentRoot={contentRoot ?? directory}",
             $"--environment={environment}",
             $"--Payments:Idempotency={idempotency}",
-            $"--Payments:OneCommit={oneCommit}",
             $"--Payments:ApiKeys:{TenantA}=tenant-a",
             $"--Payments:ApiKeys:{TenantB}=tenant-b",
             $"--Payments:Webhooks:Senders:card-provider:Secrets:0={WebhookSecret}",
             $"--Payments:OperatorApiKeys:{Operator}=operator",
         };
+        if (oneCommit is { } commitOnce)
+        {
+            args.Add($"--Payments:OneCommit={commitOnce}");
+        }
+
+        if (redis is not null)
+        {
+            // The idempotency records in Redis; the ledger stays in SQL.
+            args.AddRange(["--Payments:IdempotencyStore=Redis", $"--Payments:RedisConnection={redis}"]);
+        }
+
         args.AddRange(postgreSql is null
             ? ["--Payments:Database=Sqlite", $"--ConnectionStrings:Payments=Data Source={Path.Combine(directory, "payments.db")}"]
             : ["--Payments:Database=PostgreSql", $"--ConnectionStrings:Payments={postgreSql}"]);

@@ -9,7 +9,7 @@ namespace Payments.Payouts;
 /// in one transaction, so a crash between the commit and the broker's acknowledgement finds the record Completed on
 /// redelivery and the message is acknowledged without moving money again.
 /// </summary>
-public sealed partial class PayoutConsumer(LedgerRepository ledger, PayoutRuns runs, ILogger<PayoutConsumer> logger) : IConsumer<PayoutRequested>
+public sealed partial class PayoutConsumer(LedgerRepository ledger, PayoutRuns runs, PaymentsSettings settings, ILogger<PayoutConsumer> logger) : IConsumer<PayoutRequested>
 {
     public async Task Consume(ConsumeContext<PayoutRequested> context)
     {
@@ -32,7 +32,12 @@ public sealed partial class PayoutConsumer(LedgerRepository ledger, PayoutRuns r
             LogRefused(logger, payout.Reference, result.Refusal, result.Detail);
         }
 
-        await context.CompleteIdempotencyInTransactionAsync(write.Transaction, context.CancellationToken);
+        if (settings.CompletesInLedgerTransaction)
+        {
+            await context.CompleteIdempotencyInTransactionAsync(write.Transaction, context.CancellationToken);
+        }
+
+        // With the records in Redis, the filter stores the completion after this commit (README.md, "Records in Redis").
         await write.CommitAsync(context.CancellationToken);
     }
 

@@ -56,12 +56,12 @@ public sealed class ChargesApp : IAsyncDisposable
 
     public IServiceProvider Services => _app.Services;
 
-    public static async Task<ChargesApp> StartAsync(string name, string configuration, string keyPrefix, Ledger ledger, TimeSpan handlerDelay, Action<RedisIdempotencyStoreOptions>? configureStore = null)
+    public static async Task<ChargesApp> StartAsync(string name, string configuration, string keyPrefix, Ledger ledger, TimeSpan handlerDelay, Action<RedisIdempotencyStoreOptions>? configureStore = null, Action<IdempotencyOptions>? configureIdempotency = null)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.WebHost.UseUrls("http://127.0.0.1:0");
         builder.Logging.ClearProviders();
-        builder.Services.AddIdempotency().UseStackExchangeRedis(o =>
+        builder.Services.AddIdempotency(configureIdempotency).UseStackExchangeRedis(o =>
         {
             o.Configuration = configuration;
             o.KeyPrefix = keyPrefix;

@@ -3,10 +3,10 @@ using System.Diagnostics;
 namespace Oncely.StackExchangeRedis.Tests.Infrastructure;
 
 /// <summary>
-/// A throw-away Redis Cluster of three primaries (no replicas): three <see cref="RedisServer"/>s with
-/// <c>cluster-enabled yes</c> and a cluster configuration file of their own, joined with
-/// <c>redis-cli --cluster create … --cluster-replicas 0 --cluster-yes</c>; ready once every node reports
-/// <c>cluster_state:ok</c>.
+/// A throw-away Redis Cluster of three primaries, without replicas (the shared cluster) or with one replica each (the
+/// failover tests): <see cref="RedisServer"/>s with <c>cluster-enabled yes</c> and a cluster configuration file of their
+/// own, joined with <c>redis-cli --cluster create … --cluster-replicas N --cluster-yes</c>; ready once every node reports
+/// <c>cluster_state:ok</c> and knows every other node, and every replica's link to its primary is up.
 /// </summary>
 public sealed class RedisCluster : IAsyncDisposable
 {
@@ -19,26 +19,32 @@ public sealed class RedisCluster : IAsyncDisposable
     /// <summary>A StackExchange.Redis configuration string naming every node.</summary>
     public string Configuration => string.Join(',', Nodes.Select(n => n.EndPoint));
 
-    public static async Task<RedisCluster> StartNewAsync()
+    /// <summary>
+    /// Starts three primaries with <paramref name="replicasPerPrimary"/> replicas each, all on free loopback ports in
+    /// directories of their own. <paramref name="nodeTimeout"/> is <c>cluster-node-timeout</c>: how long a node may be
+    /// unreachable before it counts as failed (default 5 seconds; the failover tests use 1 second).
+    /// </summary>
+    public static async Task<RedisCluster> StartNewAsync(int replicasPerPrimary = 0, TimeSpan? nodeTimeout = null)
     {
         var nodes = new List<RedisServer>();
+        var timeout = ((long)(nodeTimeout ?? TimeSpan.FromSeconds(5)).TotalMilliseconds).ToString(System.Globalization.CultureInfo.InvariantCulture);
         try
         {
-            foreach (var _ in Enumerable.Range(0, 3))
+            foreach (var _ in Enumerable.Range(0, 3 * (1 + replicasPerPrimary)))
             {
                 nodes.Add(await RedisServer.StartNewAsync(persistent: false,
-                    "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "5000"));
+                    "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", timeout));
             }
 
-            await RunCliAsync(["--cluster", "create", .. nodes.Select(n => n.EndPoint), "--cluster-replicas", "0", "--cluster-yes"]);
+            await RunCliAsync(["--cluster", "create", .. nodes.Select(n => n.EndPoint), "--cluster-replicas", replicasPerPrimary.ToString(System.Globalization.CultureInfo.InvariantCulture), "--cluster-yes"]);
             var deadline = Stopwatch.StartNew();
             foreach (var node in nodes)
             {
-                while (!(await RunCliAsync(["-p", node.Port.ToString(System.Globalization.CultureInfo.InvariantCulture), "cluster", "info"])).Contains("cluster_state:ok", StringComparison.Ordinal))
+                while (!await IsReadyAsync(node, nodes.Count))
                 {
                     if (deadline.Elapsed > ReadyTimeout)
                     {
-                        throw new InvalidOperationException($"The cluster did not reach cluster_state:ok within {ReadyTimeout}: {node.Log()}");
+                        throw new InvalidOperationException($"The cluster did not reach cluster_state:ok with every replica online within {ReadyTimeout}: {node.Log()}");
                     }
 
                     await Task.Delay(100);
@@ -58,12 +64,39 @@ public sealed class RedisCluster : IAsyncDisposable
         }
     }
 
+    /// <summary>The node that is now a replica of <paramref name="primary"/> (from each node's <c>INFO replication</c>).</summary>
+    public async Task<RedisServer> ReplicaOfAsync(RedisServer primary)
+    {
+        foreach (var node in Nodes.Where(n => n != primary))
+        {
+            var replication = await node.RawAsync("INFO replication");
+            if (replication.Contains("role:slave", StringComparison.Ordinal) && replication.Contains($"master_port:{primary.Port}\r", StringComparison.Ordinal))
+            {
+                return node;
+            }
+        }
+
+        throw new InvalidOperationException($"No node is a replica of {primary.EndPoint}.");
+    }
+
     public async ValueTask DisposeAsync()
     {
         foreach (var node in Nodes)
         {
             await node.DisposeAsync();
         }
+    }
+
+    private static async Task<bool> IsReadyAsync(RedisServer node, int nodes)
+    {
+        var info = await RunCliAsync(["-p", node.Port.ToString(System.Globalization.CultureInfo.InvariantCulture), "cluster", "info"]);
+        if (!info.Contains("cluster_state:ok", StringComparison.Ordinal) || !info.Contains($"cluster_known_nodes:{nodes}", StringComparison.Ordinal))
+        {
+            return false;
+        }
+
+        var replication = await node.RawAsync("INFO replication");
+        return !replication.Contains("role:slave", StringComparison.Ordinal) || replication.Contains("master_link_status:up", StringComparison.Ordinal);
     }
 
     private static async Task<string> RunCliAsync(IReadOnlyList<string> arguments)

@@ -150,6 +150,41 @@ public sealed class RedisServer : IAsyncDisposable
         }
     }
 
+    /// <summary>Freezes the process (<c>SIGSTOP</c>): it holds its connections open but reads and answers nothing, as a stalled machine does.</summary>
+    public Task PauseAsync() => SignalAsync("STOP");
+
+    /// <summary>Lets a frozen process run again (<c>SIGCONT</c>).</summary>
+    public Task ResumeAsync() => SignalAsync("CONT");
+
+    /// <summary>Kills the process at once (<c>SIGKILL</c>: no flush, no goodbye to its peers, as a crashed machine) and waits for it to be gone.</summary>
+    public async Task KillAsync()
+    {
+        if (_process is not { HasExited: false } process)
+        {
+            return;
+        }
+
+        await SignalAsync("KILL");
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(15));
+        await process.WaitForExitAsync(timeout.Token);
+    }
+
+    private async Task SignalAsync(string signal)
+    {
+        if (_process is not { HasExited: false } process)
+        {
+            throw new InvalidOperationException($"redis-server on port {Port} is not running.");
+        }
+
+        using var kill = Process.Start("kill", ["-" + signal, process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])
+            ?? throw new InvalidOperationException("Could not start kill.");
+        await kill.WaitForExitAsync();
+        if (kill.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"kill -{signal} {process.Id} failed ({kill.ExitCode}).");
+        }
+    }
+
     /// <summary>Sends one inline command over a fresh connection and returns the first line of the reply; null when the server does not answer.</summary>
     public async Task<string?> CommandAsync(string command)
     {
