@@ -28,7 +28,7 @@ internal sealed partial class IdempotencyEndpointValidation
                 admin.Add(endpoint);
             }
 
-            if (IdempotencyEndpointPlan.For(endpoint) is null || IdempotencyEndpointSettings.PolicyNameOf(endpoint) is not { } name)
+            if (endpoint.Metadata.GetMetadata<IIdempotencyMetadata>() is null || IdempotencyEndpointSettings.PolicyNameOf(endpoint) is not { } name)
             {
                 continue;
             }
