@@ -46,7 +46,7 @@ public sealed partial class IdempotencyRefusalsTests
     }
 
     [Fact]
-    public void All_HoldsEveryEntryOnce()
+    public void All_EveryEntry_HeldOnce()
     {
         var entries = CatalogueFields().Select(f => (IdempotencyRefusal)f.GetValue(null)!).ToList();
 
