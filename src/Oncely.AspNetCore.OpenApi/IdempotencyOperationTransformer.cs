@@ -8,9 +8,11 @@ using Microsoft.OpenApi;
 namespace Oncely.AspNetCore.OpenApi;
 
 /// <summary>
-/// Writes an idempotent endpoint's contract (<see cref="IdempotencyEndpointContract"/>) into its OpenAPI operation: the
-/// key parameter, the headers a sender verifier requires (a webhook's id, timestamp and signature), Oncely's refusals and
-/// the replay header.
+/// Writes an idempotent endpoint's contract (<see cref="IdempotencyEndpointContract"/>, derived from the same
+/// <see cref="IdempotencyEndpoint"/> the middleware runs) into its OpenAPI operation: the key parameter where its
+/// <see cref="IdempotencyKeySource"/> says, the headers a sender verifier requires (a webhook's id, timestamp and
+/// signature), Oncely's refusals (from <see cref="IdempotencyRefusals"/>) and the replay header on exactly the answers
+/// the middleware stores (<see cref="IdempotencyReplayRule"/>).
 /// </summary>
 internal sealed class IdempotencyOperationTransformer : IOpenApiOperationTransformer
 {
@@ -152,13 +154,17 @@ internal sealed class IdempotencyOperationTransformer : IOpenApiOperationTransfo
         }
     }
 
+    // Oncely's refusals, with the statuses and problem types of the middleware's own catalogue (IdempotencyRefusals).
     private static IEnumerable<Refusal> Refusals(IdempotencyEndpointContract contract)
     {
         var types = contract.ProblemTypeBaseUri;
+        var missing = contract.KeySource.MissingRefusal;
+        var invalid = contract.KeySource.InvalidRefusal;
+        var unreadable = IdempotencyRefusals.Row19RequestBodyUnreadable;
         // A key header the sender verifier requires is never missing by the time the key is read: the verifier refused first.
         yield return new(
-            StatusCodes.Status400BadRequest,
-            "Refused before running: " + (contract.KeyRequired && !contract.SenderRequiresKeyHeader ? $"{contract.KeyLocation} is missing (`{types}{IdempotencyProblemTypes.KeyMissing}`) or" : $"{contract.KeyLocation} is") + $" malformed (`{types}{IdempotencyProblemTypes.KeyInvalid}`), or the body's framing is broken (`{types}{IdempotencyProblemTypes.RequestBodyUnreadable}`). Nothing ran; fix the request.",
+            invalid.Status,
+            "Refused before running: " + (contract.KeyRequired && !contract.SenderRequiresKeyHeader ? $"{contract.KeyLocation} is missing (`{types}{missing.ProblemType}`) or" : $"{contract.KeyLocation} is") + $" malformed (`{types}{invalid.ProblemType}`), or the body's framing is broken (`{types}{unreadable.ProblemType}`). Nothing ran; fix the request.",
             null);
         if (contract.Sender is { } sender)
         {
@@ -173,27 +179,31 @@ internal sealed class IdempotencyOperationTransformer : IOpenApiOperationTransfo
         }
         else if (!contract.AllowAnonymous)
         {
+            var unauthenticated = IdempotencyRefusals.Row09aCallerUnauthenticated;
             yield return new(
-                StatusCodes.Status401Unauthorized,
-                $"The caller is not authenticated (`{types}{IdempotencyProblemTypes.CallerUnauthenticated}`): each caller's answers are kept apart, so an idempotent request needs credentials. Nothing ran.",
+                unauthenticated.Status,
+                $"The caller is not authenticated (`{types}{unauthenticated.ProblemType}`): each caller's answers are kept apart, so an idempotent request needs credentials. Nothing ran.",
                 null);
         }
 
+        var inProgress = IdempotencyRefusals.Row07RequestInProgress;
         yield return new(
-            StatusCodes.Status409Conflict,
-            $"A request with this key ({contract.KeyLocation}) is still running (`{types}{IdempotencyProblemTypes.RequestInProgress}`). Retry after `Retry-After` seconds with the same key and payload to get its answer.",
+            inProgress.Status,
+            $"A request with this key ({contract.KeyLocation}) is still running (`{types}{inProgress.ProblemType}`). Retry after `Retry-After` seconds with the same key and payload to get its answer.",
             contract.InProgressRetryAfter);
         yield return new(
             contract.KeyReusedStatusCode,
-            $"This key ({contract.KeyLocation}) was used before for a different payload (`{types}{IdempotencyProblemTypes.KeyReused}`). Nothing ran: use a new key for a new operation.",
+            $"This key ({contract.KeyLocation}) was used before for a different payload (`{types}{IdempotencyRefusals.Row08KeyReused.ProblemType}`). Nothing ran: use a new key for a new operation.",
             null);
+        var tooLarge = IdempotencyRefusals.Row15PayloadTooLarge;
         yield return new(
-            StatusCodes.Status413PayloadTooLarge,
-            string.Create(CultureInfo.InvariantCulture, $"The body is over the {contract.MaxRequestBodySize} bytes an idempotent request may carry (`{types}{IdempotencyProblemTypes.PayloadTooLarge}`). Nothing ran."),
+            tooLarge.Status,
+            string.Create(CultureInfo.InvariantCulture, $"The body is over the {contract.MaxRequestBodySize} bytes an idempotent request may carry (`{types}{tooLarge.ProblemType}`). Nothing ran."),
             null);
+        var storeUnavailable = IdempotencyRefusals.Row13StoreUnavailable;
         yield return new(
-            StatusCodes.Status503ServiceUnavailable,
-            $"The idempotency store is unavailable, so the server cannot guarantee the request runs once (`{types}{IdempotencyProblemTypes.StoreUnavailable}`). Nothing ran: retry after `Retry-After` seconds with the same key.",
+            storeUnavailable.Status,
+            $"The idempotency store is unavailable, so the server cannot guarantee the request runs once (`{types}{storeUnavailable.ProblemType}`). Nothing ran: retry after `Retry-After` seconds with the same key.",
             contract.StoreUnavailableRetryAfter);
     }
 

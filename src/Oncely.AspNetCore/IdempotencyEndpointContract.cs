@@ -5,64 +5,57 @@ using Microsoft.Extensions.Options;
 namespace Oncely.AspNetCore;
 
 /// <summary>
-/// What a client of one idempotent endpoint has to know, read from the endpoint's metadata and the options in force:
-/// the header that carries the key and its limits, whether it is required, and the refusals the middleware can answer
-/// with. Describes the endpoint to API documentation (the OpenAPI transformer in <c>Oncely.AspNetCore.OpenApi</c>), so
-/// it must say what the middleware does: every place that reads the metadata differently there reads it here too.
+/// What a client of one idempotent endpoint has to know, derived from the same <see cref="IdempotencyEndpoint"/> the
+/// middleware runs and the options in force: where the key is and its limits, whether it is required, which answers are
+/// replayed (<see cref="Stores"/>, the middleware's own <see cref="IdempotencyReplayRule"/>) and the refusals the
+/// middleware can answer with (<see cref="IdempotencyRefusals"/>). Describes the endpoint to API documentation (the
+/// OpenAPI transformer in <c>Oncely.AspNetCore.OpenApi</c>).
 /// </summary>
-internal sealed record IdempotencyEndpointContract(
-    bool KeyRequired,
-    bool AllowAnonymous,
-    string? KeyHeader,
-    string KeyLocation,
-    bool SenderVerified,
-    IdempotencySenderDescription? Sender,
-    string? AliasHeader,
-    int MaxKeyLength,
-    int KeyReusedStatusCode,
-    bool StoreServerErrors,
-    TimeSpan InProgressRetryAfter,
-    TimeSpan StoreUnavailableRetryAfter,
-    int MaxRequestBodySize,
-    TimeSpan Expiration,
-    string ProblemTypeBaseUri,
-    IReadOnlySet<int> RetryableStatusCodes)
+internal sealed class IdempotencyEndpointContract
 {
-    /// <summary>The contract of an endpoint, or <see langword="null"/> when it is not idempotent (row 1).</summary>
-    /// <param name="metadata">The endpoint's metadata (<c>Endpoint.Metadata</c>, or an API description's <c>EndpointMetadata</c>).</param>
-    /// <param name="services">The application's services, for the options in force.</param>
-    public static IdempotencyEndpointContract? For(IEnumerable<object> metadata, IServiceProvider services)
-    {
-        ArgumentNullException.ThrowIfNull(metadata);
-        ArgumentNullException.ThrowIfNull(services);
-        var collection = metadata as EndpointMetadataCollection ?? new EndpointMetadataCollection(metadata);
-        if (collection.GetMetadata<IIdempotencyMetadata>() is not { } idempotency)
-        {
-            return null;
-        }
+    private readonly IdempotencyEndpoint _endpoint;
+    private readonly IdempotencyOptions _options;
 
-        var options = services.GetService<IOptions<IdempotencyOptions>>()?.Value ?? new IdempotencyOptions();
-        var policy = PolicyFor(collection, options);
-        var source = IdempotencyKeySource.For(collection, idempotency, displayName: null);
-        var verifier = collection.GetMetadata<IIdempotencySenderVerifier>();
-        return new IdempotencyEndpointContract(
-            idempotency.KeyRequired,
-            idempotency.AllowAnonymous || collection.GetMetadata<AnonymousIdempotencyScopeMetadata>() is not null,
-            source is null ? IdempotencyOptions.HeaderName : source.Header,
-            source?.Description ?? $"the {IdempotencyOptions.HeaderName} header",
-            verifier is not null,
-            verifier?.Describe(services),
-            source is null && options.AcceptAliasHeader ? IdempotencyOptions.AliasHeaderName : null,
-            options.MaxKeyLength,
-            policy?.KeyReusedStatusCode ?? options.KeyReusedStatusCode,
-            policy?.StoreServerErrors ?? options.StoreServerErrors,
-            options.InProgressRetryAfter,
-            options.StoreUnavailableRetryAfter,
-            policy?.MaxRequestBodySize ?? options.MaxRequestBodySize,
-            policy?.Expiration ?? options.Expiration,
-            options.ProblemTypeBaseUri,
-            (policy?.RetryableStatusCodes ?? options.RetryableStatusCodes).ToHashSet());
+    private IdempotencyEndpointContract(IdempotencyEndpoint endpoint, IdempotencyOptions options, IdempotencySenderDescription? sender)
+    {
+        _endpoint = endpoint;
+        _options = options;
+        Sender = sender;
     }
+
+    public bool KeyRequired => _endpoint.KeyRequired;
+
+    public bool AllowAnonymous => _endpoint.AllowAnonymous;
+
+    /// <summary>Where the key is read from.</summary>
+    public IdempotencyKeySource KeySource => _endpoint.KeySource;
+
+    /// <summary>The header parameter that carries the key, or <see langword="null"/> when it is in the body.</summary>
+    public string? KeyHeader => _endpoint.KeySource.Header;
+
+    /// <summary>Where the key is, in words (<c>the Idempotency-Key header</c>).</summary>
+    public string KeyLocation => _endpoint.KeySource.Description;
+
+    /// <summary>The alias header accepted for the key, or <see langword="null"/>.</summary>
+    public string? AliasHeader => _endpoint.KeySource.AliasHeader;
+
+    public bool SenderVerified => _endpoint.SenderVerifier is not null;
+
+    public IdempotencySenderDescription? Sender { get; }
+
+    public int MaxKeyLength => _options.MaxKeyLength;
+
+    public int KeyReusedStatusCode => _endpoint.Settings.KeyReusedStatusCode;
+
+    public TimeSpan InProgressRetryAfter => _options.InProgressRetryAfter;
+
+    public TimeSpan StoreUnavailableRetryAfter => _options.StoreUnavailableRetryAfter;
+
+    public int MaxRequestBodySize => _endpoint.Settings.MaxRequestBodySize;
+
+    public TimeSpan Expiration => _endpoint.Settings.Expiration;
+
+    public string ProblemTypeBaseUri => _options.ProblemTypeBaseUri;
 
     /// <summary>
     /// Whether the sender verifier requires the header the key is read from (a webhook's <c>webhook-id</c>): then a request
@@ -71,12 +64,20 @@ internal sealed record IdempotencyEndpointContract(
     public bool SenderRequiresKeyHeader => KeyHeader is { } header
         && Sender?.Headers.Any(h => string.Equals(h.Name, header, StringComparison.OrdinalIgnoreCase)) == true;
 
-    /// <summary>Whether the middleware stores (and so replays) a handler's answer with this status (rows 10 and 11).</summary>
-    public bool Stores(int status) => status >= 500
-        ? StoreServerErrors
-        : status >= 200 && !RetryableStatusCodes.Contains(status);
+    /// <summary>The contract of an endpoint, or <see langword="null"/> when it is not idempotent (row 1).</summary>
+    /// <param name="metadata">The endpoint's metadata (<c>Endpoint.Metadata</c>, or an API description's <c>EndpointMetadata</c>).</param>
+    /// <param name="services">The application's services, for the options in force.</param>
+    public static IdempotencyEndpointContract? For(IEnumerable<object> metadata, IServiceProvider services)
+    {
+        ArgumentNullException.ThrowIfNull(metadata);
+        ArgumentNullException.ThrowIfNull(services);
+        var collection = metadata as EndpointMetadataCollection ?? new EndpointMetadataCollection(metadata);
+        var options = services.GetService<IOptions<IdempotencyOptions>>()?.Value ?? new IdempotencyOptions();
+        return IdempotencyEndpoint.Describe(collection, options) is { } endpoint
+            ? new IdempotencyEndpointContract(endpoint, options, endpoint.SenderVerifier?.Describe(services))
+            : null;
+    }
 
-    // The named policy the middleware applies to this endpoint (as IdempotencyEndpointSettings does), or null.
-    private static IdempotencyEndpointPolicy? PolicyFor(EndpointMetadataCollection metadata, IdempotencyOptions options)
-        => IdempotencyEndpointSettings.PolicyNameOf(metadata) is { } name && options.Policies.TryGetValue(name, out var policy) ? policy : null;
+    /// <summary>Whether the middleware stores (and so replays) a handler's answer with this status (rows 10 and 11).</summary>
+    public bool Stores(int status) => _endpoint.Settings.ReplayRule.Stores(status);
 }

@@ -1,49 +1,42 @@
-using System.Collections.Concurrent;
-using System.Collections.Frozen;
 using Microsoft.AspNetCore.Http;
 
 namespace Oncely.AspNetCore;
 
 /// <summary>
 /// The settings one idempotent endpoint runs with: <see cref="IdempotencyOptions"/>, with the endpoint's named policy
-/// (if any) applied. Resolved once per endpoint (cached on its <see cref="IdempotencyEndpointPlan"/>) and shared by every
-/// endpoint that names the same policy, so a request pays for none of it.
+/// (if any) applied. Built once per policy and shared by every endpoint that names it (see
+/// <see cref="IdempotencyEndpointCache"/>), so a request pays for none of it.
 /// </summary>
 internal sealed class IdempotencyEndpointSettings
 {
-    private readonly FrozenSet<int> _retryableStatusCodes;
-
-    private IdempotencyEndpointSettings(IdempotencyOptions options, IdempotencyExecutor executor, string? policyName, IdempotencyEndpointPolicy? policy)
+    /// <param name="options">The global options.</param>
+    /// <param name="policy">The endpoint's named policy, or <see langword="null"/> for the global options.</param>
+    public IdempotencyEndpointSettings(IdempotencyOptions options, IdempotencyEndpointPolicy? policy)
     {
-        PolicyName = policyName;
-        Executor = policy is null ? executor : executor.WithPolicy(policy);
+        Policy = policy;
         MaxRequestBodySize = policy?.MaxRequestBodySize ?? options.MaxRequestBodySize;
         MaxResponseBodySize = policy?.MaxResponseBodySize ?? options.MaxResponseBodySize;
-        StoreServerErrors = policy?.StoreServerErrors ?? options.StoreServerErrors;
         KeyReusedStatusCode = policy?.KeyReusedStatusCode ?? options.KeyReusedStatusCode;
-        _retryableStatusCodes = (policy?.RetryableStatusCodes ?? options.RetryableStatusCodes).ToFrozenSet();
+        Expiration = policy?.Expiration ?? options.Expiration;
+        ReplayRule = new IdempotencyReplayRule(policy?.StoreServerErrors ?? options.StoreServerErrors, policy?.RetryableStatusCodes ?? options.RetryableStatusCodes);
     }
 
-    /// <summary>The policy's name, or <see langword="null"/> for the global options.</summary>
-    public string? PolicyName { get; }
-
-    /// <summary>The executor bound to the policy's lease, expiration and in-progress wait.</summary>
-    public IdempotencyExecutor Executor { get; }
+    /// <summary>The named policy applied, or <see langword="null"/> for the global options.</summary>
+    public IdempotencyEndpointPolicy? Policy { get; }
 
     public int MaxRequestBodySize { get; }
 
     public int MaxResponseBodySize { get; }
 
-    public bool StoreServerErrors { get; }
-
     public int KeyReusedStatusCode { get; }
 
-    /// <summary>Rows 10 and 11: whether an answer with <paramref name="status"/> is stored (or the record released).</summary>
-    public bool ShouldStore(int status)
-        => status >= 500 ? StoreServerErrors : !_retryableStatusCodes.Contains(status);
+    public TimeSpan Expiration { get; }
+
+    /// <summary>Rows 10 and 11: which answers are stored (and replayed), and which release the record.</summary>
+    public IdempotencyReplayRule ReplayRule { get; }
 
     /// <summary>
-    /// The name of the policy <paramref name="endpoint"/> asks for: the last one its metadata names
+    /// The name of the policy an endpoint's metadata asks for: the last one it names
     /// (<c>.RequireIdempotencyKey("name")</c>, <c>[Idempotent(Policy = "name")]</c>), or <see langword="null"/>.
     /// </summary>
     public static string? PolicyNameOf(Endpoint endpoint) => PolicyNameOf(endpoint.Metadata);
@@ -63,22 +56,6 @@ internal sealed class IdempotencyEndpointSettings
         }
 
         return null;
-    }
-
-    /// <summary>The settings per policy name, built on first use and shared by every endpoint that names the policy.</summary>
-    internal sealed class Cache(IdempotencyOptions options, IdempotencyExecutor executor)
-    {
-        private readonly ConcurrentDictionary<string, IdempotencyEndpointSettings> _byPolicy = new(StringComparer.OrdinalIgnoreCase);
-        private readonly IdempotencyEndpointSettings _global = new(options, executor, null, null);
-
-        /// <exception cref="InvalidOperationException">No policy of that name is registered.</exception>
-        public IdempotencyEndpointSettings For(Endpoint endpoint)
-            => PolicyNameOf(endpoint) is { } name ? _byPolicy.GetOrAdd(name, Create) : _global;
-
-        private IdempotencyEndpointSettings Create(string name)
-            => options.Policies.TryGetValue(name, out var policy)
-                ? new IdempotencyEndpointSettings(options, executor, name, policy)
-                : throw UnknownPolicy(name, options);
     }
 
     internal static InvalidOperationException UnknownPolicy(string name, IdempotencyOptions options, string? endpoint = null)

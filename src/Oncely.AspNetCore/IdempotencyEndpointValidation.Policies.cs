@@ -28,7 +28,7 @@ internal sealed partial class IdempotencyEndpointValidation
                 admin.Add(endpoint);
             }
 
-            if (IdempotencyEndpointPlan.For(endpoint) is null || IdempotencyEndpointSettings.PolicyNameOf(endpoint) is not { } name)
+            if (endpoint.Metadata.GetMetadata<IIdempotencyMetadata>() is null || IdempotencyEndpointSettings.PolicyNameOf(endpoint) is not { } name)
             {
                 continue;
             }
@@ -174,9 +174,4 @@ internal sealed partial class IdempotencyEndpointValidation
 
     /// <summary>The log category of the operator API.</summary>
     internal const string AdminLogCategory = "Oncely.AspNetCore.IdempotencyAdmin";
-
-    [LoggerMessage(IdempotencyEventIds.AdministrationNotSupported, LogLevel.Warning,
-        "The operator API (MapIdempotencyAdmin) is mapped, but the idempotency store {Store} does not implement IIdempotencyStoreAdministration, so its endpoints answer 501. " +
-        "Every store shipped with Oncely implements it: if {Store} wraps one, pass the capability on (implement the interface by delegating to the inner store)")]
-    private static partial void LogAdministrationNotSupported(ILogger logger, string store);
 }

@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
 
 namespace Oncely.AspNetCore;
 
@@ -20,7 +21,7 @@ internal sealed partial class IdempotencyEndpointValidation : IStartupFilter
         // AddRouting registers the composite of every data source; without routing there are no endpoints to check.
         if (app.ApplicationServices.GetService<EndpointDataSource>() is { } endpoints)
         {
-            Validate(endpoints.Endpoints);
+            Validate(endpoints.Endpoints, app.ApplicationServices.GetRequiredService<IOptions<IdempotencyOptions>>().Value);
             ValidatePoliciesAndAdministration(endpoints.Endpoints, app.ApplicationServices);
         }
     };
@@ -31,14 +32,14 @@ internal sealed partial class IdempotencyEndpointValidation : IStartupFilter
             || (endpoint.Metadata.GetMetadata<Microsoft.AspNetCore.Mvc.Abstractions.ActionDescriptor>() is not null
                 && endpoint.Metadata.GetMetadata<IdempotentAttribute>() is not null);
 
-    internal static void Validate(IEnumerable<Endpoint> endpoints)
+    internal static void Validate(IEnumerable<Endpoint> endpoints, IdempotencyOptions options)
     {
         var owners = new Dictionary<string, Endpoint>(StringComparer.Ordinal);
         var clashes = new List<string>();
         var unguarded = new List<string>();
         foreach (var endpoint in endpoints)
         {
-            if (IdempotencyEndpointPlan.For(endpoint) is not { } plan)
+            if (IdempotencyEndpoint.Describe(endpoint, options) is not { } idempotent)
             {
                 continue;
             }
@@ -51,7 +52,7 @@ internal sealed partial class IdempotencyEndpointValidation : IStartupFilter
             var methods = endpoint.Metadata.GetMetadata<IHttpMethodMetadata>()?.HttpMethods;
             foreach (var method in methods is { Count: > 0 } ? methods : ["*"])
             {
-                var operation = plan.OperationFor(method);
+                var operation = idempotent.OperationFor(method);
                 if (!owners.TryAdd(operation, endpoint) && !ReferenceEquals(owners[operation], endpoint))
                 {
                     clashes.Add($"'{owners[operation].DisplayName}' and '{endpoint.DisplayName}' both keep their records under operation '{operation}'");

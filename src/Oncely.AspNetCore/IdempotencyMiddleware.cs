@@ -9,14 +9,13 @@ namespace Oncely.AspNetCore;
 /// <summary>
 /// Applies the decision table to endpoints that carry <see cref="IIdempotencyMetadata"/>: validate the key, identify the
 /// caller, read and fingerprint the body, reserve, then run once and store, or replay, or refuse. Each job has its own
-/// type: <see cref="IdempotencyEndpointPlan"/> (the operation), <see cref="RequestBodyBuffer"/> (the body),
+/// type: <see cref="IdempotencyEndpoint"/> (the endpoint, read once: its key source, operation and settings),
+/// <see cref="IdempotencyRefusals"/> (every refusal's status, type and words, by row), <see cref="RequestBodyBuffer"/> (the body),
 /// <see cref="ResponseCaptureStream"/> and <see cref="IdempotentResponseWriter"/> (capture and replay),
 /// <see cref="KeyReuseAuditor"/> (row 8's audit).
 /// </summary>
 internal sealed partial class IdempotencyMiddleware
 {
-    private static readonly string[] NoValues = [];
-
     private readonly RequestDelegate _next;
     private readonly IdempotencyOptions _options;
     private readonly IdempotencyProblemWriter _problems;
@@ -24,7 +23,7 @@ internal sealed partial class IdempotencyMiddleware
     private readonly IdempotentResponseWriter _responses;
     private readonly Func<object, List<KeyValuePair<string, string>>> _snapshotBodyHeaders;
     private readonly KeyReuseAuditor _auditor;
-    private readonly IdempotencyEndpointSettings.Cache _settings;
+    private readonly IdempotencyEndpointCache _endpoints;
     private readonly FingerprintCache _fingerprints = new();
     private readonly ILogger _logger;
 
@@ -44,33 +43,32 @@ internal sealed partial class IdempotencyMiddleware
         _responses = new IdempotentResponseWriter(_options);
         _snapshotBodyHeaders = response => _responses.SnapshotBodyHeaders(((HttpResponse)response).Headers);
         _auditor = auditor;
-        _settings = new IdempotencyEndpointSettings.Cache(_options, executor);
+        _endpoints = new IdempotencyEndpointCache(_options, executor);
         _logger = logger;
     }
 
     public Task InvokeAsync(HttpContext context)
     {
         // Row 1: endpoints that are not idempotent pass through untouched.
-        var endpoint = context.GetEndpoint();
-        var plan = endpoint is null ? null : IdempotencyEndpointPlan.For(endpoint);
-        if (plan is null)
+        var routed = context.GetEndpoint();
+        var endpoint = routed is null ? null : _endpoints.For(routed);
+        if (endpoint is null)
         {
             return _next(context);
         }
 
-        var settings = plan.Settings ??= _settings.For(endpoint!);
-        return _metrics.IsObserving ? InvokeObservedAsync(context, plan, settings) : InvokeIdempotentAsync(context, plan, settings);
+        return _metrics.IsObserving ? InvokeObservedAsync(context, endpoint) : InvokeIdempotentAsync(context, endpoint);
     }
 
     // While something listens: a span around the whole decision (the handler's own spans nest under it), and the
     // request's outcome and duration. The span is started here, in an async method, so it is never left current for
     // the middleware before this one.
-    private async Task InvokeObservedAsync(HttpContext context, IdempotencyEndpointPlan plan, IdempotencyEndpointSettings settings)
+    private async Task InvokeObservedAsync(HttpContext context, IdempotencyEndpoint endpoint)
     {
-        var attempt = _metrics.Start(context, plan.OperationFor(context.Request.Method));
+        var attempt = _metrics.Start(context, endpoint.OperationFor(context.Request.Method));
         try
         {
-            await InvokeIdempotentAsync(context, plan, settings).ConfigureAwait(false);
+            await InvokeIdempotentAsync(context, endpoint).ConfigureAwait(false);
         }
         catch (Exception ex) when (attempt is not null)
         {
@@ -87,36 +85,37 @@ internal sealed partial class IdempotencyMiddleware
         }
     }
 
-    private async Task InvokeIdempotentAsync(HttpContext context, IdempotencyEndpointPlan plan, IdempotencyEndpointSettings settings)
+    private async Task InvokeIdempotentAsync(HttpContext context, IdempotencyEndpoint endpoint)
     {
         var request = context.Request;
 
         // A signed request (a webhook delivery) is verified before anything else, and a key kept in the body needs the
         // body: such endpoints read it first. A sender that cannot be verified is refused before the store is touched.
-        using var early = plan.ReadsBodyFirst ? await ReadBodyAsync(context, settings, key: null).ConfigureAwait(false) : null;
-        if (plan.ReadsBodyFirst && early is null)
+        using var early = endpoint.ReadsBodyFirst ? await ReadBodyAsync(context, endpoint.Settings, key: null).ConfigureAwait(false) : null;
+        if (endpoint.ReadsBodyFirst && early is null)
         {
             return;
         }
 
-        var sender = plan.SenderVerifier is { } verifier ? await VerifySenderAsync(context, verifier, early!).ConfigureAwait(false) : null;
-        if (plan.SenderVerifier is not null && sender is null)
+        var sender = endpoint.SenderVerifier is { } verifier ? await VerifySenderAsync(context, verifier, early!).ConfigureAwait(false) : null;
+        if (endpoint.SenderVerifier is not null && sender is null)
         {
             return;
         }
 
         // Row 4: a malformed key is refused before anything else.
-        var reading = plan.KeySource?.Read(request, early?.Body ?? default, _options.MaxKeyLength) ?? ReadKeyHeader(request);
+        var source = endpoint.KeySource;
+        var reading = source.Read(request, early?.Body ?? default, _options.MaxKeyLength);
         var key = reading.Key;
         if (reading.Problem is { } keyProblem)
         {
-            await RejectAsync(context, StatusCodes.Status400BadRequest, IdempotencyProblemTypes.KeyInvalid, plan.KeySource is null ? "Invalid Idempotency-Key" : "Invalid idempotency key", keyProblem, key: null).ConfigureAwait(false);
+            await RejectAsync(context, source.InvalidRefusal, keyProblem, key: null).ConfigureAwait(false);
             return;
         }
 
         if (key is null)
         {
-            if (!plan.KeyRequired)
+            if (!endpoint.KeyRequired)
             {
                 // Row 3: no key, no record.
                 _metrics.Count(context, IdempotencyMetrics.Outcomes.NoKey);
@@ -127,13 +126,7 @@ internal sealed partial class IdempotencyMiddleware
             }
 
             // Row 2.
-            await RejectAsync(
-                context,
-                StatusCodes.Status400BadRequest,
-                IdempotencyProblemTypes.KeyMissing,
-                plan.KeySource is null ? "Idempotency-Key required" : "Idempotency key required",
-                plan.KeySource?.MissingDetail(request) ?? $"{request.Method} {request.Path} performs an effectful operation: send an Idempotency-Key header (for example a UUID) and reuse the same key on every retry of this operation.",
-                key: null).ConfigureAwait(false);
+            await RejectAsync(context, source.MissingRefusal, source.MissingDetail(request), key: null).ConfigureAwait(false);
             return;
         }
 
@@ -143,39 +136,29 @@ internal sealed partial class IdempotencyMiddleware
         {
             if (context.User.Identity?.IsAuthenticated == true)
             {
+                // Row 9c.
                 LogTenantUnresolved(_logger, request.Method, request.Path);
-                await RejectAsync(
-                    context,
-                    StatusCodes.Status500InternalServerError,
-                    IdempotencyProblemTypes.TenantUnresolved,
-                    "Caller could not be identified",
-                    "The server could not tell which tenant this authenticated request belongs to, so it refused to run it. This is a server configuration problem (IdempotencyOptions.TenantResolver).",
-                    key).ConfigureAwait(false);
+                await RejectAsync(context, IdempotencyRefusals.Row09cTenantUnresolved, IdempotencyRefusals.Row09cDetail, key).ConfigureAwait(false);
                 return;
             }
 
-            if (!plan.AllowAnonymous)
+            if (!endpoint.AllowAnonymous)
             {
-                await RejectAsync(
-                    context,
-                    StatusCodes.Status401Unauthorized,
-                    IdempotencyProblemTypes.CallerUnauthenticated,
-                    "Authentication required",
-                    "This idempotent operation keeps each caller's answers apart, so it needs an authenticated caller: send valid credentials. Nothing was executed.",
-                    key).ConfigureAwait(false);
+                // Row 9a.
+                await RejectAsync(context, IdempotencyRefusals.Row09aCallerUnauthenticated, IdempotencyRefusals.Row09aDetail, key).ConfigureAwait(false);
                 return;
             }
 
             tenant = IdempotencyRecordId.AnonymousTenant;
         }
 
-        using var body = early ?? await ReadBodyAsync(context, settings, key).ConfigureAwait(false);
+        using var body = early ?? await ReadBodyAsync(context, endpoint.Settings, key).ConfigureAwait(false);
         if (body is null)
         {
             return;
         }
 
-        var id = new IdempotencyRecordId(tenant, plan.OperationFor(request.Method), key);
+        var id = new IdempotencyRecordId(tenant, endpoint.OperationFor(request.Method), key);
         var fingerprint = RequestFingerprint.Compute(
             new FingerprintInput(request.Method, request.PathBase.Add(request.Path).Value ?? "/")
             {
@@ -191,11 +174,11 @@ internal sealed partial class IdempotencyMiddleware
         // retries for a whole lease. Each call is bounded by StoreTimeout instead. A one-commit endpoint only reads
         // here: its handler reserves inside its own transaction. Only the wait for an InProgress record (row 7) follows
         // the client: a duplicate whose client hung up stops polling the store.
-        var executor = settings.Executor;
+        var executor = endpoint.Executor;
         IdempotencyDecision decision;
         try
         {
-            decision = plan.OneCommit
+            decision = endpoint.OneCommit
                 ? await executor.BeginOneCommitAsync(id, fingerprint, CancellationToken.None).ConfigureAwait(false)
                 : await executor.BeginCoreAsync(id, fingerprint, CancellationToken.None, context.RequestAborted).ConfigureAwait(false);
         }
@@ -211,7 +194,7 @@ internal sealed partial class IdempotencyMiddleware
         {
             // Row 5: the handler reads the same bytes that were fingerprinted.
             body.AttachToRequest();
-            var refused = await ExecuteAsync(context, decision.Execution!, settings).ConfigureAwait(false);
+            var refused = await ExecuteAsync(context, decision.Execution!, endpoint.Settings).ConfigureAwait(false);
             if (refused is null)
             {
                 return;
@@ -225,7 +208,7 @@ internal sealed partial class IdempotencyMiddleware
                 : new IdempotencyDecision(IdempotencyDecisionKind.StoreUnavailable, null, null, refused);
         }
 
-        await AnswerAsync(context, decision, settings, fingerprint, request.ContentType, body.Body, key).ConfigureAwait(false);
+        await AnswerAsync(context, decision, endpoint.Settings, fingerprint, request.ContentType, body.Body, key).ConfigureAwait(false);
     }
 
     // Reads the whole body once (rows 15 and 19), or answers and returns null.
@@ -237,24 +220,12 @@ internal sealed partial class IdempotencyMiddleware
         {
             case RequestBodyOutcome.TooLarge:
                 // Row 15.
-                await RejectAsync(
-                    context,
-                    StatusCodes.Status413PayloadTooLarge,
-                    IdempotencyProblemTypes.PayloadTooLarge,
-                    "Request body too large",
-                    $"Idempotent requests may carry at most {settings.MaxRequestBodySize} bytes of body. Nothing was executed.",
-                    key).ConfigureAwait(false);
+                await RejectAsync(context, IdempotencyRefusals.Row15PayloadTooLarge, IdempotencyRefusals.Row15Detail(settings.MaxRequestBodySize), key).ConfigureAwait(false);
                 return null;
             case RequestBodyOutcome.Unreadable:
                 // Row 19: the server's own status; nothing reserved, the key stays usable.
                 LogBodyUnreadable(_logger, request.Method, request.Path, body.FailureStatus);
-                await RejectAsync(
-                    context,
-                    body.FailureStatus,
-                    IdempotencyProblemTypes.RequestBodyUnreadable,
-                    "Request body could not be read",
-                    "The request body was malformed, shorter than its Content-Length, or arrived too slowly. Nothing was executed and the Idempotency-Key can be used again: resend the whole request.",
-                    key).ConfigureAwait(false);
+                await RejectAsync(context, IdempotencyRefusals.Row19RequestBodyUnreadable, IdempotencyRefusals.Row19Detail, key, body.FailureStatus).ConfigureAwait(false);
                 return null;
             case RequestBodyOutcome.ClientGone:
                 _metrics.Count(context, IdempotencyMetrics.Outcomes.Rejected);
@@ -274,18 +245,11 @@ internal sealed partial class IdempotencyMiddleware
             return sender;
         }
 
-        await RejectAsync(context, StatusCodes.Status401Unauthorized, verification.ProblemType!, verification.Title!, verification.Detail!, key: null).ConfigureAwait(false);
+        // Row 9b: the verifier's own refusal (a webhook's signature or timestamp).
+        _metrics.Count(context, IdempotencyMetrics.Outcomes.Rejected);
+        LogRejected(_logger, context.Request.Method, context.Request.Path, StatusCodes.Status401Unauthorized, verification.ProblemType!);
+        await _problems.WriteAsync(context, _options, StatusCodes.Status401Unauthorized, verification.ProblemType!, verification.Title!, verification.Detail!, key: null).ConfigureAwait(false);
         return null;
-    }
-
-    private IdempotencyKeyReading ReadKeyHeader(HttpRequest request)
-    {
-        var keyError = IdempotencyKeyParser.TryParse(
-            request.Headers[IdempotencyOptions.HeaderName],
-            _options.AcceptAliasHeader ? request.Headers[IdempotencyOptions.AliasHeaderName] : NoValues,
-            _options.MaxKeyLength,
-            out var key);
-        return keyError == IdempotencyKeyError.None ? new(key, null) : new(null, DescribeKeyError(keyError));
     }
 
     // Rows 6, 7, 8 and 13: every answer given without running the handler.
@@ -303,41 +267,18 @@ internal sealed partial class IdempotencyMiddleware
             case IdempotencyDecisionKind.InProgress:
                 // Row 7.
                 _metrics.Count(context, IdempotencyMetrics.Outcomes.InProgress);
-                await _problems.WriteAsync(
-                    context,
-                    _options,
-                    StatusCodes.Status409Conflict,
-                    IdempotencyProblemTypes.RequestInProgress,
-                    "Request in progress",
-                    "A request with this Idempotency-Key is still being processed. Retry after the Retry-After delay with the same key and payload to receive its result.",
-                    key,
-                    _options.InProgressRetryAfter).ConfigureAwait(false);
+                await WriteAsync(context, IdempotencyRefusals.Row07RequestInProgress, IdempotencyRefusals.Row07Detail, key, retryAfter: _options.InProgressRetryAfter).ConfigureAwait(false);
                 break;
             case IdempotencyDecisionKind.KeyReused:
                 // Row 8.
                 _metrics.Count(context, IdempotencyMetrics.Outcomes.KeyReused);
                 await _auditor.AuditAsync(_options, decision.Record!, fingerprint, contentType, body).ConfigureAwait(false);
-                await _problems.WriteAsync(
-                    context,
-                    _options,
-                    settings.KeyReusedStatusCode,
-                    IdempotencyProblemTypes.KeyReused,
-                    "Idempotency-Key reused",
-                    "This Idempotency-Key was already used for a request with a different payload. Use a new key for a new operation; retries of an operation must send exactly the same request.",
-                    key).ConfigureAwait(false);
+                await WriteAsync(context, IdempotencyRefusals.Row08KeyReused, IdempotencyRefusals.Row08Detail, key, settings.KeyReusedStatusCode).ConfigureAwait(false);
                 break;
             default:
                 // Row 13: fail closed.
                 _metrics.Count(context, IdempotencyMetrics.Outcomes.StoreUnavailable);
-                await _problems.WriteAsync(
-                    context,
-                    _options,
-                    StatusCodes.Status503ServiceUnavailable,
-                    IdempotencyProblemTypes.StoreUnavailable,
-                    "Idempotency store unavailable",
-                    "The request was not processed because the server cannot currently guarantee it runs only once. Nothing was executed: retry later with the same Idempotency-Key.",
-                    key,
-                    _options.StoreUnavailableRetryAfter).ConfigureAwait(false);
+                await WriteAsync(context, IdempotencyRefusals.Row13StoreUnavailable, IdempotencyRefusals.Row13Detail, key, retryAfter: _options.StoreUnavailableRetryAfter).ConfigureAwait(false);
                 break;
         }
     }
@@ -415,7 +356,7 @@ internal sealed partial class IdempotencyMiddleware
     {
         var response = context.Response;
         var status = response.StatusCode;
-        if (handlerThrew && !(response.HasStarted && settings.ShouldStore(status)))
+        if (handlerThrew && !(response.HasStarted && settings.ReplayRule.Stores(status)))
         {
             // Row 11: the handler threw before answering; a retry must be able to run it again (or resume at its
             // recovery point). A completion its own transaction committed makes the release a refused no-op.
@@ -425,7 +366,7 @@ internal sealed partial class IdempotencyMiddleware
 
         if (execution.CompletedInTransaction)
         {
-            if (!execution.IsFinished && !settings.ShouldStore(status))
+            if (!execution.IsFinished && !settings.ReplayRule.Stores(status))
             {
                 // The handler wrote the completion in its transaction but answered with a status that is never stored
                 // (typically: the transaction rolled back and it answered 500). Released if the completion did not
@@ -445,7 +386,7 @@ internal sealed partial class IdempotencyMiddleware
             return;
         }
 
-        if (!settings.ShouldStore(status))
+        if (!settings.ReplayRule.Stores(status))
         {
             await ReleaseAsync(context, execution).ConfigureAwait(false);
             return;
@@ -546,12 +487,16 @@ internal sealed partial class IdempotencyMiddleware
         _metrics.Count(context, IdempotencyMetrics.Outcomes.Released);
     }
 
-    private Task RejectAsync(HttpContext context, int status, string type, string title, string detail, string? key)
+    // A refusal before the operation starts (rows 2, 4, 9a, 9b, 9c, 15, 19): counted and logged as rejected.
+    private Task RejectAsync(HttpContext context, IdempotencyRefusal refusal, string detail, string? key, int? status = null)
     {
         _metrics.Count(context, IdempotencyMetrics.Outcomes.Rejected);
-        LogRejected(_logger, context.Request.Method, context.Request.Path, status, type);
-        return _problems.WriteAsync(context, _options, status, type, title, detail, key);
+        LogRejected(_logger, context.Request.Method, context.Request.Path, status ?? refusal.Status, refusal.ProblemType);
+        return WriteAsync(context, refusal, detail, key, status);
     }
+
+    private Task WriteAsync(HttpContext context, IdempotencyRefusal refusal, string detail, string? key, int? status = null, TimeSpan? retryAfter = null)
+        => _problems.WriteAsync(context, _options, status ?? refusal.Status, refusal.ProblemType, refusal.Title, detail, key, retryAfter);
 
     private IEnumerable<KeyValuePair<string, string?>> FingerprintHeaderPairs(IHeaderDictionary headers)
     {
@@ -590,35 +535,4 @@ internal sealed partial class IdempotencyMiddleware
 
         return pairs;
     }
-
-    private string DescribeKeyError(IdempotencyKeyError error) => error switch
-    {
-        IdempotencyKeyError.Empty => "The Idempotency-Key header is empty. Send a non-empty key, for example a UUID.",
-        IdempotencyKeyError.TooLong => $"The Idempotency-Key is too long. Keys may have at most {_options.MaxKeyLength} characters; a UUID is recommended.",
-        IdempotencyKeyError.InvalidCharacter => "The Idempotency-Key contains a character outside visible ASCII (spaces, control characters and non-ASCII text are not allowed).",
-        IdempotencyKeyError.MultipleValues => "The Idempotency-Key header was sent with several values. Send exactly one key.",
-        IdempotencyKeyError.ConflictingHeaders => "Idempotency-Key and X-Idempotency-Key carry different keys. Send one header, or the same key in both.",
-        _ => "The Idempotency-Key is not a well-formed structured-field string. Send the key bare (abc) or quoted (\"abc\").",
-    };
-
-    [LoggerMessage(IdempotencyEventIds.Replayed, LogLevel.Debug, "Replayed the stored answer ({StatusCode}) of {Operation} for tenant {Tenant} with key {Key}")]
-    private static partial void LogReplayed(ILogger logger, string tenant, string operation, string key, int statusCode);
-
-    [LoggerMessage(IdempotencyEventIds.ResponseTooLarge, LogLevel.Warning, "The answer of {Operation} for tenant {Tenant} with key {Key} is {Bytes} bytes, over the {Limit}-byte limit: it is stored without its body, and retries get the status and headers only")]
-    private static partial void LogResponseTooLarge(ILogger logger, string tenant, string operation, string key, long bytes, int limit);
-
-    [LoggerMessage(IdempotencyEventIds.ResponseIncomplete, LogLevel.Warning, "The answer ({StatusCode}) of {Operation} for tenant {Tenant} with key {Key} did not reach the client whole ({Bytes} bytes written; the client went away or the response was aborted): the operation ran, so it is stored as Completed without its body, and retries get the status and headers only")]
-    private static partial void LogResponseIncomplete(ILogger logger, string tenant, string operation, string key, int statusCode, long bytes);
-
-    [LoggerMessage(IdempotencyEventIds.OneCommitAnsweredWithoutReserving, LogLevel.Error, "The one-commit endpoint {Operation} answered {StatusCode} for tenant {Tenant} with key {Key} without reserving in its transaction: nothing was recorded and a retry will run it again. Call execution.ReserveInTransactionAsync(transaction) as the transaction's first statement")]
-    private static partial void LogAnsweredWithoutReserving(ILogger logger, string tenant, string operation, string key, int statusCode);
-
-    [LoggerMessage(IdempotencyEventIds.RequestRejected, LogLevel.Debug, "Refused {Method} {Path} with {StatusCode} ({ProblemType}) before running it")]
-    private static partial void LogRejected(ILogger logger, string method, PathString path, int statusCode, string problemType);
-
-    [LoggerMessage(IdempotencyEventIds.RequestBodyUnreadable, LogLevel.Debug, "The body of {Method} {Path} could not be read (the server answers {StatusCode}); nothing was recorded")]
-    private static partial void LogBodyUnreadable(ILogger logger, string method, PathString path, int statusCode);
-
-    [LoggerMessage(IdempotencyEventIds.TenantUnresolved, LogLevel.Error, "Refused {Method} {Path}: the caller is authenticated but has no NameIdentifier or sub claim; configure IdempotencyOptions.TenantResolver")]
-    private static partial void LogTenantUnresolved(ILogger logger, string method, PathString path);
 }

@@ -21,10 +21,4 @@ internal sealed partial class InMemoryStoreWarning(IIdempotencyStore store, IHos
     }
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
-
-    [LoggerMessage(IdempotencyEventIds.InMemoryStoreOutsideDevelopment, LogLevel.Warning,
-        "Oncely is using the in-memory idempotency store in the {Environment} environment: its records are lost on every restart and are not shared " +
-        "between instances, so a retry that arrives after a restart, or reaches another instance, runs the operation again. " +
-        "Choose a shared store for production: AddIdempotency().UsePostgreSql(...) (several instances) or .UseSqlite(...) (one machine)")]
-    private static partial void LogInMemoryStore(ILogger logger, string environment);
 }

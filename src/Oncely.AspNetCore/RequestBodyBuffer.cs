@@ -3,22 +3,6 @@ using Microsoft.AspNetCore.Http;
 
 namespace Oncely.AspNetCore;
 
-/// <summary>How reading the request body ended.</summary>
-internal enum RequestBodyOutcome
-{
-    /// <summary>The whole body is in the buffer.</summary>
-    Read,
-
-    /// <summary>The body is over the fingerprint limit (row 15).</summary>
-    TooLarge,
-
-    /// <summary>The request's framing is broken or its body stalled; the server's own status applies (row 19).</summary>
-    Unreadable,
-
-    /// <summary>The client went away while sending the body: there is nobody to answer.</summary>
-    ClientGone,
-}
-
 /// <summary>
 /// The request body read once into pooled memory, so the same bytes are fingerprinted and handed to the handler.
 /// Once <see cref="AttachToRequest"/> is called (only when the handler will run), <see cref="HttpRequest.Body"/> reads

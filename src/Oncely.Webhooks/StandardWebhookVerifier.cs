@@ -152,13 +152,4 @@ internal sealed partial class StandardWebhookVerifier
         LogSignatureInvalid(_logger, request.Method, request.Path, detail);
         return IdempotencySenderVerification.Refused(StandardWebhooksProblemTypes.SignatureInvalid, "Webhook signature invalid", detail);
     }
-
-    [LoggerMessage(IdempotencyEventIds.WebhookSignatureInvalid, LogLevel.Warning, "Refused a webhook delivery to {Method} {Path} with 401 before recording or running anything: {Reason}")]
-    private static partial void LogSignatureInvalid(ILogger logger, string method, PathString path, string reason);
-
-    [LoggerMessage(IdempotencyEventIds.WebhookTimestampOutOfTolerance, LogLevel.Warning, "Refused a correctly signed webhook delivery {WebhookId} from {Sender} with 401: it was signed at {SignedAt:O}, now is {Now:O}, tolerance {Tolerance}")]
-    private static partial void LogTimestampOutOfTolerance(ILogger logger, string sender, string webhookId, DateTimeOffset signedAt, DateTimeOffset now, TimeSpan tolerance);
-
-    [LoggerMessage(IdempotencyEventIds.WebhookVerified, LogLevel.Debug, "Verified webhook delivery {WebhookId} from {Sender}")]
-    private static partial void LogVerified(ILogger logger, string sender, string webhookId);
 }

@@ -27,6 +27,9 @@ public sealed class OpenApiDocument : IAsyncDisposable
 
     public JsonElement Root => Json.RootElement;
 
+    /// <summary>A client of the application that served the document, to see what its middleware does.</summary>
+    public HttpClient CreateClient() => _app.GetTestClient();
+
     public static async Task<OpenApiDocument> ServeAsync(
         Action<WebApplication> endpoints,
         Action<IdempotencyOptions>? configure = null,

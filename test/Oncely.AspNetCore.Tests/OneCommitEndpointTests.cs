@@ -19,9 +19,9 @@ public sealed class OneCommitEndpointTests
     [Fact]
     public void Plan_IdempotentAttributeOneCommitReservation_IsOneCommit()
     {
-        Assert.True(PlanOf(new IdempotentAttribute { OneCommitReservation = true }).OneCommit);
-        Assert.False(PlanOf(new IdempotentAttribute()).OneCommit);
-        Assert.True(PlanOf(new IdempotentAttribute(), OneCommitReservationMetadata.Instance).OneCommit);
+        Assert.True(EndpointOf(new IdempotentAttribute { OneCommitReservation = true }).OneCommit);
+        Assert.False(EndpointOf(new IdempotentAttribute()).OneCommit);
+        Assert.True(EndpointOf(new IdempotentAttribute(), OneCommitReservationMetadata.Instance).OneCommit);
     }
 
     [Fact]
@@ -99,8 +99,8 @@ public sealed class OneCommitEndpointTests
         Assert.Contains("cannot write inside a transaction", error.Message, StringComparison.Ordinal);
     }
 
-    private static IdempotencyEndpointPlan PlanOf(params object[] metadata)
-        => IdempotencyEndpointPlan.For(new RouteEndpoint(_ => Task.CompletedTask, RoutePatternFactory.Parse("/x"), 0, new EndpointMetadataCollection(metadata), "x"))!;
+    private static IdempotencyEndpoint EndpointOf(params object[] metadata)
+        => IdempotencyEndpoint.Describe(new RouteEndpoint(_ => Task.CompletedTask, RoutePatternFactory.Parse("/x"), 0, new EndpointMetadataCollection(metadata), "x"), new IdempotencyOptions())!;
 
     private static async Task<WebApplication> StartAsync(RequestDelegate handler, CapturingLoggerProvider? logs = null)
     {

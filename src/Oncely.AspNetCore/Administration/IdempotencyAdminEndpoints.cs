@@ -27,7 +27,7 @@ internal sealed partial class IdempotencyAdminEndpoints(IServiceProvider service
     private const int MaxReleaseBodyBytes = 16 * 1024;
 
     private readonly Lazy<Counter<long>> _releases = new(() => services.GetRequiredService<IMeterFactory>()
-        .Create(IdempotencyTelemetry.MeterName)
+        .Create(IdempotencyDiagnostics.MeterName)
         .CreateCounter<long>(ReleasesInstrument, "{record}", "Records operators asked to release through the operator API, by outcome."));
 
     private readonly Lazy<ILogger> _logger = new(() => services.GetRequiredService<ILoggerFactory>().CreateLogger(IdempotencyEndpointValidation.AdminLogCategory));
@@ -460,13 +460,4 @@ internal sealed partial class IdempotencyAdminEndpoints(IServiceProvider service
             ?? user.FindFirst(ClaimTypes.NameIdentifier)?.Value
             ?? user.FindFirst("sub")?.Value
             ?? (user.Identity?.IsAuthenticated == true ? "(authenticated, unnamed)" : "(anonymous)");
-
-    [LoggerMessage(IdempotencyEventIds.RecordReleasedByOperator, LogLevel.Warning, "Operator {Operator} released the idempotency record of {Operation} for tenant {Tenant} with key {Key} (fencing token {FencingToken}): a retry of that key will run the operation again")]
-    private static partial void LogReleased(ILogger logger, string @operator, string tenant, string operation, string key, long fencingToken);
-
-    [LoggerMessage(IdempotencyEventIds.OperatorReleaseRefused, LogLevel.Information, "Operator {Operator} asked to release the idempotency record of {Operation} for tenant {Tenant} with key {Key} (fencing token {FencingToken}); refused: {Reason}")]
-    private static partial void LogReleaseRefused(ILogger logger, string @operator, string tenant, string operation, string key, long fencingToken, string reason);
-
-    [LoggerMessage(IdempotencyEventIds.AdministrationStoreUnavailable, LogLevel.Error, "The operator API could not reach the idempotency store for {Method} {Path}; it answered 503")]
-    private static partial void LogStoreUnavailable(ILogger logger, Exception exception, string method, PathString path);
 }
