@@ -1,7 +1,7 @@
 using System.Data.Common;
-using Microsoft.Extensions.Logging;
 using System.Security.Cryptography;
 using System.Text;
+using Microsoft.Extensions.Logging;
 
 namespace Oncely;
 
@@ -18,10 +18,10 @@ namespace Oncely;
 /// the execution is disposed. Whoever obtained the execution from <see cref="IdempotencyExecutor.BeginAsync"/> disposes
 /// it when the attempt is over.
 /// </remarks>
-// The attempt makes its own transitions through the executor's ExecutionRuntime (store calls, settings, completion
-// retries, logger); it never calls back into the executor. Its lease is renewed by a LeaseRenewal.
 public sealed partial class IdempotencyExecution : IAsyncDisposable, IRenewableLease
 {
+    // The attempt makes its own transitions (complete, release, renew, recovery point) through its executor's
+    // ExecutionRuntime: store calls, settings, completion retries, logger. It never calls back into the executor.
     private readonly ExecutionRuntime _runtime;
     private long _fencingToken;
     private int _reservationPending;
@@ -362,7 +362,7 @@ public sealed partial class IdempotencyExecution : IAsyncDisposable, IRenewableL
     /// lease to have run out on the store's clock, which cannot have advanced further than the engine's meanwhile).
     /// One-commit reservations are not renewed, so no later renewal changes this.
     /// </summary>
-    internal bool ReservationCannotBeTakenOverYet
+    private bool ReservationCannotBeTakenOverYet
     {
         get
         {
@@ -393,7 +393,7 @@ public sealed partial class IdempotencyExecution : IAsyncDisposable, IRenewableL
     }
 
     /// <summary><see langword="true"/> once renewal was asked to stop, or the attempt is over.</summary>
-    internal bool RenewalStopped => IsFinished || CompletedInTransaction || (_renewal?.IsStopped ?? false);
+    private bool RenewalStopped => IsFinished || CompletedInTransaction || (_renewal?.IsStopped ?? false);
 
     /// <summary>
     /// Renews the lease once (called by <see cref="LeaseRenewal"/>). Never throws: <see langword="false"/> when the store

@@ -11,11 +11,11 @@ namespace Oncely;
 /// Core middleware is built on it; message consumers and webhook receivers call <see cref="ExecuteAsync"/> directly with
 /// <c>(tenant, operation, message id)</c>.
 /// </summary>
-// The executor reads as the decisions (rows 5 to 8, 12, 13): it reserves or reads through StoreInvoker, turns the
-// store's answer into a decision with DecisionMapping, and hands an Execute decision an IdempotencyExecution, which
-// makes every later transition itself. Nothing here writes on an attempt's behalf.
 public sealed partial class IdempotencyExecutor
 {
+    // The executor reads as the decisions (rows 5 to 8, 12, 13): it reserves or reads through StoreInvoker, turns the
+    // store's answer into a decision with DecisionMapping, and hands an Execute decision an IdempotencyExecution, which
+    // makes every later transition itself. Nothing here writes on an attempt's behalf.
     private readonly ExecutionRuntime _runtime;
 
     /// <summary>Creates an executor.</summary>
@@ -269,7 +269,7 @@ public sealed partial class IdempotencyExecutor
     /// <param name="operation">The effect. Its result is stored; throw to release the record so a redelivery runs it again.</param>
     /// <param name="cancellationToken">Cancels the call.</param>
     /// <returns>What happened, with the (stored or fresh) result.</returns>
-    public async ValueTask<IdempotencyOutcome> ExecuteAsync(
+    public async ValueTask<IdempotencyExecutionResult> ExecuteAsync(
         IdempotencyRecordId id,
         string fingerprint,
         Func<IdempotencyExecution, CancellationToken, ValueTask<IdempotentResponse>> operation,
@@ -283,7 +283,7 @@ public sealed partial class IdempotencyExecutor
             attempt?.SetOutcome(IdempotencyOutcomes.For(decision.Kind));
             if (decision.Kind != IdempotencyDecisionKind.Execute)
             {
-                return new IdempotencyOutcome(decision.Kind, decision.Record?.Response, null);
+                return new IdempotencyExecutionResult(decision.Kind, decision.Record?.Response, null);
             }
 
             var execution = decision.Execution!;
@@ -304,7 +304,7 @@ public sealed partial class IdempotencyExecutor
                 var completion = execution.CompletedInTransaction
                     ? CompletionOutcome.CompletedInTransaction
                     : await execution.CompleteAsync(response, CancellationToken.None).ConfigureAwait(false);
-                return new IdempotencyOutcome(IdempotencyDecisionKind.Execute, response, completion);
+                return new IdempotencyExecutionResult(IdempotencyDecisionKind.Execute, response, completion);
             }
         }
         catch (Exception ex) when (attempt is not null)

@@ -6,30 +6,20 @@ namespace Oncely;
 /// up through a cancellation source of its own. Also says which exceptions count as the store failing. One per executor,
 /// shared by its policies and by every attempt; holds no per-request state.
 /// </summary>
-internal sealed class StoreInvoker
+internal sealed class StoreInvoker(IIdempotencyStore store, TimeSpan timeout, TimeProvider clock, IdempotencyInstrumentation instrumentation)
 {
     // The source that tells the store to give up, reused per thread when the call had no caller token (the HTTP path).
     [ThreadStatic]
     private static CancellationTokenSource? t_spareSource;
 
-    private readonly TimeSpan _timeout;
-
-    public StoreInvoker(IIdempotencyStore store, TimeSpan timeout, TimeProvider clock, IdempotencyInstrumentation instrumentation)
-    {
-        Store = store;
-        _timeout = timeout;
-        Clock = clock;
-        Instrumentation = instrumentation;
-    }
-
     /// <summary>The store behind the calls.</summary>
-    public IIdempotencyStore Store { get; }
+    public IIdempotencyStore Store { get; } = store;
 
     /// <summary>The engine's clock: store deadlines, lease renewal, waits.</summary>
-    public TimeProvider Clock { get; }
+    public TimeProvider Clock { get; } = clock;
 
     /// <summary>The spans and metrics store calls (and the attempts) are recorded on.</summary>
-    public IdempotencyInstrumentation Instrumentation { get; }
+    public IdempotencyInstrumentation Instrumentation { get; } = instrumentation;
 
     /// <summary>
     /// <see langword="true"/> when <paramref name="exception"/>, thrown by a store call, means the store failed (and the
@@ -99,13 +89,13 @@ internal sealed class StoreInvoker
 
             try
             {
-                return await pending.AsTask().WaitAsync(_timeout, Clock, cancellationToken).ConfigureAwait(false);
+                return await pending.AsTask().WaitAsync(timeout, Clock, cancellationToken).ConfigureAwait(false);
             }
             catch (TimeoutException ex)
             {
                 // Tell the store to give up too, so its connection is not held past our answer.
                 await abandon.CancelAsync().ConfigureAwait(false);
-                throw new IdempotencyStoreUnavailableException($"The idempotency store did not answer within {_timeout}.", ex);
+                throw new IdempotencyStoreUnavailableException($"The idempotency store did not answer within {timeout}.", ex);
             }
         }
         finally
