@@ -134,10 +134,7 @@ public sealed partial class IdempotencyExecutor
     {
         ArgumentException.ThrowIfNullOrEmpty(fingerprint);
         IdempotencyInstrumentation.TagKey(id);
-        var settings = _runtime.Settings;
-        var clock = _runtime.Clock;
-        var pollInterval = _runtime.Options.InProgressPollInterval;
-        var waitUntil = settings.InProgressWait > TimeSpan.Zero ? clock.GetUtcNow() + settings.InProgressWait : (DateTimeOffset?)null;
+        var waitUntil = _runtime.Settings.InProgressWait > TimeSpan.Zero ? _runtime.Clock.GetUtcNow() + _runtime.Settings.InProgressWait : (DateTimeOffset?)null;
 
         // The wait observes both tokens; a linked source only when they are two different cancellable ones.
         using var linkedWait = waitUntil is not null && cancellationToken.CanBeCanceled && waitCancellation.CanBeCanceled && cancellationToken != waitCancellation
@@ -153,7 +150,7 @@ public sealed partial class IdempotencyExecutor
                     StoreCall.Reserve,
                     id.Operation,
                     static (store, state, ct) => store.TryReserveAsync(state.id, state.fingerprint, state.Lease, state.Expiration, ct),
-                    (id, fingerprint, settings.Lease, settings.Expiration),
+                    (id, fingerprint, _runtime.Settings.Lease, _runtime.Settings.Expiration),
                     cancellationToken,
                     static r => IdempotencyInstrumentation.DescribeReservation(r.Outcome)).ConfigureAwait(false);
             }
@@ -175,10 +172,10 @@ public sealed partial class IdempotencyExecutor
 
                     return new IdempotencyDecision(kind, result.Record, new IdempotencyExecution(_runtime, result.Record, isTakeOver), null);
                 case IdempotencyDecisionKind.InProgress:
-                    if (waitUntil is { } deadline && clock.GetUtcNow() + pollInterval <= deadline)
+                    if (waitUntil is { } deadline && _runtime.Clock.GetUtcNow() + _runtime.Options.InProgressPollInterval <= deadline)
                     {
                         // Row 7: a caller that went away stops the wait here; it is not a store failure.
-                        await Task.Delay(pollInterval, clock, waitToken).ConfigureAwait(false);
+                        await Task.Delay(_runtime.Options.InProgressPollInterval, _runtime.Clock, waitToken).ConfigureAwait(false);
                         continue;
                     }
 
