@@ -1,6 +1,7 @@
 using System.Data.Common;
 using System.Security.Cryptography;
 using System.Text;
+using Microsoft.Extensions.Logging;
 
 namespace Oncely;
 
@@ -17,9 +18,11 @@ namespace Oncely;
 /// the execution is disposed. Whoever obtained the execution from <see cref="IdempotencyExecutor.BeginAsync"/> disposes
 /// it when the attempt is over.
 /// </remarks>
-public sealed class IdempotencyExecution : IAsyncDisposable
+public sealed partial class IdempotencyExecution : IAsyncDisposable, IRenewableLease
 {
-    private readonly IdempotencyExecutor _executor;
+    // The attempt makes its own transitions (complete, release, renew, recovery point) through its executor's
+    // ExecutionRuntime: store calls, settings, completion retries, logger. It never calls back into the executor.
+    private readonly ExecutionRuntime _runtime;
     private long _fencingToken;
     private int _reservationPending;
     private int _finished;
@@ -28,34 +31,35 @@ public sealed class IdempotencyExecution : IAsyncDisposable
     private long _reservationSentAt;
     // 1 while this attempt is counted in oncely.active_executions (only while a listener is attached).
     private int _active;
-    // Renewal: one timer per running attempt, and a store call only when it fires (rare: most attempts finish long
-    // before a third of their lease). _renewalGate guards the timer, the stopped flag and the call in flight.
-    private Lock? _renewalGate;
-    private ITimer? _renewalTimer;
-    private bool _renewalStopped;
-    private Task? _renewalInFlight;
+    // Renews the lease while the attempt runs (null when renewal is off, and in one-commit mode).
+    private readonly LeaseRenewal? _renewal;
 
-    internal IdempotencyExecution(IdempotencyExecutor executor, IdempotencyRecord record, bool isTakeOver)
+    // The default mode: the record was reserved (and committed) before the operation starts; renewal starts now.
+    internal IdempotencyExecution(ExecutionRuntime runtime, IdempotencyRecord record, bool isTakeOver)
     {
-        _executor = executor;
+        _runtime = runtime;
         Id = record.Id;
         Fingerprint = record.Fingerprint;
         _fencingToken = record.FencingToken;
         IsTakeOver = isTakeOver;
         ResumedFrom = record.RecoveryPoint;
         RecoveryPoint = record.RecoveryPoint;
-        _active = executor.Instrumentation.EnterExecution(Id.Operation) ? 1 : 0;
+        _active = runtime.Store.Instrumentation.EnterExecution(Id.Operation) ? 1 : 0;
+        if (runtime.Options.RenewLease)
+        {
+            _renewal = LeaseRenewal.Start(this, runtime.Clock, runtime.Settings.RenewalInterval);
+        }
     }
 
     // One-commit mode: nothing is reserved yet; ReserveInTransactionAsync reserves inside the operation's transaction.
-    internal IdempotencyExecution(IdempotencyExecutor executor, IdempotencyRecordId id, string fingerprint)
+    internal IdempotencyExecution(ExecutionRuntime runtime, IdempotencyRecordId id, string fingerprint)
     {
-        _executor = executor;
+        _runtime = runtime;
         Id = id;
         Fingerprint = fingerprint;
         IsOneCommit = true;
         _reservationPending = 1;
-        _active = executor.Instrumentation.EnterExecution(Id.Operation) ? 1 : 0;
+        _active = runtime.Store.Instrumentation.EnterExecution(Id.Operation) ? 1 : 0;
     }
 
     /// <summary>The record this attempt holds.</summary>
@@ -108,13 +112,13 @@ public sealed class IdempotencyExecution : IAsyncDisposable
     /// How long the lease lasts from each renewal: the executor's <see cref="IdempotencyExecutor.Lease"/> (its policy's,
     /// else the engine's <see cref="IdempotencyEngineOptions.Lease"/>).
     /// </summary>
-    public TimeSpan Lease => _executor.Lease;
+    public TimeSpan Lease => _runtime.Settings.Lease;
 
     /// <summary>
     /// How long a Completed record lives: the executor's <see cref="IdempotencyExecutor.Expiration"/> (its policy's, else
     /// the engine's <see cref="IdempotencyEngineOptions.Expiration"/>).
     /// </summary>
-    public TimeSpan Expiration => _executor.Expiration;
+    public TimeSpan Expiration => _runtime.Settings.Expiration;
 
     /// <summary>
     /// Records that the phase <paramref name="recoveryPoint"/> committed, renewing the lease. If this attempt later
@@ -133,7 +137,22 @@ public sealed class IdempotencyExecution : IAsyncDisposable
                 "a recovery point committed on its own cannot exist. Use SetRecoveryPointInTransactionAsync, or the default (two-commit) mode for multi-phase operations.");
         }
 
-        if (!await _executor.SetRecoveryPointAsync(this, recoveryPoint, cancellationToken).ConfigureAwait(false))
+        bool recorded;
+        try
+        {
+            recorded = await _runtime.Store.CallAsync(
+                StoreCall.SetRecoveryPoint,
+                Id.Operation,
+                static (store, s, ct) => store.TrySetRecoveryPointAsync(s.execution.Id, s.execution.FencingToken, s.recoveryPoint, s.execution.Lease, ct),
+                (execution: this, recoveryPoint),
+                cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (StoreInvoker.IsStoreFailure(ex, cancellationToken))
+        {
+            throw ex as IdempotencyStoreUnavailableException ?? new IdempotencyStoreUnavailableException("Recording the recovery point failed.", ex);
+        }
+
+        if (!recorded)
         {
             throw new IdempotencyLeaseLostException(Id);
         }
@@ -173,7 +192,7 @@ public sealed class IdempotencyExecution : IAsyncDisposable
         }
 
         await StopRenewalAsync().ConfigureAwait(false);
-        return await _executor.CompleteAsync(this, response, cancellationToken).ConfigureAwait(false);
+        return await WriteCompletionAsync(response, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -192,7 +211,7 @@ public sealed class IdempotencyExecution : IAsyncDisposable
 
         // Stopped and awaited first, so a renewal in flight cannot extend a lease the release has just ended.
         await StopRenewalAsync().ConfigureAwait(false);
-        await _executor.ReleaseAsync(this, cancellationToken).ConfigureAwait(false);
+        await WriteReleaseAsync(cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -227,13 +246,11 @@ public sealed class IdempotencyExecution : IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(transaction);
         ArgumentNullException.ThrowIfNull(response);
-        ThrowIfNotReserved();
-        var store = TransactionalStore(transaction);
-        var completed = await _executor.ObserveStoreCallAsync(
+        var completed = await WriteInTransactionAsync(
             StoreCall.CompleteInTransaction,
-            Id.Operation,
-            static (s, ct) => s.store.TryCompleteAsync(s.transaction, s.Id, s.FencingToken, s.response, s.Expiration, ct),
-            (store, transaction, Id, FencingToken, response, Expiration),
+            transaction,
+            static (store, tx, s, ct) => store.TryCompleteAsync(tx, s.execution.Id, s.execution.FencingToken, s.response, s.execution.Expiration, ct),
+            (execution: this, response),
             cancellationToken).ConfigureAwait(false);
         if (!completed)
         {
@@ -256,13 +273,11 @@ public sealed class IdempotencyExecution : IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(transaction);
         ArgumentException.ThrowIfNullOrEmpty(recoveryPoint);
-        ThrowIfNotReserved();
-        var store = TransactionalStore(transaction);
-        var recorded = await _executor.ObserveStoreCallAsync(
+        var recorded = await WriteInTransactionAsync(
             StoreCall.SetRecoveryPointInTransaction,
-            Id.Operation,
-            static (s, ct) => s.store.TrySetRecoveryPointAsync(s.transaction, s.Id, s.FencingToken, s.recoveryPoint, s.Lease, ct),
-            (store, transaction, Id, FencingToken, recoveryPoint, Lease),
+            transaction,
+            static (store, tx, s, ct) => store.TrySetRecoveryPointAsync(tx, s.execution.Id, s.execution.FencingToken, s.recoveryPoint, s.execution.Lease, ct),
+            (execution: this, recoveryPoint),
             cancellationToken).ConfigureAwait(false);
         if (!recorded)
         {
@@ -308,9 +323,9 @@ public sealed class IdempotencyExecution : IAsyncDisposable
         }
 
         var store = TransactionalStore(transaction);
-        var options = _executor.Options;
-        Volatile.Write(ref _reservationSentAt, _executor.Clock.GetTimestamp());
-        var result = await _executor.ObserveStoreCallAsync(
+        var options = _runtime.Options;
+        Volatile.Write(ref _reservationSentAt, _runtime.Clock.GetTimestamp());
+        var result = await _runtime.Store.ObserveAsync(
             StoreCall.ReserveInTransaction,
             Id.Operation,
             static (s, ct) => s.store.TryReserveAsync(s.transaction, s.Id, s.Fingerprint, s.Lease, s.Expiration, s.options.ReservationLockTimeout, ct),
@@ -319,7 +334,7 @@ public sealed class IdempotencyExecution : IAsyncDisposable
             static r => IdempotencyInstrumentation.DescribeReservation(r.Outcome)).ConfigureAwait(false);
         if (!result.MustExecute)
         {
-            throw _executor.ReservationConflict(Id, result);
+            throw new IdempotencyReservationConflictException(Id, DecisionMapping.FromRefusedReservation(result.Outcome), result.Record);
         }
 
         var record = result.Record!;
@@ -338,7 +353,7 @@ public sealed class IdempotencyExecution : IAsyncDisposable
     public void MarkCompletedInTransaction()
     {
         Interlocked.Exchange(ref _completedInTransaction, 1);
-        SignalRenewalStop();
+        _renewal?.SignalStop();
     }
 
     /// <summary>
@@ -347,12 +362,12 @@ public sealed class IdempotencyExecution : IAsyncDisposable
     /// lease to have run out on the store's clock, which cannot have advanced further than the engine's meanwhile).
     /// One-commit reservations are not renewed, so no later renewal changes this.
     /// </summary>
-    internal bool ReservationCannotBeTakenOverYet
+    private bool ReservationCannotBeTakenOverYet
     {
         get
         {
             var sentAt = Volatile.Read(ref _reservationSentAt);
-            return IsOneCommit && sentAt != 0 && _executor.Clock.GetElapsedTime(sentAt) < Lease;
+            return IsOneCommit && sentAt != 0 && _runtime.Clock.GetElapsedTime(sentAt) < Lease;
         }
     }
 
@@ -367,88 +382,192 @@ public sealed class IdempotencyExecution : IAsyncDisposable
     /// </summary>
     internal async ValueTask<bool> ReleaseAfterTransientFailureAsync(Exception failure)
     {
-        if (!IsOneCommit || _executor.Store is not ITransactionalIdempotencyStore store || !store.IsTransientFailure(failure))
+        if (!IsOneCommit || _runtime.Store.Store is not ITransactionalIdempotencyStore store || !store.IsTransientFailure(failure))
         {
             return false;
         }
 
-        _executor.LogTransientFailure(this, failure);
+        LogOneCommitTransientFailure(_runtime.Logger, failure, Id.Tenant, Id.Operation, Id.Key);
         await ReleaseAsync(CancellationToken.None).ConfigureAwait(false);
         return true;
     }
 
-    /// <summary>Starts renewing the lease every <paramref name="interval"/> until stopped.</summary>
-    internal void StartRenewal(TimeSpan interval)
-    {
-        _renewalGate = new Lock();
-
-        // The timer must not carry the request's ambient state (activity, HTTP context accessors) around with it.
-        using (ExecutionContext.SuppressFlow())
-        {
-            _renewalTimer = _executor.Clock.CreateTimer(static state => ((IdempotencyExecution)state!).OnRenewalDue(), this, interval, interval);
-        }
-    }
-
     /// <summary><see langword="true"/> once renewal was asked to stop, or the attempt is over.</summary>
-    internal bool RenewalStopped => IsFinished || CompletedInTransaction || Volatile.Read(ref _renewalStopped);
+    private bool RenewalStopped => IsFinished || CompletedInTransaction || (_renewal?.IsStopped ?? false);
 
-    private void OnRenewalDue()
+    /// <summary>
+    /// Renews the lease once (called by <see cref="LeaseRenewal"/>). Never throws: <see langword="false"/> when the store
+    /// refused (the token is stale or the record is no longer InProgress), so renewal stops; a store failure is logged
+    /// and returns <see langword="true"/>, so the next interval tries again while the lease still runs.
+    /// </summary>
+    async ValueTask<bool> IRenewableLease.RenewOnceAsync()
     {
-        lock (_renewalGate!)
+        try
         {
-            // One renewal at a time: a slow store call is not overtaken by the next tick.
-            if (_renewalStopped || _renewalInFlight is { IsCompleted: false })
+            var renewed = await _runtime.Store.CallAsync(
+                StoreCall.RenewLease,
+                Id.Operation,
+                static (store, e, ct) => store.TryRenewLeaseAsync(e.Id, e.FencingToken, e.Lease, ct),
+                this,
+                CancellationToken.None).ConfigureAwait(false);
+            if (!renewed && !RenewalStopped)
             {
-                return;
+                LogLeaseRenewalRefused(_runtime.Logger, Id.Tenant, Id.Operation, Id.Key, FencingToken);
             }
 
-            _renewalInFlight = RenewOnceAsync();
+            return renewed;
+        }
+        catch (Exception ex)
+        {
+            LogLeaseRenewalFailed(_runtime.Logger, ex, Id.Tenant, Id.Operation, Id.Key, Lease);
+            return true;
         }
     }
 
-    private async Task RenewOnceAsync()
+    // Row 10 (stored), row 12 (a stale token is refused) and row 17 (retried briefly, then left InProgress, never released).
+    private async ValueTask<CompletionOutcome> WriteCompletionAsync(IdempotentResponse response, CancellationToken cancellationToken)
     {
-        // The store call itself is not canceled by a stop: stopping waits for it, so it ends before any completion or
-        // release is written.
-        if (!await _executor.RenewLeaseAsync(this).ConfigureAwait(false))
+        try
         {
-            SignalRenewalStop();
+            var completed = await _runtime.CompletionRetries.ExecuteAsync(
+                static (s, ct) => s.execution._runtime.Store.CallAsync(
+                    StoreCall.Complete,
+                    s.execution.Id.Operation,
+                    static (store, inner, ct2) => store.TryCompleteAsync(inner.execution.Id, inner.execution.FencingToken, inner.response, inner.execution.Expiration, ct2),
+                    s,
+                    ct),
+                (execution: this, response),
+                cancellationToken).ConfigureAwait(false);
+            if (!completed && IsOneCommit && await IsGoneAsync().ConfigureAwait(false))
+            {
+                LogReservationNotCommitted(_runtime.Logger, Id.Tenant, Id.Operation, Id.Key);
+                return CompletionOutcome.NotRecorded;
+            }
+
+            if (!completed)
+            {
+                LogLeaseLost(_runtime.Logger, Id.Tenant, Id.Operation, Id.Key, FencingToken);
+                return CompletionOutcome.LeaseLost;
+            }
+
+            LogExecuted(_runtime.Logger, Id.Tenant, Id.Operation, Id.Key, response.StatusCode);
+            return CompletionOutcome.Completed;
+        }
+        catch (Exception ex) when (StoreInvoker.IsStoreFailure(ex, cancellationToken))
+        {
+            LogCompletionFailed(_runtime.Logger, ex, Id.Tenant, Id.Operation, Id.Key, Lease);
+            return CompletionOutcome.StoreFailed;
         }
     }
 
-    private void SignalRenewalStop()
+    // Row 11: deleted, or kept at its recovery point with the lease ended. A failure is logged, not thrown.
+    private async ValueTask WriteReleaseAsync(CancellationToken cancellationToken)
     {
-        if (_renewalGate is not { } gate)
+        try
         {
+            var released = await _runtime.Store.CallAsync(
+                StoreCall.Release,
+                Id.Operation,
+                static (store, e, ct) => store.TryReleaseAsync(e.Id, e.FencingToken, ct),
+                this,
+                cancellationToken).ConfigureAwait(false);
+            if (released)
+            {
+                LogReleased(_runtime.Logger, Id.Tenant, Id.Operation, Id.Key, RecoveryPoint);
+            }
+            else
+            {
+                await LogReleaseRefusedAsync(cancellationToken).ConfigureAwait(false);
+            }
+        }
+        catch (Exception ex) when (StoreInvoker.IsStoreFailure(ex, cancellationToken))
+        {
+            LogReleaseFailed(_runtime.Logger, ex, Id.Tenant, Id.Operation, Id.Key, Lease);
+        }
+    }
+
+    // A refused release has three causes with very different meanings: the operation's own transaction already
+    // completed the record (expected, for example when the client hung up after the commit), the record is gone
+    // (expired or purged), or another attempt took the lease over. One read, on this rare path only, tells which.
+    private async ValueTask LogReleaseRefusedAsync(CancellationToken cancellationToken)
+    {
+        var logger = _runtime.Logger;
+        IdempotencyRecord? current;
+        try
+        {
+            current = await _runtime.Store.GetAsync(Id, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (StoreInvoker.IsStoreFailure(ex, cancellationToken))
+        {
+            LogReleaseFailed(logger, ex, Id.Tenant, Id.Operation, Id.Key, Lease);
             return;
         }
 
-        lock (gate)
+        if (current is null && IsOneCommit)
         {
-            Volatile.Write(ref _renewalStopped, true);
-            _renewalTimer?.Dispose();
-            _renewalTimer = null;
+            LogReservationNotCommitted(logger, Id.Tenant, Id.Operation, Id.Key);
+        }
+        else if (current is not null && IsAnotherAttemptsRecord(current) && ReservationCannotBeTakenOverYet)
+        {
+            // One-commit mode: the record is another attempt's, and this attempt's reservation, had it committed, could
+            // not have been taken over yet (less than a lease ago). So it never committed: it rolled back with its
+            // transaction (typically the client hung up), and the key was reserved afresh. No lease was lost.
+            LogOneCommitReservationRolledBack(logger, Id.Tenant, Id.Operation, Id.Key, FencingToken, current.FencingToken, current.State);
+        }
+        else if (current is null)
+        {
+            LogReleaseRefusedGone(logger, Id.Tenant, Id.Operation, Id.Key, FencingToken);
+        }
+        else if (current.State == IdempotencyRecordState.Completed && current.FencingToken == FencingToken)
+        {
+            LogReleaseRefusedCompleted(logger, Id.Tenant, Id.Operation, Id.Key, FencingToken);
+        }
+        else
+        {
+            LogLeaseLost(logger, Id.Tenant, Id.Operation, Id.Key, FencingToken);
         }
     }
 
-    private ValueTask StopRenewalAsync()
+    // One-commit mode: a record this attempt did not write. Another token; or a Completed record although this attempt
+    // never completed in its transaction (a store whose token counter rolls back with the transaction, as SQLite's does,
+    // hands the rolled-back token to the next reservation).
+    private bool IsAnotherAttemptsRecord(IdempotencyRecord current)
+        => IsOneCommit
+            && !CompletedInTransaction
+            && (current.FencingToken != FencingToken || current.State == IdempotencyRecordState.Completed);
+
+    // One-commit mode, after a refused completion: true when the record does not exist (its reservation rolled back).
+    private async ValueTask<bool> IsGoneAsync()
     {
-        if (_renewalGate is not { } gate)
+        try
         {
-            return ValueTask.CompletedTask;
+            return await _runtime.Store.GetAsync(Id, CancellationToken.None).ConfigureAwait(false) is null;
         }
-
-        Task? inFlight;
-        lock (gate)
+        catch (Exception ex) when (StoreInvoker.IsStoreFailure(ex, CancellationToken.None))
         {
-            Volatile.Write(ref _renewalStopped, true);
-            _renewalTimer?.Dispose();
-            _renewalTimer = null;
-            inFlight = _renewalInFlight;
+            return false;
         }
-
-        return inFlight is null || inFlight.IsCompleted ? ValueTask.CompletedTask : new ValueTask(inFlight);
     }
+
+    // A write inside the operation's own transaction: needs the reservation, and a store of the transaction's driver.
+    private ValueTask<bool> WriteInTransactionAsync<TState>(
+        StoreCall call,
+        DbTransaction transaction,
+        Func<ITransactionalIdempotencyStore, DbTransaction, TState, CancellationToken, ValueTask<bool>> write,
+        TState state,
+        CancellationToken cancellationToken)
+    {
+        ThrowIfNotReserved();
+        var store = TransactionalStore(transaction);
+        return _runtime.Store.ObserveAsync(
+            call,
+            Id.Operation,
+            static (s, ct) => s.write(s.store, s.transaction, s.state, ct),
+            (store, transaction, write, state),
+            cancellationToken);
+    }
+
+    private ValueTask StopRenewalAsync() => _renewal?.StopAsync() ?? ValueTask.CompletedTask;
 
     internal static string DeriveKey(IdempotencyRecordId id, string fingerprint, string purpose)
     {
@@ -478,43 +597,13 @@ public sealed class IdempotencyExecution : IAsyncDisposable
     {
         if (Interlocked.Exchange(ref _active, 0) == 1)
         {
-            _executor.Instrumentation.LeaveExecution(Id.Operation);
+            _runtime.Store.Instrumentation.LeaveExecution(Id.Operation);
         }
     }
 
     private ITransactionalIdempotencyStore TransactionalStore(DbTransaction transaction)
-        => _executor.Store as ITransactionalIdempotencyStore
+        => _runtime.Store.Store as ITransactionalIdempotencyStore
             ?? throw new InvalidOperationException(
-                $"The idempotency store {_executor.Store.GetType().Name} cannot write inside a transaction (received a {transaction.GetType().FullName}). " +
+                $"The idempotency store {_runtime.Store.Store.GetType().Name} cannot write inside a transaction (received a {transaction.GetType().FullName}). " +
                 "Transactional completion needs a SQL store on the same database as the transaction: UseSqlite with a SqliteTransaction, or UsePostgreSql with an NpgsqlTransaction.");
-}
-
-/// <summary>Thrown when an attempt's lease was taken over by another attempt, so it must not write anything more.</summary>
-public sealed class IdempotencyLeaseLostException : Exception
-{
-    /// <summary>Creates the exception.</summary>
-    public IdempotencyLeaseLostException()
-        : base("The idempotency lease was taken over by another attempt.")
-    {
-    }
-
-    /// <summary>Creates the exception with a message.</summary>
-    /// <param name="message">What happened.</param>
-    public IdempotencyLeaseLostException(string message)
-        : base(message)
-    {
-    }
-
-    /// <summary>Creates the exception with a message and a cause.</summary>
-    /// <param name="message">What happened.</param>
-    /// <param name="innerException">The cause.</param>
-    public IdempotencyLeaseLostException(string message, Exception innerException)
-        : base(message, innerException)
-    {
-    }
-
-    internal IdempotencyLeaseLostException(IdempotencyRecordId id)
-        : base($"The lease on idempotency record '{id}' was taken over by another attempt; this attempt must stop.")
-    {
-    }
 }

@@ -13,16 +13,10 @@ namespace Oncely;
 /// </summary>
 public sealed partial class IdempotencyExecutor
 {
-    private readonly IIdempotencyStore _store;
-    private readonly IdempotencyEngineOptions _options;
-    private readonly OperationSettings _settings;
-    private readonly TimeProvider _clock;
-    private readonly ILogger _logger;
-    private readonly IdempotencyInstrumentation _instrumentation;
-    [ThreadStatic]
-    private static CancellationTokenSource? t_spareSource;
-
-    private readonly ResiliencePipeline<bool> _completionPipeline;
+    // The executor reads as the decisions (rows 5 to 8, 12, 13): it reserves or reads through StoreInvoker, turns the
+    // store's answer into a decision with DecisionMapping, and hands an Execute decision an IdempotencyExecution, which
+    // makes every later transition itself. Nothing here writes on an attempt's behalf.
+    private readonly ExecutionRuntime _runtime;
 
     /// <summary>Creates an executor.</summary>
     /// <param name="store">Where records live.</param>
@@ -44,13 +38,8 @@ public sealed partial class IdempotencyExecutor
             throw new ArgumentException(string.Join(Environment.NewLine, problems), nameof(options));
         }
 
-        _store = store;
-        _options = options;
-        _settings = OperationSettings.From(options);
-        _clock = timeProvider ?? TimeProvider.System;
-        _logger = (ILogger?)logger ?? NullLogger.Instance;
-        _instrumentation = new IdempotencyInstrumentation(meterFactory, store.GetType().Name);
-        _completionPipeline = options.CompletionRetries == 0 ? ResiliencePipeline<bool>.Empty : new ResiliencePipelineBuilder<bool> { TimeProvider = _clock }
+        var clock = timeProvider ?? TimeProvider.System;
+        var completionRetries = options.CompletionRetries == 0 ? ResiliencePipeline<bool>.Empty : new ResiliencePipelineBuilder<bool> { TimeProvider = clock }
             .AddRetry(new RetryStrategyOptions<bool>
             {
                 ShouldHandle = new PredicateBuilder<bool>().Handle<Exception>(e => e is not OperationCanceledException || e is TimeoutException),
@@ -60,18 +49,19 @@ public sealed partial class IdempotencyExecutor
                 UseJitter = true,
             })
             .Build();
+        _runtime = new ExecutionRuntime(
+            new StoreInvoker(store, options.StoreTimeout, clock, new IdempotencyInstrumentation(meterFactory, store.GetType().Name)),
+            options,
+            OperationSettings.From(options),
+            completionRetries,
+            (ILogger?)logger ?? NullLogger.Instance);
     }
 
-    // WithPolicy: the same store, clock, logger and completion retries; another lease, expiration and in-progress wait.
+    // WithPolicy: the same store calls, logger and completion retries; another lease, expiration and in-progress wait.
     private IdempotencyExecutor(IdempotencyExecutor engine, IdempotencyPolicy policy)
     {
-        _store = engine._store;
-        _options = engine._options;
-        _clock = engine._clock;
-        _logger = engine._logger;
-        _completionPipeline = engine._completionPipeline;
-        _instrumentation = engine._instrumentation;
-        _settings = OperationSettings.From(engine._options, policy);
+        var shared = engine._runtime;
+        _runtime = new ExecutionRuntime(shared.Store, shared.Options, OperationSettings.From(shared.Options, policy), shared.CompletionRetries, shared.Logger);
         Policy = policy;
     }
 
@@ -94,25 +84,22 @@ public sealed partial class IdempotencyExecutor
     public IdempotencyPolicy? Policy { get; }
 
     /// <summary>The store the executor uses.</summary>
-    public IIdempotencyStore Store => _store;
+    public IIdempotencyStore Store => _runtime.Store.Store;
 
     /// <summary>
     /// The engine settings. An executor bound to a policy (<see cref="WithPolicy"/>) uses the policy's lease, expiration
     /// and in-progress wait instead of these (see <see cref="Lease"/> and <see cref="Expiration"/>).
     /// </summary>
-    public IdempotencyEngineOptions Options => _options;
+    public IdempotencyEngineOptions Options => _runtime.Options;
 
     /// <summary>The lease this executor's operations hold: the policy's, else <see cref="IdempotencyEngineOptions.Lease"/>.</summary>
-    public TimeSpan Lease => _settings.Lease;
+    public TimeSpan Lease => _runtime.Settings.Lease;
 
     /// <summary>How long this executor's records live: the policy's, else <see cref="IdempotencyEngineOptions.Expiration"/>.</summary>
-    public TimeSpan Expiration => _settings.Expiration;
-
-    /// <summary>The engine's clock (lease renewal timing).</summary>
-    internal TimeProvider Clock => _clock;
+    public TimeSpan Expiration => _runtime.Settings.Expiration;
 
     /// <summary>The executor's spans and metrics.</summary>
-    internal IdempotencyInstrumentation Instrumentation => _instrumentation;
+    internal IdempotencyInstrumentation Instrumentation => _runtime.Store.Instrumentation;
 
     /// <summary>
     /// Reserves the record or reports what holds it. Never throws for store failures: those come back as
@@ -147,7 +134,7 @@ public sealed partial class IdempotencyExecutor
     {
         ArgumentException.ThrowIfNullOrEmpty(fingerprint);
         IdempotencyInstrumentation.TagKey(id);
-        var waitUntil = _settings.InProgressWait > TimeSpan.Zero ? _clock.GetUtcNow() + _settings.InProgressWait : (DateTimeOffset?)null;
+        var waitUntil = _runtime.Settings.InProgressWait > TimeSpan.Zero ? _runtime.Clock.GetUtcNow() + _runtime.Settings.InProgressWait : (DateTimeOffset?)null;
 
         // The wait observes both tokens; a linked source only when they are two different cancellable ones.
         using var linkedWait = waitUntil is not null && cancellationToken.CanBeCanceled && waitCancellation.CanBeCanceled && cancellationToken != waitCancellation
@@ -159,42 +146,44 @@ public sealed partial class IdempotencyExecutor
             ReservationResult result;
             try
             {
-                result = await CallStoreAsync(
+                result = await _runtime.Store.CallAsync(
                     StoreCall.Reserve,
                     id.Operation,
-                    static (store, state, ct) => store.TryReserveAsync(state.id, state.fingerprint, state.lease, state.expiration, ct),
-                    (id, fingerprint, lease: _settings.Lease, expiration: _settings.Expiration),
+                    static (store, state, ct) => store.TryReserveAsync(state.id, state.fingerprint, state.Lease, state.Expiration, ct),
+                    (id, fingerprint, _runtime.Settings.Lease, _runtime.Settings.Expiration),
                     cancellationToken,
                     static r => IdempotencyInstrumentation.DescribeReservation(r.Outcome)).ConfigureAwait(false);
             }
-            catch (Exception ex) when (IsStoreFailure(ex, cancellationToken))
+            catch (Exception ex) when (StoreInvoker.IsStoreFailure(ex, cancellationToken))
             {
-                LogStoreUnavailable(_logger, ex, id.Tenant, id.Operation, id.Key);
-                return new IdempotencyDecision(IdempotencyDecisionKind.StoreUnavailable, null, null, ex);
+                return StoreUnavailable(id, ex);
             }
 
-            switch (result.Outcome)
+            var kind = DecisionMapping.FromReservation(result.Outcome);
+            switch (kind)
             {
-                case ReservationOutcome.Acquired:
-                    return new IdempotencyDecision(IdempotencyDecisionKind.Execute, result.Record, StartExecution(result.Record, isTakeOver: false), null);
-                case ReservationOutcome.TakenOver:
-                    LogTakenOver(_logger, id.Tenant, id.Operation, id.Key, result.Record.FencingToken, result.Record.RecoveryPoint);
-                    return new IdempotencyDecision(IdempotencyDecisionKind.Execute, result.Record, StartExecution(result.Record, isTakeOver: true), null);
-                case ReservationOutcome.Completed:
-                    return new IdempotencyDecision(IdempotencyDecisionKind.Replay, result.Record, null, null);
-                case ReservationOutcome.FingerprintMismatch:
-                    return new IdempotencyDecision(IdempotencyDecisionKind.KeyReused, result.Record, null, null);
-                case ReservationOutcome.InProgress:
-                default:
-                    if (waitUntil is { } deadline && _clock.GetUtcNow() + _options.InProgressPollInterval <= deadline)
+                case IdempotencyDecisionKind.Execute:
+                    // Row 5 (acquired) or row 12 (an expired lease taken over: a new token, resuming at the recovery point).
+                    var isTakeOver = result.Outcome == ReservationOutcome.TakenOver;
+                    if (isTakeOver)
+                    {
+                        LogTakenOver(_runtime.Logger, id.Tenant, id.Operation, id.Key, result.Record.FencingToken, result.Record.RecoveryPoint);
+                    }
+
+                    return new IdempotencyDecision(kind, result.Record, new IdempotencyExecution(_runtime, result.Record, isTakeOver), null);
+                case IdempotencyDecisionKind.InProgress:
+                    if (waitUntil is { } deadline && _runtime.Clock.GetUtcNow() + _runtime.Options.InProgressPollInterval <= deadline)
                     {
                         // Row 7: a caller that went away stops the wait here; it is not a store failure.
-                        await Task.Delay(_options.InProgressPollInterval, _clock, waitToken).ConfigureAwait(false);
+                        await Task.Delay(_runtime.Options.InProgressPollInterval, _runtime.Clock, waitToken).ConfigureAwait(false);
                         continue;
                     }
 
-                    LogInProgress(_logger, id.Tenant, id.Operation, id.Key);
-                    return new IdempotencyDecision(IdempotencyDecisionKind.InProgress, result.Record, null, null);
+                    LogInProgress(_runtime.Logger, id.Tenant, id.Operation, id.Key);
+                    return new IdempotencyDecision(kind, result.Record, null, null);
+                default:
+                    // Row 6 (replay) or row 8 (key reused).
+                    return new IdempotencyDecision(kind, result.Record, null, null);
             }
         }
     }
@@ -222,25 +211,18 @@ public sealed partial class IdempotencyExecutor
         IdempotencyRecord? record;
         try
         {
-            record = await CallStoreAsync(StoreCall.Get, id.Operation, static (store, i, ct) => store.GetAsync(i, ct), id, cancellationToken).ConfigureAwait(false);
+            record = await _runtime.Store.GetAsync(id, cancellationToken).ConfigureAwait(false);
         }
-        catch (Exception ex) when (IsStoreFailure(ex, cancellationToken))
+        catch (Exception ex) when (StoreInvoker.IsStoreFailure(ex, cancellationToken))
         {
-            LogStoreUnavailable(_logger, ex, id.Tenant, id.Operation, id.Key);
-            return new IdempotencyDecision(IdempotencyDecisionKind.StoreUnavailable, null, null, ex);
+            return StoreUnavailable(id, ex);
         }
 
-        if (record is not null && !string.Equals(record.Fingerprint, fingerprint, StringComparison.Ordinal))
-        {
-            return new IdempotencyDecision(IdempotencyDecisionKind.KeyReused, record, null, null);
-        }
-
-        if (record is { State: IdempotencyRecordState.Completed, Response: not null })
-        {
-            return new IdempotencyDecision(IdempotencyDecisionKind.Replay, record, null, null);
-        }
-
-        return new IdempotencyDecision(IdempotencyDecisionKind.Execute, record, new IdempotencyExecution(this, id, fingerprint), null);
+        // Nothing settled by the read (no record, or one of this fingerprint still held): the reservation in the
+        // operation's transaction decides.
+        return DecisionMapping.FromRecord(record, fingerprint) is { } settled
+            ? new IdempotencyDecision(settled, record, null, null)
+            : new IdempotencyDecision(IdempotencyDecisionKind.Execute, record, new IdempotencyExecution(_runtime, id, fingerprint), null);
     }
 
     /// <summary>
@@ -261,35 +243,18 @@ public sealed partial class IdempotencyExecutor
         {
             try
             {
-                record = await CallStoreAsync(StoreCall.Get, id.Operation, static (store, i, ct) => store.GetAsync(i, ct), id, cancellationToken).ConfigureAwait(false);
+                record = await _runtime.Store.GetAsync(id, cancellationToken).ConfigureAwait(false);
             }
-            catch (Exception ex) when (IsStoreFailure(ex, cancellationToken))
+            catch (Exception ex) when (StoreInvoker.IsStoreFailure(ex, cancellationToken))
             {
-                LogStoreUnavailable(_logger, ex, id.Tenant, id.Operation, id.Key);
-                return new IdempotencyDecision(IdempotencyDecisionKind.StoreUnavailable, null, null, ex);
+                return StoreUnavailable(id, ex);
             }
         }
 
-        var kind = record switch
-        {
-            null => IdempotencyDecisionKind.InProgress,
-            _ when !string.Equals(record.Fingerprint, fingerprint, StringComparison.Ordinal) => IdempotencyDecisionKind.KeyReused,
-            { State: IdempotencyRecordState.Completed, Response: not null } => IdempotencyDecisionKind.Replay,
-            _ => IdempotencyDecisionKind.InProgress,
-        };
-        LogReservationConflict(_logger, id.Tenant, id.Operation, id.Key, kind);
+        // A record still held, or gone since the conflict, is answered as in progress: retry later.
+        var kind = DecisionMapping.FromRecord(record, fingerprint) ?? IdempotencyDecisionKind.InProgress;
+        LogReservationConflict(_runtime.Logger, id.Tenant, id.Operation, id.Key, kind);
         return new IdempotencyDecision(kind, record, null, null);
-    }
-
-    internal IdempotencyReservationConflictException ReservationConflict(IdempotencyRecordId id, TransactionalReservationResult result)
-    {
-        var kind = result.Outcome switch
-        {
-            ReservationOutcome.Completed => IdempotencyDecisionKind.Replay,
-            ReservationOutcome.FingerprintMismatch => IdempotencyDecisionKind.KeyReused,
-            _ => IdempotencyDecisionKind.InProgress,
-        };
-        return new IdempotencyReservationConflictException(id, kind, result.Record);
     }
 
     /// <summary>
@@ -301,21 +266,21 @@ public sealed partial class IdempotencyExecutor
     /// <param name="operation">The effect. Its result is stored; throw to release the record so a redelivery runs it again.</param>
     /// <param name="cancellationToken">Cancels the call.</param>
     /// <returns>What happened, with the (stored or fresh) result.</returns>
-    public async ValueTask<IdempotencyOutcome> ExecuteAsync(
+    public async ValueTask<IdempotencyExecutionResult> ExecuteAsync(
         IdempotencyRecordId id,
         string fingerprint,
         Func<IdempotencyExecution, CancellationToken, ValueTask<IdempotentResponse>> operation,
         CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(operation);
-        var attempt = _instrumentation.StartAttempt(id.Operation);
+        var attempt = Instrumentation.StartAttempt(id.Operation);
         try
         {
             var decision = await BeginAsync(id, fingerprint, cancellationToken).ConfigureAwait(false);
             attempt?.SetOutcome(IdempotencyOutcomes.For(decision.Kind));
             if (decision.Kind != IdempotencyDecisionKind.Execute)
             {
-                return new IdempotencyOutcome(decision.Kind, decision.Record?.Response, null);
+                return new IdempotencyExecutionResult(decision.Kind, decision.Record?.Response, null);
             }
 
             var execution = decision.Execution!;
@@ -336,7 +301,7 @@ public sealed partial class IdempotencyExecutor
                 var completion = execution.CompletedInTransaction
                     ? CompletionOutcome.CompletedInTransaction
                     : await execution.CompleteAsync(response, CancellationToken.None).ConfigureAwait(false);
-                return new IdempotencyOutcome(IdempotencyDecisionKind.Execute, response, completion);
+                return new IdempotencyExecutionResult(IdempotencyDecisionKind.Execute, response, completion);
             }
         }
         catch (Exception ex) when (attempt is not null)
@@ -351,201 +316,8 @@ public sealed partial class IdempotencyExecutor
     }
 
     /// <summary>
-    /// Renews the lease of <paramref name="execution"/> once. Never throws: returns <see langword="false"/> when the
-    /// store refused (the token is stale or the record is no longer InProgress), so renewal stops; a store failure is
-    /// logged and returns <see langword="true"/>, so the next interval tries again while the lease still runs.
-    /// </summary>
-    internal async ValueTask<bool> RenewLeaseAsync(IdempotencyExecution execution)
-    {
-        var id = execution.Id;
-        try
-        {
-            var renewed = await CallStoreAsync(
-                StoreCall.RenewLease,
-                id.Operation,
-                static (store, s, ct) => store.TryRenewLeaseAsync(s.Id, s.FencingToken, s.Lease, ct),
-                execution,
-                CancellationToken.None).ConfigureAwait(false);
-            if (!renewed && !execution.RenewalStopped)
-            {
-                LogLeaseRenewalRefused(_logger, id.Tenant, id.Operation, id.Key, execution.FencingToken);
-            }
-
-            return renewed;
-        }
-        catch (Exception ex)
-        {
-            LogLeaseRenewalFailed(_logger, ex, id.Tenant, id.Operation, id.Key, _settings.Lease);
-            return true;
-        }
-    }
-
-    internal async ValueTask<CompletionOutcome> CompleteAsync(IdempotencyExecution execution, IdempotentResponse response, CancellationToken cancellationToken)
-    {
-        var id = execution.Id;
-        try
-        {
-            var state = (execution, response, expiration: _settings.Expiration, executor: this);
-            var completed = await _completionPipeline.ExecuteAsync(
-                static async (s, ct) => await s.executor.CallStoreAsync(
-                    StoreCall.Complete,
-                    s.execution.Id.Operation,
-                    static (store, inner, ct2) => store.TryCompleteAsync(inner.execution.Id, inner.execution.FencingToken, inner.response, inner.expiration, ct2),
-                    s,
-                    ct).ConfigureAwait(false),
-                state,
-                cancellationToken).ConfigureAwait(false);
-            if (!completed && execution.IsOneCommit && await IsGoneAsync(id).ConfigureAwait(false))
-            {
-                LogReservationNotCommitted(_logger, id.Tenant, id.Operation, id.Key);
-                return CompletionOutcome.NotRecorded;
-            }
-
-            if (!completed)
-            {
-                LogLeaseLost(_logger, id.Tenant, id.Operation, id.Key, execution.FencingToken);
-                return CompletionOutcome.LeaseLost;
-            }
-
-            LogExecuted(_logger, id.Tenant, id.Operation, id.Key, response.StatusCode);
-            return CompletionOutcome.Completed;
-        }
-        catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
-        {
-            LogCompletionFailed(_logger, ex, id.Tenant, id.Operation, id.Key, _settings.Lease);
-            return CompletionOutcome.StoreFailed;
-        }
-    }
-
-    internal async ValueTask ReleaseAsync(IdempotencyExecution execution, CancellationToken cancellationToken)
-    {
-        var id = execution.Id;
-        try
-        {
-            var released = await CallStoreAsync(
-                StoreCall.Release,
-                id.Operation,
-                static (store, e, ct) => store.TryReleaseAsync(e.Id, e.FencingToken, ct),
-                execution,
-                cancellationToken).ConfigureAwait(false);
-            if (released)
-            {
-                LogReleased(_logger, id.Tenant, id.Operation, id.Key, execution.RecoveryPoint);
-            }
-            else
-            {
-                await LogReleaseRefusedAsync(execution, cancellationToken).ConfigureAwait(false);
-            }
-        }
-        catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
-        {
-            LogReleaseFailed(_logger, ex, id.Tenant, id.Operation, id.Key, _settings.Lease);
-        }
-    }
-
-    // A refused release has three causes with very different meanings: the operation's own transaction already
-    // completed the record (expected, for example when the client hung up after the commit), the record is gone
-    // (expired or purged), or another attempt took the lease over. One read, on this rare path only, tells which.
-    private async ValueTask LogReleaseRefusedAsync(IdempotencyExecution execution, CancellationToken cancellationToken)
-    {
-        var id = execution.Id;
-        IdempotencyRecord? current;
-        try
-        {
-            current = await CallStoreAsync(StoreCall.Get, id.Operation, static (store, i, ct) => store.GetAsync(i, ct), id, cancellationToken).ConfigureAwait(false);
-        }
-        catch (Exception ex) when (IsStoreFailure(ex, cancellationToken))
-        {
-            LogReleaseFailed(_logger, ex, id.Tenant, id.Operation, id.Key, _settings.Lease);
-            return;
-        }
-
-        if (current is null && execution.IsOneCommit)
-        {
-            LogReservationNotCommitted(_logger, id.Tenant, id.Operation, id.Key);
-        }
-        else if (current is not null && IsAnotherAttemptsRecord(execution, current) && execution.ReservationCannotBeTakenOverYet)
-        {
-            // One-commit mode: the record is another attempt's, and this attempt's reservation, had it committed, could
-            // not have been taken over yet (less than a lease ago). So it never committed: it rolled back with its
-            // transaction (typically the client hung up), and the key was reserved afresh. No lease was lost.
-            LogOneCommitReservationRolledBack(_logger, id.Tenant, id.Operation, id.Key, execution.FencingToken, current.FencingToken, current.State);
-        }
-        else if (current is null)
-        {
-            LogReleaseRefusedGone(_logger, id.Tenant, id.Operation, id.Key, execution.FencingToken);
-        }
-        else if (current.State == IdempotencyRecordState.Completed && current.FencingToken == execution.FencingToken)
-        {
-            LogReleaseRefusedCompleted(_logger, id.Tenant, id.Operation, id.Key, execution.FencingToken);
-        }
-        else
-        {
-            LogLeaseLost(_logger, id.Tenant, id.Operation, id.Key, execution.FencingToken);
-        }
-    }
-
-    // One-commit mode: a record this attempt did not write. Another token; or a Completed record although this attempt
-    // never completed in its transaction (a store whose token counter rolls back with the transaction, as SQLite's does,
-    // hands the rolled-back token to the next reservation).
-    private static bool IsAnotherAttemptsRecord(IdempotencyExecution execution, IdempotencyRecord current)
-        => execution.IsOneCommit
-            && !execution.CompletedInTransaction
-            && (current.FencingToken != execution.FencingToken || current.State == IdempotencyRecordState.Completed);
-
-    internal void LogTransientFailure(IdempotencyExecution execution, Exception failure)
-        => LogOneCommitTransientFailure(_logger, failure, execution.Id.Tenant, execution.Id.Operation, execution.Id.Key);
-
-    internal async ValueTask<bool> SetRecoveryPointAsync(IdempotencyExecution execution, string recoveryPoint, CancellationToken cancellationToken)
-    {
-        try
-        {
-            return await CallStoreAsync(
-                StoreCall.SetRecoveryPoint,
-                execution.Id.Operation,
-                static (store, s, ct) => store.TrySetRecoveryPointAsync(s.execution.Id, s.execution.FencingToken, s.recoveryPoint, s.lease, ct),
-                (execution, recoveryPoint, lease: _settings.Lease),
-                cancellationToken).ConfigureAwait(false);
-        }
-        catch (Exception ex) when (IsStoreFailure(ex, cancellationToken))
-        {
-            throw ex as IdempotencyStoreUnavailableException ?? new IdempotencyStoreUnavailableException("Recording the recovery point failed.", ex);
-        }
-    }
-
-    private async ValueTask<bool> IsGoneAsync(IdempotencyRecordId id)
-    {
-        try
-        {
-            return await CallStoreAsync(StoreCall.Get, id.Operation, static (store, i, ct) => store.GetAsync(i, ct), id, CancellationToken.None).ConfigureAwait(false) is null;
-        }
-        catch (Exception ex) when (IsStoreFailure(ex, CancellationToken.None))
-        {
-            return false;
-        }
-    }
-
-    // Every store call is traced and timed while something listens (and costs two field reads while nothing does).
-    private ValueTask<TResult> CallStoreAsync<TState, TResult>(
-        StoreCall name,
-        string operation,
-        Func<IIdempotencyStore, TState, CancellationToken, ValueTask<TResult>> call,
-        TState state,
-        CancellationToken cancellationToken,
-        Func<TResult, string?>? describe = null)
-        => _instrumentation.IsObservingStore
-            ? _instrumentation.ObserveStoreCallAsync(
-                name,
-                operation,
-                static (s, ct) => s.executor.CallStoreCoreAsync(s.call, s.state, ct),
-                (executor: this, call, state),
-                describe,
-                cancellationToken)
-            : CallStoreCoreAsync(call, state, cancellationToken);
-
-    /// <summary>
-    /// A store call made outside <see cref="CallStoreAsync"/> (inside the operation's transaction, or the audit), traced
-    /// and timed the same way. Not bounded by <see cref="IdempotencyEngineOptions.StoreTimeout"/>.
+    /// A store call made outside the executor's own (the key-reuse audit), traced and timed the same way. Not bounded by
+    /// <see cref="IdempotencyEngineOptions.StoreTimeout"/>.
     /// </summary>
     internal ValueTask<TResult> ObserveStoreCallAsync<TState, TResult>(
         StoreCall name,
@@ -554,130 +326,12 @@ public sealed partial class IdempotencyExecutor
         TState state,
         CancellationToken cancellationToken,
         Func<TResult, string?>? describe = null)
-        => _instrumentation.IsObservingStore
-            ? _instrumentation.ObserveStoreCallAsync(name, operation, call, state, describe, cancellationToken)
-            : call(state, cancellationToken);
+        => _runtime.Store.ObserveAsync(name, operation, call, state, cancellationToken, describe);
 
-    // Every store call is bounded by StoreTimeout; running out of time counts as the store being unavailable. The
-    // timer is armed only when the call goes asynchronous: synchronous stores (in-memory) pay for no timer at all.
-    private async ValueTask<TResult> CallStoreCoreAsync<TState, TResult>(
-        Func<IIdempotencyStore, TState, CancellationToken, ValueTask<TResult>> call,
-        TState state,
-        CancellationToken cancellationToken)
+    // Row 13: fail closed; nothing runs.
+    private IdempotencyDecision StoreUnavailable(IdempotencyRecordId id, Exception failure)
     {
-        // The source that tells the store to give up. Without a caller token (the HTTP path) it is reused from a small
-        // per-thread spare once it comes back uncancelled, so a store call allocates none.
-        var linked = cancellationToken.CanBeCanceled;
-        var abandon = linked ? CancellationTokenSource.CreateLinkedTokenSource(cancellationToken) : TakeSpareSource();
-        try
-        {
-            var pending = call(_store, state, abandon.Token);
-            if (pending.IsCompleted)
-            {
-                return await pending.ConfigureAwait(false);
-            }
-
-            try
-            {
-                return await pending.AsTask().WaitAsync(_options.StoreTimeout, _clock, cancellationToken).ConfigureAwait(false);
-            }
-            catch (TimeoutException ex)
-            {
-                // Tell the store to give up too, so its connection is not held past our answer.
-                await abandon.CancelAsync().ConfigureAwait(false);
-                throw new IdempotencyStoreUnavailableException($"The idempotency store did not answer within {_options.StoreTimeout}.", ex);
-            }
-        }
-        finally
-        {
-            if (!linked && abandon.TryReset())
-            {
-                t_spareSource = abandon;
-            }
-            else
-            {
-                abandon.Dispose();
-            }
-        }
+        LogStoreUnavailable(_runtime.Logger, failure, id.Tenant, id.Operation, id.Key);
+        return new IdempotencyDecision(IdempotencyDecisionKind.StoreUnavailable, null, null, failure);
     }
-
-    private static CancellationTokenSource TakeSpareSource()
-    {
-        var spare = t_spareSource;
-        if (spare is null)
-        {
-            return new CancellationTokenSource();
-        }
-
-        t_spareSource = null;
-        return spare;
-    }
-
-    private IdempotencyExecution StartExecution(IdempotencyRecord record, bool isTakeOver)
-    {
-        var execution = new IdempotencyExecution(this, record, isTakeOver);
-        if (_options.RenewLease)
-        {
-            execution.StartRenewal(_settings.RenewalInterval);
-        }
-
-        return execution;
-    }
-
-    private static bool IsStoreFailure(Exception ex, CancellationToken cancellationToken)
-        => ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested;
-
-    [LoggerMessage(IdempotencyEventIds.Executed, LogLevel.Debug, "Idempotent operation {Operation} for tenant {Tenant} with key {Key} completed with status {StatusCode}")]
-    private static partial void LogExecuted(ILogger logger, string tenant, string operation, string key, int statusCode);
-
-    [LoggerMessage(IdempotencyEventIds.InProgress, LogLevel.Debug, "Idempotent operation {Operation} for tenant {Tenant} with key {Key} is already in progress; the duplicate was refused")]
-    private static partial void LogInProgress(ILogger logger, string tenant, string operation, string key);
-
-    [LoggerMessage(IdempotencyEventIds.StoreUnavailable, LogLevel.Error, "The idempotency store is unavailable; {Operation} for tenant {Tenant} with key {Key} was refused without running")]
-    private static partial void LogStoreUnavailable(ILogger logger, Exception exception, string tenant, string operation, string key);
-
-    [LoggerMessage(IdempotencyEventIds.Released, LogLevel.Information, "Idempotent operation {Operation} for tenant {Tenant} with key {Key} did not complete; record released (recovery point: {RecoveryPoint})")]
-    private static partial void LogReleased(ILogger logger, string tenant, string operation, string key, string? recoveryPoint);
-
-    [LoggerMessage(IdempotencyEventIds.TakenOver, LogLevel.Warning, "Idempotent operation {Operation} for tenant {Tenant} with key {Key}: an expired lease was taken over with fencing token {FencingToken}, resuming at {RecoveryPoint}")]
-    private static partial void LogTakenOver(ILogger logger, string tenant, string operation, string key, long fencingToken, string? recoveryPoint);
-
-    [LoggerMessage(IdempotencyEventIds.LeaseLost, LogLevel.Warning, "Idempotent operation {Operation} for tenant {Tenant} with key {Key}: fencing token {FencingToken} is stale (the lease was taken over); nothing was written")]
-    private static partial void LogLeaseLost(ILogger logger, string tenant, string operation, string key, long fencingToken);
-
-    [LoggerMessage(IdempotencyEventIds.ReleaseRefusedCompleted, LogLevel.Debug, "Idempotent operation {Operation} for tenant {Tenant} with key {Key}: nothing to release, its own transaction already completed the record (fencing token {FencingToken}); retries replay that answer")]
-    private static partial void LogReleaseRefusedCompleted(ILogger logger, string tenant, string operation, string key, long fencingToken);
-
-    [LoggerMessage(IdempotencyEventIds.ReleaseRefusedGone, LogLevel.Information, "Idempotent operation {Operation} for tenant {Tenant} with key {Key}: nothing to release, the record (fencing token {FencingToken}) no longer exists (expired or purged)")]
-    private static partial void LogReleaseRefusedGone(ILogger logger, string tenant, string operation, string key, long fencingToken);
-
-    [LoggerMessage(IdempotencyEventIds.CompletionFailed, LogLevel.Error, "Idempotent operation {Operation} for tenant {Tenant} with key {Key} RAN but its completion could not be stored; the record stays InProgress and a retry after the lease ({Lease}) will run the operation again unless it is transactional")]
-    private static partial void LogCompletionFailed(ILogger logger, Exception exception, string tenant, string operation, string key, TimeSpan lease);
-
-    [LoggerMessage(IdempotencyEventIds.ReservationNotCommitted, LogLevel.Information, "Idempotent operation {Operation} for tenant {Tenant} with key {Key}: its one-commit reservation was not committed (the operation's transaction rolled back), so nothing is recorded and a retry runs the operation again")]
-    private static partial void LogReservationNotCommitted(ILogger logger, string tenant, string operation, string key);
-
-    [LoggerMessage(IdempotencyEventIds.OneCommitReservationRolledBack, LogLevel.Debug, "Idempotent operation {Operation} for tenant {Tenant} with key {Key}: nothing to release; this attempt's one-commit reservation (fencing token {FencingToken}) rolled back with its transaction and another attempt has reserved the key since (fencing token {HolderFencingToken}, {HolderState}); no lease was taken over")]
-    private static partial void LogOneCommitReservationRolledBack(ILogger logger, string tenant, string operation, string key, long fencingToken, long holderFencingToken, IdempotencyRecordState holderState);
-
-    [LoggerMessage(IdempotencyEventIds.OneCommitTransientFailure, LogLevel.Error, "Idempotent operation {Operation} for tenant {Tenant} with key {Key}: its one-commit transaction failed with a transient database error, so it committed nothing; answered 503 with Retry-After, and the client's retry runs it once")]
-    private static partial void LogOneCommitTransientFailure(ILogger logger, Exception exception, string tenant, string operation, string key);
-
-    [LoggerMessage(IdempotencyEventIds.ReservationConflict, LogLevel.Debug, "Idempotent operation {Operation} for tenant {Tenant} with key {Key}: the one-commit reservation met a held key; answered {Decision}")]
-    private static partial void LogReservationConflict(ILogger logger, string tenant, string operation, string key, IdempotencyDecisionKind decision);
-
-    [LoggerMessage(IdempotencyEventIds.LeaseRenewalFailed, LogLevel.Warning, "Renewing the lease of {Operation} for tenant {Tenant} with key {Key} failed; renewal is tried again, but if it keeps failing a retry may take the operation over once the lease ({Lease}) runs out")]
-    private static partial void LogLeaseRenewalFailed(ILogger logger, Exception exception, string tenant, string operation, string key, TimeSpan lease);
-
-    [LoggerMessage(IdempotencyEventIds.LeaseRenewalRefused, LogLevel.Warning, "Idempotent operation {Operation} for tenant {Tenant} with key {Key}: the store refused to renew the lease of fencing token {FencingToken} (it was taken over, or the record is gone); renewal stopped and this attempt's completion will be refused")]
-    private static partial void LogLeaseRenewalRefused(ILogger logger, string tenant, string operation, string key, long fencingToken);
-
-    [LoggerMessage(IdempotencyEventIds.ReleaseFailed, LogLevel.Warning, "Releasing idempotency record for {Operation}, tenant {Tenant}, key {Key} failed; retries are refused until the lease ({Lease}) ends")]
-    private static partial void LogReleaseFailed(ILogger logger, Exception exception, string tenant, string operation, string key, TimeSpan lease);
 }
-
-/// <summary>What <see cref="IdempotencyExecutor.ExecuteAsync"/> did.</summary>
-/// <param name="Kind"><see cref="IdempotencyDecisionKind.Execute"/> when the operation ran now; otherwise why it did not.</param>
-/// <param name="Response">The fresh result, or the stored one for <see cref="IdempotencyDecisionKind.Replay"/>.</param>
-/// <param name="Completion">How storing the fresh result ended, when the operation ran.</param>
-public readonly record struct IdempotencyOutcome(IdempotencyDecisionKind Kind, IdempotentResponse? Response, CompletionOutcome? Completion);
