@@ -29,9 +29,15 @@ namespace Oncely.Sqlite;
 /// <see cref="TimeProvider"/> and is stored as integer Unix milliseconds.
 /// </para>
 /// <para>
-/// Fencing tokens come from a one-row counter table (<c>{table}_fence</c>) that is read inside the reserving statement
-/// and advanced by triggers in the same statement; it is never reset, so a token is never handed out twice for any
-/// record, even after the record expired, was released or purged and was created again.
+/// Fencing tokens: a one-row counter table (<c>{table}_fence</c>) keeps the highest token handed out; it is read inside
+/// the reserving statement and advanced by triggers in the same statement, and never reset, so every new token is above
+/// every committed one, even after the record expired, was released or purged and was created again. The counter is
+/// transactional, though: a one-commit reservation that rolls back takes its advance with it. So a new token is not the
+/// counter + 1 but <c>max(counter's tick + 1, now in microseconds since 2020) * 4096 + a random 12-bit salt</c>, where
+/// "now" is real time (<see cref="TimeProvider.System"/>, not the store clock, which a test may freeze). A reservation
+/// after a rolled-back one runs after that rollback, so it gets a later tick; only if the wall clock stepped back
+/// would two such reservations share a tick, and then the salt tells them apart (4095 times in 4096). Tokens stay
+/// ordered (a take-over's token is above the stale one) and fit 63 bits until 2091.
 /// </para>
 /// </remarks>
 internal sealed partial class SqliteIdempotencyStore
@@ -44,6 +50,11 @@ internal sealed partial class SqliteIdempotencyStore
     private static readonly TimeSpan MaxLockBackoff = TimeSpan.FromMilliseconds(25);
     private const string Columns = "fingerprint, state, fencing_token, lease_expires_at, expires_at, recovery_point, status_code, headers, body, body_omitted";
     private const string KeyPredicate = "tenant = @tenant AND operation = @operation AND idem_key = @key";
+
+    // A new fencing token: (a tick, above the counter's) * 4096 + a salt. See the class remarks for why it is not counter + 1.
+    private const string NewTokenSql = "(max((value >> 12) + 1, @token_tick) << 12) | @token_salt";
+    private const int TokenSaltBits = 12;
+    private static readonly DateTimeOffset TokenEpoch = new(2020, 1, 1, 0, 0, 0, TimeSpan.Zero);
 
     private static readonly long MaxUnixMilliseconds = DateTimeOffset.MaxValue.ToUnixTimeMilliseconds();
     private static readonly long MinUnixMilliseconds = DateTimeOffset.MinValue.ToUnixTimeMilliseconds();
@@ -93,11 +104,12 @@ internal sealed partial class SqliteIdempotencyStore
         // expired (it counts as absent: replaced, fresh expiry, no recovery point, attempts back to 1) or when it is
         // InProgress with the same fingerprint and an expired lease (a take-over: new token, new lease, expiry and
         // recovery point kept, attempts + 1). Any other existing row is left exactly as it is and nothing is returned.
-        // The new token is the counter + 1; the triggers store it back into the counter within the same statement.
+        // The new token is above every token the counter has seen (see NewTokenSql); the triggers store it back into the
+        // counter within the same statement.
         _reserveSql = $"""
             INSERT INTO "{t}" AS r (tenant, operation, idem_key, fingerprint, state, fencing_token, attempts,
                                     lease_expires_at, expires_at, recovery_point, status_code, headers, body, body_omitted, created_at)
-            VALUES (@tenant, @operation, @key, @fingerprint, 0, (SELECT value + 1 FROM "{t}_fence" WHERE id = 1), 1,
+            VALUES (@tenant, @operation, @key, @fingerprint, 0, (SELECT {NewTokenSql} FROM "{t}_fence" WHERE id = 1), 1,
                     @lease_expires_at, @expires_at, NULL, NULL, NULL, NULL, 0, @now)
             ON CONFLICT (tenant, operation, idem_key) DO UPDATE SET
                 fingerprint      = excluded.fingerprint,
@@ -390,6 +402,8 @@ internal sealed partial class SqliteIdempotencyStore
         upsert.Parameters.AddWithValue("@lease_expires_at", After(now, lease));
         upsert.Parameters.AddWithValue("@expires_at", After(now, expiration));
         upsert.Parameters.AddWithValue("@now", now);
+        upsert.Parameters.AddWithValue("@token_tick", (TimeProvider.System.GetUtcNow() - TokenEpoch).Ticks / TimeSpan.TicksPerMicrosecond);
+        upsert.Parameters.AddWithValue("@token_salt", Random.Shared.Next(1 << TokenSaltBits));
         ReservationResult? reserved = null;
         var reader = await upsert.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         await using (reader.ConfigureAwait(false))
