@@ -28,32 +28,17 @@ internal sealed partial class SqliteIdempotencyStore : IIdempotencyStoreAdminist
         ArgumentNullException.ThrowIfNull(query);
         CheckLimit(query.Limit);
         var after = query.Continuation is { } continuation ? IdempotencyPageContinuation.ParseRecord(continuation) : ((DateTimeOffset, IdempotencyRecordId)?)null;
-        cancellationToken.ThrowIfCancellationRequested();
-        await EnsureInitializedAsync(cancellationToken).ConfigureAwait(false);
-
-        var sql = ListRecordsSql(_table, query);
-        var records = await RunAsync(
-            async (connection, ct) =>
+        var records = await ReadAsync(
+            (store: this, query, after, sql: ListRecordsSql(_table, query)),
+            static async (connection, s, ct) =>
             {
-                using var command = CreateCommand(connection, sql);
-                command.Parameters.AddWithValue("@now", NowMilliseconds());
-                command.Parameters.AddWithValue("@limit", query.Limit + 1);
-                if (query.Tenant is not null)
-                {
-                    command.Parameters.AddWithValue("@tenant", query.Tenant);
-                }
-
-                if (query.Operation is not null)
-                {
-                    command.Parameters.AddWithValue("@operation", query.Operation);
-                }
-
-                if (query.CreatedBefore is { } createdBefore)
-                {
-                    command.Parameters.AddWithValue("@created_before", createdBefore.ToUnixTimeMilliseconds());
-                }
-
-                if (after is var (afterCreated, afterId))
+                using var command = SqliteDatabase.CreateCommand(connection, s.sql);
+                command.Parameters.AddWithValue("@now", s.store.Now());
+                command.Parameters.AddWithValue("@limit", s.query.Limit + 1);
+                AddIfSet(command, "@tenant", s.query.Tenant);
+                AddIfSet(command, "@operation", s.query.Operation);
+                AddIfSet(command, "@created_before", s.query.CreatedBefore?.ToUnixTimeMilliseconds());
+                if (s.after is var (afterCreated, afterId))
                 {
                     command.Parameters.AddWithValue("@after_created", afterCreated.ToUnixTimeMilliseconds());
                     command.Parameters.AddWithValue("@after_tenant", afterId.Tenant);
@@ -79,16 +64,14 @@ internal sealed partial class SqliteIdempotencyStore : IIdempotencyStoreAdminist
     {
         ArgumentNullException.ThrowIfNull(tenant);
         ArgumentNullException.ThrowIfNull(key);
-        cancellationToken.ThrowIfCancellationRequested();
-        await EnsureInitializedAsync(cancellationToken).ConfigureAwait(false);
-        var sql = $"""SELECT {SummaryColumns} FROM "{_table}" WHERE tenant = @tenant AND idem_key = @key AND +expires_at > @now {NewestFirst};""";
-        return await RunAsync(
-            async (connection, ct) =>
+        return await ReadAsync(
+            (store: this, tenant, key, sql: $"""SELECT {SummaryColumns} FROM "{_table}" WHERE tenant = @tenant AND idem_key = @key AND +expires_at > @now {NewestFirst};"""),
+            static async (connection, s, ct) =>
             {
-                using var command = CreateCommand(connection, sql);
-                command.Parameters.AddWithValue("@tenant", tenant);
-                command.Parameters.AddWithValue("@key", key);
-                command.Parameters.AddWithValue("@now", NowMilliseconds());
+                using var command = SqliteDatabase.CreateCommand(connection, s.sql);
+                command.Parameters.AddWithValue("@tenant", s.tenant);
+                command.Parameters.AddWithValue("@key", s.key);
+                command.Parameters.AddWithValue("@now", s.store.Now());
                 return await ReadSummariesAsync(command, ct).ConfigureAwait(false);
             },
             cancellationToken).ConfigureAwait(false);
@@ -101,61 +84,27 @@ internal sealed partial class SqliteIdempotencyStore : IIdempotencyStoreAdminist
         ArgumentNullException.ThrowIfNull(query);
         CheckLimit(query.Limit);
         var before = query.Continuation is { } continuation ? IdempotencyPageContinuation.ParseAudit(continuation) : (long?)null;
-        cancellationToken.ThrowIfCancellationRequested();
-        await EnsureInitializedAsync(cancellationToken).ConfigureAwait(false);
 
-        var sql = new StringBuilder($"""SELECT {AuditColumns} FROM "{_auditTable}" WHERE 1 = 1""");
-        if (query.Tenant is not null)
-        {
-            sql.Append(" AND tenant = @tenant");
-        }
-
-        if (query.Operation is not null)
-        {
-            sql.Append(" AND operation = @operation");
-        }
-
-        if (query.Key is not null)
-        {
-            sql.Append(" AND idem_key = @key");
-        }
-
-        if (before is not null)
-        {
-            sql.Append(" AND id < @before");
-        }
-
-        sql.Append(" ORDER BY id DESC LIMIT @limit;");
-        var (entries, positions) = await RunAsync(
-            async (connection, ct) =>
+        // Each filter is a fixed fragment when its value is given; every value is a parameter.
+        var sql = $"""
+            SELECT {AuditColumns} FROM "{_auditTable}" WHERE 1 = 1{(query.Tenant is null ? "" : " AND tenant = @tenant")}{(query.Operation is null ? "" : " AND operation = @operation")}{(query.Key is null ? "" : " AND idem_key = @key")}{(before is null ? "" : " AND id < @before")} ORDER BY id DESC LIMIT @limit;
+            """;
+        var (entries, positions) = await ReadAsync(
+            (query, before, sql),
+            static async (connection, s, ct) =>
             {
-                using var command = CreateCommand(connection, sql.ToString());
-                command.Parameters.AddWithValue("@limit", query.Limit + 1);
-                if (query.Tenant is not null)
-                {
-                    command.Parameters.AddWithValue("@tenant", query.Tenant);
-                }
-
-                if (query.Operation is not null)
-                {
-                    command.Parameters.AddWithValue("@operation", query.Operation);
-                }
-
-                if (query.Key is not null)
-                {
-                    command.Parameters.AddWithValue("@key", query.Key);
-                }
-
-                if (before is { } position)
-                {
-                    command.Parameters.AddWithValue("@before", position);
-                }
-
+                using var command = SqliteDatabase.CreateCommand(connection, s.sql);
+                command.Parameters.AddWithValue("@limit", s.query.Limit + 1);
+                AddIfSet(command, "@tenant", s.query.Tenant);
+                AddIfSet(command, "@operation", s.query.Operation);
+                AddIfSet(command, "@key", s.query.Key);
+                AddIfSet(command, "@before", s.before);
                 var found = new List<KeyReuseAuditEntry>();
                 var ids = new List<long>();
                 var reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false);
                 await using (reader.ConfigureAwait(false))
                 {
+                    // AuditColumns, in order.
                     while (await reader.ReadAsync(ct).ConfigureAwait(false))
                     {
                         ids.Add(reader.GetInt64(0));
@@ -164,7 +113,7 @@ internal sealed partial class SqliteIdempotencyStore : IIdempotencyStoreAdminist
                             reader.GetString(4),
                             reader.GetString(5),
                             reader.GetString(6),
-                            FromUnixMilliseconds(reader.GetInt64(7))));
+                            SqliteUnixTime.ToDateTimeOffset(reader.GetInt64(7))));
                     }
                 }
 
@@ -223,6 +172,14 @@ internal sealed partial class SqliteIdempotencyStore : IIdempotencyStoreAdminist
         }
     }
 
+    private static void AddIfSet(SqliteCommand command, string name, object? value)
+    {
+        if (value is not null)
+        {
+            command.Parameters.AddWithValue(name, value);
+        }
+    }
+
     private static async ValueTask<List<IdempotencyRecordSummary>> ReadSummariesAsync(SqliteCommand command, CancellationToken cancellationToken)
     {
         var records = new List<IdempotencyRecordSummary>();
@@ -237,9 +194,9 @@ internal sealed partial class SqliteIdempotencyStore : IIdempotencyStoreAdminist
                     state,
                     reader.GetInt64(4),
                     reader.GetString(5),
-                    FromUnixMilliseconds(reader.GetInt64(6)),
-                    FromUnixMilliseconds(reader.GetInt64(7)),
-                    FromUnixMilliseconds(reader.GetInt64(8)),
+                    SqliteUnixTime.ToDateTimeOffset(reader.GetInt64(6)),
+                    SqliteUnixTime.ToDateTimeOffset(reader.GetInt64(7)),
+                    SqliteUnixTime.ToDateTimeOffset(reader.GetInt64(8)),
                     reader.IsDBNull(9) ? null : reader.GetString(9),
                     state == IdempotencyRecordState.Completed && !reader.IsDBNull(10) ? reader.GetInt32(10) : null));
             }
