@@ -158,7 +158,7 @@ internal sealed partial class PostgreSqlIdempotencyStore
     private async ValueTask<bool> ChangedOneInTransactionAsync(NpgsqlCommand command, CancellationToken cancellationToken)
     {
         var transactionDatabase = command.Connection?.Database;
-        if (await PostgreSqlStatements.ExecuteAsync(command, cancellationToken).ConfigureAwait(false) == 1)
+        if (await PostgreSqlStatements.ChangedOneAsync(command, cancellationToken).ConfigureAwait(false))
         {
             return true;
         }

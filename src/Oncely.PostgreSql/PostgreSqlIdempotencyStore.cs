@@ -1,4 +1,5 @@
 using System.Data.Common;
+using System.Runtime.CompilerServices;
 using Npgsql;
 
 namespace Oncely.PostgreSql;
@@ -114,7 +115,7 @@ internal sealed partial class PostgreSqlIdempotencyStore
         return RunAsync(
             "complete a record",
             (statements: _statements, id, fencingToken, response, expiration),
-            static async (s, ct) => await PostgreSqlStatements.ExecuteAsync(s.statements.Complete(s.id, s.fencingToken, s.response, s.expiration), ct).ConfigureAwait(false) == 1,
+            static (s, ct) => PostgreSqlStatements.ChangedOneAsync(s.statements.Complete(s.id, s.fencingToken, s.response, s.expiration), ct),
             cancellationToken);
     }
 
@@ -123,7 +124,7 @@ internal sealed partial class PostgreSqlIdempotencyStore
         => RunAsync(
             "release a record",
             (statements: _statements, id, fencingToken),
-            static async (s, ct) => await PostgreSqlStatements.CountAsync(s.statements.Release(s.id, s.fencingToken), ct).ConfigureAwait(false) > 0,
+            static (s, ct) => PostgreSqlStatements.ChangedAnyAsync(s.statements.Release(s.id, s.fencingToken), ct),
             cancellationToken);
 
     /// <inheritdoc />
@@ -133,7 +134,7 @@ internal sealed partial class PostgreSqlIdempotencyStore
         return RunAsync(
             "set a recovery point",
             (statements: _statements, id, fencingToken, recoveryPoint, lease),
-            static async (s, ct) => await PostgreSqlStatements.ExecuteAsync(s.statements.SetRecoveryPoint(s.id, s.fencingToken, s.recoveryPoint, s.lease), ct).ConfigureAwait(false) == 1,
+            static (s, ct) => PostgreSqlStatements.ChangedOneAsync(s.statements.SetRecoveryPoint(s.id, s.fencingToken, s.recoveryPoint, s.lease), ct),
             cancellationToken);
     }
 
@@ -142,7 +143,7 @@ internal sealed partial class PostgreSqlIdempotencyStore
         => RunAsync(
             "renew a lease",
             (statements: _statements, id, fencingToken, lease),
-            static async (s, ct) => await PostgreSqlStatements.ExecuteAsync(s.statements.RenewLease(s.id, s.fencingToken, s.lease), ct).ConfigureAwait(false) == 1,
+            static (s, ct) => PostgreSqlStatements.ChangedOneAsync(s.statements.RenewLease(s.id, s.fencingToken, s.lease), ct),
             cancellationToken);
 
     /// <inheritdoc />
@@ -245,6 +246,7 @@ internal sealed partial class PostgreSqlIdempotencyStore
     /// initialised, <paramref name="work"/> run, and a driver failure reported as
     /// <see cref="IdempotencyStoreUnavailableException"/> (a cancellation the caller asked for stays one).
     /// </summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<T> RunAsync<TState, T>(string operation, TState state, Func<TState, CancellationToken, ValueTask<T>> work, CancellationToken cancellationToken)
     {
         using var deadline = StartDeadline(cancellationToken);

@@ -1,4 +1,5 @@
 using System.Data;
+using System.Runtime.CompilerServices;
 using Npgsql;
 using NpgsqlTypes;
 
@@ -238,6 +239,7 @@ internal sealed class PostgreSqlStatements
     /// The reservation's answer, or <see langword="null"/> when the statement's snapshot could not settle it (run it
     /// again: the next statement has a fresh snapshot). Disposes the command.
     /// </summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public static async ValueTask<ReservationResult?> ReadReservationAsync(NpgsqlCommand command, IdempotencyRecordId id, string fingerprint, bool inTransaction, CancellationToken cancellationToken)
     {
         using (command)
@@ -314,6 +316,7 @@ internal sealed class PostgreSqlStatements
     public NpgsqlCommand Get(IdempotencyRecordId id) => Create(_get, id);
 
     /// <summary>The record <see cref="Get"/> found, or <see langword="null"/>. Disposes the command.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public static async ValueTask<IdempotencyRecord?> ReadRecordAsync(NpgsqlCommand command, IdempotencyRecordId id, CancellationToken cancellationToken)
     {
         using (command)
@@ -385,7 +388,18 @@ internal sealed class PostgreSqlStatements
         return new NpgsqlCommand(sql, connection, transaction) { CommandTimeout = _commandTimeoutSeconds };
     }
 
+    /// <summary>Runs a fenced statement and disposes it; answers whether it changed exactly one row (the caller's record).</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    public static async ValueTask<bool> ChangedOneAsync(NpgsqlCommand command, CancellationToken cancellationToken)
+    {
+        using (command)
+        {
+            return await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 1;
+        }
+    }
+
     /// <summary>Runs a statement that changes rows and disposes it; answers how many it changed.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public static async ValueTask<int> ExecuteAsync(NpgsqlCommand command, CancellationToken cancellationToken)
     {
         using (command)
@@ -394,13 +408,14 @@ internal sealed class PostgreSqlStatements
         }
     }
 
-    /// <summary>Runs a statement whose one value is a count and disposes it.</summary>
-    public static async ValueTask<long> CountAsync(NpgsqlCommand command, CancellationToken cancellationToken)
+    /// <summary>Runs a statement whose one value is the count of rows it changed, and disposes it; answers whether that is above zero.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    public static async ValueTask<bool> ChangedAnyAsync(NpgsqlCommand command, CancellationToken cancellationToken)
     {
         using (command)
         {
             var changed = await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false);
-            return Convert.ToInt64(changed, System.Globalization.CultureInfo.InvariantCulture);
+            return Convert.ToInt64(changed, System.Globalization.CultureInfo.InvariantCulture) > 0;
         }
     }
 

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Runtime.CompilerServices;
 using Microsoft.Data.Sqlite;
 using SQLitePCL;
 
@@ -66,6 +67,7 @@ internal sealed class SqliteDatabase
     /// whole wait, in the queue and for the lock, is asynchronous and bounded by the busy timeout and
     /// <paramref name="cancellationToken"/>.
     /// </summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<T> WriteAsync<TState, T>(TState state, Func<SqliteConnection, TState, CancellationToken, ValueTask<T>> work, CancellationToken cancellationToken)
     {
         var started = TimeProvider.System.GetTimestamp();
@@ -78,31 +80,34 @@ internal sealed class SqliteDatabase
         {
             return await RunAsync(
                 (database: this, state, work, started),
-                static async (connection, s, ct) =>
-                {
-                    var handle = connection.Handle!;
-                    await s.database.BeginImmediateAsync(handle, s.started, ct).ConfigureAwait(false);
-                    try
-                    {
-                        var result = await s.work(connection, s.state, ct).ConfigureAwait(false);
-                        SqliteException.ThrowExceptionForRC(raw.sqlite3_exec(handle, "COMMIT"), handle);
-                        return result;
-                    }
-                    finally
-                    {
-                        // Anything short of a successful COMMIT leaves nothing behind, and no open transaction on the pooled handle.
-                        if (raw.sqlite3_get_autocommit(handle) == 0)
-                        {
-                            _ = raw.sqlite3_exec(handle, "ROLLBACK");
-                        }
-                    }
-                },
+                static (connection, s, ct) => s.database.InWriteTransactionAsync(connection, s.state, s.work, s.started, ct),
                 started,
                 cancellationToken).ConfigureAwait(false);
         }
         finally
         {
             _writeGate.Release();
+        }
+    }
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<T> InWriteTransactionAsync<TState, T>(SqliteConnection connection, TState state, Func<SqliteConnection, TState, CancellationToken, ValueTask<T>> work, long started, CancellationToken cancellationToken)
+    {
+        var handle = connection.Handle!;
+        await BeginImmediateAsync(handle, started, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var result = await work(connection, state, cancellationToken).ConfigureAwait(false);
+            SqliteException.ThrowExceptionForRC(raw.sqlite3_exec(handle, "COMMIT"), handle);
+            return result;
+        }
+        finally
+        {
+            // Anything short of a successful COMMIT leaves nothing behind, and no open transaction on the pooled handle.
+            if (raw.sqlite3_get_autocommit(handle) == 0)
+            {
+                _ = raw.sqlite3_exec(handle, "ROLLBACK");
+            }
         }
     }
 
@@ -149,6 +154,7 @@ internal sealed class SqliteDatabase
         }
     }
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<T> RunAsync<TState, T>(TState state, Func<SqliteConnection, TState, CancellationToken, ValueTask<T>> work, long started, CancellationToken cancellationToken)
     {
         var backoff = TimeSpan.FromMilliseconds(5);

@@ -162,7 +162,7 @@ internal sealed partial class SqliteIdempotencyStore
     /// </summary>
     private async ValueTask<bool> ChangedOneInTransactionAsync(SqliteCommand command, SqliteConnection connection, CancellationToken cancellationToken)
     {
-        if (await SqliteStatements.ExecuteAsync(command, cancellationToken).ConfigureAwait(false) == 1)
+        if (await SqliteStatements.ChangedOneAsync(command, cancellationToken).ConfigureAwait(false))
         {
             return true;
         }

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Microsoft.Data.Sqlite;
 
 namespace Oncely.Sqlite;
@@ -71,24 +72,7 @@ internal sealed partial class SqliteIdempotencyStore
             return answered;
         }
 
-        return await WriteAsync(
-            (store: this, id, fingerprint, lease, expiration),
-            static async (connection, s, ct) =>
-            {
-                var now = s.store.Now();
-                var upsert = s.store._statements.Reserve(connection, null, s.id, s.fingerprint, s.lease, s.expiration, now);
-                if (await SqliteStatements.ReadReservationAsync(upsert, s.id, s.fingerprint, ct).ConfigureAwait(false) is { } reserved)
-                {
-                    return reserved;
-                }
-
-                // Under the write lock nothing moves: the row the guard refused is live and not takeable at `now`.
-                var existing = await SqliteStatements.ReadRecordAsync(s.store._statements.ReadLive(connection, null, s.id, now), s.id, ct).ConfigureAwait(false);
-                return existing is not null && Answer(existing, s.fingerprint, now) is { } answer
-                    ? answer
-                    : throw new IdempotencyStoreUnavailableException($"The SQLite idempotency store could not settle the reservation of '{s.id}': the guarded write and the read under the same lock disagree.");
-            },
-            cancellationToken).ConfigureAwait(false);
+        return await WriteAsync((store: this, id, fingerprint, lease, expiration), static (connection, s, ct) => s.store.ReserveUnderLockAsync(connection, s.id, s.fingerprint, s.lease, s.expiration, ct), cancellationToken).ConfigureAwait(false);
     }
 
     /// <inheritdoc />
@@ -97,8 +81,8 @@ internal sealed partial class SqliteIdempotencyStore
         ArgumentNullException.ThrowIfNull(response);
         return await WriteAsync(
             (store: this, id, fencingToken, response, expiration),
-            static async (connection, s, ct) => await SqliteStatements.ExecuteAsync(
-                s.store._statements.Complete(connection, null, s.id, s.fencingToken, s.response, s.expiration, s.store.Now()), ct).ConfigureAwait(false) == 1,
+            static (connection, s, ct) => SqliteStatements.ChangedOneAsync(
+                s.store._statements.Complete(connection, null, s.id, s.fencingToken, s.response, s.expiration, s.store.Now()), ct),
             cancellationToken).ConfigureAwait(false);
     }
 
@@ -113,8 +97,8 @@ internal sealed partial class SqliteIdempotencyStore
         => await WriteAsync(
             (store: this, id, fencingToken),
             static async (connection, s, ct) =>
-                await SqliteStatements.ExecuteAsync(s.store._statements.ReleaseDelete(connection, s.id, s.fencingToken), ct).ConfigureAwait(false) == 1
-                || await SqliteStatements.ExecuteAsync(s.store._statements.ReleaseEndLease(connection, s.id, s.fencingToken, s.store.Now()), ct).ConfigureAwait(false) == 1,
+                await SqliteStatements.ChangedOneAsync(s.store._statements.ReleaseDelete(connection, s.id, s.fencingToken), ct).ConfigureAwait(false)
+                || await SqliteStatements.ChangedOneAsync(s.store._statements.ReleaseEndLease(connection, s.id, s.fencingToken, s.store.Now()), ct).ConfigureAwait(false),
             cancellationToken).ConfigureAwait(false);
 
     /// <inheritdoc />
@@ -123,8 +107,8 @@ internal sealed partial class SqliteIdempotencyStore
         ArgumentException.ThrowIfNullOrEmpty(recoveryPoint);
         return await WriteAsync(
             (store: this, id, fencingToken, recoveryPoint, lease),
-            static async (connection, s, ct) => await SqliteStatements.ExecuteAsync(
-                s.store._statements.SetRecoveryPoint(connection, null, s.id, s.fencingToken, s.recoveryPoint, s.lease, s.store.Now()), ct).ConfigureAwait(false) == 1,
+            static (connection, s, ct) => SqliteStatements.ChangedOneAsync(
+                s.store._statements.SetRecoveryPoint(connection, null, s.id, s.fencingToken, s.recoveryPoint, s.lease, s.store.Now()), ct),
             cancellationToken).ConfigureAwait(false);
     }
 
@@ -132,8 +116,8 @@ internal sealed partial class SqliteIdempotencyStore
     public async ValueTask<bool> TryRenewLeaseAsync(IdempotencyRecordId id, long fencingToken, TimeSpan lease, CancellationToken cancellationToken)
         => await WriteAsync(
             (store: this, id, fencingToken, lease),
-            static async (connection, s, ct) => await SqliteStatements.ExecuteAsync(
-                s.store._statements.RenewLease(connection, s.id, s.fencingToken, s.lease, s.store.Now()), ct).ConfigureAwait(false) == 1,
+            static (connection, s, ct) => SqliteStatements.ChangedOneAsync(
+                s.store._statements.RenewLease(connection, s.id, s.fencingToken, s.lease, s.store.Now()), ct),
             cancellationToken).ConfigureAwait(false);
 
     /// <inheritdoc />
@@ -175,6 +159,23 @@ internal sealed partial class SqliteIdempotencyStore
             cancellationToken);
     }
 
+    /// <summary>The guarded upsert under the write lock; when its guard refuses, the record that holds the key, read under the same lock.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<ReservationResult> ReserveUnderLockAsync(SqliteConnection connection, IdempotencyRecordId id, string fingerprint, TimeSpan lease, TimeSpan expiration, CancellationToken cancellationToken)
+    {
+        var now = Now();
+        if (await SqliteStatements.ReadReservationAsync(_statements.Reserve(connection, null, id, fingerprint, lease, expiration, now), id, fingerprint, cancellationToken).ConfigureAwait(false) is { } reserved)
+        {
+            return reserved;
+        }
+
+        // Under the write lock nothing moves: the row the guard refused is live and not takeable at `now`.
+        var existing = await SqliteStatements.ReadRecordAsync(_statements.ReadLive(connection, null, id, now), id, cancellationToken).ConfigureAwait(false);
+        return existing is not null && Answer(existing, fingerprint, now) is { } answer
+            ? answer
+            : throw new IdempotencyStoreUnavailableException($"The SQLite idempotency store could not settle the reservation of '{id}': the guarded write and the read under the same lock disagree.");
+    }
+
     /// <summary>What a live record answers a reservation with, or <see langword="null"/> when the caller may take it.</summary>
     private static ReservationResult? Answer(IdempotencyRecord existing, string fingerprint, long now)
     {
@@ -192,6 +193,7 @@ internal sealed partial class SqliteIdempotencyStore
     }
 
     /// <summary>The shell of every read: cancellation checked, schema initialised, <paramref name="work"/> run on its own connection.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<T> ReadAsync<TState, T>(TState state, Func<SqliteConnection, TState, CancellationToken, ValueTask<T>> work, CancellationToken cancellationToken)
     {
         cancellationToken.ThrowIfCancellationRequested();
@@ -200,6 +202,7 @@ internal sealed partial class SqliteIdempotencyStore
     }
 
     /// <summary>The shell of every write: cancellation checked, schema initialised, <paramref name="work"/> run as one write transaction.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<T> WriteAsync<TState, T>(TState state, Func<SqliteConnection, TState, CancellationToken, ValueTask<T>> work, CancellationToken cancellationToken)
     {
         cancellationToken.ThrowIfCancellationRequested();

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using Microsoft.Data.Sqlite;
 
@@ -126,6 +127,7 @@ internal sealed class SqliteStatements
     /// The caller's reservation when <see cref="Reserve"/> wrote the row, else <see langword="null"/> (the guard
     /// refused: a live record the caller may not take). Runs the statement to its end and disposes it.
     /// </summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public static async ValueTask<ReservationResult?> ReadReservationAsync(SqliteCommand command, IdempotencyRecordId id, string fingerprint, CancellationToken cancellationToken)
     {
         using (command)
@@ -170,6 +172,7 @@ internal sealed class SqliteStatements
     }
 
     /// <summary>The record <see cref="ReadLive"/> found, or <see langword="null"/>. Disposes the command.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public static async ValueTask<IdempotencyRecord?> ReadRecordAsync(SqliteCommand command, IdempotencyRecordId id, CancellationToken cancellationToken)
     {
         using (command)
@@ -294,7 +297,18 @@ internal sealed class SqliteStatements
         return command;
     }
 
+    /// <summary>Runs a fenced statement and disposes it; answers whether it changed exactly one row (the caller's record).</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    public static async ValueTask<bool> ChangedOneAsync(SqliteCommand command, CancellationToken cancellationToken)
+    {
+        using (command)
+        {
+            return await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 1;
+        }
+    }
+
     /// <summary>Runs a statement that changes rows and disposes it; answers how many it changed.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public static async ValueTask<int> ExecuteAsync(SqliteCommand command, CancellationToken cancellationToken)
     {
         using (command)
