@@ -67,14 +67,7 @@ internal sealed partial class PostgreSqlIdempotencyStore
     {
         ArgumentNullException.ThrowIfNull(transaction);
         ArgumentNullException.ThrowIfNull(response);
-        var npgsql = AsNpgsqlTransaction(transaction);
-        return await InTransactionAsync(
-            npgsql,
-            "Transactional completion",
-            "complete a record inside the application's transaction",
-            (store: this, command: _statements.Complete(id, fencingToken, response, expiration, npgsql)),
-            static (s, ct) => s.store.ChangedOneInTransactionAsync(s.command, ct),
-            cancellationToken).ConfigureAwait(false);
+        return await FencedInTransactionAsync("complete a record inside the application's transaction", _statements.Complete(id, fencingToken, response, expiration, AsNpgsqlTransaction(transaction)), cancellationToken).ConfigureAwait(false);
     }
 
     /// <inheritdoc />
@@ -83,14 +76,7 @@ internal sealed partial class PostgreSqlIdempotencyStore
     {
         ArgumentNullException.ThrowIfNull(transaction);
         ArgumentException.ThrowIfNullOrEmpty(recoveryPoint);
-        var npgsql = AsNpgsqlTransaction(transaction);
-        return await InTransactionAsync(
-            npgsql,
-            "Transactional completion",
-            "set a recovery point inside the application's transaction",
-            (store: this, command: _statements.SetRecoveryPoint(id, fencingToken, recoveryPoint, lease, npgsql)),
-            static (s, ct) => s.store.ChangedOneInTransactionAsync(s.command, ct),
-            cancellationToken).ConfigureAwait(false);
+        return await FencedInTransactionAsync("set a recovery point inside the application's transaction", _statements.SetRecoveryPoint(id, fencingToken, recoveryPoint, lease, AsNpgsqlTransaction(transaction)), cancellationToken).ConfigureAwait(false);
     }
 
     private static NpgsqlTransaction AsNpgsqlTransaction(DbTransaction transaction)
@@ -150,6 +136,16 @@ internal sealed partial class PostgreSqlIdempotencyStore
             throw PostgreSqlFailures.Unavailable(operation, e);
         }
     }
+
+    /// <summary>A fenced write (completion, recovery point) inside the application's transaction, through the shell.</summary>
+    private ValueTask<bool> FencedInTransactionAsync(string operation, NpgsqlCommand command, CancellationToken cancellationToken)
+        => InTransactionAsync(
+            command.Transaction!,
+            "Transactional completion",
+            operation,
+            (store: this, command),
+            static (s, ct) => s.store.ChangedOneInTransactionAsync(s.command, ct),
+            cancellationToken);
 
     /// <summary>
     /// Runs one fenced statement in the caller's transaction. When it changes no row, checks why: a transaction on another

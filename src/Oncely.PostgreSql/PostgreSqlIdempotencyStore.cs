@@ -112,68 +112,40 @@ internal sealed partial class PostgreSqlIdempotencyStore
     public ValueTask<bool> TryCompleteAsync(IdempotencyRecordId id, long fencingToken, IdempotentResponse response, TimeSpan expiration, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(response);
-        return RunAsync(
-            "complete a record",
-            (statements: _statements, id, fencingToken, response, expiration),
-            static (s, ct) => PostgreSqlStatements.ChangedOneAsync(s.statements.Complete(s.id, s.fencingToken, s.response, s.expiration), ct),
-            cancellationToken);
+        return RunAsync("complete a record", _statements.Complete(id, fencingToken, response, expiration), PostgreSqlStatements.ChangedOneAsync, cancellationToken);
     }
 
     /// <inheritdoc />
     public ValueTask<bool> TryReleaseAsync(IdempotencyRecordId id, long fencingToken, CancellationToken cancellationToken)
-        => RunAsync(
-            "release a record",
-            (statements: _statements, id, fencingToken),
-            static (s, ct) => PostgreSqlStatements.ChangedAnyAsync(s.statements.Release(s.id, s.fencingToken), ct),
-            cancellationToken);
+        => RunAsync("release a record", _statements.Release(id, fencingToken), PostgreSqlStatements.ChangedAnyAsync, cancellationToken);
 
     /// <inheritdoc />
     public ValueTask<bool> TrySetRecoveryPointAsync(IdempotencyRecordId id, long fencingToken, string recoveryPoint, TimeSpan lease, CancellationToken cancellationToken)
     {
         ArgumentException.ThrowIfNullOrEmpty(recoveryPoint);
-        return RunAsync(
-            "set a recovery point",
-            (statements: _statements, id, fencingToken, recoveryPoint, lease),
-            static (s, ct) => PostgreSqlStatements.ChangedOneAsync(s.statements.SetRecoveryPoint(s.id, s.fencingToken, s.recoveryPoint, s.lease), ct),
-            cancellationToken);
+        return RunAsync("set a recovery point", _statements.SetRecoveryPoint(id, fencingToken, recoveryPoint, lease), PostgreSqlStatements.ChangedOneAsync, cancellationToken);
     }
 
     /// <inheritdoc />
     public ValueTask<bool> TryRenewLeaseAsync(IdempotencyRecordId id, long fencingToken, TimeSpan lease, CancellationToken cancellationToken)
-        => RunAsync(
-            "renew a lease",
-            (statements: _statements, id, fencingToken, lease),
-            static (s, ct) => PostgreSqlStatements.ChangedOneAsync(s.statements.RenewLease(s.id, s.fencingToken, s.lease), ct),
-            cancellationToken);
+        => RunAsync("renew a lease", _statements.RenewLease(id, fencingToken, lease), PostgreSqlStatements.ChangedOneAsync, cancellationToken);
 
     /// <inheritdoc />
     public ValueTask<IdempotencyRecord?> GetAsync(IdempotencyRecordId id, CancellationToken cancellationToken)
-        => RunAsync(
-            "read a record",
-            (statements: _statements, id),
-            static (s, ct) => PostgreSqlStatements.ReadRecordAsync(s.statements.Get(s.id), s.id, ct),
-            cancellationToken);
+        => RunAsync("read a record", (command: _statements.Get(id), id), static (s, ct) => PostgreSqlStatements.ReadRecordAsync(s.command, s.id, ct), cancellationToken);
 
     /// <inheritdoc />
     public ValueTask<int> PurgeExpiredAsync(int batchSize, CancellationToken cancellationToken)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(batchSize);
-        return RunAsync(
-            "purge expired records",
-            (statements: _statements, batchSize),
-            static (s, ct) => PostgreSqlStatements.ExecuteAsync(s.statements.PurgeExpired(s.batchSize), ct),
-            cancellationToken);
+        return RunAsync("purge expired records", _statements.PurgeExpired(batchSize), PostgreSqlStatements.ExecuteAsync, cancellationToken);
     }
 
     /// <inheritdoc />
     public async ValueTask AppendAsync(KeyReuseAuditEntry entry, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(entry);
-        await RunAsync(
-            "append an audit entry",
-            (statements: _statements, entry),
-            static (s, ct) => PostgreSqlStatements.ExecuteAsync(s.statements.AppendAudit(s.entry), ct),
-            cancellationToken).ConfigureAwait(false);
+        await RunAsync("append an audit entry", _statements.AppendAudit(entry), PostgreSqlStatements.ExecuteAsync, cancellationToken).ConfigureAwait(false);
     }
 
     /// <inheritdoc />
@@ -182,11 +154,7 @@ internal sealed partial class PostgreSqlIdempotencyStore
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(retention, TimeSpan.Zero);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(batchSize);
-        return RunAsync(
-            "purge old audit entries",
-            (statements: _statements, retention, batchSize),
-            static (s, ct) => PostgreSqlStatements.ExecuteAsync(s.statements.PurgeAudit(s.retention, s.batchSize), ct),
-            cancellationToken);
+        return RunAsync("purge old audit entries", _statements.PurgeAudit(retention, batchSize), PostgreSqlStatements.ExecuteAsync, cancellationToken);
     }
 
     /// <inheritdoc />

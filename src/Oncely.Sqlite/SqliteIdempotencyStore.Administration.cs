@@ -1,4 +1,3 @@
-using System.Text;
 using Microsoft.Data.Sqlite;
 
 namespace Oncely.Sqlite;
@@ -132,37 +131,18 @@ internal sealed partial class SqliteIdempotencyStore : IIdempotencyStoreAdminist
 
     /// <summary>The listing statement for <paramref name="query"/>: fixed fragments only, every value a parameter.</summary>
     internal static string ListRecordsSql(string table, IdempotencyRecordQuery query)
-    {
-        var sql = new StringBuilder($"""SELECT {SummaryColumns} FROM "{table}" WHERE +expires_at > @now""");
-        if (query.Tenant is not null)
-        {
-            sql.Append(" AND tenant = @tenant");
-        }
+        => string.Concat(
+        [
+            $"""SELECT {SummaryColumns} FROM "{table}" WHERE +expires_at > @now""",
+            query.Tenant is null ? "" : " AND tenant = @tenant",
+            query.Operation is null ? "" : " AND operation = @operation",
 
-        if (query.Operation is not null)
-        {
-            sql.Append(" AND operation = @operation");
-        }
-
-        if (query.State is { } state)
-        {
             // A literal, not a parameter, so the planner can use the partial index of InProgress records.
-            sql.Append(state == IdempotencyRecordState.InProgress ? " AND state = 0" : " AND state = 1");
-        }
-
-        if (query.CreatedBefore is not null)
-        {
-            sql.Append(" AND created_at <= @created_before");
-        }
-
-        if (query.Continuation is not null)
-        {
-            sql.Append(" AND (created_at, tenant, operation, idem_key) < (@after_created, @after_tenant, @after_operation, @after_key)");
-        }
-
-        sql.Append(' ').Append(NewestFirst).Append(" LIMIT @limit;");
-        return sql.ToString();
-    }
+            query.State switch { null => "", IdempotencyRecordState.InProgress => " AND state = 0", _ => " AND state = 1" },
+            query.CreatedBefore is null ? "" : " AND created_at <= @created_before",
+            query.Continuation is null ? "" : " AND (created_at, tenant, operation, idem_key) < (@after_created, @after_tenant, @after_operation, @after_key)",
+            $" {NewestFirst} LIMIT @limit;",
+        ]);
 
     private static void CheckLimit(int limit)
     {

@@ -99,13 +99,7 @@ internal sealed partial class SqliteIdempotencyStore
     {
         ArgumentNullException.ThrowIfNull(transaction);
         ArgumentNullException.ThrowIfNull(response);
-        return await InTransactionAsync(
-            transaction,
-            "complete the record",
-            (id, fencingToken, response, expiration),
-            static (store, connection, sqlite, s, ct) => store.ChangedOneInTransactionAsync(
-                store._statements.Complete(connection, sqlite, s.id, s.fencingToken, s.response, s.expiration, store.Now()), connection, ct),
-            cancellationToken).ConfigureAwait(false);
+        return await FencedInTransactionAsync(transaction, "complete the record", (id, fencingToken, response, expiration), static (sql, c, tx, s, now) => sql.Complete(c, tx, s.id, s.fencingToken, s.response, s.expiration, now), cancellationToken).ConfigureAwait(false);
     }
 
     /// <inheritdoc />
@@ -114,13 +108,7 @@ internal sealed partial class SqliteIdempotencyStore
     {
         ArgumentNullException.ThrowIfNull(transaction);
         ArgumentException.ThrowIfNullOrEmpty(recoveryPoint);
-        return await InTransactionAsync(
-            transaction,
-            "set the recovery point",
-            (id, fencingToken, recoveryPoint, lease),
-            static (store, connection, sqlite, s, ct) => store.ChangedOneInTransactionAsync(
-                store._statements.SetRecoveryPoint(connection, sqlite, s.id, s.fencingToken, s.recoveryPoint, s.lease, store.Now()), connection, ct),
-            cancellationToken).ConfigureAwait(false);
+        return await FencedInTransactionAsync(transaction, "set the recovery point", (id, fencingToken, recoveryPoint, lease), static (sql, c, tx, s, now) => sql.SetRecoveryPoint(c, tx, s.id, s.fencingToken, s.recoveryPoint, s.lease, now), cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -154,6 +142,15 @@ internal sealed partial class SqliteIdempotencyStore
             throw new IdempotencyStoreUnavailableException($"The SQLite idempotency store could not {operation} inside the application's transaction: {e.Message}", e);
         }
     }
+
+    /// <summary>A fenced write (completion, recovery point) inside the application's transaction, through the shell.</summary>
+    private ValueTask<bool> FencedInTransactionAsync<TState>(DbTransaction transaction, string operation, TState state, Func<SqliteStatements, SqliteConnection, SqliteTransaction, TState, long, SqliteCommand> statement, CancellationToken cancellationToken)
+        => InTransactionAsync(
+            transaction,
+            operation,
+            (state, statement),
+            static (store, connection, sqlite, s, ct) => store.ChangedOneInTransactionAsync(s.statement(store._statements, connection, sqlite, s.state, store.Now()), connection, ct),
+            cancellationToken);
 
     /// <summary>
     /// Runs one guarded statement in the caller's transaction. When it changes no row, checks why: a transaction on

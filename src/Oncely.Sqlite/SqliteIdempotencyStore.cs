@@ -79,11 +79,7 @@ internal sealed partial class SqliteIdempotencyStore
     public async ValueTask<bool> TryCompleteAsync(IdempotencyRecordId id, long fencingToken, IdempotentResponse response, TimeSpan expiration, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(response);
-        return await WriteAsync(
-            (store: this, id, fencingToken, response, expiration),
-            static (connection, s, ct) => SqliteStatements.ChangedOneAsync(
-                s.store._statements.Complete(connection, null, s.id, s.fencingToken, s.response, s.expiration, s.store.Now()), ct),
-            cancellationToken).ConfigureAwait(false);
+        return await FencedWriteAsync((id, fencingToken, response, expiration), static (sql, c, s, now) => sql.Complete(c, null, s.id, s.fencingToken, s.response, s.expiration, now), cancellationToken).ConfigureAwait(false);
     }
 
     /// <inheritdoc />
@@ -105,20 +101,12 @@ internal sealed partial class SqliteIdempotencyStore
     public async ValueTask<bool> TrySetRecoveryPointAsync(IdempotencyRecordId id, long fencingToken, string recoveryPoint, TimeSpan lease, CancellationToken cancellationToken)
     {
         ArgumentException.ThrowIfNullOrEmpty(recoveryPoint);
-        return await WriteAsync(
-            (store: this, id, fencingToken, recoveryPoint, lease),
-            static (connection, s, ct) => SqliteStatements.ChangedOneAsync(
-                s.store._statements.SetRecoveryPoint(connection, null, s.id, s.fencingToken, s.recoveryPoint, s.lease, s.store.Now()), ct),
-            cancellationToken).ConfigureAwait(false);
+        return await FencedWriteAsync((id, fencingToken, recoveryPoint, lease), static (sql, c, s, now) => sql.SetRecoveryPoint(c, null, s.id, s.fencingToken, s.recoveryPoint, s.lease, now), cancellationToken).ConfigureAwait(false);
     }
 
     /// <inheritdoc />
     public async ValueTask<bool> TryRenewLeaseAsync(IdempotencyRecordId id, long fencingToken, TimeSpan lease, CancellationToken cancellationToken)
-        => await WriteAsync(
-            (store: this, id, fencingToken, lease),
-            static (connection, s, ct) => SqliteStatements.ChangedOneAsync(
-                s.store._statements.RenewLease(connection, s.id, s.fencingToken, s.lease, s.store.Now()), ct),
-            cancellationToken).ConfigureAwait(false);
+        => await FencedWriteAsync((id, fencingToken, lease), static (sql, c, s, now) => sql.RenewLease(c, s.id, s.fencingToken, s.lease, now), cancellationToken).ConfigureAwait(false);
 
     /// <inheritdoc />
     public ValueTask<IdempotencyRecord?> GetAsync(IdempotencyRecordId id, CancellationToken cancellationToken)
@@ -191,6 +179,13 @@ internal sealed partial class SqliteIdempotencyStore
 
         return existing.LeaseExpiresAt > SqliteUnixTime.ToDateTimeOffset(now) ? new ReservationResult(ReservationOutcome.InProgress, existing) : null;
     }
+
+    /// <summary>A write of one fenced statement (built by <paramref name="statement"/> at the store clock's now); answers whether it changed the caller's record.</summary>
+    private ValueTask<bool> FencedWriteAsync<TState>(TState state, Func<SqliteStatements, SqliteConnection, TState, long, SqliteCommand> statement, CancellationToken cancellationToken)
+        => WriteAsync(
+            (store: this, state, statement),
+            static (connection, s, ct) => SqliteStatements.ChangedOneAsync(s.statement(s.store._statements, connection, s.state, s.store.Now()), ct),
+            cancellationToken);
 
     /// <summary>The shell of every read: cancellation checked, schema initialised, <paramref name="work"/> run on its own connection.</summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
