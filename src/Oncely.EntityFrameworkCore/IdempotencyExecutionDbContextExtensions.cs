@@ -6,6 +6,13 @@ namespace Oncely.EntityFrameworkCore;
 /// <summary>Transactional completion with EF Core: the application's own <c>SaveChangesAsync</c> stores the answer.</summary>
 public static class IdempotencyExecutionDbContextExtensions
 {
+    // The columns a completion writes (besides updated_at, which only the PostgreSQL layout has).
+    private static readonly string[] CompletionProperties =
+    [
+        nameof(IdempotencyRecordEntity.State), nameof(IdempotencyRecordEntity.StatusCode), nameof(IdempotencyRecordEntity.Headers),
+        nameof(IdempotencyRecordEntity.Body), nameof(IdempotencyRecordEntity.BodyOmitted), nameof(IdempotencyRecordEntity.ExpiresAt),
+    ];
+
     /// <summary>
     /// Stages the completion of <paramref name="execution"/>'s record in <paramref name="dbContext"/>: the record entity
     /// is attached (no query is sent) as InProgress with this attempt's fencing token, then set Completed with
@@ -74,7 +81,7 @@ public static class IdempotencyExecutionDbContextExtensions
         entry.Property(e => e.Body).CurrentValue = AsArray(response.Body);
         entry.Property(e => e.BodyOmitted).CurrentValue = response.BodyOmitted;
         entry.Property(e => e.ExpiresAt).CurrentValue = now + execution.Expiration;
-        foreach (var property in new[] { nameof(IdempotencyRecordEntity.State), nameof(IdempotencyRecordEntity.StatusCode), nameof(IdempotencyRecordEntity.Headers), nameof(IdempotencyRecordEntity.Body), nameof(IdempotencyRecordEntity.BodyOmitted), nameof(IdempotencyRecordEntity.ExpiresAt) })
+        foreach (var property in CompletionProperties)
         {
             entry.Property(property).IsModified = true;
         }

@@ -1,4 +1,3 @@
-using System.Text;
 using Npgsql;
 using NpgsqlTypes;
 
@@ -37,41 +36,31 @@ internal sealed partial class PostgreSqlIdempotencyStore : IIdempotencyStoreAdmi
         ArgumentNullException.ThrowIfNull(query);
         CheckLimit(query.Limit);
         var after = query.Continuation is { } continuation ? IdempotencyPageContinuation.ParseRecord(continuation) : ((DateTimeOffset, IdempotencyRecordId)?)null;
-        using var deadline = StartDeadline(cancellationToken);
-        try
+        var command = _statements.Create(ListRecordsSql(Schema.Table, query));
+        command.Parameters.Add(new NpgsqlParameter<int>("limit", NpgsqlDbType.Integer) { TypedValue = query.Limit + 1 });
+        AddText(command, "tenant", query.Tenant);
+        AddText(command, "operation", query.Operation);
+        if (query.CreatedBefore is { } createdBefore)
         {
-            await EnsureInitializedAsync(deadline.Token).ConfigureAwait(false);
-            using var command = _dataSource.CreateCommand(ListRecordsSql(Schema.Table, query));
-            command.CommandTimeout = _commandTimeoutSeconds;
-            command.Parameters.Add(new NpgsqlParameter<int>("limit", NpgsqlDbType.Integer) { TypedValue = query.Limit + 1 });
-            AddText(command, "tenant", query.Tenant);
-            AddText(command, "operation", query.Operation);
-            if (query.CreatedBefore is { } createdBefore)
-            {
-                command.Parameters.Add(new NpgsqlParameter<DateTimeOffset>("created_before", NpgsqlDbType.TimestampTz) { TypedValue = createdBefore.ToUniversalTime() });
-            }
-
-            if (after is var (afterCreated, afterId))
-            {
-                command.Parameters.Add(new NpgsqlParameter<DateTimeOffset>("after_created", NpgsqlDbType.TimestampTz) { TypedValue = afterCreated });
-                AddText(command, "after_tenant", afterId.Tenant);
-                AddText(command, "after_operation", afterId.Operation);
-                AddText(command, "after_key", afterId.Key);
-            }
-
-            var records = await ReadSummariesAsync(command, deadline.Token).ConfigureAwait(false);
-            if (records.Count <= query.Limit)
-            {
-                return new IdempotencyRecordPage(records, null);
-            }
-
-            records.RemoveAt(records.Count - 1);
-            return new IdempotencyRecordPage(records, IdempotencyPageContinuation.ForRecord(records[^1]));
+            command.Parameters.Add(new NpgsqlParameter<DateTimeOffset>("created_before", NpgsqlDbType.TimestampTz) { TypedValue = createdBefore.ToUniversalTime() });
         }
-        catch (Exception ex) when (PostgreSqlFailures.IsUnavailable(ex, cancellationToken))
+
+        if (after is var (afterCreated, afterId))
         {
-            throw Unavailable("list records", ex);
+            command.Parameters.Add(new NpgsqlParameter<DateTimeOffset>("after_created", NpgsqlDbType.TimestampTz) { TypedValue = afterCreated });
+            AddText(command, "after_tenant", afterId.Tenant);
+            AddText(command, "after_operation", afterId.Operation);
+            AddText(command, "after_key", afterId.Key);
         }
+
+        var records = await RunAsync("list records", command, ReadSummariesAsync, cancellationToken).ConfigureAwait(false);
+        if (records.Count <= query.Limit)
+        {
+            return new IdempotencyRecordPage(records, null);
+        }
+
+        records.RemoveAt(records.Count - 1);
+        return new IdempotencyRecordPage(records, IdempotencyPageContinuation.ForRecord(records[^1]));
     }
 
     /// <inheritdoc />
@@ -79,21 +68,10 @@ internal sealed partial class PostgreSqlIdempotencyStore : IIdempotencyStoreAdmi
     {
         ArgumentNullException.ThrowIfNull(tenant);
         ArgumentNullException.ThrowIfNull(key);
-        using var deadline = StartDeadline(cancellationToken);
-        try
-        {
-            await EnsureInitializedAsync(deadline.Token).ConfigureAwait(false);
-            using var command = _dataSource.CreateCommand(
-                $"SELECT {SummaryColumns} FROM {Schema.Table} WHERE tenant = @tenant AND idem_key = @key AND expires_at > clock_timestamp() {NewestFirst}");
-            command.CommandTimeout = _commandTimeoutSeconds;
-            AddText(command, "tenant", tenant);
-            AddText(command, "key", key);
-            return await ReadSummariesAsync(command, deadline.Token).ConfigureAwait(false);
-        }
-        catch (Exception ex) when (PostgreSqlFailures.IsUnavailable(ex, cancellationToken))
-        {
-            throw Unavailable("look a key up", ex);
-        }
+        var command = _statements.Create($"SELECT {SummaryColumns} FROM {Schema.Table} WHERE tenant = @tenant AND idem_key = @key AND expires_at > clock_timestamp() {NewestFirst}");
+        AddText(command, "tenant", tenant);
+        AddText(command, "key", key);
+        return await RunAsync("look a key up", command, ReadSummariesAsync, cancellationToken).ConfigureAwait(false);
     }
 
     /// <inheritdoc />
@@ -103,106 +81,43 @@ internal sealed partial class PostgreSqlIdempotencyStore : IIdempotencyStoreAdmi
         ArgumentNullException.ThrowIfNull(query);
         CheckLimit(query.Limit);
         var before = query.Continuation is { } continuation ? IdempotencyPageContinuation.ParseAudit(continuation) : (long?)null;
-        var sql = new StringBuilder($"SELECT {AuditColumns} FROM {Schema.AuditTable} WHERE true");
-        if (query.Tenant is not null)
+
+        // Each filter is a fixed fragment when its value is given; every value is a parameter.
+        var command = _statements.Create(
+            $"SELECT {AuditColumns} FROM {Schema.AuditTable} WHERE true{(query.Tenant is null ? "" : " AND tenant = @tenant")}{(query.Operation is null ? "" : " AND operation = @operation")}{(query.Key is null ? "" : " AND idem_key = @key")}{(before is null ? "" : " AND id < @before")} ORDER BY id DESC LIMIT @limit");
+        command.Parameters.Add(new NpgsqlParameter<int>("limit", NpgsqlDbType.Integer) { TypedValue = query.Limit + 1 });
+        AddText(command, "tenant", query.Tenant);
+        AddText(command, "operation", query.Operation);
+        AddText(command, "key", query.Key);
+        if (before is { } position)
         {
-            sql.Append(" AND tenant = @tenant");
+            command.Parameters.Add(new NpgsqlParameter<long>("before", NpgsqlDbType.Bigint) { TypedValue = position });
         }
 
-        if (query.Operation is not null)
+        var (entries, positions) = await RunAsync("read the key-reuse audit", command, ReadAuditAsync, cancellationToken).ConfigureAwait(false);
+        if (entries.Count <= query.Limit)
         {
-            sql.Append(" AND operation = @operation");
+            return new KeyReuseAuditPage(entries, null);
         }
 
-        if (query.Key is not null)
-        {
-            sql.Append(" AND idem_key = @key");
-        }
-
-        if (before is not null)
-        {
-            sql.Append(" AND id < @before");
-        }
-
-        sql.Append(" ORDER BY id DESC LIMIT @limit");
-        using var deadline = StartDeadline(cancellationToken);
-        try
-        {
-            await EnsureInitializedAsync(deadline.Token).ConfigureAwait(false);
-            using var command = _dataSource.CreateCommand(sql.ToString());
-            command.CommandTimeout = _commandTimeoutSeconds;
-            command.Parameters.Add(new NpgsqlParameter<int>("limit", NpgsqlDbType.Integer) { TypedValue = query.Limit + 1 });
-            AddText(command, "tenant", query.Tenant);
-            AddText(command, "operation", query.Operation);
-            AddText(command, "key", query.Key);
-            if (before is { } position)
-            {
-                command.Parameters.Add(new NpgsqlParameter<long>("before", NpgsqlDbType.Bigint) { TypedValue = position });
-            }
-
-            var entries = new List<KeyReuseAuditEntry>();
-            var positions = new List<long>();
-            var reader = await command.ExecuteReaderAsync(deadline.Token).ConfigureAwait(false);
-            await using (reader.ConfigureAwait(false))
-            {
-                while (await reader.ReadAsync(deadline.Token).ConfigureAwait(false))
-                {
-                    positions.Add(reader.GetInt64(0));
-                    entries.Add(new KeyReuseAuditEntry(
-                        new IdempotencyRecordId(reader.GetString(1), reader.GetString(2), reader.GetString(3)),
-                        reader.GetString(4),
-                        reader.GetString(5),
-                        reader.GetString(6),
-                        reader.GetFieldValue<DateTimeOffset>(7)));
-                }
-            }
-
-            if (entries.Count <= query.Limit)
-            {
-                return new KeyReuseAuditPage(entries, null);
-            }
-
-            entries.RemoveAt(entries.Count - 1);
-            return new KeyReuseAuditPage(entries, IdempotencyPageContinuation.ForAudit(positions[entries.Count - 1]));
-        }
-        catch (Exception ex) when (PostgreSqlFailures.IsUnavailable(ex, cancellationToken))
-        {
-            throw Unavailable("read the key-reuse audit", ex);
-        }
+        entries.RemoveAt(entries.Count - 1);
+        return new KeyReuseAuditPage(entries, IdempotencyPageContinuation.ForAudit(positions[entries.Count - 1]));
     }
 
     /// <summary>The listing statement for <paramref name="query"/>: fixed fragments only, every value a parameter.</summary>
     internal static string ListRecordsSql(string table, IdempotencyRecordQuery query)
-    {
-        var sql = new StringBuilder($"SELECT {SummaryColumns} FROM {table} WHERE expires_at > clock_timestamp()");
-        if (query.Tenant is not null)
-        {
-            sql.Append(" AND tenant = @tenant");
-        }
+        => string.Concat(
+        [
+            $"SELECT {SummaryColumns} FROM {table} WHERE expires_at > clock_timestamp()",
+            query.Tenant is null ? "" : " AND tenant = @tenant",
+            query.Operation is null ? "" : " AND operation = @operation",
 
-        if (query.Operation is not null)
-        {
-            sql.Append(" AND operation = @operation");
-        }
-
-        if (query.State is { } state)
-        {
             // A literal, not a parameter, so the planner can prove the partial index of InProgress records applies.
-            sql.Append(state == IdempotencyRecordState.InProgress ? $" AND state = {InProgressState}" : $" AND state = {CompletedState}");
-        }
-
-        if (query.CreatedBefore is not null)
-        {
-            sql.Append(" AND created_at <= @created_before");
-        }
-
-        if (query.Continuation is not null)
-        {
-            sql.Append(" AND ").Append(AfterPosition);
-        }
-
-        return sql.Append(' ').Append(NewestFirst).Append(" LIMIT @limit").ToString();
-    }
+            query.State switch { null => "", IdempotencyRecordState.InProgress => " AND state = 0", _ => " AND state = 1" },
+            query.CreatedBefore is null ? "" : " AND created_at <= @created_before",
+            query.Continuation is null ? "" : " AND " + AfterPosition,
+            $" {NewestFirst} LIMIT @limit",
+        ]);
 
     private static void CheckLimit(int limit)
     {
@@ -220,8 +135,35 @@ internal sealed partial class PostgreSqlIdempotencyStore : IIdempotencyStoreAdmi
         }
     }
 
-    private static async Task<List<IdempotencyRecordSummary>> ReadSummariesAsync(NpgsqlCommand command, CancellationToken cancellationToken)
+    private static async ValueTask<(List<KeyReuseAuditEntry> Entries, List<long> Positions)> ReadAuditAsync(NpgsqlCommand command, CancellationToken cancellationToken)
     {
+        using (command)
+        {
+            var entries = new List<KeyReuseAuditEntry>();
+            var positions = new List<long>();
+            var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            await using (reader.ConfigureAwait(false))
+            {
+                // AuditColumns, in order.
+                while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+                {
+                    positions.Add(reader.GetInt64(0));
+                    entries.Add(new KeyReuseAuditEntry(
+                        new IdempotencyRecordId(reader.GetString(1), reader.GetString(2), reader.GetString(3)),
+                        reader.GetString(4),
+                        reader.GetString(5),
+                        reader.GetString(6),
+                        reader.GetFieldValue<DateTimeOffset>(7)));
+                }
+            }
+
+            return (entries, positions);
+        }
+    }
+
+    private static async ValueTask<List<IdempotencyRecordSummary>> ReadSummariesAsync(NpgsqlCommand command, CancellationToken cancellationToken)
+    {
+        using var owned = command;
         var records = new List<IdempotencyRecordSummary>();
         var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         await using (reader.ConfigureAwait(false))

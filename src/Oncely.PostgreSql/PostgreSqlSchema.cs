@@ -1,5 +1,8 @@
+using System.Diagnostics;
 using System.Security.Cryptography;
 using System.Text;
+using Npgsql;
+using NpgsqlTypes;
 
 namespace Oncely.PostgreSql;
 
@@ -123,6 +126,97 @@ internal sealed class PostgreSqlSchema
 
     /// <summary>Quotes an identifier for PostgreSQL (doubles embedded quotes, though validation already forbids them).</summary>
     public static string Quote(string identifier) => "\"" + identifier.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"";
+
+    /// <summary>
+    /// Brings the schema to <see cref="LatestVersion"/>: a read when it is current (no lock, no DDL, no CREATE
+    /// privilege), otherwise the missing migrations in one transaction under an advisory lock, so instances starting
+    /// together apply each migration once.
+    /// </summary>
+    /// <param name="dataSource">Where to connect.</param>
+    /// <param name="commandTimeoutSeconds">Every command's timeout, in whole seconds.</param>
+    /// <param name="cancellationToken">Cancels the migration (nothing is committed).</param>
+    /// <returns>A task that completes once the schema is current.</returns>
+    public async Task MigrateAsync(NpgsqlDataSource dataSource, int commandTimeoutSeconds, CancellationToken cancellationToken)
+    {
+        var connection = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using (connection.ConfigureAwait(false))
+        {
+            // Fast path: an up-to-date schema needs no lock and no DDL (and no CREATE privilege).
+            if (await ReadVersionAsync(connection, null, commandTimeoutSeconds, cancellationToken).ConfigureAwait(false) >= LatestVersion)
+            {
+                return;
+            }
+
+            var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+            await using (transaction.ConfigureAwait(false))
+            {
+                // Several instances starting together queue here; each re-reads the version after the lock, so the
+                // first applies the migrations and the rest find nothing left to do.
+                await ExecuteAsync(connection, transaction, commandTimeoutSeconds, "SELECT pg_advisory_xact_lock(@lock)", cancellationToken,
+                    new NpgsqlParameter<long>("lock", NpgsqlDbType.Bigint) { TypedValue = MigrationLockKey }).ConfigureAwait(false);
+
+                var schemaExists = await ScalarAsync<bool>(connection, transaction, commandTimeoutSeconds,
+                    "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = @schema)", cancellationToken,
+                    new NpgsqlParameter<string>("schema", NpgsqlDbType.Text) { TypedValue = SchemaName }).ConfigureAwait(false);
+                if (!schemaExists)
+                {
+                    await ExecuteAsync(connection, transaction, commandTimeoutSeconds, $"CREATE SCHEMA IF NOT EXISTS {Schema}", cancellationToken).ConfigureAwait(false);
+                }
+
+                await ExecuteAsync(connection, transaction, commandTimeoutSeconds, $"""
+                    CREATE TABLE IF NOT EXISTS {VersionTable} (
+                        version     integer     PRIMARY KEY,
+                        description text        NOT NULL,
+                        applied_at  timestamptz NOT NULL DEFAULT now()
+                    )
+                    """, cancellationToken).ConfigureAwait(false);
+
+                var current = await ReadVersionAsync(connection, transaction, commandTimeoutSeconds, cancellationToken).ConfigureAwait(false);
+                foreach (var migration in Migrations)
+                {
+                    if (migration.Version <= current)
+                    {
+                        continue;
+                    }
+
+                    await ExecuteAsync(connection, transaction, commandTimeoutSeconds, migration.Sql, cancellationToken).ConfigureAwait(false);
+                    await ExecuteAsync(connection, transaction, commandTimeoutSeconds, $"INSERT INTO {VersionTable} (version, description) VALUES (@version, @description)", cancellationToken,
+                        new NpgsqlParameter<int>("version", NpgsqlDbType.Integer) { TypedValue = migration.Version },
+                        new NpgsqlParameter<string>("description", NpgsqlDbType.Text) { TypedValue = migration.Description }).ConfigureAwait(false);
+                }
+
+                await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+            }
+        }
+    }
+
+    private async Task<int> ReadVersionAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, int commandTimeoutSeconds, CancellationToken cancellationToken)
+    {
+        var exists = await ScalarAsync<bool>(connection, transaction, commandTimeoutSeconds, "SELECT to_regclass(@name) IS NOT NULL", cancellationToken,
+            new NpgsqlParameter<string>("name", NpgsqlDbType.Text) { TypedValue = VersionTable }).ConfigureAwait(false);
+        if (!exists)
+        {
+            return 0;
+        }
+
+        return await ScalarAsync<int>(connection, transaction, commandTimeoutSeconds, $"SELECT coalesce(max(version), 0) FROM {VersionTable}", cancellationToken).ConfigureAwait(false);
+    }
+
+    private static async Task ExecuteAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, int commandTimeoutSeconds, string sql, CancellationToken cancellationToken, params NpgsqlParameter[] parameters)
+    {
+        using var command = new NpgsqlCommand(sql, connection, transaction) { CommandTimeout = commandTimeoutSeconds };
+        command.Parameters.AddRange(parameters);
+        await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    private static async Task<T> ScalarAsync<T>(NpgsqlConnection connection, NpgsqlTransaction? transaction, int commandTimeoutSeconds, string sql, CancellationToken cancellationToken, params NpgsqlParameter[] parameters)
+    {
+        using var command = new NpgsqlCommand(sql, connection, transaction) { CommandTimeout = commandTimeoutSeconds };
+        command.Parameters.AddRange(parameters);
+        var value = await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false);
+        Debug.Assert(value is T, "The scalar query returns the expected type.");
+        return (T)value!;
+    }
 
     /// <summary>One schema step.</summary>
     /// <param name="Version">The version the schema has once the step is applied.</param>

@@ -1,4 +1,3 @@
-using System.Text;
 using Microsoft.Data.Sqlite;
 
 namespace Oncely.Sqlite;
@@ -28,32 +27,17 @@ internal sealed partial class SqliteIdempotencyStore : IIdempotencyStoreAdminist
         ArgumentNullException.ThrowIfNull(query);
         CheckLimit(query.Limit);
         var after = query.Continuation is { } continuation ? IdempotencyPageContinuation.ParseRecord(continuation) : ((DateTimeOffset, IdempotencyRecordId)?)null;
-        cancellationToken.ThrowIfCancellationRequested();
-        await EnsureInitializedAsync(cancellationToken).ConfigureAwait(false);
-
-        var sql = ListRecordsSql(_table, query);
-        var records = await RunAsync(
-            async (connection, ct) =>
+        var records = await ReadAsync(
+            (store: this, query, after, sql: ListRecordsSql(_table, query)),
+            static async (connection, s, ct) =>
             {
-                using var command = CreateCommand(connection, sql);
-                command.Parameters.AddWithValue("@now", NowMilliseconds());
-                command.Parameters.AddWithValue("@limit", query.Limit + 1);
-                if (query.Tenant is not null)
-                {
-                    command.Parameters.AddWithValue("@tenant", query.Tenant);
-                }
-
-                if (query.Operation is not null)
-                {
-                    command.Parameters.AddWithValue("@operation", query.Operation);
-                }
-
-                if (query.CreatedBefore is { } createdBefore)
-                {
-                    command.Parameters.AddWithValue("@created_before", createdBefore.ToUnixTimeMilliseconds());
-                }
-
-                if (after is var (afterCreated, afterId))
+                using var command = SqliteDatabase.CreateCommand(connection, s.sql);
+                command.Parameters.AddWithValue("@now", s.store.Now());
+                command.Parameters.AddWithValue("@limit", s.query.Limit + 1);
+                AddIfSet(command, "@tenant", s.query.Tenant);
+                AddIfSet(command, "@operation", s.query.Operation);
+                AddIfSet(command, "@created_before", s.query.CreatedBefore?.ToUnixTimeMilliseconds());
+                if (s.after is var (afterCreated, afterId))
                 {
                     command.Parameters.AddWithValue("@after_created", afterCreated.ToUnixTimeMilliseconds());
                     command.Parameters.AddWithValue("@after_tenant", afterId.Tenant);
@@ -79,16 +63,14 @@ internal sealed partial class SqliteIdempotencyStore : IIdempotencyStoreAdminist
     {
         ArgumentNullException.ThrowIfNull(tenant);
         ArgumentNullException.ThrowIfNull(key);
-        cancellationToken.ThrowIfCancellationRequested();
-        await EnsureInitializedAsync(cancellationToken).ConfigureAwait(false);
-        var sql = $"""SELECT {SummaryColumns} FROM "{_table}" WHERE tenant = @tenant AND idem_key = @key AND +expires_at > @now {NewestFirst};""";
-        return await RunAsync(
-            async (connection, ct) =>
+        return await ReadAsync(
+            (store: this, tenant, key, sql: $"""SELECT {SummaryColumns} FROM "{_table}" WHERE tenant = @tenant AND idem_key = @key AND +expires_at > @now {NewestFirst};"""),
+            static async (connection, s, ct) =>
             {
-                using var command = CreateCommand(connection, sql);
-                command.Parameters.AddWithValue("@tenant", tenant);
-                command.Parameters.AddWithValue("@key", key);
-                command.Parameters.AddWithValue("@now", NowMilliseconds());
+                using var command = SqliteDatabase.CreateCommand(connection, s.sql);
+                command.Parameters.AddWithValue("@tenant", s.tenant);
+                command.Parameters.AddWithValue("@key", s.key);
+                command.Parameters.AddWithValue("@now", s.store.Now());
                 return await ReadSummariesAsync(command, ct).ConfigureAwait(false);
             },
             cancellationToken).ConfigureAwait(false);
@@ -101,61 +83,27 @@ internal sealed partial class SqliteIdempotencyStore : IIdempotencyStoreAdminist
         ArgumentNullException.ThrowIfNull(query);
         CheckLimit(query.Limit);
         var before = query.Continuation is { } continuation ? IdempotencyPageContinuation.ParseAudit(continuation) : (long?)null;
-        cancellationToken.ThrowIfCancellationRequested();
-        await EnsureInitializedAsync(cancellationToken).ConfigureAwait(false);
 
-        var sql = new StringBuilder($"""SELECT {AuditColumns} FROM "{_auditTable}" WHERE 1 = 1""");
-        if (query.Tenant is not null)
-        {
-            sql.Append(" AND tenant = @tenant");
-        }
-
-        if (query.Operation is not null)
-        {
-            sql.Append(" AND operation = @operation");
-        }
-
-        if (query.Key is not null)
-        {
-            sql.Append(" AND idem_key = @key");
-        }
-
-        if (before is not null)
-        {
-            sql.Append(" AND id < @before");
-        }
-
-        sql.Append(" ORDER BY id DESC LIMIT @limit;");
-        var (entries, positions) = await RunAsync(
-            async (connection, ct) =>
+        // Each filter is a fixed fragment when its value is given; every value is a parameter.
+        var sql = $"""
+            SELECT {AuditColumns} FROM "{_auditTable}" WHERE 1 = 1{(query.Tenant is null ? "" : " AND tenant = @tenant")}{(query.Operation is null ? "" : " AND operation = @operation")}{(query.Key is null ? "" : " AND idem_key = @key")}{(before is null ? "" : " AND id < @before")} ORDER BY id DESC LIMIT @limit;
+            """;
+        var (entries, positions) = await ReadAsync(
+            (query, before, sql),
+            static async (connection, s, ct) =>
             {
-                using var command = CreateCommand(connection, sql.ToString());
-                command.Parameters.AddWithValue("@limit", query.Limit + 1);
-                if (query.Tenant is not null)
-                {
-                    command.Parameters.AddWithValue("@tenant", query.Tenant);
-                }
-
-                if (query.Operation is not null)
-                {
-                    command.Parameters.AddWithValue("@operation", query.Operation);
-                }
-
-                if (query.Key is not null)
-                {
-                    command.Parameters.AddWithValue("@key", query.Key);
-                }
-
-                if (before is { } position)
-                {
-                    command.Parameters.AddWithValue("@before", position);
-                }
-
+                using var command = SqliteDatabase.CreateCommand(connection, s.sql);
+                command.Parameters.AddWithValue("@limit", s.query.Limit + 1);
+                AddIfSet(command, "@tenant", s.query.Tenant);
+                AddIfSet(command, "@operation", s.query.Operation);
+                AddIfSet(command, "@key", s.query.Key);
+                AddIfSet(command, "@before", s.before);
                 var found = new List<KeyReuseAuditEntry>();
                 var ids = new List<long>();
                 var reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false);
                 await using (reader.ConfigureAwait(false))
                 {
+                    // AuditColumns, in order.
                     while (await reader.ReadAsync(ct).ConfigureAwait(false))
                     {
                         ids.Add(reader.GetInt64(0));
@@ -164,7 +112,7 @@ internal sealed partial class SqliteIdempotencyStore : IIdempotencyStoreAdminist
                             reader.GetString(4),
                             reader.GetString(5),
                             reader.GetString(6),
-                            FromUnixMilliseconds(reader.GetInt64(7))));
+                            SqliteUnixTime.ToDateTimeOffset(reader.GetInt64(7))));
                     }
                 }
 
@@ -183,43 +131,32 @@ internal sealed partial class SqliteIdempotencyStore : IIdempotencyStoreAdminist
 
     /// <summary>The listing statement for <paramref name="query"/>: fixed fragments only, every value a parameter.</summary>
     internal static string ListRecordsSql(string table, IdempotencyRecordQuery query)
-    {
-        var sql = new StringBuilder($"""SELECT {SummaryColumns} FROM "{table}" WHERE +expires_at > @now""");
-        if (query.Tenant is not null)
-        {
-            sql.Append(" AND tenant = @tenant");
-        }
+        => string.Concat(
+        [
+            $"""SELECT {SummaryColumns} FROM "{table}" WHERE +expires_at > @now""",
+            query.Tenant is null ? "" : " AND tenant = @tenant",
+            query.Operation is null ? "" : " AND operation = @operation",
 
-        if (query.Operation is not null)
-        {
-            sql.Append(" AND operation = @operation");
-        }
-
-        if (query.State is { } state)
-        {
             // A literal, not a parameter, so the planner can use the partial index of InProgress records.
-            sql.Append(state == IdempotencyRecordState.InProgress ? " AND state = 0" : " AND state = 1");
-        }
-
-        if (query.CreatedBefore is not null)
-        {
-            sql.Append(" AND created_at <= @created_before");
-        }
-
-        if (query.Continuation is not null)
-        {
-            sql.Append(" AND (created_at, tenant, operation, idem_key) < (@after_created, @after_tenant, @after_operation, @after_key)");
-        }
-
-        sql.Append(' ').Append(NewestFirst).Append(" LIMIT @limit;");
-        return sql.ToString();
-    }
+            query.State switch { null => "", IdempotencyRecordState.InProgress => " AND state = 0", _ => " AND state = 1" },
+            query.CreatedBefore is null ? "" : " AND created_at <= @created_before",
+            query.Continuation is null ? "" : " AND (created_at, tenant, operation, idem_key) < (@after_created, @after_tenant, @after_operation, @after_key)",
+            $" {NewestFirst} LIMIT @limit;",
+        ]);
 
     private static void CheckLimit(int limit)
     {
         if (limit is < 1 or > MaxPageSize)
         {
             throw new ArgumentOutOfRangeException(nameof(limit), limit, $"The page size must be between 1 and {MaxPageSize}.");
+        }
+    }
+
+    private static void AddIfSet(SqliteCommand command, string name, object? value)
+    {
+        if (value is not null)
+        {
+            command.Parameters.AddWithValue(name, value);
         }
     }
 
@@ -237,9 +174,9 @@ internal sealed partial class SqliteIdempotencyStore : IIdempotencyStoreAdminist
                     state,
                     reader.GetInt64(4),
                     reader.GetString(5),
-                    FromUnixMilliseconds(reader.GetInt64(6)),
-                    FromUnixMilliseconds(reader.GetInt64(7)),
-                    FromUnixMilliseconds(reader.GetInt64(8)),
+                    SqliteUnixTime.ToDateTimeOffset(reader.GetInt64(6)),
+                    SqliteUnixTime.ToDateTimeOffset(reader.GetInt64(7)),
+                    SqliteUnixTime.ToDateTimeOffset(reader.GetInt64(8)),
                     reader.IsDBNull(9) ? null : reader.GetString(9),
                     state == IdempotencyRecordState.Completed && !reader.IsDBNull(10) ? reader.GetInt32(10) : null));
             }

@@ -1,3 +1,6 @@
+using System.Globalization;
+using Microsoft.Data.Sqlite;
+
 namespace Oncely.Sqlite;
 
 /// <summary>
@@ -72,4 +75,76 @@ internal static class SqliteSchema
 
     /// <summary>The schema version this build of the store writes and expects.</summary>
     public static int CurrentVersion => Migrations("t", "a").Count;
+
+    /// <summary>
+    /// Switches the file to WAL and brings <paramref name="table"/>'s schema to <see cref="CurrentVersion"/>, in one
+    /// <c>BEGIN IMMEDIATE</c> transaction: one migrator at a time across processes; a second one then sees the version
+    /// written and applies nothing.
+    /// </summary>
+    /// <param name="connection">An open connection to the store's database.</param>
+    /// <param name="table">The records table (the component whose version is kept).</param>
+    /// <param name="auditTable">The key-reuse audit table.</param>
+    /// <param name="dataSource">The database, for messages.</param>
+    /// <param name="now">The store clock, in Unix milliseconds (recorded as <c>applied_at</c>).</param>
+    /// <param name="cancellationToken">Cancels the migration (nothing is committed).</param>
+    /// <returns><see langword="true"/> once the schema is current.</returns>
+    public static async ValueTask<bool> MigrateAsync(SqliteConnection connection, string table, string auditTable, string dataSource, long now, CancellationToken cancellationToken)
+    {
+        // WAL lets readers proceed while one writer commits, and survives in the file once set.
+        using (var mode = SqliteDatabase.CreateCommand(connection, "PRAGMA journal_mode;"))
+        {
+            var current = Convert.ToString(await mode.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false), CultureInfo.InvariantCulture);
+            if (!string.Equals(current, "wal", StringComparison.OrdinalIgnoreCase) && !string.Equals(current, "memory", StringComparison.OrdinalIgnoreCase))
+            {
+                using var setWal = SqliteDatabase.CreateCommand(connection, "PRAGMA journal_mode = WAL;");
+                await setWal.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false);
+            }
+        }
+
+        using var transaction = connection.BeginTransaction(deferred: false);
+        using (var versionTable = SqliteDatabase.CreateCommand(connection, $"""CREATE TABLE IF NOT EXISTS "{VersionTable}" (component TEXT NOT NULL PRIMARY KEY, version INTEGER NOT NULL, applied_at INTEGER NOT NULL);""", transaction))
+        {
+            await versionTable.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        long applied;
+        using (var read = SqliteDatabase.CreateCommand(connection, $"""SELECT version FROM "{VersionTable}" WHERE component = @component;""", transaction))
+        {
+            read.Parameters.AddWithValue("@component", table);
+            applied = await read.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is long version ? version : 0;
+        }
+
+        var migrations = Migrations(table, auditTable);
+        if (applied > migrations.Count)
+        {
+            throw new IdempotencyStoreUnavailableException(
+                string.Create(
+                    CultureInfo.InvariantCulture,
+                    $"The SQLite idempotency table '{table}' in '{dataSource}' is at schema version {applied}, newer than this Oncely.Sqlite supports ({migrations.Count}). Upgrade the Oncely.Sqlite package."));
+        }
+
+        for (var i = (int)applied; i < migrations.Count; i++)
+        {
+            using var migrate = SqliteDatabase.CreateCommand(connection, migrations[i], transaction);
+            await migrate.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        if (applied < migrations.Count)
+        {
+            using var record = SqliteDatabase.CreateCommand(
+                connection,
+                $"""
+                INSERT INTO "{VersionTable}" (component, version, applied_at) VALUES (@component, @version, @applied_at)
+                ON CONFLICT (component) DO UPDATE SET version = excluded.version, applied_at = excluded.applied_at;
+                """,
+                transaction);
+            record.Parameters.AddWithValue("@component", table);
+            record.Parameters.AddWithValue("@version", migrations.Count);
+            record.Parameters.AddWithValue("@applied_at", now);
+            await record.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        transaction.Commit();
+        return true;
+    }
 }

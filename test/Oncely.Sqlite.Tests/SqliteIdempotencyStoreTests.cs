@@ -214,6 +214,36 @@ public sealed class SqliteIdempotencyStoreTests : IDisposable
     }
 
     [Fact]
+    public async Task FencingTokens_OneCommitReservationsRolledBack_NeverHandedOutAgainAndStillAscending()
+    {
+        // The token counter is in the database, so a rolled-back one-commit reservation takes its advance with it; the
+        // tokens handed out after it must still differ from the rolled-back ones (they fence a later release).
+        var file = _directory.NewDatabasePath();
+        var store = CreateStore(file);
+        await store.InitializeAsync(CancellationToken.None);
+        var id = NewId();
+        var seen = new HashSet<long>();
+        long previous = 0;
+        for (var round = 0; round < 20; round++)
+        {
+            await using var connection = new SqliteConnection(TemporaryDirectory.ConnectionStringFor(file));
+            await connection.OpenAsync();
+            await using var transaction = await connection.BeginTransactionAsync();
+            var reserved = await store.TryReserveAsync(transaction, id, Fingerprint, Lease, Expiration, TimeSpan.FromSeconds(5), CancellationToken.None);
+            Assert.Equal(ReservationOutcome.Acquired, reserved.Outcome);
+            Assert.True(seen.Add(reserved.Record!.FencingToken), $"token {reserved.Record.FencingToken} handed out twice");
+            Assert.True(reserved.Record.FencingToken > previous);
+            previous = reserved.Record.FencingToken;
+            await transaction.RollbackAsync();
+        }
+
+        var committed = await store.TryReserveAsync(id, Fingerprint, Lease, Expiration, CancellationToken.None);
+        Assert.True(seen.Add(committed.Record.FencingToken));
+        Assert.False(await store.TryReleaseAsync(id, previous, CancellationToken.None));
+        Assert.Equal(committed.Record.FencingToken, (await store.GetAsync(id, CancellationToken.None))!.FencingToken);
+    }
+
+    [Fact]
     public async Task Append_AuditEntry_LandsInAuditTable()
     {
         var file = _directory.NewDatabasePath();

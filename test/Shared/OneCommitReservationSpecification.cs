@@ -247,6 +247,34 @@ public abstract class OneCommitReservationSpecification : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Release_ReservationRolledBackThenAnotherAttemptInProgress_TheOtherRecordKept()
+    {
+        // A client hung up and its transaction rolled back (reservation included); another attempt reserved the key and
+        // is still running when the first attempt's fenced release arrives. The rolled-back token must never be handed
+        // out again, or that release would delete the running attempt's record and let a third attempt execute too.
+        var executor = Executor();
+        var id = NewId();
+        var hungUp = (await executor.BeginOneCommitAsync(id, Fingerprint)).Execution!;
+        await using (var connection = await OpenConnectionAsync())
+        await using (var transaction = await connection.BeginTransactionAsync())
+        {
+            await hungUp.ReserveInTransactionAsync(transaction);
+            await transaction.RollbackAsync();
+        }
+
+        await using var running = (await executor.BeginAsync(id, Fingerprint)).Execution!;
+        Assert.NotEqual(hungUp.FencingToken, running.FencingToken);
+
+        await hungUp.ReleaseAsync();
+
+        var record = await Store.GetAsync(id, CancellationToken.None);
+        Assert.NotNull(record);
+        Assert.Equal(IdempotencyRecordState.InProgress, record.State);
+        Assert.Equal(running.FencingToken, record.FencingToken);
+        Assert.Equal(CompletionOutcome.Completed, await running.CompleteAsync(Answer("running")));
+    }
+
+    [Fact]
     public async Task CompleteInTransaction_OneCommitNotReservedYet_RefusedWithAClearError()
     {
         var execution = (await Executor().BeginOneCommitAsync(NewId(), Fingerprint)).Execution!;

@@ -1,0 +1,495 @@
+using System.Data;
+using System.Runtime.CompilerServices;
+using Npgsql;
+using NpgsqlTypes;
+
+namespace Oncely.PostgreSql;
+
+/// <summary>
+/// Every statement the PostgreSQL store runs on the records and audit tables, each kept with what belongs to it: its
+/// text, the parameters it binds and, for those that answer rows, how its reply is read (column positions included). To
+/// change a statement, change it here only; the store decides which to run and when.
+/// </summary>
+/// <remarks>
+/// Every statement is one round trip and uses the server's clock (<c>clock_timestamp()</c>). A statement is created on
+/// the store's data source, or on the application's transaction when one is given (the same text and parameters: the
+/// autocommit and the in-transaction paths cannot drift apart). Every fenced write names the key and the caller's
+/// fencing token and requires the record to be InProgress.
+/// </remarks>
+internal sealed class PostgreSqlStatements
+{
+    private const int InProgressState = (int)IdempotencyRecordState.InProgress;
+    private const int CompletedState = (int)IdempotencyRecordState.Completed;
+
+    // One-commit reservation, one round trip: keep the transaction's lock_timeout, bound the reservation's wait, reserve,
+    // put lock_timeout back. Each is its own statement, so they run in order; set_config(..., true) lasts until the
+    // transaction ends at most.
+    private const string SaveLockTimeoutSql = "SELECT set_config('oncely.lock_timeout_before', current_setting('lock_timeout'), true)";
+    private const string SetLockTimeoutSql = "SELECT set_config('lock_timeout', @lock_timeout, true)";
+    private const string RestoreLockTimeoutSql = "SELECT set_config('lock_timeout', current_setting('oncely.lock_timeout_before'), true)";
+
+    private readonly NpgsqlDataSource _dataSource;
+    private readonly int _commandTimeoutSeconds;
+    private readonly string _reserve;
+    private readonly string _reserveWithLockTimeout;
+    private readonly string _complete;
+    private readonly string _release;
+    private readonly string _setRecoveryPoint;
+    private readonly string _renewLease;
+    private readonly string _get;
+    private readonly string _purgeExpired;
+    private readonly string _appendAudit;
+    private readonly string _purgeAudit;
+
+    /// <summary>Builds the statements for <paramref name="schema"/>'s (quoted) object names.</summary>
+    /// <param name="schema">The store's object names.</param>
+    /// <param name="dataSource">Where statements outside the application's transaction run.</param>
+    /// <param name="commandTimeoutSeconds">Every command's timeout, in whole seconds.</param>
+    public PostgreSqlStatements(PostgreSqlSchema schema, NpgsqlDataSource dataSource, int commandTimeoutSeconds)
+    {
+        _dataSource = dataSource;
+        _commandTimeoutSeconds = commandTimeoutSeconds;
+        var t = schema.Table;
+
+        // The reservation, in one statement (one round trip on every path), which writes only when it must:
+        //  * clock: the server's time, read once, so every comparison and every new deadline agree.
+        //  * cur: the key's row as the statement's snapshot shows it, read like any SELECT: no row lock, no
+        //    transaction id. A replay (Completed), a duplicate (InProgress with a valid lease) and a reused key (other
+        //    fingerprint) are answered from this read alone (decision-table row 20): ins and upd below then find
+        //    nothing to do and write nothing; nextval is not even evaluated, so the sequence does not move either.
+        //  * ins: only when cur saw no row: insert the new record. ON CONFLICT DO NOTHING covers a racer whose row
+        //    committed after our snapshot (it neither locks that row nor takes an xid; the statement then answers no
+        //    row and is run again with a fresh snapshot).
+        //  * upd: the conditional write of the two transitions that replace an existing row: past its expiry (it
+        //    counts as absent: replaced whole) or InProgress with the same fingerprint and a lapsed lease (a take-over:
+        //    new fencing token and lease, expiry and recovery point kept). Its WHERE is the guard: a row that fails it on
+        //    the snapshot is skipped without a lock; a row that passes it is locked and, in READ COMMITTED, the guard is
+        //    re-checked against the latest committed version before the write (EvalPlanQual), so of any number of
+        //    concurrent callers exactly one takes the row over.
+        //  * the final SELECT returns the caller's row from ins or upd, or else the row cur read. Its body is
+        //    returned only for a Completed record with the caller's fingerprint.
+        // The snapshot may be older than a row another transaction committed while this statement waited on ON
+        // CONFLICT or on upd's row lock: then the statement returns nothing, or cur shows a row that upd would have
+        // overwritten; Classify detects both and the statement is simply run again (a new snapshot). Rows it shows are
+        // real committed states.
+        _reserve = $"""
+            WITH clock AS MATERIALIZED (
+                SELECT clock_timestamp() AS ts
+            ),
+            cur AS MATERIALIZED (
+                SELECT x.fingerprint, x.state, x.fencing_token, x.lease_expires_at, x.expires_at, x.recovery_point,
+                       x.status_code, x.headers, x.body, x.body_omitted
+                FROM {t} x
+                WHERE x.tenant = @tenant AND x.operation = @operation AND x.idem_key = @key
+            ),
+            ins AS (
+                INSERT INTO {t}
+                    (tenant, operation, idem_key, fingerprint, state, fencing_token, lease_expires_at, expires_at,
+                     recovery_point, status_code, headers, body, body_omitted, created_at, updated_at)
+                SELECT @tenant, @operation, @key, @fingerprint, {InProgressState}, nextval('{schema.Sequence}'),
+                       c.ts + @lease, c.ts + @expiration, NULL, NULL, NULL, NULL, false, c.ts, c.ts
+                FROM clock c
+                WHERE NOT EXISTS (SELECT 1 FROM cur)
+                ON CONFLICT (tenant, operation, idem_key) DO NOTHING
+                RETURNING fingerprint, state, fencing_token, lease_expires_at, expires_at, recovery_point, true AS fresh
+            ),
+            upd AS (
+                UPDATE {t} AS r SET
+                    fencing_token    = nextval('{schema.Sequence}'),
+                    lease_expires_at = c.ts + @lease,
+                    updated_at       = c.ts,
+                    state            = {InProgressState},
+                    fingerprint      = @fingerprint,
+                    expires_at       = CASE WHEN r.expires_at <= c.ts THEN c.ts + @expiration ELSE r.expires_at END,
+                    recovery_point   = CASE WHEN r.expires_at <= c.ts THEN NULL ELSE r.recovery_point END,
+                    created_at       = CASE WHEN r.expires_at <= c.ts THEN c.ts ELSE r.created_at END,
+                    status_code      = NULL,
+                    headers          = NULL,
+                    body             = NULL,
+                    body_omitted     = false
+                FROM clock c
+                WHERE r.tenant = @tenant AND r.operation = @operation AND r.idem_key = @key
+                  AND (r.expires_at <= c.ts
+                       OR (r.state = {InProgressState} AND r.fingerprint = @fingerprint AND r.lease_expires_at <= c.ts))
+                RETURNING r.fingerprint, r.state, r.fencing_token, r.lease_expires_at, r.expires_at, r.recovery_point,
+                          r.created_at = r.updated_at AS fresh
+            ),
+            mine AS (
+                SELECT * FROM ins UNION ALL SELECT * FROM upd
+            )
+            SELECT true AS mine, m.fingerprint, m.state, m.fencing_token, m.lease_expires_at, m.expires_at, m.recovery_point,
+                   NULL::integer AS status_code, NULL::text AS headers, NULL::bytea AS body, false AS body_omitted,
+                   c.ts, m.fresh
+            FROM mine m CROSS JOIN clock c
+            UNION ALL
+            SELECT false, x.fingerprint, x.state, x.fencing_token, x.lease_expires_at, x.expires_at, x.recovery_point,
+                   x.status_code,
+                   CASE WHEN x.state = {CompletedState} AND x.fingerprint = @fingerprint THEN x.headers::text END,
+                   CASE WHEN x.state = {CompletedState} AND x.fingerprint = @fingerprint THEN x.body END,
+                   x.body_omitted, c.ts, false
+            FROM cur x CROSS JOIN clock c
+            WHERE NOT EXISTS (SELECT 1 FROM mine)
+            """;
+
+        _complete = $"""
+            UPDATE {t}
+            SET state = {CompletedState}, status_code = @status, headers = @headers, body = @body, body_omitted = @omitted,
+                expires_at = clock_timestamp() + @expiration, updated_at = clock_timestamp()
+            WHERE tenant = @tenant AND operation = @operation AND idem_key = @key
+              AND fencing_token = @token AND state = {InProgressState}
+            """;
+
+        // Deletes the record, or, when it carries a recovery point, keeps it and ends its lease now. Both branches
+        // read the same snapshot and are exclusive (recovery_point IS NULL / IS NOT NULL).
+        _release = $"""
+            WITH deleted AS (
+                DELETE FROM {t}
+                WHERE tenant = @tenant AND operation = @operation AND idem_key = @key
+                  AND fencing_token = @token AND state = {InProgressState} AND recovery_point IS NULL
+                RETURNING 1
+            ),
+            ended AS (
+                UPDATE {t} SET lease_expires_at = clock_timestamp(), updated_at = clock_timestamp()
+                WHERE tenant = @tenant AND operation = @operation AND idem_key = @key
+                  AND fencing_token = @token AND state = {InProgressState} AND recovery_point IS NOT NULL
+                RETURNING 1
+            )
+            SELECT (SELECT count(*) FROM deleted) + (SELECT count(*) FROM ended)
+            """;
+
+        _setRecoveryPoint = $"""
+            UPDATE {t}
+            SET recovery_point = @recovery, lease_expires_at = clock_timestamp() + @lease, updated_at = clock_timestamp()
+            WHERE tenant = @tenant AND operation = @operation AND idem_key = @key
+              AND fencing_token = @token AND state = {InProgressState} AND expires_at > clock_timestamp()
+            """;
+
+        _renewLease = $"""
+            UPDATE {t}
+            SET lease_expires_at = clock_timestamp() + @lease, updated_at = clock_timestamp()
+            WHERE tenant = @tenant AND operation = @operation AND idem_key = @key
+              AND fencing_token = @token AND state = {InProgressState} AND expires_at > clock_timestamp()
+            """;
+
+        _get = $"""
+            SELECT fingerprint, state, fencing_token, lease_expires_at, expires_at, recovery_point,
+                   status_code, headers::text, body, body_omitted
+            FROM {t}
+            WHERE tenant = @tenant AND operation = @operation AND idem_key = @key AND expires_at > clock_timestamp()
+            """;
+
+        // ctid = ANY(ARRAY(...)) plans as a TID scan; SKIP LOCKED lets several sweepers (one per instance) share the
+        // work without waiting on each other or on a reservation that is replacing an expired row right now.
+        _purgeExpired = $"""
+            DELETE FROM {t}
+            WHERE ctid = ANY(ARRAY(
+                    SELECT ctid FROM {t}
+                    WHERE expires_at <= clock_timestamp()
+                    LIMIT @limit
+                    FOR UPDATE SKIP LOCKED))
+              AND expires_at <= clock_timestamp()
+            """;
+
+        _appendAudit = $"""
+            INSERT INTO {schema.AuditTable}
+                (tenant, operation, idem_key, stored_fingerprint, attempted_fingerprint, payload, occurred_at)
+            VALUES (@tenant, @operation, @key, @stored, @attempted, @payload, @occurred)
+            """;
+
+        // Age is measured by recorded_at (set by the server's clock on insert), batched and SKIP LOCKED like the purge.
+        _purgeAudit = $"""
+            DELETE FROM {schema.AuditTable}
+            WHERE id = ANY(ARRAY(
+                    SELECT id FROM {schema.AuditTable}
+                    WHERE recorded_at < clock_timestamp() - @retention
+                    ORDER BY recorded_at
+                    LIMIT @limit
+                    FOR UPDATE SKIP LOCKED))
+            """;
+        _reserveWithLockTimeout = $"{SaveLockTimeoutSql};\n{SetLockTimeoutSql};\n{_reserve};\n{RestoreLockTimeoutSql}";
+    }
+
+    /// <summary>Every command's timeout, in whole seconds.</summary>
+    public int CommandTimeoutSeconds => _commandTimeoutSeconds;
+
+    /// <summary>
+    /// The reservation (insert, replace an expired record, take over a lapsed lease, or read the record that holds the
+    /// key); read its reply with <see cref="ReadReservationAsync"/>.
+    /// </summary>
+    public NpgsqlCommand Reserve(IdempotencyRecordId id, string fingerprint, TimeSpan lease, TimeSpan expiration)
+        => BindReservation(Create(_reserve, id), fingerprint, lease, expiration);
+
+    /// <summary>
+    /// The reservation inside the application's transaction, its wait for another transaction's uncommitted row bounded
+    /// by <paramref name="lockTimeout"/> (<c>lock_timeout</c> for this statement only, then put back); read its reply with
+    /// <see cref="ReadReservationAsync"/> (<c>inTransaction: true</c>).
+    /// </summary>
+    public NpgsqlCommand Reserve(NpgsqlTransaction transaction, IdempotencyRecordId id, string fingerprint, TimeSpan lease, TimeSpan expiration, TimeSpan lockTimeout)
+    {
+        var command = BindReservation(Create(_reserveWithLockTimeout, id, transaction), fingerprint, lease, expiration);
+
+        // The wait for the other transaction is on top of the store's usual bound for one call.
+        command.CommandTimeout = _commandTimeoutSeconds + (int)Math.Ceiling(lockTimeout.TotalSeconds);
+        var lockTimeoutText = ((long)Math.Ceiling(lockTimeout.TotalMilliseconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        command.Parameters.Add(new NpgsqlParameter<string>("lock_timeout", NpgsqlDbType.Text) { TypedValue = lockTimeoutText });
+        return command;
+    }
+
+    /// <summary>
+    /// The reservation's answer, or <see langword="null"/> when the statement's snapshot could not settle it (run it
+    /// again: the next statement has a fresh snapshot). Disposes the command.
+    /// </summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    public static async ValueTask<ReservationResult?> ReadReservationAsync(NpgsqlCommand command, IdempotencyRecordId id, string fingerprint, bool inTransaction, CancellationToken cancellationToken)
+    {
+        using (command)
+        {
+            ReservationResult? result = null;
+            var reader = await command.ExecuteReaderAsync(inTransaction ? CommandBehavior.Default : CommandBehavior.SingleRow, cancellationToken).ConfigureAwait(false);
+            await using (reader.ConfigureAwait(false))
+            {
+                if (inTransaction)
+                {
+                    // Past the two set_config results to the reservation's.
+                    await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
+                    await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
+                }
+
+                if (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+                {
+                    result = Classify(reader, id, fingerprint);
+                }
+
+                if (inTransaction)
+                {
+                    while (await reader.NextResultAsync(cancellationToken).ConfigureAwait(false))
+                    {
+                    }
+                }
+            }
+
+            return result;
+        }
+    }
+
+    /// <summary>Stores the response and marks the record Completed (fenced); changes one row or none.</summary>
+    public NpgsqlCommand Complete(IdempotencyRecordId id, long fencingToken, IdempotentResponse response, TimeSpan expiration, NpgsqlTransaction? transaction = null)
+    {
+        var command = Create(_complete, id, transaction);
+        command.Parameters.Add(new NpgsqlParameter<long>("token", NpgsqlDbType.Bigint) { TypedValue = fencingToken });
+        command.Parameters.Add(new NpgsqlParameter<int>("status", NpgsqlDbType.Integer) { TypedValue = response.StatusCode });
+        command.Parameters.Add(new NpgsqlParameter<string>("headers", NpgsqlDbType.Jsonb) { TypedValue = StoredHeaders.Serialize(response.Headers) });
+        command.Parameters.Add(new NpgsqlParameter<ReadOnlyMemory<byte>>("body", NpgsqlDbType.Bytea) { TypedValue = response.Body });
+        command.Parameters.Add(new NpgsqlParameter<bool>("omitted", NpgsqlDbType.Boolean) { TypedValue = response.BodyOmitted });
+        command.Parameters.Add(new NpgsqlParameter<TimeSpan>("expiration", NpgsqlDbType.Interval) { TypedValue = expiration });
+        return command;
+    }
+
+    /// <summary>Deletes the record, or keeps one with a recovery point and ends its lease now (fenced); its scalar is the rows changed.</summary>
+    public NpgsqlCommand Release(IdempotencyRecordId id, long fencingToken)
+    {
+        var command = Create(_release, id);
+        command.Parameters.Add(new NpgsqlParameter<long>("token", NpgsqlDbType.Bigint) { TypedValue = fencingToken });
+        return command;
+    }
+
+    /// <summary>Records the committed phase and renews the lease on a live record (fenced); changes one row or none.</summary>
+    public NpgsqlCommand SetRecoveryPoint(IdempotencyRecordId id, long fencingToken, string recoveryPoint, TimeSpan lease, NpgsqlTransaction? transaction = null)
+    {
+        var command = Create(_setRecoveryPoint, id, transaction);
+        command.Parameters.Add(new NpgsqlParameter<long>("token", NpgsqlDbType.Bigint) { TypedValue = fencingToken });
+        command.Parameters.Add(new NpgsqlParameter<string>("recovery", NpgsqlDbType.Text) { TypedValue = recoveryPoint });
+        command.Parameters.Add(new NpgsqlParameter<TimeSpan>("lease", NpgsqlDbType.Interval) { TypedValue = lease });
+        return command;
+    }
+
+    /// <summary>Extends the lease of a live InProgress record from now (fenced); changes one row or none.</summary>
+    public NpgsqlCommand RenewLease(IdempotencyRecordId id, long fencingToken, TimeSpan lease)
+    {
+        var command = Create(_renewLease, id);
+        command.Parameters.Add(new NpgsqlParameter<long>("token", NpgsqlDbType.Bigint) { TypedValue = fencingToken });
+        command.Parameters.Add(new NpgsqlParameter<TimeSpan>("lease", NpgsqlDbType.Interval) { TypedValue = lease });
+        return command;
+    }
+
+    /// <summary>The key's live record; read its reply with <see cref="ReadRecordAsync"/>.</summary>
+    public NpgsqlCommand Get(IdempotencyRecordId id) => Create(_get, id);
+
+    /// <summary>The record <see cref="Get"/> found, or <see langword="null"/>. Disposes the command.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    public static async ValueTask<IdempotencyRecord?> ReadRecordAsync(NpgsqlCommand command, IdempotencyRecordId id, CancellationToken cancellationToken)
+    {
+        using (command)
+        {
+            var reader = await command.ExecuteReaderAsync(CommandBehavior.SingleRow, cancellationToken).ConfigureAwait(false);
+            await using (reader.ConfigureAwait(false))
+            {
+                if (!await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+                {
+                    return null;
+                }
+
+                // fingerprint, state, fencing_token, lease_expires_at, expires_at, recovery_point, status_code, headers, body, body_omitted.
+                return new IdempotencyRecord
+                {
+                    Id = id,
+                    Fingerprint = reader.GetString(0),
+                    State = (IdempotencyRecordState)reader.GetInt16(1),
+                    FencingToken = reader.GetInt64(2),
+                    LeaseExpiresAt = reader.GetFieldValue<DateTimeOffset>(3),
+                    ExpiresAt = reader.GetFieldValue<DateTimeOffset>(4),
+                    RecoveryPoint = reader.IsDBNull(5) ? null : reader.GetString(5),
+                    Response = reader.GetInt16(1) == CompletedState ? ReadResponse(reader, 6) : null,
+                };
+            }
+        }
+    }
+
+    /// <summary>Deletes up to <paramref name="batchSize"/> expired records; answers the count.</summary>
+    public NpgsqlCommand PurgeExpired(int batchSize)
+    {
+        var command = Create(_purgeExpired);
+        command.Parameters.Add(new NpgsqlParameter<int>("limit", NpgsqlDbType.Integer) { TypedValue = batchSize });
+        return command;
+    }
+
+    /// <summary>Appends one key-reuse audit entry.</summary>
+    public NpgsqlCommand AppendAudit(KeyReuseAuditEntry entry)
+    {
+        var command = Create(_appendAudit, entry.Id);
+        command.Parameters.Add(new NpgsqlParameter<string>("stored", NpgsqlDbType.Text) { TypedValue = entry.StoredFingerprint });
+        command.Parameters.Add(new NpgsqlParameter<string>("attempted", NpgsqlDbType.Text) { TypedValue = entry.AttemptedFingerprint });
+        command.Parameters.Add(new NpgsqlParameter<string>("payload", NpgsqlDbType.Text) { TypedValue = entry.Payload ?? string.Empty });
+        command.Parameters.Add(new NpgsqlParameter<DateTimeOffset>("occurred", NpgsqlDbType.TimestampTz) { TypedValue = entry.OccurredAt.ToUniversalTime() });
+        return command;
+    }
+
+    /// <summary>Deletes up to <paramref name="batchSize"/> audit entries the server recorded longer than <paramref name="retention"/> ago; answers the count.</summary>
+    public NpgsqlCommand PurgeAudit(TimeSpan retention, int batchSize)
+    {
+        var command = Create(_purgeAudit);
+        command.Parameters.Add(new NpgsqlParameter<TimeSpan>("retention", NpgsqlDbType.Interval) { TypedValue = retention });
+        command.Parameters.Add(new NpgsqlParameter<int>("limit", NpgsqlDbType.Integer) { TypedValue = batchSize });
+        return command;
+    }
+
+    /// <summary>A command for <paramref name="sql"/> on the store's data source, or on <paramref name="transaction"/>'s connection, with the store's timeout.</summary>
+    public NpgsqlCommand Create(string sql, NpgsqlTransaction? transaction = null)
+    {
+        if (transaction is null)
+        {
+            var command = _dataSource.CreateCommand(sql);
+            command.CommandTimeout = _commandTimeoutSeconds;
+            return command;
+        }
+
+        var connection = transaction.Connection
+            ?? throw new InvalidOperationException("The NpgsqlTransaction has already been committed or rolled back; complete the idempotency record before committing.");
+        return new NpgsqlCommand(sql, connection, transaction) { CommandTimeout = _commandTimeoutSeconds };
+    }
+
+    /// <summary>Runs a fenced statement and disposes it; answers whether it changed exactly one row (the caller's record).</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    public static async ValueTask<bool> ChangedOneAsync(NpgsqlCommand command, CancellationToken cancellationToken)
+    {
+        using (command)
+        {
+            return await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 1;
+        }
+    }
+
+    /// <summary>Runs a statement that changes rows and disposes it; answers how many it changed.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    public static async ValueTask<int> ExecuteAsync(NpgsqlCommand command, CancellationToken cancellationToken)
+    {
+        using (command)
+        {
+            return await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Runs a statement whose one value is the count of rows it changed, and disposes it; answers whether that is above zero.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    public static async ValueTask<bool> ChangedAnyAsync(NpgsqlCommand command, CancellationToken cancellationToken)
+    {
+        using (command)
+        {
+            var changed = await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false);
+            return Convert.ToInt64(changed, System.Globalization.CultureInfo.InvariantCulture) > 0;
+        }
+    }
+
+    private NpgsqlCommand Create(string sql, IdempotencyRecordId id, NpgsqlTransaction? transaction = null)
+    {
+        var command = Create(sql, transaction);
+        command.Parameters.Add(new NpgsqlParameter<string>("tenant", NpgsqlDbType.Text) { TypedValue = id.Tenant });
+        command.Parameters.Add(new NpgsqlParameter<string>("operation", NpgsqlDbType.Text) { TypedValue = id.Operation });
+        command.Parameters.Add(new NpgsqlParameter<string>("key", NpgsqlDbType.Text) { TypedValue = id.Key });
+        return command;
+    }
+
+    private static NpgsqlCommand BindReservation(NpgsqlCommand command, string fingerprint, TimeSpan lease, TimeSpan expiration)
+    {
+        command.Parameters.Add(new NpgsqlParameter<string>("fingerprint", NpgsqlDbType.Text) { TypedValue = fingerprint });
+        command.Parameters.Add(new NpgsqlParameter<TimeSpan>("lease", NpgsqlDbType.Interval) { TypedValue = lease });
+        command.Parameters.Add(new NpgsqlParameter<TimeSpan>("expiration", NpgsqlDbType.Interval) { TypedValue = expiration });
+        return command;
+    }
+
+    private static ReservationResult? Classify(NpgsqlDataReader reader, IdempotencyRecordId id, string fingerprint)
+    {
+        var mine = reader.GetBoolean(0);
+        var storedFingerprint = reader.GetString(1);
+        var state = reader.GetInt16(2);
+        var leaseExpiresAt = reader.GetFieldValue<DateTimeOffset>(4);
+        var expiresAt = reader.GetFieldValue<DateTimeOffset>(5);
+        var now = reader.GetFieldValue<DateTimeOffset>(11);
+        var record = new IdempotencyRecord
+        {
+            Id = id,
+            Fingerprint = storedFingerprint,
+            State = (IdempotencyRecordState)state,
+            FencingToken = reader.GetInt64(3),
+            LeaseExpiresAt = leaseExpiresAt,
+            ExpiresAt = expiresAt,
+            RecoveryPoint = reader.IsDBNull(6) ? null : reader.GetString(6),
+            Response = !mine && state == CompletedState && string.Equals(storedFingerprint, fingerprint, StringComparison.Ordinal)
+                ? ReadResponse(reader, 7)
+                : null,
+        };
+
+        if (mine)
+        {
+            return new ReservationResult(reader.GetBoolean(12) ? ReservationOutcome.Acquired : ReservationOutcome.TakenOver, record);
+        }
+
+        // The row that blocked the insert, as the statement's snapshot saw it. A row that ON CONFLICT would have
+        // overwritten (expired, or a same-fingerprint InProgress with a lapsed lease) means the snapshot is older than
+        // the version ON CONFLICT judged: answer nothing and let the caller run the statement again.
+        if (expiresAt <= now)
+        {
+            return null;
+        }
+
+        if (!string.Equals(storedFingerprint, fingerprint, StringComparison.Ordinal))
+        {
+            return new ReservationResult(ReservationOutcome.FingerprintMismatch, record);
+        }
+
+        if (state == CompletedState)
+        {
+            return new ReservationResult(ReservationOutcome.Completed, record);
+        }
+
+        return leaseExpiresAt > now ? new ReservationResult(ReservationOutcome.InProgress, record) : null;
+    }
+
+    private static IdempotentResponse ReadResponse(NpgsqlDataReader reader, int first)
+    {
+        var status = reader.IsDBNull(first) ? 0 : reader.GetInt32(first);
+        var headers = StoredHeaders.Deserialize(reader.IsDBNull(first + 1) ? null : reader.GetString(first + 1));
+        var body = reader.IsDBNull(first + 2) ? [] : reader.GetFieldValue<byte[]>(first + 2);
+        var omitted = reader.GetBoolean(first + 3);
+        return new IdempotentResponse(status, headers, body, omitted);
+    }
+}
