@@ -32,11 +32,7 @@ public abstract class CrashSpecification
         var key = Guid.NewGuid().ToString();
         using var client = NewClient();
 
-        await using (var doomed = await ChildApp.StartAsync(Store, database, "after-reservation", Lease))
-        {
-            await KillAtCrashPointAsync(client, doomed, "/transfers", key, "after-reservation");
-            Assert.Equal(KilledBySigkill, await doomed.WaitForExitAsync());
-        }
+        await KillAtAsync(client, database, "/transfers", key, crashAt: "after-reservation");
 
         Assert.Equal(0, await CountAsync(database, "SELECT COUNT(*) FROM ledger WHERE idem_key = @k", key));
         Assert.Equal(1, await CountAsync(database, "SELECT COUNT(*) FROM handler_runs WHERE idem_key = @k", key));
@@ -45,10 +41,7 @@ public abstract class CrashSpecification
         using var retry = await RetryPastLeaseAsync(client, restarted, "/transfers", key);
         using var replay = await PostAsync(client, restarted, "/transfers", key);
 
-        Assert.Equal(HttpStatusCode.Created, retry.StatusCode);
-        Assert.False(retry.Headers.Contains("Idempotent-Replayed"));
-        Assert.Equal("true", replay.Headers.GetValues("Idempotent-Replayed").Single());
-        Assert.Equal(await retry.Content.ReadAsStringAsync(), await replay.Content.ReadAsStringAsync());
+        await AssertExecutedThenReplayedAsync(retry, replay);
         Assert.Equal(1, await CountAsync(database, "SELECT COUNT(*) FROM ledger WHERE idem_key = @k", key));
         Assert.Equal(2, await CountAsync(database, "SELECT COUNT(*) FROM handler_runs WHERE idem_key = @k", key));
     }
@@ -60,11 +53,7 @@ public abstract class CrashSpecification
         var key = Guid.NewGuid().ToString();
         using var client = NewClient();
 
-        await using (var doomed = await ChildApp.StartAsync(Store, database, "after-commit", Lease))
-        {
-            await KillAtCrashPointAsync(client, doomed, "/transfers", key, "after-commit");
-            Assert.Equal(KilledBySigkill, await doomed.WaitForExitAsync());
-        }
+        await KillAtAsync(client, database, "/transfers", key, crashAt: "after-commit");
 
         Assert.Equal(1, await CountAsync(database, "SELECT COUNT(*) FROM ledger WHERE idem_key = @k", key));
 
@@ -89,11 +78,7 @@ public abstract class CrashSpecification
         var key = Guid.NewGuid().ToString();
         using var client = NewClient();
 
-        await using (var doomed = await ChildApp.StartAsync(Store, database, "between-phases", Lease))
-        {
-            await KillAtCrashPointAsync(client, doomed, "/two-phase-transfers", key, "between-phases");
-            Assert.Equal(KilledBySigkill, await doomed.WaitForExitAsync());
-        }
+        await KillAtAsync(client, database, "/two-phase-transfers", key, crashAt: "between-phases");
 
         Assert.Equal(1, await CountAsync(database, "SELECT COUNT(*) FROM ledger WHERE idem_key = @k AND entry = 'hold'", key));
         Assert.Equal(0, await CountAsync(database, "SELECT COUNT(*) FROM ledger WHERE idem_key = @k AND entry = 'settled'", key));
@@ -129,11 +114,7 @@ public abstract class CrashSpecification
         var key = Guid.NewGuid().ToString();
         using var client = NewClient();
 
-        await using (var doomed = await ChildApp.StartAsync(Store, database, crashAt, Lease))
-        {
-            await KillAtCrashPointAsync(client, doomed, "/one-commit-transfers", key, crashAt);
-            Assert.Equal(KilledBySigkill, await doomed.WaitForExitAsync());
-        }
+        await KillAtAsync(client, database, "/one-commit-transfers", key, crashAt);
 
         // The reservation died with the transaction: no ledger entry, and no record to wait out.
         Assert.Equal(0, await CountAsync(database, "SELECT COUNT(*) FROM ledger WHERE idem_key = @k", key));
@@ -145,10 +126,7 @@ public abstract class CrashSpecification
         using var retry = await PostAsync(client, restarted, "/one-commit-transfers", key);
         using var replay = await PostAsync(client, restarted, "/one-commit-transfers", key);
 
-        Assert.Equal(HttpStatusCode.Created, retry.StatusCode);
-        Assert.False(retry.Headers.Contains("Idempotent-Replayed"));
-        Assert.Equal("true", replay.Headers.GetValues("Idempotent-Replayed").Single());
-        Assert.Equal(await retry.Content.ReadAsStringAsync(), await replay.Content.ReadAsStringAsync());
+        await AssertExecutedThenReplayedAsync(retry, replay);
         Assert.Equal(1, await CountAsync(database, "SELECT COUNT(*) FROM ledger WHERE idem_key = @k", key));
         Assert.Equal(2, await CountAsync(database, "SELECT COUNT(*) FROM handler_runs WHERE idem_key = @k", key));
     }
@@ -160,11 +138,7 @@ public abstract class CrashSpecification
         var key = Guid.NewGuid().ToString();
         using var client = NewClient();
 
-        await using (var doomed = await ChildApp.StartAsync(Store, database, "one-commit-after-commit", Lease))
-        {
-            await KillAtCrashPointAsync(client, doomed, "/one-commit-transfers", key, "one-commit-after-commit");
-            Assert.Equal(KilledBySigkill, await doomed.WaitForExitAsync());
-        }
+        await KillAtAsync(client, database, "/one-commit-transfers", key, crashAt: "one-commit-after-commit");
 
         Assert.Equal(1, await CountAsync(database, "SELECT COUNT(*) FROM ledger WHERE idem_key = @k", key));
         Assert.Equal(1, await CountAsync(database, RecordCountSql, key));
@@ -195,6 +169,26 @@ public abstract class CrashSpecification
         };
         request.Headers.Add("Idempotency-Key", key);
         return client.SendAsync(request);
+    }
+
+    /// <summary>
+    /// Starts the app with its fault hook at <paramref name="crashAt"/>, sends the request, kills the app with SIGKILL
+    /// once it reaches that point (<see cref="KillAtCrashPointAsync"/>), and waits until the process has died of it.
+    /// </summary>
+    private async Task KillAtAsync(HttpClient client, string database, string path, string key, string crashAt)
+    {
+        await using var doomed = await ChildApp.StartAsync(Store, database, crashAt, Lease);
+        await KillAtCrashPointAsync(client, doomed, path, key, crashAt);
+        Assert.Equal(KilledBySigkill, await doomed.WaitForExitAsync());
+    }
+
+    /// <summary>The retry executed (201, not a replay) and the request after it replayed the same bytes.</summary>
+    private static async Task AssertExecutedThenReplayedAsync(HttpResponseMessage retry, HttpResponseMessage replay)
+    {
+        Assert.Equal(HttpStatusCode.Created, retry.StatusCode);
+        Assert.False(retry.Headers.Contains("Idempotent-Replayed"));
+        Assert.Equal("true", replay.Headers.GetValues("Idempotent-Replayed").Single());
+        Assert.Equal(await retry.Content.ReadAsStringAsync(), await replay.Content.ReadAsStringAsync());
     }
 
     /// <summary>

@@ -4,24 +4,8 @@ using Oncely.PostgreSql.Tests.Infrastructure;
 
 namespace Oncely.CrashTests;
 
-/// <summary>One throw-away PostgreSQL server for the crash tests.</summary>
-public sealed class PostgresServerFixture : IAsyncLifetime
-{
-    public PostgresServer Server { get; private set; } = null!;
-
-    public async Task InitializeAsync() => Server = await PostgresServer.StartNewAsync();
-
-    public async Task DisposeAsync()
-    {
-        if (Server is not null)
-        {
-            await Server.DisposeAsync();
-        }
-    }
-}
-
 /// <summary>Crash tests on the real PostgreSQL server: a fresh database per test.</summary>
-public sealed class PostgreSqlCrashTests(PostgresServerFixture fixture) : CrashSpecification, IClassFixture<PostgresServerFixture>
+public sealed class PostgreSqlCrashTests(PrivatePostgresFixture fixture) : CrashSpecification, IClassFixture<PrivatePostgresFixture>
 {
     protected override string Store => "postgresql";
 

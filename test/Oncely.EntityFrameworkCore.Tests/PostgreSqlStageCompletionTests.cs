@@ -4,24 +4,8 @@ using Oncely.PostgreSql.Tests.Infrastructure;
 
 namespace Oncely.EntityFrameworkCore.Tests;
 
-/// <summary>One throw-away PostgreSQL server for the EF Core tests.</summary>
-public sealed class PostgresServerFixture : IAsyncLifetime
-{
-    public PostgresServer Server { get; private set; } = null!;
-
-    public async Task InitializeAsync() => Server = await PostgresServer.StartNewAsync();
-
-    public async Task DisposeAsync()
-    {
-        if (Server is not null)
-        {
-            await Server.DisposeAsync();
-        }
-    }
-}
-
 /// <summary>EF Core (Npgsql provider) and the PostgreSQL store on one real database.</summary>
-public sealed class PostgreSqlStageCompletionTests(PostgresServerFixture fixture) : StageCompletionSpecification, IClassFixture<PostgresServerFixture>
+public sealed class PostgreSqlStageCompletionTests(PrivatePostgresFixture fixture) : StageCompletionSpecification, IClassFixture<PrivatePostgresFixture>
 {
     private string _connectionString = string.Empty;
 

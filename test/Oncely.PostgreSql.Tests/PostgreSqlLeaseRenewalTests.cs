@@ -1,6 +1,7 @@
 using System.Net;
 using Npgsql;
 using Oncely.PostgreSql.Tests.Infrastructure;
+using Oncely.Storage.Specification;
 
 namespace Oncely.PostgreSql.Tests;
 
@@ -22,14 +23,11 @@ public sealed class PostgreSqlLeaseRenewalTests(PostgresFixture fixture) : IAsyn
     {
         var database = await fixture.DatabaseForAsync(GetType());
         _database = fixture.Server.CreateDataSource(database);
-        await using (var create = _database.CreateCommand(ChargesApp.CreateChargesTableSql))
-        {
-            await create.ExecuteNonQueryAsync();
-        }
+        await PostgreSqlChargeLedger.CreateTableAsync(_database);
 
         for (var i = 0; i < 2; i++)
         {
-            _apps.Add(await ChargesApp.StartAsync($"instance-{i}", fixture.Server.ConnectionString(database), HandlerTime, configureIdempotency: o => o.Lease = Lease));
+            _apps.Add(await PostgreSqlChargesApp.StartAsync($"instance-{i}", fixture.Server.ConnectionString(database), HandlerTime, configureIdempotency: o => o.Lease = Lease));
         }
     }
 
@@ -77,6 +75,6 @@ public sealed class PostgreSqlLeaseRenewalTests(PostgresFixture fixture) : IAsyn
         Assert.True(replay.Replayed);
         Assert.Equal(answer.BodyText, replay.BodyText);
         Assert.Equal(1, _apps.Sum(a => a.HandlerRuns));
-        Assert.Equal(1, (await ChargesApp.ChargesPerKeyAsync(_database)).GetValueOrDefault(key));
+        Assert.Equal(1, (await new PostgreSqlChargeLedger(_database).ChargesPerKeyAsync()).GetValueOrDefault(key));
     }
 }

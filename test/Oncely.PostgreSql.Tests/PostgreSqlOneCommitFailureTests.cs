@@ -11,6 +11,7 @@ using Microsoft.Extensions.Logging;
 using Npgsql;
 using Oncely.AspNetCore;
 using Oncely.PostgreSql.Tests.Infrastructure;
+using Oncely.Storage.Specification;
 
 namespace Oncely.PostgreSql.Tests;
 

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Net;
 using Oncely.StackExchangeRedis.Tests.Infrastructure;
+using Oncely.Storage.Specification;
 using StackExchange.Redis;
 using Xunit.Abstractions;
 
@@ -66,9 +67,9 @@ internal sealed class FailoverRun
 
     private readonly ConcurrentQueue<(string Phase, ChargesApp.Answer Answer)> _answers = new();
     private readonly ConcurrentDictionary<string, bool> _keys = new(StringComparer.Ordinal);
-    private readonly ConcurrentDictionary<string, int> _chargesBeforeFailover = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, long> _chargesBeforeFailover = new(StringComparer.Ordinal);
 
-    public Ledger Ledger { get; } = new();
+    public InProcessChargeLedger Ledger { get; } = new();
 
     public List<string> LagKeys { get; } = [];
 
@@ -85,8 +86,8 @@ internal sealed class FailoverRun
         await using var inspector = await SharedRedis.ConnectAsync(cluster.Configuration);
         var prefix = StoreFactory.NewPrefix("failover");
         var layout = new RedisKeyLayout(prefix);
-        await using var a = await ChargesApp.StartAsync("a", cluster.Configuration, prefix, run.Ledger, HandlerDelay, configureStore);
-        await using var b = await ChargesApp.StartAsync("b", cluster.Configuration, prefix, run.Ledger, HandlerDelay, configureStore);
+        await using var a = await RedisChargesApp.StartAsync("a", cluster.Configuration, prefix, run.Ledger, HandlerDelay, configureStore);
+        await using var b = await RedisChargesApp.StartAsync("b", cluster.Configuration, prefix, run.Ledger, HandlerDelay, configureStore);
         ChargesApp[] apps = [a, b];
 
         var victim = await PrimaryAsync(cluster);

@@ -1,5 +1,5 @@
-using System.Net;
 using Oncely.StackExchangeRedis.Tests.Infrastructure;
+using Oncely.Storage.Specification;
 using StackExchange.Redis;
 using Xunit.Abstractions;
 
@@ -12,104 +12,55 @@ namespace Oncely.StackExchangeRedis.Tests;
 /// </summary>
 [Collection(StandaloneCollection.Name)]
 public sealed class RedisManyInstancesTests(StandaloneRedisFixture fixture, ITestOutputHelper output)
+    : RedisManyInstancesSpecification(fixture.Server.EndPoint, fixture.Connection, expectedPrimaries: 1, output)
 {
     [Fact]
-    public Task ChargeStorm_ThreeInstances30KeysTimes10_OneChargePerKeyAndEveryAnswerFaithful()
-        => ChargeStorm.RunAsync(fixture.Server.EndPoint, fixture.Connection, output);
+    public Task ChargeStorm_ThreeInstances30KeysTimes10_OneChargePerKeyAndEveryAnswerFaithful() => ChargeStormAsync();
 }
 
 /// <summary>The same storm on a three-primary Redis Cluster, whose keys land on all three primaries.</summary>
 [Collection(ClusterCollection.Name)]
 public sealed class RedisClusterManyInstancesTests(ClusterRedisFixture fixture, ITestOutputHelper output)
+    : RedisManyInstancesSpecification(fixture.Cluster.Configuration, fixture.Connection, expectedPrimaries: 3, output)
 {
     [Fact]
-    public Task ChargeStorm_ThreeInstances30KeysTimes10OnACluster_OneChargePerKeyAndKeysOnEveryPrimary()
-        => ChargeStorm.RunAsync(fixture.Cluster.Configuration, fixture.Connection, output, expectedPrimaries: 3);
+    public Task ChargeStorm_ThreeInstances30KeysTimes10OnACluster_OneChargePerKeyAndKeysOnEveryPrimary() => ChargeStormAsync();
 }
 
-internal static class ChargeStorm
+/// <summary>
+/// The storm on Redis: charges in an in-process ledger, and afterwards the primaries' own key spaces scanned to see
+/// that every record is there and on how many primaries they landed.
+/// </summary>
+public abstract class RedisManyInstancesSpecification(string configuration, IConnectionMultiplexer inspector, int expectedPrimaries, ITestOutputHelper output)
+    : ManyInstancesSpecification(output)
 {
-    private const int Instances = 3;
-    private const int Keys = 30;
-    private const int RequestsPerKey = 10;
-    private static readonly TimeSpan HandlerDelay = TimeSpan.FromMilliseconds(30);
+    private readonly string _prefix = StoreFactory.NewPrefix("storm");
+    private readonly InProcessChargeLedger _ledger = new();
 
-    public static async Task RunAsync(string configuration, IConnectionMultiplexer inspector, ITestOutputHelper output, int expectedPrimaries = 1)
+    protected override IChargeLedger Ledger => _ledger;
+
+    protected override Task<ChargesApp> StartInstanceAsync(string name, TimeSpan handlerDelay)
+        => RedisChargesApp.StartAsync(name, configuration, _prefix, _ledger, handlerDelay);
+
+    protected override async Task<string> InspectRecordsAsync(IReadOnlyList<string> keys)
     {
-        var prefix = StoreFactory.NewPrefix("storm");
-        var ledger = new Ledger();
-        var apps = new List<ChargesApp>();
-        try
+        var perPrimary = new Dictionary<string, int>();
+        foreach (var server in inspector.GetServers().Where(s => !s.IsReplica))
         {
-            for (var i = 0; i < Instances; i++)
+            var count = 0;
+            await foreach (var key in server.KeysAsync(pattern: _prefix + ":{*}:r:*"))
             {
-                apps.Add(await ChargesApp.StartAsync($"instance-{i}", configuration, prefix, ledger, HandlerDelay));
-            }
-
-            // Warm up: HTTP connections and each instance's Redis connection (the warm-up keys are charges like any other).
-            await Task.WhenAll(apps.SelectMany(app => Enumerable.Range(0, 10).Select(i => app.SendAsync($"warm-{app.Name}-{i}-{Guid.NewGuid():N}", 1))));
-            var runsBefore = apps.Sum(a => a.HandlerRuns);
-            var keys = Enumerable.Range(0, Keys).Select(k => $"storm-{k}-{Guid.NewGuid():N}").ToArray();
-            var requests = Enumerable.Range(0, Keys * RequestsPerKey)
-                .Select(n => (App: apps[n % Instances], Key: keys[n / RequestsPerKey], Amount: 100L + (n / RequestsPerKey)))
-                .OrderBy(_ => Random.Shared.Next())
-                .ToArray();
-            var start = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            var sends = requests.Select(async r =>
-            {
-                await start.Task;
-                return await r.App.SendAsync(r.Key, r.Amount);
-            }).ToArray();
-            start.SetResult();
-            var answers = await Task.WhenAll(sends);
-
-            Assert.All(keys, key => Assert.Equal(1, ledger.Charges.GetValueOrDefault(key)));
-            Assert.Equal(Keys, apps.Sum(a => a.HandlerRuns) - runsBefore);
-            var executions = new Dictionary<string, ChargesApp.Answer>(StringComparer.Ordinal);
-            foreach (var group in answers.GroupBy(a => a.Key))
-            {
-                Assert.Equal(RequestsPerKey, group.Count());
-                var execution = Assert.Single(group, a => a.IsExecution);
-                executions[group.Key] = execution;
-                foreach (var answer in group.Where(a => !a.IsExecution))
+                if (keys.Any(k => key.ToString().EndsWith(":" + k, StringComparison.Ordinal)))
                 {
-                    ChargesApp.AssertReplayOrInProgress(execution, answer);
+                    count++;
                 }
             }
 
-            // After the storm every instance replays every key, byte for byte, whichever instance executed it.
-            var after = await Task.WhenAll(from app in apps from key in keys select app.SendAsync(key, executions[key].Charge.Amount));
-            Assert.All(after, answer => ChargesApp.AssertReplay(executions[answer.Key], answer));
-            Assert.Equal(Keys, apps.Sum(a => a.HandlerRuns) - runsBefore);
-            Assert.All(ledger.Charges.Values, count => Assert.Equal(1, count));
-
-            // Where the records live: the primaries' own key spaces, scanned.
-            var perPrimary = new Dictionary<string, int>();
-            foreach (var server in inspector.GetServers().Where(s => !s.IsReplica))
-            {
-                var count = 0;
-                await foreach (var key in server.KeysAsync(pattern: prefix + ":{*}:r:*"))
-                {
-                    if (keys.Any(k => key.ToString().EndsWith(":" + k, StringComparison.Ordinal)))
-                    {
-                        count++;
-                    }
-                }
-
-                perPrimary[server.EndPoint!.ToString()!] = count;
-            }
-
-            Assert.Equal(Keys, perPrimary.Values.Sum());
-            Assert.Equal(expectedPrimaries, perPrimary.Count(p => p.Value > 0));
-            output.WriteLine($"storm: {answers.Length} requests: {answers.Count(a => a.IsExecution)} executions, {answers.Count(a => a.Status == HttpStatusCode.Conflict)} in progress (409), "
-                + $"{answers.Count(a => a.Replayed)} replays; records per primary: {string.Join(", ", perPrimary.Select(p => $"{p.Key} {p.Value}"))}");
+            perPrimary[server.EndPoint!.ToString()!] = count;
         }
-        finally
-        {
-            foreach (var app in apps)
-            {
-                await app.DisposeAsync();
-            }
-        }
+
+        Assert.Equal(keys.Count, perPrimary.Values.Sum());
+        Assert.Equal(expectedPrimaries, perPrimary.Count(p => p.Value > 0));
+        return $"records per primary: {string.Join(", ", perPrimary.Select(p => $"{p.Key} {p.Value}"))}";
     }
 }

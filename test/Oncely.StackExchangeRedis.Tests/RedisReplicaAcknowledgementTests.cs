@@ -1,5 +1,6 @@
 using Oncely.AspNetCore;
 using Oncely.StackExchangeRedis.Tests.Infrastructure;
+using Oncely.Storage.Specification;
 using Microsoft.Extensions.Logging;
 using StackExchange.Redis;
 using static Oncely.StackExchangeRedis.Tests.Infrastructure.StoreFactory;
@@ -214,9 +215,9 @@ public sealed class RedisReplicaAcknowledgementTests(ReplicatedRedisFixture fixt
     [Fact]
     public async Task Post_EngineGivesUpWhileTheReplicaIsStalled_ARetryExecutesOnceTheReplicaIsBack()
     {
-        var ledger = new Ledger();
+        var ledger = new InProcessChargeLedger();
         var prefix = NewPrefix("hang-up-http");
-        await using var app = await ChargesApp.StartAsync("a", fixture.Primary.EndPoint, prefix, ledger, TimeSpan.Zero,
+        await using var app = await RedisChargesApp.StartAsync("a", fixture.Primary.EndPoint, prefix, ledger, TimeSpan.Zero,
             configureStore: o => o.ReplicaAcknowledgementTimeout = TimeSpan.FromSeconds(3),
             configureIdempotency: o => o.StoreTimeout = TimeSpan.FromSeconds(1.5));
         var key = "hang-up-" + Guid.NewGuid().ToString("N");

@@ -6,40 +6,29 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
-using Npgsql;
 using Oncely.AspNetCore;
 
-namespace Oncely.PostgreSql.Tests.Infrastructure;
+namespace Oncely.Storage.Specification;
 
 /// <summary>
 /// One app instance as it runs in production: a <see cref="WebApplication"/> on Kestrel (127.0.0.1, a free port) with
-/// its own <see cref="NpgsqlDataSource"/> (its own pool), Oncely on PostgreSQL, and one effectful endpoint,
-/// <c>POST /charges</c>, whose effect is a row in the <c>charges</c> table of the same database.
+/// Oncely on the store the caller chooses, and one effectful endpoint, <c>POST /charges</c>, whose effect is a charge in
+/// an <see cref="IChargeLedger"/>. Each backend's test project has a small factory that picks the store and the ledger.
 /// </summary>
 public sealed class ChargesApp : IAsyncDisposable
 {
-    /// <summary>Creates the effect table (once per database).</summary>
-    public const string CreateChargesTableSql = """
-        CREATE TABLE IF NOT EXISTS charges (
-            id         bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-            key        text        NOT NULL,
-            amount     bigint      NOT NULL,
-            instance   text        NOT NULL,
-            created_at timestamptz NOT NULL DEFAULT clock_timestamp()
-        )
-        """;
-
     public const string ProblemTypeBase = "https://oncely.dev/problems/";
 
     private readonly WebApplication _app;
     private readonly HandlerCounter _runs;
+    private readonly IAsyncDisposable? _owned;
 
-    private ChargesApp(string name, WebApplication app, NpgsqlDataSource dataSource, HandlerCounter runs, Uri address)
+    private ChargesApp(string name, WebApplication app, HandlerCounter runs, IAsyncDisposable? owned, Uri address)
     {
         Name = name;
         _app = app;
-        DataSource = dataSource;
         _runs = runs;
+        _owned = owned;
         Client = new HttpClient(new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(5) })
         {
             BaseAddress = address,
@@ -49,38 +38,34 @@ public sealed class ChargesApp : IAsyncDisposable
 
     public string Name { get; }
 
-    /// <summary>This instance's own data source (connection pool); disposed with the app.</summary>
-    public NpgsqlDataSource DataSource { get; }
-
     /// <summary>A client that talks to this instance over real HTTP.</summary>
     public HttpClient Client { get; }
 
     /// <summary>How many times the handler has been entered on this instance.</summary>
     public int HandlerRuns => _runs.Value;
 
-    /// <summary>Starts an instance on its own data source for <paramref name="connectionString"/>.</summary>
+    public IServiceProvider Services => _app.Services;
+
+    /// <summary>Starts an instance.</summary>
     /// <param name="name">Written into each charge, so a replay shows which instance executed it.</param>
-    /// <param name="connectionString">The shared database.</param>
+    /// <param name="ledger">Where the handler's effect lands.</param>
     /// <param name="handlerDelay">Work before the effect: widens the window in which retries race the execution.</param>
-    /// <param name="configureStore">Changes the store's options (the data source is set already).</param>
+    /// <param name="useStore">Chooses and configures the store (<c>UsePostgreSql</c>, <c>UseStackExchangeRedis</c>…).</param>
     /// <param name="configureIdempotency">Changes the middleware's and engine's options.</param>
+    /// <param name="owned">Disposed with the app (or when it fails to start): a data source made for this instance.</param>
     public static async Task<ChargesApp> StartAsync(
         string name,
-        string connectionString,
+        IChargeLedger ledger,
         TimeSpan handlerDelay,
-        Action<PostgreSqlIdempotencyStoreOptions>? configureStore = null,
-        Action<IdempotencyOptions>? configureIdempotency = null)
+        Action<IIdempotencyBuilder> useStore,
+        Action<IdempotencyOptions>? configureIdempotency = null,
+        IAsyncDisposable? owned = null)
     {
-        var dataSource = NpgsqlDataSource.Create(connectionString);
         var runs = new HandlerCounter();
         var builder = WebApplication.CreateSlimBuilder();
         builder.WebHost.UseUrls("http://127.0.0.1:0");
         builder.Logging.ClearProviders();
-        builder.Services.AddIdempotency(o => configureIdempotency?.Invoke(o)).UsePostgreSql(o =>
-        {
-            o.DataSource = dataSource;
-            configureStore?.Invoke(o);
-        });
+        useStore(builder.Services.AddIdempotency(configureIdempotency));
 
         var app = builder.Build();
         app.UseIdempotency();
@@ -89,11 +74,7 @@ public sealed class ChargesApp : IAsyncDisposable
             runs.Increment();
             await Task.Delay(handlerDelay);
             var key = context.GetIdempotencyExecution()!.Id.Key;
-            await using var insert = dataSource.CreateCommand("INSERT INTO charges (key, amount, instance) VALUES ($1, $2, $3) RETURNING id");
-            insert.Parameters.Add(new NpgsqlParameter { Value = key });
-            insert.Parameters.Add(new NpgsqlParameter { Value = charge.Amount });
-            insert.Parameters.Add(new NpgsqlParameter { Value = name });
-            var id = (long)(await insert.ExecuteScalarAsync())!;
+            var id = await ledger.ChargeAsync(key, charge.Amount, name);
             return Results.Created($"/charges/{id}", new ChargeResponse(id, key, charge.Amount, name));
         }).RequireIdempotencyKey().AllowAnonymousIdempotency();
 
@@ -104,11 +85,15 @@ public sealed class ChargesApp : IAsyncDisposable
         catch
         {
             await app.DisposeAsync();
-            await dataSource.DisposeAsync();
+            if (owned is not null)
+            {
+                await owned.DisposeAsync();
+            }
+
             throw;
         }
 
-        return new ChargesApp(name, app, dataSource, runs, new Uri(app.Urls.Single()));
+        return new ChargesApp(name, app, runs, owned, new Uri(app.Urls.Single()));
     }
 
     /// <summary>A <c>POST /charges</c> with <paramref name="key"/>; the payload depends only on the key and the amount.</summary>
@@ -146,21 +131,43 @@ public sealed class ChargesApp : IAsyncDisposable
     {
         Client.Dispose();
         await _app.DisposeAsync();
-        await DataSource.DisposeAsync();
+        if (_owned is not null)
+        {
+            await _owned.DisposeAsync();
+        }
     }
 
-    /// <summary>Charges per key, as the database counts them.</summary>
-    public static async Task<Dictionary<string, long>> ChargesPerKeyAsync(NpgsqlDataSource dataSource)
+    /// <summary>A 409 in-progress answer, or else a faithful replay of <paramref name="execution"/>.</summary>
+    public static void AssertReplayOrInProgress(Answer execution, Answer answer)
     {
-        var counts = new Dictionary<string, long>(StringComparer.Ordinal);
-        await using var command = dataSource.CreateCommand("SELECT key, count(*) FROM charges GROUP BY key");
-        await using var reader = await command.ExecuteReaderAsync();
-        while (await reader.ReadAsync())
+        if (answer.Status == HttpStatusCode.Conflict)
         {
-            counts[reader.GetString(0)] = reader.GetInt64(1);
+            Assert.False(answer.Replayed);
+            Assert.Equal("idempotency-request-in-progress", answer.ProblemType);
+            Assert.Equal(TimeSpan.FromSeconds(1), answer.RetryAfter);
+            return;
         }
 
-        return counts;
+        AssertReplay(execution, answer);
+    }
+
+    /// <summary>A replay of <paramref name="execution"/>: same status, media type, location and bytes.</summary>
+    public static void AssertReplay(Answer execution, Answer answer)
+    {
+        Assert.True(answer.Replayed, $"Expected a replay of {execution}, got {answer}");
+        Assert.Equal(execution.Status, answer.Status);
+        Assert.Equal(execution.MediaType, answer.MediaType);
+        Assert.Equal(execution.Location, answer.Location);
+        Assert.Equal(execution.Body, answer.Body);
+    }
+
+    /// <summary>A 503 store-unavailable refusal that is not a replay.</summary>
+    public static void AssertUnavailable(Answer answer)
+    {
+        Assert.True(answer.Status == HttpStatusCode.ServiceUnavailable, answer.ToString());
+        Assert.Equal("idempotency-store-unavailable", answer.ProblemType);
+        Assert.NotNull(answer.RetryAfter);
+        Assert.False(answer.Replayed);
     }
 
     public sealed record ChargeRequest(long Amount, string Reference);
