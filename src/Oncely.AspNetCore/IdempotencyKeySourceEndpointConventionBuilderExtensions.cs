@@ -6,7 +6,7 @@ namespace Oncely.AspNetCore;
 /// Minimal-API conventions that read an idempotent endpoint's key from somewhere other than the <c>Idempotency-Key</c>
 /// header: for webhook deliveries and queue-like callers whose operation already has an id. Use them together with
 /// <c>RequireIdempotencyKey()</c> or <c>AllowIdempotencyKey()</c>. The value found obeys the same rules as an
-/// <c>Idempotency-Key</c> (at most <see cref="IdempotencyOptions.MaxKeyLength"/> visible ASCII characters, one value):
+/// <c>Idempotency-Key</c> (at most <see cref="IdempotencyEngineOptions.MaxKeyLength"/> visible ASCII characters, one value):
 /// a missing key is answered <c>400 idempotency-key-missing</c> (or passes through unrecorded when the key is optional),
 /// an invalid one <c>400 idempotency-key-invalid</c>. The last source set wins.
 /// </summary>

@@ -316,7 +316,7 @@ internal sealed partial class IdempotencyMiddleware
             case IdempotencyDecisionKind.KeyReused:
                 // Row 8.
                 _metrics.Count(context, IdempotencyMetrics.Outcomes.KeyReused);
-                await _auditor.AuditAsync(_options, decision.Record!, fingerprint, contentType, body).ConfigureAwait(false);
+                await _auditor.AuditAsync(settings.Executor, decision.Record!, fingerprint, contentType, body).ConfigureAwait(false);
                 await _problems.WriteAsync(
                     context,
                     _options,

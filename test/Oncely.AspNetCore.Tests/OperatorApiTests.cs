@@ -154,7 +154,7 @@ public sealed class OperatorApiTests
         using var listener = new MeterListener();
         listener.InstrumentPublished = (instrument, l) =>
         {
-            if (instrument.Meter.Name == IdempotencyTelemetry.MeterName && instrument.Name == "oncely.admin.releases")
+            if (instrument.Meter.Name == IdempotencyDiagnostics.MeterName && instrument.Name == "oncely.admin.releases")
             {
                 l.EnableMeasurementEvents(instrument);
             }

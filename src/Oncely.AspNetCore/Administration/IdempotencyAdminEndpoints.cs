@@ -27,7 +27,7 @@ internal sealed partial class IdempotencyAdminEndpoints(IServiceProvider service
     private const int MaxReleaseBodyBytes = 16 * 1024;
 
     private readonly Lazy<Counter<long>> _releases = new(() => services.GetRequiredService<IMeterFactory>()
-        .Create(IdempotencyTelemetry.MeterName)
+        .Create(IdempotencyDiagnostics.MeterName)
         .CreateCounter<long>(ReleasesInstrument, "{record}", "Records operators asked to release through the operator API, by outcome."));
 
     private readonly Lazy<ILogger> _logger = new(() => services.GetRequiredService<ILoggerFactory>().CreateLogger(IdempotencyEndpointValidation.AdminLogCategory));
