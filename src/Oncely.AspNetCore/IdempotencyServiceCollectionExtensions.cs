@@ -25,15 +25,7 @@ namespace Microsoft.Extensions.DependencyInjection
         public static IIdempotencyBuilder AddIdempotency(this IServiceCollection services, Action<IdempotencyOptions>? configure = null)
         {
             ArgumentNullException.ThrowIfNull(services);
-            var options = services.AddOptions<IdempotencyOptions>();
-            if (configure is not null)
-            {
-                options.Configure(configure);
-            }
-
-            options.ValidateOnStart();
-            services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<IdempotencyOptions>, IdempotencyOptionsValidator>());
-            services.AddIdempotencyCore(new IdempotencyKeyLengthRequirement("Oncely", sp => sp.GetRequiredService<IOptions<IdempotencyOptions>>().Value.MaxKeyLength));
+            var builder = services.AddIdempotencyTransport(configure, "Oncely");
             services.TryAddSingleton(sp => new IdempotencyExecutor(
                 sp.GetRequiredService<IIdempotencyStore>(),
                 sp.GetRequiredService<IOptions<IdempotencyOptions>>().Value,
@@ -48,12 +40,7 @@ namespace Microsoft.Extensions.DependencyInjection
             services.TryAddSingleton<IdempotencyPipelineOrder>();
             services.TryAddEnumerable(ServiceDescriptor.Transient<Microsoft.AspNetCore.Hosting.IStartupFilter, IdempotencyCompositionValidation>());
             services.AddHostedService<InMemoryStoreWarning>();
-            return new IdempotencyBuilder(services);
-        }
-
-        private sealed class IdempotencyBuilder(IServiceCollection services) : IIdempotencyBuilder
-        {
-            public IServiceCollection Services { get; } = services;
+            return builder;
         }
     }
 }
@@ -84,18 +71,6 @@ namespace Microsoft.AspNetCore.Builder
 
             app.ApplicationServices.GetService<IdempotencyPipelineOrder>()?.Record(app);
             return app.UseMiddleware<IdempotencyMiddleware>();
-        }
-    }
-}
-
-namespace Oncely.AspNetCore
-{
-    internal sealed class IdempotencyOptionsValidator : IValidateOptions<IdempotencyOptions>
-    {
-        public ValidateOptionsResult Validate(string? name, IdempotencyOptions options)
-        {
-            var problems = options.Validate();
-            return problems.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(problems);
         }
     }
 }

@@ -24,26 +24,13 @@ public static class IdempotentConsumerServiceCollectionExtensions
     public static IIdempotencyBuilder AddIdempotentConsumers(this IServiceCollection services, Action<IdempotentConsumerOptions>? configure = null)
     {
         ArgumentNullException.ThrowIfNull(services);
-        var options = services.AddOptions<IdempotentConsumerOptions>();
-        if (configure is not null)
-        {
-            options.Configure(configure);
-        }
-
-        options.ValidateOnStart();
-        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<IdempotentConsumerOptions>, IdempotentConsumerOptionsValidator>());
-        services.AddIdempotencyCore(new IdempotencyKeyLengthRequirement("Oncely.MassTransit", sp => sp.GetRequiredService<IOptions<IdempotentConsumerOptions>>().Value.MaxKeyLength));
+        var builder = services.AddIdempotencyTransport(configure, "Oncely.MassTransit");
         services.TryAddSingleton(sp => new IdempotentConsumerServices(
             sp.GetRequiredService<IIdempotencyStore>(),
             sp.GetRequiredService<IOptions<IdempotentConsumerOptions>>().Value,
             sp.GetRequiredService<KeyReuseAuditor>(),
             sp.GetRequiredService<TimeProvider>(),
             sp.GetService<ILoggerFactory>()));
-        return new Builder(services);
-    }
-
-    private sealed class Builder(IServiceCollection services) : IIdempotencyBuilder
-    {
-        public IServiceCollection Services { get; } = services;
+        return builder;
     }
 }
