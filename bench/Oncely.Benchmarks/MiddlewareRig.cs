@@ -65,7 +65,7 @@ internal sealed class MiddlewareRig : IDisposable
             Options.Create(_options),
             _services.GetRequiredService<IdempotencyProblemWriter>(),
             new IdempotencyMetrics(executor),
-            new KeyReuseAuditor(executor, TimeProvider.System, NullLogger<KeyReuseAuditor>.Instance),
+            new KeyReuseAuditor(new IdempotencyMaintenanceOptions(), NullLogger<KeyReuseAuditor>.Instance),
             NullLogger<IdempotencyMiddleware>.Instance);
     }
 

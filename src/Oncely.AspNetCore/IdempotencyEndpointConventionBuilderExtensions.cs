@@ -7,7 +7,7 @@ namespace Oncely.AspNetCore;
 /// key read from somewhere other than the <c>Idempotency-Key</c> header (for webhook deliveries and queue-like callers
 /// whose operation already has an id), with the shared anonymous scope, an explicit operation name or one-commit mode.
 /// A key from another source obeys the same rules as an <c>Idempotency-Key</c> (at most
-/// <see cref="IdempotencyOptions.MaxKeyLength"/> visible ASCII characters, one value): a missing key is answered
+/// <see cref="IdempotencyEngineOptions.MaxKeyLength"/> visible ASCII characters, one value): a missing key is answered
 /// <c>400 idempotency-key-missing</c> (or passes through unrecorded when the key is optional), an invalid one
 /// <c>400 idempotency-key-invalid</c>; the last source set wins.
 /// </summary>

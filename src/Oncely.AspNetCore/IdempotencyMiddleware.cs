@@ -208,7 +208,7 @@ internal sealed partial class IdempotencyMiddleware
                 : new IdempotencyDecision(IdempotencyDecisionKind.StoreUnavailable, null, null, refused);
         }
 
-        await AnswerAsync(context, decision, endpoint.Settings, fingerprint, request.ContentType, body.Body, key).ConfigureAwait(false);
+        await AnswerAsync(context, decision, endpoint, fingerprint, request.ContentType, body.Body, key).ConfigureAwait(false);
     }
 
     // Reads the whole body once (rows 15 and 19), or answers and returns null.
@@ -253,7 +253,7 @@ internal sealed partial class IdempotencyMiddleware
     }
 
     // Rows 6, 7, 8 and 13: every answer given without running the handler.
-    private async Task AnswerAsync(HttpContext context, IdempotencyDecision decision, IdempotencyEndpointSettings settings, string fingerprint, string? contentType, ReadOnlyMemory<byte> body, string key)
+    private async Task AnswerAsync(HttpContext context, IdempotencyDecision decision, IdempotencyEndpoint endpoint, string fingerprint, string? contentType, ReadOnlyMemory<byte> body, string key)
     {
         switch (decision.Kind)
         {
@@ -272,8 +272,8 @@ internal sealed partial class IdempotencyMiddleware
             case IdempotencyDecisionKind.KeyReused:
                 // Row 8.
                 _metrics.Count(context, IdempotencyMetrics.Outcomes.KeyReused);
-                await _auditor.AuditAsync(_options, decision.Record!, fingerprint, contentType, body).ConfigureAwait(false);
-                await WriteAsync(context, IdempotencyRefusals.Row08KeyReused, IdempotencyRefusals.Row08Detail, key, settings.KeyReusedStatusCode).ConfigureAwait(false);
+                await _auditor.AuditAsync(endpoint.Executor, decision.Record!, fingerprint, contentType, body).ConfigureAwait(false);
+                await WriteAsync(context, IdempotencyRefusals.Row08KeyReused, IdempotencyRefusals.Row08Detail, key, endpoint.Settings.KeyReusedStatusCode).ConfigureAwait(false);
                 break;
             default:
                 // Row 13: fail closed.

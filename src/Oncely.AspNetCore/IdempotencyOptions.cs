@@ -2,7 +2,10 @@ using Microsoft.AspNetCore.Http;
 
 namespace Oncely.AspNetCore;
 
-/// <summary>Settings of the idempotency middleware. Every default follows ../docs/decision-table.md.</summary>
+/// <summary>
+/// Settings of the idempotency middleware. Every default follows ../docs/decision-table.md. The key-reuse audit and the
+/// purges are shared with every other transport: <see cref="IdempotencyMaintenanceOptions"/>.
+/// </summary>
 public sealed class IdempotencyOptions : IdempotencyEngineOptions
 {
     /// <summary>The header carrying the key. Fixed by the IETF draft: <c>Idempotency-Key</c>.</summary>
@@ -22,12 +25,6 @@ public sealed class IdempotencyOptions : IdempotencyEngineOptions
 
     /// <summary>Whether <c>X-Idempotency-Key</c> is accepted as an alias of <c>Idempotency-Key</c>. Default: <see langword="true"/>.</summary>
     public bool AcceptAliasHeader { get; set; } = true;
-
-    /// <summary>
-    /// The longest key accepted, in characters. Default: 255; at most 4096, and at most what the store can index
-    /// (<see cref="IIdempotencyStoreLimits"/>: 1024 for PostgreSQL), checked when the host starts.
-    /// </summary>
-    public int MaxKeyLength { get; set; } = IdempotencyKeyParser.DefaultMaxLength;
 
     /// <summary>
     /// The largest request body that is fingerprinted; a larger one is refused with <c>413</c> before anything runs
@@ -123,41 +120,10 @@ public sealed class IdempotencyOptions : IdempotencyEngineOptions
     /// </summary>
     public Func<HttpContext, string?> TenantResolver { get; set; } = DefaultTenantResolver.Resolve;
 
-    /// <summary>
-    /// Turns a rejected payload into the text kept in the key-reuse audit (row 8), before it is capped at
-    /// <see cref="AuditPayloadLimit"/>. Arguments: the content type and the body. Default:
-    /// <see cref="IdempotencyPayloadRedactor.Redact"/> (JSON bodies keep their shape with the values of sensitive-looking
-    /// members — card, cvc, pan, password, secret, token, iban, account number… — replaced by <c>"***"</c>; other bodies
-    /// are summarised by length only).
-    /// </summary>
-    public Func<string?, ReadOnlyMemory<byte>, string> PayloadRedactor { get; set; } = IdempotencyPayloadRedactor.Redact;
-
-    /// <summary>The most characters of a redacted payload kept in the audit. Default: 2048.</summary>
-    public int AuditPayloadLimit { get; set; } = 2048;
-
-    /// <summary>How often expired records are purged, for stores without native expiry (SQL). Default: 5 minutes.</summary>
-    public TimeSpan PurgeInterval { get; set; } = TimeSpan.FromMinutes(5);
-
-    /// <summary>The most records one purge statement deletes; purging repeats until a batch comes back short. Default: 500.</summary>
-    public int PurgeBatchSize { get; set; } = 500;
-
-    /// <summary>
-    /// How long key-reuse audit entries (row 8) are kept, for stores that keep an audit (<see cref="IIdempotencyAuditStore"/>:
-    /// the SQL stores). Every <see cref="PurgeInterval"/> the sweeper deletes older entries, in batches of
-    /// <see cref="PurgeBatchSize"/>, measured with the store's clock, so a key re-sent with ever-changing payloads cannot
-    /// grow the database without bound. Default: 30 days.
-    /// </summary>
-    public TimeSpan AuditRetention { get; set; } = TimeSpan.FromDays(30);
-
     /// <inheritdoc />
     public override IReadOnlyList<string> Validate()
     {
         var problems = new List<string>(base.Validate());
-        if (MaxKeyLength is < 1 or > 4096)
-        {
-            problems.Add($"Oncely: MaxKeyLength must be between 1 and 4096 (it is {MaxKeyLength}); the default is 255.");
-        }
-
         if (MaxRequestBodySize < 0)
         {
             problems.Add($"Oncely: MaxRequestBodySize must not be negative (it is {MaxRequestBodySize}); the default is 1 MiB.");
@@ -188,24 +154,9 @@ public sealed class IdempotencyOptions : IdempotencyEngineOptions
             problems.Add($"Oncely: ProblemTypeBaseUri must be an absolute URI (it is '{ProblemTypeBaseUri}').");
         }
 
-        if (TenantResolver is null || PayloadRedactor is null)
+        if (TenantResolver is null)
         {
-            problems.Add("Oncely: TenantResolver and PayloadRedactor must be set (leave them at their defaults if unsure).");
-        }
-
-        if (PurgeInterval <= TimeSpan.Zero || PurgeBatchSize <= 0)
-        {
-            problems.Add($"Oncely: PurgeInterval and PurgeBatchSize must be positive (they are {PurgeInterval} and {PurgeBatchSize}).");
-        }
-
-        if (AuditRetention <= TimeSpan.Zero)
-        {
-            problems.Add($"Oncely: AuditRetention must be positive (it is {AuditRetention}); the default is 30 days.");
-        }
-
-        if (AuditPayloadLimit < 0)
-        {
-            problems.Add($"Oncely: AuditPayloadLimit must not be negative (it is {AuditPayloadLimit}).");
+            problems.Add("Oncely: TenantResolver must be set (leave it at its default if unsure).");
         }
 
         if (OutsideClientErrors(RetryableStatusCodes) is { } outside)

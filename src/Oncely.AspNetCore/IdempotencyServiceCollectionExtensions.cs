@@ -14,7 +14,10 @@ namespace Microsoft.Extensions.DependencyInjection
         /// <summary>
         /// Adds the idempotency engine with the in-memory store (replace it with <c>.UseSqlite(...)</c>,
         /// <c>.UsePostgreSql(...)</c> or <see cref="IdempotencyBuilderExtensions.UseStore{TStore}"/>). Options are
-        /// validated when the host starts.
+        /// validated when the host starts. The key-reuse audit and the purges of the store are shared with every other
+        /// transport (<see cref="IdempotencyMaintenanceOptions"/>, set with
+        /// <see cref="IdempotencyBuilderExtensions.ConfigureMaintenance"/>); one hosted service maintains the store however
+        /// many transports the application registers.
         /// </summary>
         /// <param name="services">The application's services.</param>
         /// <param name="configure">Changes the defaults (see <see cref="IdempotencyOptions"/>).</param>
@@ -22,16 +25,7 @@ namespace Microsoft.Extensions.DependencyInjection
         public static IIdempotencyBuilder AddIdempotency(this IServiceCollection services, Action<IdempotencyOptions>? configure = null)
         {
             ArgumentNullException.ThrowIfNull(services);
-            var options = services.AddOptions<IdempotencyOptions>();
-            if (configure is not null)
-            {
-                options.Configure(configure);
-            }
-
-            options.ValidateOnStart();
-            services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<IdempotencyOptions>, IdempotencyOptionsValidator>());
-            services.TryAddSingleton(TimeProvider.System);
-            services.TryAddSingleton<IIdempotencyStore>(sp => new InMemoryIdempotencyStore(sp.GetRequiredService<TimeProvider>()));
+            var builder = services.AddIdempotencyTransport(configure, "Oncely");
             services.TryAddSingleton(sp => new IdempotencyExecutor(
                 sp.GetRequiredService<IIdempotencyStore>(),
                 sp.GetRequiredService<IOptions<IdempotencyOptions>>().Value,
@@ -42,18 +36,11 @@ namespace Microsoft.Extensions.DependencyInjection
             services.AddMetrics();
             services.TryAddSingleton<IdempotencyMetrics>();
             services.TryAddSingleton(sp => new IdempotencyProblemWriter(sp.GetService<Microsoft.AspNetCore.Http.IProblemDetailsService>()));
-            services.TryAddSingleton<KeyReuseAuditor>();
             services.TryAddEnumerable(ServiceDescriptor.Transient<Microsoft.AspNetCore.Hosting.IStartupFilter, IdempotencyEndpointValidation>());
             services.TryAddSingleton<IdempotencyPipelineOrder>();
             services.TryAddEnumerable(ServiceDescriptor.Transient<Microsoft.AspNetCore.Hosting.IStartupFilter, IdempotencyCompositionValidation>());
-            services.AddHostedService<IdempotencyStoreMaintenance>();
             services.AddHostedService<InMemoryStoreWarning>();
-            return new IdempotencyBuilder(services);
-        }
-
-        private sealed class IdempotencyBuilder(IServiceCollection services) : IIdempotencyBuilder
-        {
-            public IServiceCollection Services { get; } = services;
+            return builder;
         }
     }
 }
@@ -84,18 +71,6 @@ namespace Microsoft.AspNetCore.Builder
 
             app.ApplicationServices.GetService<IdempotencyPipelineOrder>()?.Record(app);
             return app.UseMiddleware<IdempotencyMiddleware>();
-        }
-    }
-}
-
-namespace Oncely.AspNetCore
-{
-    internal sealed class IdempotencyOptionsValidator : IValidateOptions<IdempotencyOptions>
-    {
-        public ValidateOptionsResult Validate(string? name, IdempotencyOptions options)
-        {
-            var problems = options.Validate();
-            return problems.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(problems);
         }
     }
 }

@@ -2,7 +2,6 @@ using System.Diagnostics;
 using MassTransit;
 using MassTransit.Configuration;
 using MassTransit.Context;
-using Microsoft.Extensions.Logging;
 
 namespace Oncely.MassTransit;
 
@@ -11,7 +10,7 @@ namespace Oncely.MassTransit;
 /// complete (or release on failure). Sits in the consumer's message pipe, before the consumer factory, and inside any
 /// endpoint- or bus-level message retry, so a refusal that can change (in progress, store down) is retried there.
 /// </summary>
-/// <param name="engine">The shared engine.</param>
+/// <param name="shared">What every idempotent consume filter of the bus shares.</param>
 /// <param name="name">
 /// The consumer's (or handler's) name; the record's operation is this name and the queue of the receive endpoint the
 /// delivery came from (<see cref="ConsumerOperation"/>), so the same consumer on two endpoints keeps two records.
@@ -21,7 +20,7 @@ namespace Oncely.MassTransit;
 /// report it here, or the message would count as not consumed (and go to <c>_skipped</c>). A consumer's message pipe
 /// reports it around this filter, so consumers pass <see langword="false"/>.
 /// </param>
-internal sealed partial class IdempotentConsumeFilter<TMessage>(IdempotentConsumerEngine engine, string name, bool reportReplayAsConsumed) : IFilter<ConsumeContext<TMessage>>
+internal sealed partial class IdempotentConsumeFilter<TMessage>(IdempotentConsumerServices shared, string name, bool reportReplayAsConsumed) : IFilter<ConsumeContext<TMessage>>
     where TMessage : class
 {
     // One filter serves one endpoint's pipe, so this is nearly always the same address object: computed once, then reused.
@@ -44,7 +43,7 @@ internal sealed partial class IdempotentConsumeFilter<TMessage>(IdempotentConsum
         }
 
         // The same request span and outcome measurements as an HTTP request (docs/telemetry.md); nothing while nothing listens.
-        var attempt = engine.Executor.Instrumentation.StartAttempt(operation);
+        var attempt = shared.Executor.Instrumentation.StartAttempt(operation);
         try
         {
             await DecideAsync(context, next, operation, attempt).ConfigureAwait(false);
@@ -72,9 +71,9 @@ internal sealed partial class IdempotentConsumeFilter<TMessage>(IdempotentConsum
     private async Task DecideAsync(ConsumeContext<TMessage> context, IPipe<ConsumeContext<TMessage>> next, string operation, IdempotencyAttempt? attempt)
     {
         var started = Stopwatch.GetTimestamp();
-        var id = engine.Identify(context, operation);
-        var fingerprint = MessageFingerprint.Of(context, engine.Options.FingerprintSource);
-        var decision = await engine.Executor.BeginAsync(id, fingerprint.Value, context.CancellationToken).ConfigureAwait(false);
+        var id = shared.Identify(context, operation);
+        var fingerprint = MessageFingerprint.Of(context, shared.Options.FingerprintSource);
+        var decision = await shared.Executor.BeginAsync(id, fingerprint.Value, context.CancellationToken).ConfigureAwait(false);
         attempt?.SetOutcome(IdempotencyOutcomes.For(decision.Kind));
         switch (decision.Kind)
         {
@@ -84,7 +83,7 @@ internal sealed partial class IdempotentConsumeFilter<TMessage>(IdempotentConsum
 
             case IdempotencyDecisionKind.Replay:
                 // Acknowledged as consumed without calling the consumer: the effect committed on an earlier delivery.
-                LogReplayed(engine.Logger, id.Tenant, operation, id.Key, context.GetRedeliveryCount(), context.GetRetryAttempt());
+                LogReplayed(shared.Logger, id.Tenant, operation, id.Key, context.GetRedeliveryCount(), context.GetRetryAttempt());
                 if (reportReplayAsConsumed)
                 {
                     await context.NotifyConsumed(Stopwatch.GetElapsedTime(started), name).ConfigureAwait(false);
@@ -93,13 +92,13 @@ internal sealed partial class IdempotentConsumeFilter<TMessage>(IdempotentConsum
                 return;
 
             case IdempotencyDecisionKind.InProgress:
-                LogInProgress(engine.Logger, id.Tenant, operation, id.Key, context.GetRetryAttempt());
+                LogInProgress(shared.Logger, id.Tenant, operation, id.Key, context.GetRetryAttempt());
                 throw new IdempotentMessageInProgressException(id, decision.Record?.LeaseExpiresAt);
 
             case IdempotencyDecisionKind.KeyReused:
                 // Audited once per delivery, on whichever attempt first meets the refusal (the first may have met a store
                 // outage): a retry policy that does not ignore the refusal must not multiply the entries, nor may one skip it.
-                var audited = await engine.AuditOncePerDeliveryAsync(context.ReceiveContext, decision.Record!, fingerprint).ConfigureAwait(false);
+                var audited = await shared.AuditOncePerDeliveryAsync(context.ReceiveContext, decision.Record!, fingerprint).ConfigureAwait(false);
 
                 throw new IdempotentMessageRejectedException(
                     MessageRejection.KeyReused,
@@ -144,57 +143,4 @@ internal sealed partial class IdempotentConsumeFilter<TMessage>(IdempotentConsum
     }
 
     private sealed record EndpointOperation(Uri? Address, string Operation);
-
-    [LoggerMessage(IdempotencyEventIds.MessageReplayed, LogLevel.Debug, "Message with key {Key} was already consumed by {Operation} for tenant {Tenant}; acknowledged without running (redelivery {RedeliveryCount}, retry {RetryAttempt})")]
-    private static partial void LogReplayed(ILogger logger, string tenant, string operation, string key, int redeliveryCount, int retryAttempt);
-
-    [LoggerMessage(IdempotencyEventIds.MessageInProgress, LogLevel.Debug, "Message with key {Key} is being consumed by another delivery of {Operation} for tenant {Tenant}; handed back to retry (retry {RetryAttempt})")]
-    private static partial void LogInProgress(ILogger logger, string tenant, string operation, string key, int retryAttempt);
-}
-
-/// <summary>Adds <see cref="IdempotentConsumeFilter{TMessage}"/> to a pipe.</summary>
-internal sealed class IdempotentConsumeSpecification<TMessage>(IdempotentConsumerEngine engine, string name, bool reportReplayAsConsumed) : IPipeSpecification<ConsumeContext<TMessage>>
-    where TMessage : class
-{
-    public void Apply(IPipeBuilder<ConsumeContext<TMessage>> builder) => builder.AddFilter(new IdempotentConsumeFilter<TMessage>(engine, name, reportReplayAsConsumed));
-
-    public IEnumerable<ValidationResult> Validate()
-    {
-        if (string.IsNullOrEmpty(name))
-        {
-            yield return this.Failure("Operation", $"The operation name of the idempotent consumer of {typeof(TMessage).Name} is empty: IdempotentConsumerOptions.OperationName must return a name.");
-        }
-    }
-}
-
-/// <summary>
-/// Connected to an endpoint (or the bus, for every endpoint): puts the idempotent filter in front of each consumer's
-/// and each handler's message pipe, named after the consumer (or the message type for a handler) and, per delivery, the
-/// endpoint's queue. A batch consumer (<c>IConsumer&lt;Batch&lt;T&gt;&gt;</c>) gets a specification that refuses the
-/// configuration when the bus is built (<see cref="IdempotentBatchConsumerRefusal{TBatch}"/>).
-/// </summary>
-internal sealed class IdempotentConsumerConfigurationObserver(IdempotentConsumerEngine engine) : IConsumerConfigurationObserver, IHandlerConfigurationObserver
-{
-    public void ConsumerConfigured<TConsumer>(IConsumerConfigurator<TConsumer> configurator)
-        where TConsumer : class
-    {
-    }
-
-    public void ConsumerMessageConfigured<TConsumer, TMessage>(IConsumerMessageConfigurator<TConsumer, TMessage> configurator)
-        where TConsumer : class
-        where TMessage : class
-    {
-        if (IdempotentBatchConsumerRefusal.IsBatch(typeof(TMessage)))
-        {
-            configurator.Message(message => message.AddPipeSpecification(new IdempotentBatchConsumerRefusal<TMessage>(typeof(TConsumer))));
-            return;
-        }
-
-        var name = engine.Options.OperationName(typeof(TConsumer));
-        configurator.Message(message => message.AddPipeSpecification(new IdempotentConsumeSpecification<TMessage>(engine, name, reportReplayAsConsumed: false)));
-    }
-
-    public void HandlerConfigured<TMessage>(IHandlerConfigurator<TMessage> configurator)
-        where TMessage : class
-        => configurator.AddPipeSpecification(new IdempotentConsumeSpecification<TMessage>(engine, engine.Options.OperationName(typeof(TMessage)), reportReplayAsConsumed: true));
 }

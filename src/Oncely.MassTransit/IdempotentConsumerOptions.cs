@@ -4,8 +4,9 @@ namespace Oncely.MassTransit;
 
 /// <summary>
 /// Settings of the idempotent consume filter (<c>UseIdempotentConsumers</c>). The engine settings it inherits (lease,
-/// expiration, store timeout, completion retries) apply to consumers only, independently of any HTTP settings in the
-/// same application; the store is shared.
+/// expiration, store timeout, completion retries, key length) apply to consumers only, independently of any HTTP
+/// settings in the same application; the store, the key-reuse audit and the purges are shared
+/// (<see cref="IdempotencyMaintenanceOptions"/>).
 /// </summary>
 public sealed class IdempotentConsumerOptions : IdempotencyEngineOptions
 {
@@ -42,37 +43,6 @@ public sealed class IdempotentConsumerOptions : IdempotencyEngineOptions
     public Func<Type, string> OperationName { get; set; } = DefaultOperationName;
 
     /// <summary>
-    /// The longest key accepted, in characters; a longer one is refused (faulted, not retried). Default: 255, like HTTP
-    /// keys; at most what the store can index.
-    /// </summary>
-    public int MaxKeyLength { get; set; } = IdempotencyKeyParser.DefaultMaxLength;
-
-    /// <summary>
-    /// Turns a refused payload (a key reused with a different payload) into the text kept in the audit, before it is
-    /// capped at <see cref="AuditPayloadLimit"/>. Arguments: the content type and the bytes the fingerprint hashed.
-    /// Default: <see cref="IdempotencyPayloadRedactor.Redact"/> (JSON keeps its shape with the values of sensitive-looking
-    /// members — card, cvc, iban, password, secret, token, account number… — replaced by <c>"***"</c>; anything else is
-    /// summarised by its length).
-    /// </summary>
-    public Func<string?, ReadOnlyMemory<byte>, string> PayloadRedactor { get; set; } = IdempotencyPayloadRedactor.Redact;
-
-    /// <summary>The most characters of a redacted payload kept in the audit. Default: 2048.</summary>
-    public int AuditPayloadLimit { get; set; } = 2048;
-
-    /// <summary>
-    /// How often expired records (and, for stores that keep an audit, entries older than <see cref="AuditRetention"/>)
-    /// are purged, for stores without native expiry (SQL), when the services come from
-    /// <c>AddIdempotentConsumers</c>. Default: 5 minutes.
-    /// </summary>
-    public TimeSpan PurgeInterval { get; set; } = TimeSpan.FromMinutes(5);
-
-    /// <summary>The most rows one purge statement deletes; purging repeats until a batch comes back short. Default: 500.</summary>
-    public int PurgeBatchSize { get; set; } = 500;
-
-    /// <summary>How long key-reuse audit entries are kept. Default: 30 days.</summary>
-    public TimeSpan AuditRetention { get; set; } = TimeSpan.FromDays(30);
-
-    /// <summary>
     /// Takes the key of <typeparamref name="TMessage"/> from the message itself (for example a payout id), instead of
     /// the message id or <see cref="KeyHeader"/>. Messages of other types keep the default.
     /// </summary>
@@ -93,19 +63,14 @@ public sealed class IdempotentConsumerOptions : IdempotencyEngineOptions
     public override IReadOnlyList<string> Validate()
     {
         var problems = new List<string>(base.Validate());
-        if (MaxKeyLength is < 1 or > 4096)
-        {
-            problems.Add($"Oncely.MassTransit: MaxKeyLength must be between 1 and 4096 (it is {MaxKeyLength}); the default is 255.");
-        }
-
         if (KeyHeader is { Length: 0 } || TenantHeader is { Length: 0 })
         {
             problems.Add("Oncely.MassTransit: KeyHeader and TenantHeader must be null (the defaults) or a header name, not empty.");
         }
 
-        if (OperationName is null || PayloadRedactor is null)
+        if (OperationName is null)
         {
-            problems.Add("Oncely.MassTransit: OperationName and PayloadRedactor must be set (leave them at their defaults if unsure).");
+            problems.Add("Oncely.MassTransit: OperationName must be set (leave it at its default if unsure).");
         }
 
         if (!Enum.IsDefined(FingerprintSource))
@@ -113,37 +78,9 @@ public sealed class IdempotentConsumerOptions : IdempotencyEngineOptions
             problems.Add($"Oncely.MassTransit: FingerprintSource {FingerprintSource} is not one of Message or TransportBody.");
         }
 
-        if (AuditPayloadLimit < 0)
-        {
-            problems.Add($"Oncely.MassTransit: AuditPayloadLimit must not be negative (it is {AuditPayloadLimit}).");
-        }
-
-        if (PurgeInterval <= TimeSpan.Zero || PurgeBatchSize <= 0 || AuditRetention <= TimeSpan.Zero)
-        {
-            problems.Add($"Oncely.MassTransit: PurgeInterval, PurgeBatchSize and AuditRetention must be positive (they are {PurgeInterval}, {PurgeBatchSize} and {AuditRetention}).");
-        }
-
         return problems;
     }
 
     private static string DefaultOperationName(Type type)
         => type.IsAssignableTo(typeof(IConsumer)) ? type.FullName ?? type.Name : "handler:" + MessageUrn.ForTypeString(type);
-}
-
-/// <summary>What the fingerprint of a consumed message hashes.</summary>
-public enum MessageFingerprintSource
-{
-    /// <summary>
-    /// The deserialised message, serialised again with MassTransit's JSON settings and canonicalised (RFC 8785), under
-    /// the message type's URN. Two sends of the same message match whatever their envelopes say; members the contract
-    /// does not declare are not part of it.
-    /// </summary>
-    Message = 0,
-
-    /// <summary>
-    /// The transport body exactly as received (JSON canonicalised first when its content type is JSON). Only for raw
-    /// JSON or other envelope-less serialisers: an envelope carries a new sent time on every publish, so a republished
-    /// duplicate would count as another payload.
-    /// </summary>
-    TransportBody = 1,
 }

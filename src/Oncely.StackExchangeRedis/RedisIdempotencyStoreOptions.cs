@@ -74,7 +74,7 @@ public sealed class RedisIdempotencyStoreOptions
     /// <summary>
     /// The most key-reuse audit entries kept: the stream is capped at about this many (Redis trims whole blocks, so a
     /// few more may stay), oldest first; the host's sweeper also deletes entries older than
-    /// <c>IdempotencyOptions.AuditRetention</c>. Default 10,000; between 100 and 10,000,000.
+    /// <c>IdempotencyMaintenanceOptions.AuditRetention</c>. Default 10,000; between 100 and 10,000,000.
     /// </summary>
     public int AuditMaxEntries { get; set; } = 10_000;
 

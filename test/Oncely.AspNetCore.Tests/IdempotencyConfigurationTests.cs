@@ -86,10 +86,11 @@ public sealed class IdempotencyConfigurationTests
         Assert.Equal(TimeSpan.FromSeconds(2), options.InProgressRetryAfter);
         Assert.Equal(TimeSpan.FromSeconds(9), options.StoreUnavailableRetryAfter);
         Assert.Equal("https://payments.example/problems/", options.ProblemTypeBaseUri);
-        Assert.Equal(512, options.AuditPayloadLimit);
-        Assert.Equal(TimeSpan.FromMinutes(1), options.PurgeInterval);
-        Assert.Equal(100, options.PurgeBatchSize);
-        Assert.Equal(TimeSpan.FromDays(90), options.AuditRetention);
+        var maintenance = app.Services.GetRequiredService<IOptions<IdempotencyMaintenanceOptions>>().Value;
+        Assert.Equal(512, maintenance.AuditPayloadLimit);
+        Assert.Equal(TimeSpan.FromMinutes(1), maintenance.PurgeInterval);
+        Assert.Equal(100, maintenance.PurgeBatchSize);
+        Assert.Equal(TimeSpan.FromDays(90), maintenance.AuditRetention);
         var executor = app.Services.GetRequiredService<IdempotencyExecutor>();
         Assert.Equal(TimeSpan.FromSeconds(45), executor.Lease);
         Assert.Equal(TimeSpan.FromDays(2), executor.Expiration);
@@ -189,6 +190,22 @@ public sealed class IdempotencyConfigurationTests
     }
 
     [Fact]
-    public void PayloadRedactor_Default_IsTheSharedCoreRedactor()
-        => Assert.Equal(IdempotencyPayloadRedactor.Redact, new IdempotencyOptions().PayloadRedactor);
+    public async Task Start_MisspelledMaintenanceSetting_FailsNamingIt()
+    {
+        var error = await StartFailsAsync(new Dictionary<string, string?> { ["Oncely:PurgeIntervall"] = "00:01:00" });
+
+        Assert.Contains("PurgeIntervall", error.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("Oncely:AuditRetention", "00:00:00", "AuditRetention must be positive")]
+    [InlineData("Oncely:PurgeBatchSize", "0", "PurgeInterval and PurgeBatchSize must be positive")]
+    [InlineData("Oncely:AuditPayloadLimit", "-1", "AuditPayloadLimit must not be negative")]
+    public async Task Start_MaintenanceValueTheOptionsRefuse_FailsSayingWhatToChange(string key, string value, string message)
+    {
+        var error = await StartFailsAsync(new Dictionary<string, string?> { [key] = value });
+
+        var validation = Assert.IsType<OptionsValidationException>(error);
+        Assert.Contains(message, validation.Message, StringComparison.Ordinal);
+    }
 }

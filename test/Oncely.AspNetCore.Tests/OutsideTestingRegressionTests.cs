@@ -430,7 +430,7 @@ public class OutsideTestingRegressionTests
     [Fact]
     public async Task KeyReused_RedactorThrows_Still422_AuditHasSummaryWithoutPayload()
     {
-        await using var app = await TestApp.StartAsync(o => o.PayloadRedactor = (_, _) => throw new InvalidOperationException("redactor bug"));
+        await using var app = await TestApp.StartAsync(maintenance: o => o.PayloadRedactor = (_, _) => throw new InvalidOperationException("redactor bug"));
         await app.PostAsync("/payments", "k", """{"amount":100}""");
 
         var reused = await app.PostAsync("/payments", "k", """{"amount":999,"card":"4242424242424242"}""");

@@ -51,7 +51,7 @@ public sealed class TestApp : IAsyncDisposable
 
     public int CallsTo(string name) => Calls.TryGetValue(name, out var n) ? n : 0;
 
-    public static async Task<TestApp> StartAsync(Action<IdempotencyOptions>? configure = null, Func<IServiceProvider, IIdempotencyStore>? store = null, bool realClock = false)
+    public static async Task<TestApp> StartAsync(Action<IdempotencyOptions>? configure = null, Func<IServiceProvider, IIdempotencyStore>? store = null, bool realClock = false, Action<IdempotencyMaintenanceOptions>? maintenance = null)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.WebHost.UseTestServer();
@@ -75,6 +75,11 @@ public sealed class TestApp : IAsyncDisposable
         if (store is not null)
         {
             idempotency.UseStore(store);
+        }
+
+        if (maintenance is not null)
+        {
+            idempotency.ConfigureMaintenance(maintenance);
         }
 
         var app = builder.Build();

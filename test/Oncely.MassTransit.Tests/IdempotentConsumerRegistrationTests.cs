@@ -1,6 +1,7 @@
 using MassTransit;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Oncely.MassTransit.Testing;
 using Oncely.MassTransit.Tests.Infrastructure;
@@ -198,8 +199,63 @@ public sealed class IdempotentConsumerRegistrationTests
     }
 
     [Fact]
-    public void PayloadRedactor_Default_IsTheSharedCoreRedactor()
-        => Assert.Equal(IdempotencyPayloadRedactor.Redact, new IdempotentConsumerOptions().PayloadRedactor);
+    public void AddIdempotentConsumers_WithAddIdempotency_RegistersOneStoreMaintenance()
+    {
+        var services = new ServiceCollection();
+        services.AddIdempotency();
+        services.AddIdempotentConsumers();
+        services.AddIdempotentConsumers();
+
+        Assert.Single(services, d => d.ServiceType == typeof(IHostedService) && d.ImplementationType == typeof(IdempotencyStoreMaintenance));
+        Assert.Single(services, d => d.ServiceType == typeof(KeyReuseAuditor));
+    }
+
+    [Fact]
+    public async Task ConfigureMaintenance_FromEitherTransport_OneSweeperPurgesOnTheSharedInterval()
+    {
+        var clock = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(new DateTimeOffset(2026, 12, 1, 0, 0, 0, TimeSpan.Zero));
+        var builder = Host.CreateApplicationBuilder();
+        builder.Logging.ClearProviders();
+        builder.Services.AddSingleton<TimeProvider>(clock);
+        builder.Services.AddIdempotentConsumers(o =>
+        {
+            o.Expiration = TimeSpan.FromMinutes(1);
+            o.RenewLease = false;
+        }).ConfigureMaintenance(o => o.PurgeInterval = TimeSpan.FromMinutes(2));
+        builder.Services.AddIdempotency().ConfigureMaintenance(o => o.PurgeBatchSize = 7);
+        using var host = builder.Build();
+        var store = (InMemoryIdempotencyStore)host.Services.GetRequiredService<IIdempotencyStore>();
+        await host.StartAsync();
+        try
+        {
+            var shared = host.Services.GetRequiredService<IOptions<IdempotencyMaintenanceOptions>>().Value;
+            Assert.Equal((TimeSpan.FromMinutes(2), 7), (shared.PurgeInterval, shared.PurgeBatchSize));
+            var executor = host.Services.GetRequiredService<IdempotentConsumerServices>().Executor;
+            await executor.BeginAsync(new IdempotencyRecordId("t", "op", "k"), new string('a', 64));
+            Assert.Equal(1, store.Count);
+
+            clock.Advance(TimeSpan.FromMinutes(2));
+            await Eventually.HoldsAsync(() => store.Count == 0, "the one sweeper purges the expired record");
+        }
+        finally
+        {
+            await host.StopAsync();
+        }
+    }
+
+    [Fact]
+    public async Task Start_ConsumerMaxKeyLengthAboveTheStoresLimit_RefusedWithWhatToChange()
+    {
+        var builder = Host.CreateApplicationBuilder();
+        builder.Logging.ClearProviders();
+        builder.Services.AddIdempotentConsumers(o => o.MaxKeyLength = 4096).UseStore(_ => new LimitedStore(new InMemoryIdempotencyStore(), 1024));
+        using var host = builder.Build();
+
+        var error = await Assert.ThrowsAsync<InvalidOperationException>(() => host.StartAsync());
+
+        Assert.Contains("Oncely.MassTransit: MaxKeyLength is 4096", error.Message, StringComparison.Ordinal);
+        Assert.Contains("Set MaxKeyLength to 1024 or less", error.Message, StringComparison.Ordinal);
+    }
 
     private static string Flatten(Exception error)
     {

@@ -52,7 +52,53 @@ public sealed class IdempotentConsumerTelemetryTests
         Assert.All(requests.Where(a => a != released), a => Assert.Null(a.GetTagItem(IdempotencyDiagnostics.ErrorTypeTag)));
         Assert.All(requests, a => Assert.NotEmpty(traces.ChildrenOf(a)));
     }
+
+    [Fact]
+    public async Task KeyReused_AuditWrite_GetsTheStoreCallSpanUnderTheDeliverysRequestSpan()
+    {
+        // Regression (issue 18): message audits were written past the executor, so they had no store-call span.
+        using var traces = new TraceCapture();
+        var store = new InMemoryIdempotencyStore();
+        var consumed = new ConsumedCounter();
+        var bus = Bus.Factory.CreateUsingInMemory(cfg =>
+        {
+            cfg.ReceiveEndpoint("audited-payouts", e =>
+            {
+                e.UseIdempotentConsumers(store);
+                e.Handler<AuditedPayout>(_ => Task.CompletedTask);
+            });
+        });
+        bus.ConnectReceiveObserver(consumed);
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        await bus.StartAsync(timeout.Token);
+        try
+        {
+            var id = Guid.NewGuid();
+            var endpoint = await bus.GetSendEndpoint(new Uri("queue:audited-payouts"));
+            await endpoint.Send(new AuditedPayout("acc-1", 100), c => c.MessageId = id, timeout.Token);
+            await Eventually.HoldsAsync(() => consumed[id] == 1, "the first delivery is acknowledged");
+            await endpoint.Send(new AuditedPayout("acc-1", 999), c => c.MessageId = id, timeout.Token);
+            await Eventually.HoldsAsync(() => RequestsOf(traces).Any(a => Equals(a.GetTagItem(IdempotencyDiagnostics.OutcomeTag), "key_reused")), "the reuse is refused");
+        }
+        finally
+        {
+            await bus.StopAsync(timeout.Token);
+        }
+
+        var requests = RequestsOf(traces);
+        var refused = Assert.Single(requests, a => Equals(a.GetTagItem(IdempotencyDiagnostics.OutcomeTag), "key_reused"));
+        var audit = Assert.Single(traces.ChildrenOf(refused), a => a.OperationName == IdempotencyDiagnostics.StoreActivityPrefix + "append_audit");
+        Assert.Equal("append_audit", audit.GetTagItem(IdempotencyDiagnostics.StoreOperationTag));
+        var entries = await store.ListAuditAsync(new KeyReuseAuditQuery(), CancellationToken.None);
+        Assert.Single(entries.Entries);
+
+        static IReadOnlyList<System.Diagnostics.Activity> RequestsOf(TraceCapture traces)
+            => traces.RequestsOf("handler:" + MessageUrn.ForTypeString<AuditedPayout>() + "@audited-payouts");
+    }
 }
+
+/// <summary>A message type of this test's own, so its operation (and so its spans) is no other test's.</summary>
+public sealed record AuditedPayout(string Account, long Amount);
 
 /// <summary>A message type of this test's own, so its operation (and so its spans) is no other test's.</summary>
 public sealed record TracedPayout(string Account, long Amount);

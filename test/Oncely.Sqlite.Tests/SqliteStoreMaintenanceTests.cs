@@ -24,12 +24,12 @@ public sealed class SqliteStoreMaintenanceTests : IDisposable
         var builder = Host.CreateApplicationBuilder();
         builder.Logging.ClearProviders();
         builder.Services.AddSingleton<TimeProvider>(clock);
-        builder.Services.AddIdempotency(o =>
+        builder.Services.AddIdempotency().UseSqlite(TemporaryDirectory.ConnectionStringFor(file)).ConfigureMaintenance(o =>
         {
             o.PurgeInterval = TimeSpan.FromMinutes(1);
             o.PurgeBatchSize = 2;
             o.AuditRetention = TimeSpan.FromDays(30);
-        }).UseSqlite(TemporaryDirectory.ConnectionStringFor(file));
+        });
         using var host = builder.Build();
         await host.StartAsync();
         var audit = (IIdempotencyAuditStore)host.Services.GetRequiredService<IIdempotencyStore>();
@@ -54,7 +54,7 @@ public sealed class SqliteStoreMaintenanceTests : IDisposable
 
     [Fact]
     public void AuditRetention_Default_Is30Days()
-        => Assert.Equal(TimeSpan.FromDays(30), new Oncely.AspNetCore.IdempotencyOptions().AuditRetention);
+        => Assert.Equal(TimeSpan.FromDays(30), new IdempotencyMaintenanceOptions().AuditRetention);
 
     private static KeyReuseAuditEntry Entry(string key, DateTimeOffset at)
         => new(new IdempotencyRecordId("tenant", "POST /payments", key), new string('a', 64), new string('b', 64), "{}", at);

@@ -9,8 +9,9 @@ public static class IdempotencyConfigurationServiceCollectionExtensions
 {
     /// <summary>
     /// Adds the idempotency engine (as <see cref="IdempotencyServiceCollectionExtensions.AddIdempotency(IServiceCollection, Action{IdempotencyOptions}?)"/>)
-    /// with every <see cref="IdempotencyOptions"/> setting, named policies included (<c>Policies:payments:Lease</c>),
-    /// bound from <paramref name="configuration"/>, usually <c>builder.Configuration.GetSection("Oncely")</c>.
+    /// with every <see cref="IdempotencyOptions"/> setting, named policies included (<c>Policies:payments:Lease</c>), and
+    /// the shared <see cref="IdempotencyMaintenanceOptions"/> (<c>PurgeInterval</c>, <c>AuditRetention</c>, …) bound from
+    /// <paramref name="configuration"/>, usually <c>builder.Configuration.GetSection("Oncely")</c>.
     /// <paramref name="configure"/> runs after the binding, so code has the last word. Binding is strict: a key that is
     /// not a setting (a misspelling) or a value that does not convert (durations are <c>"hh:mm:ss"</c>, days
     /// <c>"d.hh:mm:ss"</c>) stops the host at start-up with a message naming the key, as does any value the options'
@@ -25,6 +26,7 @@ public static class IdempotencyConfigurationServiceCollectionExtensions
         ArgumentNullException.ThrowIfNull(services);
         ArgumentNullException.ThrowIfNull(configuration);
         services.AddOptions<IdempotencyOptions>().Configure(options => IdempotencyOptionsBinder.Bind(configuration, options));
+        services.AddOptions<IdempotencyMaintenanceOptions>().Configure(options => IdempotencyOptionsBinder.Bind(configuration, options));
         return services.AddIdempotency(configure);
     }
 }

@@ -1,16 +1,42 @@
 using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Primitives;
 
 namespace Oncely.AspNetCore;
 
-/// <summary>Binds <see cref="IdempotencyOptions"/> from a configuration section, strictly, with messages that say what to change.</summary>
+/// <summary>
+/// Binds <see cref="IdempotencyOptions"/> from a configuration section, strictly, with messages that say what to change.
+/// The section also holds the settings every transport shares (<see cref="IdempotencyMaintenanceOptions"/>:
+/// <c>PurgeInterval</c>, <c>PurgeBatchSize</c>, <c>AuditRetention</c>, <c>AuditPayloadLimit</c>), beside the HTTP ones,
+/// as they always were; those keys go to the shared options.
+/// </summary>
 internal static class IdempotencyOptionsBinder
 {
+    private static readonly HashSet<string> MaintenanceKeys = new(StringComparer.OrdinalIgnoreCase)
+    {
+        nameof(IdempotencyMaintenanceOptions.PurgeInterval),
+        nameof(IdempotencyMaintenanceOptions.PurgeBatchSize),
+        nameof(IdempotencyMaintenanceOptions.AuditRetention),
+        nameof(IdempotencyMaintenanceOptions.AuditPayloadLimit),
+    };
+
     /// <exception cref="InvalidOperationException">A key is not a setting, or a value does not convert; the message names it.</exception>
     public static void Bind(IConfiguration configuration, IdempotencyOptions options)
+        => BindStrictly(configuration, Only(configuration, maintenance: false), options);
+
+    /// <exception cref="InvalidOperationException">A value does not convert; the message names it.</exception>
+    public static void Bind(IConfiguration configuration, IdempotencyMaintenanceOptions options)
+        => BindStrictly(configuration, Only(configuration, maintenance: true), options);
+
+    // The section's keys of one kind: the shared maintenance settings, or all the others (HTTP settings, policies and
+    // any misspelling, which the strict binding then names).
+    private static IConfiguration Only(IConfiguration configuration, bool maintenance)
+        => new SomeKeys(configuration, key => MaintenanceKeys.Contains(key) == maintenance);
+
+    private static void BindStrictly(IConfiguration configuration, IConfiguration values, object options)
     {
         try
         {
-            configuration.Bind(options, binder => binder.ErrorOnUnknownConfiguration = true);
+            values.Bind(options, binder => binder.ErrorOnUnknownConfiguration = true);
         }
         catch (InvalidOperationException e)
         {
@@ -36,5 +62,22 @@ internal static class IdempotencyOptionsBinder
         }
 
         return messages.Count == 0 ? exception.Message : string.Join(" ", messages);
+    }
+
+    // A view of a section that shows only some of its top-level keys; everything below them is the section's own, so
+    // the binder's messages name the full paths (Oncely:Lease).
+    private sealed class SomeKeys(IConfiguration section, Func<string, bool> keep) : IConfiguration
+    {
+        public string? this[string key]
+        {
+            get => section[key];
+            set => section[key] = value;
+        }
+
+        public IEnumerable<IConfigurationSection> GetChildren() => section.GetChildren().Where(child => keep(child.Key));
+
+        public IChangeToken GetReloadToken() => section.GetReloadToken();
+
+        public IConfigurationSection GetSection(string key) => section.GetSection(key);
     }
 }

@@ -6,8 +6,8 @@ namespace Oncely;
 
 /// <summary>
 /// Turns a refused payload (a key reused with a different payload) into text that is safe to keep in the key-reuse
-/// audit. It is the default <c>PayloadRedactor</c> of both hosts: <c>IdempotencyOptions.PayloadRedactor</c>
-/// (Oncely.AspNetCore) and <c>IdempotentConsumerOptions.PayloadRedactor</c> (Oncely.MassTransit).
+/// audit. It is the default <see cref="IdempotencyMaintenanceOptions.PayloadRedactor"/>, shared by every transport
+/// (Oncely.AspNetCore, Oncely.MassTransit).
 /// </summary>
 /// <remarks>
 /// <para>The rules, in order:</para>

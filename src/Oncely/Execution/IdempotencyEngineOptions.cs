@@ -70,6 +70,13 @@ public class IdempotencyEngineOptions
     public TimeSpan ReservationLockTimeout { get; set; } = TimeSpan.FromSeconds(5);
 
     /// <summary>
+    /// The longest key accepted, in characters; a longer one is refused before the store is asked. Default: 255; at most
+    /// 4096, and at most what the store can index (<see cref="IIdempotencyStoreLimits"/>: 1024 for PostgreSQL), checked
+    /// when the host starts.
+    /// </summary>
+    public int MaxKeyLength { get; set; } = IdempotencyKeyParser.DefaultMaxLength;
+
+    /// <summary>
     /// Checks the settings and returns what to change, or an empty list.
     /// </summary>
     /// <returns>One sentence per problem.</returns>
@@ -118,6 +125,11 @@ public class IdempotencyEngineOptions
         if (InProgressWait > TimeSpan.Zero && InProgressPollInterval <= TimeSpan.Zero)
         {
             problems.Add($"Oncely: InProgressPollInterval must be positive when InProgressWait is set (it is {InProgressPollInterval}).");
+        }
+
+        if (MaxKeyLength is < 1 or > 4096)
+        {
+            problems.Add($"Oncely: MaxKeyLength must be between 1 and 4096 (it is {MaxKeyLength}); the default is 255.");
         }
 
         if (ReservationLockTimeout < TimeSpan.FromMilliseconds(1) || ReservationLockTimeout > TimeSpan.FromMinutes(1))

@@ -92,6 +92,9 @@ public sealed partial class IdempotencyExecutor
     /// </summary>
     public IdempotencyEngineOptions Options => _runtime.Options;
 
+    /// <summary>The engine's clock (timeouts, audit timestamps).</summary>
+    internal TimeProvider Clock => _runtime.Clock;
+
     /// <summary>The lease this executor's operations hold: the policy's, else <see cref="IdempotencyEngineOptions.Lease"/>.</summary>
     public TimeSpan Lease => _runtime.Settings.Lease;
 

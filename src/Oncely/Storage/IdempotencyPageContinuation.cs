@@ -5,12 +5,13 @@ using System.Text.Json;
 namespace Oncely;
 
 /// <summary>
-/// The opaque continuations of <see cref="IIdempotencyStoreAdministration"/>'s pages, for store implementers: a keyset
+/// The opaque continuations of <see cref="IIdempotencyStoreAdministration"/>'s pages, shared by Oncely's own stores
+/// (a third-party store writes its own; the conformance suite only needs it to refuse a foreign one): a keyset
 /// position (where the previous page ended), never an offset, so a page is stable while records are added or removed
 /// before it. The text is URL-safe (base64url) and carries a version, so a continuation from another kind of listing or
 /// a damaged one is refused with an <see cref="ArgumentException"/> rather than misread.
 /// </summary>
-public static class IdempotencyPageContinuation
+internal static class IdempotencyPageContinuation
 {
     /// <summary>The longest continuation accepted, in characters: a key, a tenant and an operation fit with room to spare.</summary>
     public const int MaxLength = 8192;

@@ -7,9 +7,10 @@ namespace Oncely;
 /// <summary>
 /// The text form SQL stores keep replayed headers in: a JSON array of <c>[name, value]</c> pairs, in order, duplicates
 /// kept (for example <c>[["Content-Type","application/json"],["Location","/payments/1"]]</c>). Shared by every store and
-/// by the EF Core mapping, so a record written by one can be read by another.
+/// by the EF Core mapping, so a record written by one can be read by another. Internal: a third-party store keeps
+/// headers in whatever form it likes.
 /// </summary>
-public static class StoredHeaders
+internal static class StoredHeaders
 {
     /// <summary>Writes the headers in the stored form (<c>[]</c> when there are none).</summary>
     /// <param name="headers">The headers, in order.</param>

@@ -7,41 +7,40 @@ namespace Oncely.MassTransit;
 
 /// <summary>
 /// What every idempotent consume filter of a bus shares: the executor (its own, with the consumer settings, over the
-/// application's store), the options, the clock and the log. Turns a consumed message into its record id.
+/// application's store), the options, the shared <see cref="KeyReuseAuditor"/> and the log. Turns a consumed message
+/// into its record id (key and tenant); everything else a transport needs lives in core.
 /// </summary>
-internal sealed partial class IdempotentConsumerEngine
+internal sealed partial class IdempotentConsumerServices
 {
     private readonly ILogger _logger;
+    private readonly KeyReuseAuditor _auditor;
 
-    public IdempotentConsumerEngine(IIdempotencyStore store, IdempotentConsumerOptions options, TimeProvider? clock, ILoggerFactory? loggerFactory)
+    public IdempotentConsumerServices(IIdempotencyStore store, IdempotentConsumerOptions options, KeyReuseAuditor auditor, TimeProvider? clock, ILoggerFactory? loggerFactory)
     {
         ArgumentNullException.ThrowIfNull(store);
         ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(auditor);
         var problems = options.Validate();
         if (problems.Count > 0)
         {
             throw new ArgumentException(string.Join(Environment.NewLine, problems), nameof(options));
         }
 
-        if (store is IIdempotencyStoreLimits limits && options.MaxKeyLength > limits.MaxKeyLength)
+        if (IdempotencyStoreLimitsCheck.Refusal(store, options.MaxKeyLength, "Oncely.MassTransit") is { } refusal)
         {
-            throw new ArgumentException(
-                $"Oncely.MassTransit: MaxKeyLength is {options.MaxKeyLength}, but the idempotency store {store.GetType().Name} can index keys of at most {limits.MaxKeyLength} characters. Set MaxKeyLength to {limits.MaxKeyLength} or less (the default, 255, fits every store).",
-                nameof(options));
+            throw new ArgumentException(refusal, nameof(options));
         }
 
         loggerFactory ??= NullLoggerFactory.Instance;
         Options = options;
-        Clock = clock ?? TimeProvider.System;
-        Executor = new IdempotencyExecutor(store, options, Clock, loggerFactory.CreateLogger<IdempotencyExecutor>());
+        _auditor = auditor;
+        Executor = new IdempotencyExecutor(store, options, clock ?? TimeProvider.System, loggerFactory.CreateLogger<IdempotencyExecutor>());
         _logger = loggerFactory.CreateLogger("Oncely.MassTransit.IdempotentConsumeFilter");
     }
 
     public IdempotencyExecutor Executor { get; }
 
     public IdempotentConsumerOptions Options { get; }
-
-    public TimeProvider Clock { get; }
 
     public ILogger Logger => _logger;
 
@@ -101,7 +100,7 @@ internal sealed partial class IdempotentConsumerEngine
             return true;
         }
 
-        if (!await AuditAsync(record, attempted).ConfigureAwait(false))
+        if (!await _auditor.AuditAsync(Executor, record, attempted.Value, attempted.ContentType, attempted.Payload).ConfigureAwait(false))
         {
             return false;
         }
@@ -109,59 +108,4 @@ internal sealed partial class IdempotentConsumerEngine
         audited.Audited(record.Id);
         return true;
     }
-
-    /// <summary>
-    /// Records a key reused with a different payload: the redacted, capped payload and both fingerprints go to the log
-    /// (event <see cref="IdempotencyEventIds.KeyReused"/>) and, when the store keeps one, to its audit. Never throws.
-    /// </summary>
-    /// <returns><see langword="false"/> when the store keeps an audit and writing the entry failed (event <see cref="IdempotencyEventIds.AuditFailed"/>).</returns>
-    public async Task<bool> AuditAsync(IdempotencyRecord record, MessageFingerprint attempted)
-    {
-        var id = record.Id;
-        string payload;
-        try
-        {
-            payload = Options.PayloadRedactor(attempted.ContentType, attempted.Payload);
-        }
-        catch (Exception ex)
-        {
-            LogRedactionFailed(_logger, ex, id.Tenant, id.Operation, id.Key);
-            payload = string.Create(CultureInfo.InvariantCulture, $"[{attempted.Payload.Length} bytes of {attempted.ContentType ?? "unknown content"}; could not be redacted, not logged]");
-        }
-
-        if (payload.Length > Options.AuditPayloadLimit)
-        {
-            payload = string.Concat(payload.AsSpan(0, Options.AuditPayloadLimit), "…[truncated]");
-        }
-
-        LogKeyReused(_logger, id.Tenant, id.Operation, id.Key, record.Fingerprint, attempted.Value, payload);
-        if (Executor.Store is not IIdempotencyAuditStore audit)
-        {
-            return true;
-        }
-
-        try
-        {
-            using var timeout = new CancellationTokenSource(Options.StoreTimeout, Clock);
-            await audit.AppendAsync(new KeyReuseAuditEntry(id, record.Fingerprint, attempted.Value, payload, Clock.GetUtcNow()), timeout.Token).ConfigureAwait(false);
-            return true;
-        }
-        catch (Exception ex)
-        {
-            LogAuditFailed(_logger, ex, id.Tenant, id.Operation, id.Key);
-            return false;
-        }
-    }
-
-    [LoggerMessage(IdempotencyEventIds.MessageRejected, LogLevel.Warning, "A message was refused by {Operation} without running ({Reason}): {Detail}")]
-    private static partial void LogRejected(ILogger logger, string operation, MessageRejection reason, string detail);
-
-    [LoggerMessage(IdempotencyEventIds.KeyReused, LogLevel.Warning, "AUDIT key reused with a different payload: tenant {Tenant}, operation {Operation}, key {Key}, stored fingerprint {StoredFingerprint}, attempted fingerprint {AttemptedFingerprint}, payload {Payload}")]
-    private static partial void LogKeyReused(ILogger logger, string tenant, string operation, string key, string storedFingerprint, string attemptedFingerprint, string payload);
-
-    [LoggerMessage(IdempotencyEventIds.AuditFailed, LogLevel.Warning, "Writing the key-reuse audit entry for {Operation}, tenant {Tenant}, key {Key} failed")]
-    private static partial void LogAuditFailed(ILogger logger, Exception exception, string tenant, string operation, string key);
-
-    [LoggerMessage(IdempotencyEventIds.AuditRedactionFailed, LogLevel.Warning, "The payload redactor failed on the key-reuse audit entry for {Operation}, tenant {Tenant}, key {Key}; a summary without the payload was kept instead")]
-    private static partial void LogRedactionFailed(ILogger logger, Exception exception, string tenant, string operation, string key);
 }

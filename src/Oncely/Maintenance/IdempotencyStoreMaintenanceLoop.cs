@@ -9,10 +9,11 @@ namespace Oncely;
 /// (<see cref="IIdempotencyAuditStore"/>), each in bounded batches repeated until one comes back short.
 /// </summary>
 /// <remarks>
-/// Advanced: Oncely.AspNetCore and Oncely.MassTransit each run one from a hosted service of their own; use it directly
-/// only to host a store without them. A capability the store lacks is skipped. Failures never throw: they are logged
-/// with event <see cref="IdempotencyEventIds.MaintenanceFailed"/> and the next tick tries again. Several loops on one
-/// store (an application that serves HTTP and consumes messages) are safe: the deletes are idempotent.
+/// Advanced: <c>AddIdempotency()</c> and <c>AddIdempotentConsumers()</c> run one from a single hosted service, registered
+/// once however many transports an application uses; use it directly only to host a store without them (a bus built
+/// with the store overload of <c>UseIdempotentConsumers</c>). A capability the store lacks is skipped. Failures never
+/// throw: they are logged with event <see cref="IdempotencyEventIds.MaintenanceFailed"/> and the next tick tries again.
+/// Several loops on one store (several instances of an application) are safe: the deletes are idempotent.
 /// </remarks>
 public sealed partial class IdempotencyStoreMaintenanceLoop
 {
@@ -181,13 +182,4 @@ public sealed partial class IdempotencyStoreMaintenanceLoop
 
         return total;
     }
-
-    [LoggerMessage(IdempotencyEventIds.Purged, LogLevel.Debug, "Purged {Count} expired idempotency records")]
-    private static partial void LogPurged(ILogger logger, int count);
-
-    [LoggerMessage(IdempotencyEventIds.AuditPurged, LogLevel.Debug, "Purged {Count} key-reuse audit entries older than {Retention}")]
-    private static partial void LogAuditPurged(ILogger logger, int count, TimeSpan retention);
-
-    [LoggerMessage(IdempotencyEventIds.MaintenanceFailed, LogLevel.Warning, "Idempotency store maintenance failed: {Task}")]
-    private static partial void LogMaintenanceFailed(ILogger logger, Exception exception, string task);
 }
