@@ -49,13 +49,7 @@ internal sealed partial class SqliteIdempotencyStore : IIdempotencyStoreAdminist
             },
             cancellationToken).ConfigureAwait(false);
 
-        if (records.Count <= query.Limit)
-        {
-            return new IdempotencyRecordPage(records, null);
-        }
-
-        records.RemoveAt(records.Count - 1);
-        return new IdempotencyRecordPage(records, IdempotencyPageContinuation.ForRecord(records[^1]));
+        return IdempotencyPageContinuation.RecordPage(records, query.Limit);
     }
 
     /// <inheritdoc />
@@ -120,13 +114,7 @@ internal sealed partial class SqliteIdempotencyStore : IIdempotencyStoreAdminist
             },
             cancellationToken).ConfigureAwait(false);
 
-        if (entries.Count <= query.Limit)
-        {
-            return new KeyReuseAuditPage(entries, null);
-        }
-
-        entries.RemoveAt(entries.Count - 1);
-        return new KeyReuseAuditPage(entries, IdempotencyPageContinuation.ForAudit(positions[entries.Count - 1]));
+        return IdempotencyPageContinuation.AuditPage(entries, positions, query.Limit);
     }
 
     /// <summary>The listing statement for <paramref name="query"/>: fixed fragments only, every value a parameter.</summary>

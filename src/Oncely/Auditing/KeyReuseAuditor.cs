@@ -48,10 +48,11 @@ internal sealed partial class KeyReuseAuditor
 
         try
         {
-            var clock = executor.Clock;
+            var invoker = executor.StoreInvoker;
+            var clock = invoker.Clock;
             using var timeout = new CancellationTokenSource(executor.Options.StoreTimeout, clock);
             var entry = new KeyReuseAuditEntry(id, record.Fingerprint, attemptedFingerprint, kept, clock.GetUtcNow());
-            await executor.ObserveStoreCallAsync(
+            await invoker.ObserveAsync(
                 StoreCall.AppendAudit,
                 id.Operation,
                 static async (s, ct) =>

@@ -92,8 +92,8 @@ public sealed partial class IdempotencyExecutor
     /// </summary>
     public IdempotencyEngineOptions Options => _runtime.Options;
 
-    /// <summary>The engine's clock (timeouts, audit timestamps).</summary>
-    internal TimeProvider Clock => _runtime.Clock;
+    /// <summary>Every store call outside an attempt (the key-reuse audit) goes through the same invoker: span, timer, clock.</summary>
+    internal StoreInvoker StoreInvoker => _runtime.Store;
 
     /// <summary>The lease this executor's operations hold: the policy's, else <see cref="IdempotencyEngineOptions.Lease"/>.</summary>
     public TimeSpan Lease => _runtime.Settings.Lease;
@@ -317,19 +317,6 @@ public sealed partial class IdempotencyExecutor
             attempt?.Stop();
         }
     }
-
-    /// <summary>
-    /// A store call made outside the executor's own (the key-reuse audit), traced and timed the same way. Not bounded by
-    /// <see cref="IdempotencyEngineOptions.StoreTimeout"/>.
-    /// </summary>
-    internal ValueTask<TResult> ObserveStoreCallAsync<TState, TResult>(
-        StoreCall name,
-        string operation,
-        Func<TState, CancellationToken, ValueTask<TResult>> call,
-        TState state,
-        CancellationToken cancellationToken,
-        Func<TResult, string?>? describe = null)
-        => _runtime.Store.ObserveAsync(name, operation, call, state, cancellationToken, describe);
 
     // Row 13: fail closed; nothing runs.
     private IdempotencyDecision StoreUnavailable(IdempotencyRecordId id, Exception failure)

@@ -20,6 +20,46 @@ internal static class IdempotencyPageContinuation
     private const string AuditVersion = "a1";
 
     /// <summary>
+    /// A page of records from a query that fetched one more than <paramref name="limit"/>: the extra record, when there is
+    /// one, only says that another page exists, and is cut before the continuation is made from the page's last record.
+    /// </summary>
+    /// <param name="fetched">At most <paramref name="limit"/> + 1 records, newest first; cut in place.</param>
+    /// <param name="limit">The page size asked for.</param>
+    /// <returns>The page, with a continuation when more records follow.</returns>
+    public static IdempotencyRecordPage RecordPage(List<IdempotencyRecordSummary> fetched, int limit)
+    {
+        ArgumentNullException.ThrowIfNull(fetched);
+        if (fetched.Count <= limit)
+        {
+            return new IdempotencyRecordPage(fetched, null);
+        }
+
+        fetched.RemoveRange(limit, fetched.Count - limit);
+        return new IdempotencyRecordPage(fetched, ForRecord(fetched[^1]));
+    }
+
+    /// <summary>
+    /// A page of audit entries from a query that fetched one more than <paramref name="limit"/>, as
+    /// <see cref="RecordPage"/> does for records; <paramref name="positions"/> holds each fetched entry's position.
+    /// </summary>
+    /// <param name="fetched">At most <paramref name="limit"/> + 1 entries, newest first; cut in place.</param>
+    /// <param name="positions">The store's position of each fetched entry, in the same order.</param>
+    /// <param name="limit">The page size asked for.</param>
+    /// <returns>The page, with a continuation when more entries follow.</returns>
+    public static KeyReuseAuditPage AuditPage(List<KeyReuseAuditEntry> fetched, IReadOnlyList<long> positions, int limit)
+    {
+        ArgumentNullException.ThrowIfNull(fetched);
+        ArgumentNullException.ThrowIfNull(positions);
+        if (fetched.Count <= limit)
+        {
+            return new KeyReuseAuditPage(fetched, null);
+        }
+
+        fetched.RemoveRange(limit, fetched.Count - limit);
+        return new KeyReuseAuditPage(fetched, ForAudit(positions[limit - 1]));
+    }
+
+    /// <summary>
     /// The continuation after <paramref name="last"/>, the last record of a page ordered newest first (by creation time,
     /// then by tenant, operation and key, all descending).
     /// </summary>
