@@ -31,16 +31,4 @@ internal sealed class IdempotencyMetrics(IdempotencyExecutor executor)
             context.Features.Get<IdempotencyAttempt>()?.SetOutcome(outcome);
         }
     }
-
-    internal static class Outcomes
-    {
-        public const string Executed = IdempotencyOutcomes.Executed;
-        public const string Replayed = IdempotencyOutcomes.Replayed;
-        public const string InProgress = IdempotencyOutcomes.InProgress;
-        public const string KeyReused = IdempotencyOutcomes.KeyReused;
-        public const string StoreUnavailable = IdempotencyOutcomes.StoreUnavailable;
-        public const string Rejected = IdempotencyOutcomes.Rejected;
-        public const string Released = IdempotencyOutcomes.Released;
-        public const string NoKey = IdempotencyOutcomes.NoKey;
-    }
 }

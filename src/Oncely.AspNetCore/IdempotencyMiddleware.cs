@@ -118,7 +118,7 @@ internal sealed partial class IdempotencyMiddleware
             if (!endpoint.KeyRequired)
             {
                 // Row 3: no key, no record.
-                _metrics.Count(context, IdempotencyMetrics.Outcomes.NoKey);
+                _metrics.Count(context, OutcomeTagValues.NoKey);
                 IdempotencyEndpointGuard.MarkHandled(context);
                 early?.AttachToRequest();
                 await _next(context).ConfigureAwait(false);
@@ -185,7 +185,7 @@ internal sealed partial class IdempotencyMiddleware
         catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
         {
             // Nobody is left to answer and nothing is held: not a store failure, not a 503.
-            _metrics.Count(context, IdempotencyMetrics.Outcomes.InProgress);
+            _metrics.Count(context, OutcomeTagValues.InProgress);
             context.Abort();
             return;
         }
@@ -228,7 +228,7 @@ internal sealed partial class IdempotencyMiddleware
                 await RejectAsync(context, IdempotencyRefusals.Row19RequestBodyUnreadable, IdempotencyRefusals.Row19Detail, key, body.FailureStatus).ConfigureAwait(false);
                 return null;
             case RequestBodyOutcome.ClientGone:
-                _metrics.Count(context, IdempotencyMetrics.Outcomes.Rejected);
+                _metrics.Count(context, OutcomeTagValues.Rejected);
                 context.Abort();
                 return null;
             default:
@@ -246,7 +246,7 @@ internal sealed partial class IdempotencyMiddleware
         }
 
         // Row 9b: the verifier's own refusal (a webhook's signature or timestamp).
-        _metrics.Count(context, IdempotencyMetrics.Outcomes.Rejected);
+        _metrics.Count(context, OutcomeTagValues.Rejected);
         LogRejected(_logger, context.Request.Method, context.Request.Path, StatusCodes.Status401Unauthorized, verification.ProblemType!);
         await _problems.WriteAsync(context, _options, StatusCodes.Status401Unauthorized, verification.ProblemType!, verification.Title!, verification.Detail!, key: null).ConfigureAwait(false);
         return null;
@@ -260,24 +260,24 @@ internal sealed partial class IdempotencyMiddleware
             case IdempotencyDecisionKind.Replay:
                 // Row 6.
                 var record = decision.Record!;
-                _metrics.Count(context, IdempotencyMetrics.Outcomes.Replayed);
+                _metrics.Count(context, OutcomeTagValues.Replayed);
                 LogReplayed(_logger, record.Id.Tenant, record.Id.Operation, record.Id.Key, record.Response!.StatusCode);
                 await _responses.ReplayAsync(context, record.Response).ConfigureAwait(false);
                 break;
             case IdempotencyDecisionKind.InProgress:
                 // Row 7.
-                _metrics.Count(context, IdempotencyMetrics.Outcomes.InProgress);
+                _metrics.Count(context, OutcomeTagValues.InProgress);
                 await WriteAsync(context, IdempotencyRefusals.Row07RequestInProgress, IdempotencyRefusals.Row07Detail, key, retryAfter: _options.InProgressRetryAfter).ConfigureAwait(false);
                 break;
             case IdempotencyDecisionKind.KeyReused:
                 // Row 8.
-                _metrics.Count(context, IdempotencyMetrics.Outcomes.KeyReused);
+                _metrics.Count(context, OutcomeTagValues.KeyReused);
                 await _auditor.AuditAsync(endpoint.Executor, decision.Record!, fingerprint, contentType, body).ConfigureAwait(false);
                 await WriteAsync(context, IdempotencyRefusals.Row08KeyReused, IdempotencyRefusals.Row08Detail, key, endpoint.Settings.KeyReusedStatusCode).ConfigureAwait(false);
                 break;
             default:
                 // Row 13: fail closed.
-                _metrics.Count(context, IdempotencyMetrics.Outcomes.StoreUnavailable);
+                _metrics.Count(context, OutcomeTagValues.StoreUnavailable);
                 await WriteAsync(context, IdempotencyRefusals.Row13StoreUnavailable, IdempotencyRefusals.Row13Detail, key, retryAfter: _options.StoreUnavailableRetryAfter).ConfigureAwait(false);
                 break;
         }
@@ -375,14 +375,14 @@ internal sealed partial class IdempotencyMiddleware
                 return;
             }
 
-            _metrics.Count(context, IdempotencyMetrics.Outcomes.Executed);
+            _metrics.Count(context, OutcomeTagValues.Executed);
             return;
         }
 
         if (execution.IsFinished)
         {
             // The handler completed or released the record itself.
-            _metrics.Count(context, IdempotencyMetrics.Outcomes.Executed);
+            _metrics.Count(context, OutcomeTagValues.Executed);
             return;
         }
 
@@ -397,7 +397,7 @@ internal sealed partial class IdempotencyMiddleware
             // One-commit mode records only what the handler's transaction committed. An answer given before reserving
             // (a validation 400) is simply not recorded; a success without a reservation means the effect, if any, ran
             // unprotected: a retry will run it again.
-            _metrics.Count(context, IdempotencyMetrics.Outcomes.Executed);
+            _metrics.Count(context, OutcomeTagValues.Executed);
             if (status is >= 200 and < 300)
             {
                 LogAnsweredWithoutReserving(_logger, execution.Id.Tenant, execution.Id.Operation, execution.Id.Key, status);
@@ -425,7 +425,7 @@ internal sealed partial class IdempotencyMiddleware
         var headers = _responses.SnapshotHeaders(response.Headers, capture.HeadersAtFirstWrite);
         var stored = _responses.Snapshot(status, headers, whole ? capture.Captured : ReadOnlyMemory<byte>.Empty, bodyOmitted: !whole || capture.Overflowed);
         await execution.CompleteAsync(stored, CancellationToken.None).ConfigureAwait(false);
-        _metrics.Count(context, IdempotencyMetrics.Outcomes.Executed);
+        _metrics.Count(context, OutcomeTagValues.Executed);
     }
 
     // A one-commit handler that has not reserved yet has written nothing that counts: its reservation's refusal (or the
@@ -484,13 +484,13 @@ internal sealed partial class IdempotencyMiddleware
     private async Task ReleaseAsync(HttpContext context, IdempotencyExecution execution)
     {
         await execution.ReleaseAsync(CancellationToken.None).ConfigureAwait(false);
-        _metrics.Count(context, IdempotencyMetrics.Outcomes.Released);
+        _metrics.Count(context, OutcomeTagValues.Released);
     }
 
     // A refusal before the operation starts (rows 2, 4, 9a, 9b, 9c, 15, 19): counted and logged as rejected.
     private Task RejectAsync(HttpContext context, IdempotencyRefusal refusal, string detail, string? key, int? status = null)
     {
-        _metrics.Count(context, IdempotencyMetrics.Outcomes.Rejected);
+        _metrics.Count(context, OutcomeTagValues.Rejected);
         LogRejected(_logger, context.Request.Method, context.Request.Path, status ?? refusal.Status, refusal.ProblemType);
         return WriteAsync(context, refusal, detail, key, status);
     }

@@ -74,7 +74,7 @@ internal sealed partial class IdempotentConsumeFilter<TMessage>(IdempotentConsum
         var id = shared.Identify(context, operation);
         var fingerprint = MessageFingerprint.Of(context, shared.Options.FingerprintSource);
         var decision = await shared.Executor.BeginAsync(id, fingerprint.Value, context.CancellationToken).ConfigureAwait(false);
-        attempt?.SetOutcome(IdempotencyOutcomes.For(decision.Kind));
+        attempt?.SetOutcome(OutcomeTagValues.For(decision.Kind));
         switch (decision.Kind)
         {
             case IdempotencyDecisionKind.Execute:
@@ -128,7 +128,7 @@ internal sealed partial class IdempotentConsumeFilter<TMessage>(IdempotentConsum
                 // Deleted so a retry runs again, or kept at its recovery point so a retry resumes there. Only the
                 // consumer's own failure is an error; the refusals above are answers, as they are over HTTP.
                 await execution.ReleaseAsync(CancellationToken.None).ConfigureAwait(false);
-                attempt?.SetOutcome(IdempotencyOutcomes.Released);
+                attempt?.SetOutcome(OutcomeTagValues.Released);
                 attempt?.SetError(ex);
                 throw;
             }

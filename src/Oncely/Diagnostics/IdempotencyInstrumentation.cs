@@ -108,7 +108,7 @@ internal sealed class IdempotencyInstrumentation
 
             // A refusal the client caused (409, 422, 400) is an answer, not a failure; an unavailable store or an
             // exception is.
-            if (errorType is not null || outcome == IdempotencyOutcomes.StoreUnavailable)
+            if (errorType is not null || outcome == OutcomeTagValues.StoreUnavailable)
             {
                 activity.SetStatus(ActivityStatusCode.Error);
             }

@@ -280,7 +280,7 @@ public sealed partial class IdempotencyExecutor
         try
         {
             var decision = await BeginAsync(id, fingerprint, cancellationToken).ConfigureAwait(false);
-            attempt?.SetOutcome(IdempotencyOutcomes.For(decision.Kind));
+            attempt?.SetOutcome(OutcomeTagValues.For(decision.Kind));
             if (decision.Kind != IdempotencyDecisionKind.Execute)
             {
                 return new IdempotencyExecutionResult(decision.Kind, decision.Record?.Response, null);
@@ -297,7 +297,7 @@ public sealed partial class IdempotencyExecutor
                 catch
                 {
                     await execution.ReleaseAsync(CancellationToken.None).ConfigureAwait(false);
-                    attempt?.SetOutcome(IdempotencyOutcomes.Released);
+                    attempt?.SetOutcome(OutcomeTagValues.Released);
                     throw;
                 }
 

@@ -1,7 +1,7 @@
 namespace Oncely;
 
 /// <summary>The values of <see cref="IdempotencyDiagnostics.OutcomeTag"/>.</summary>
-internal static class IdempotencyOutcomes
+internal static class OutcomeTagValues
 {
     public const string Executed = "executed";
     public const string Replayed = "replayed";
