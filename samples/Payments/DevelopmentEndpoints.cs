@@ -43,8 +43,8 @@ public static class DevelopmentEndpoints
             return PaymentProblems.Validation(new() { ["key"] = [$"Give the Idempotency-Key to leave stuck in the query: ?key=walkthrough-carol (1 to {options.Value.MaxKeyLength} visible ASCII characters)."] });
         }
 
-        var body = await ReadBodyAsync(context.Request, cancellationToken);
-        if (body is null)
+        var body = await JsonBodies.ReadCappedAsync(context.Request, MaxBody, cancellationToken);
+        if (body is null || body.Length == 0)
         {
             return PaymentProblems.Validation(new() { ["body"] = ["Send the account creation's JSON body (at most 64 KiB), as the client will send it."] });
         }
@@ -66,23 +66,5 @@ public static class DevelopmentEndpoints
         return Results.Json(
             new { tenant, operation = Operation, key, state = record.State.ToString(), fencingToken = record.FencingToken, leaseExpiresAt = record.LeaseExpiresAt },
             statusCode: StatusCodes.Status201Created);
-    }
-
-    private static async Task<byte[]?> ReadBodyAsync(HttpRequest request, CancellationToken cancellationToken)
-    {
-        using var buffer = new MemoryStream();
-        var chunk = new byte[8192];
-        int read;
-        while ((read = await request.Body.ReadAsync(chunk, cancellationToken)) > 0)
-        {
-            if (buffer.Length + read > MaxBody)
-            {
-                return null;
-            }
-
-            buffer.Write(chunk, 0, read);
-        }
-
-        return buffer.Length == 0 ? null : buffer.ToArray();
     }
 }

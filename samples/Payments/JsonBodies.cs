@@ -121,4 +121,23 @@ public static class JsonBodies
             return $"The body is not the JSON this endpoint reads{at}. Send one JSON object; amounts are JSON integers in minor units (\"amount\": 250, not \"250\" or 2.5).";
         }
     }
+
+    /// <summary>The whole body, or <see langword="null"/> when it is longer than <paramref name="maxBytes"/>.</summary>
+    public static async Task<byte[]?> ReadCappedAsync(HttpRequest request, int maxBytes, CancellationToken cancellationToken)
+    {
+        using var buffer = new MemoryStream();
+        var chunk = new byte[8192];
+        int read;
+        while ((read = await request.Body.ReadAsync(chunk, cancellationToken)) > 0)
+        {
+            if (buffer.Length + read > maxBytes)
+            {
+                return null;
+            }
+
+            buffer.Write(chunk, 0, read);
+        }
+
+        return buffer.ToArray();
+    }
 }

@@ -82,7 +82,7 @@ public static class SettlementWebhook
     private static async Task<IResult> SettleAsync(HttpContext context, LedgerRepository ledger, IOptions<Microsoft.AspNetCore.Http.Json.JsonOptions> json, CancellationToken cancellationToken)
     {
         // With Oncely the body was read, verified and fingerprinted already; these are the same bytes.
-        var body = await ReadBodyAsync(context.Request, cancellationToken);
+        var body = await JsonBodies.ReadCappedAsync(context.Request, MaxBody, cancellationToken);
         if (body is null)
         {
             return await PaymentProblems.RefuseUnrecordedAsync(context, Results.Problem("A settlement event has at most 64 KiB.", statusCode: StatusCodes.Status413PayloadTooLarge, title: "Event too large", type: PaymentProblems.TypeBase + "event-too-large"));
@@ -153,24 +153,6 @@ public static class SettlementWebhook
         }
 
         return errors;
-    }
-
-    private static async Task<byte[]?> ReadBodyAsync(HttpRequest request, CancellationToken cancellationToken)
-    {
-        using var buffer = new MemoryStream();
-        var chunk = new byte[8192];
-        int read;
-        while ((read = await request.Body.ReadAsync(chunk, cancellationToken)) > 0)
-        {
-            if (buffer.Length + read > MaxBody)
-            {
-                return null;
-            }
-
-            buffer.Write(chunk, 0, read);
-        }
-
-        return buffer.ToArray();
     }
 
     // The "without Oncely" run only: what a receiver would do on its own, with the StandardWebhooks package.
