@@ -6,6 +6,8 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 
+using Oncely.Testing;
+
 namespace Oncely.AspNetCore.Tests;
 
 /// <summary>
@@ -145,31 +147,16 @@ public sealed class WaitingDuplicateTests
     }
 
     /// <summary>The real store, counting the reservations asked for each key (a waiting duplicate's polls are reservations).</summary>
-    private sealed class CountingStore(IIdempotencyStore inner) : IIdempotencyStore
+    private sealed class CountingStore(IIdempotencyStore inner) : DelegatingIdempotencyStore(inner)
     {
         private readonly System.Collections.Concurrent.ConcurrentDictionary<string, int> _reservations = new();
 
         public int ReservationsOf(string key) => _reservations.TryGetValue(key, out var n) ? n : 0;
 
-        public ValueTask<ReservationResult> TryReserveAsync(IdempotencyRecordId id, string fingerprint, TimeSpan lease, TimeSpan expiration, CancellationToken cancellationToken)
+        public override ValueTask<ReservationResult> TryReserveAsync(IdempotencyRecordId id, string fingerprint, TimeSpan lease, TimeSpan expiration, CancellationToken cancellationToken)
         {
             _reservations.AddOrUpdate(id.Key, 1, (_, n) => n + 1);
-            return inner.TryReserveAsync(id, fingerprint, lease, expiration, cancellationToken);
+            return Inner.TryReserveAsync(id, fingerprint, lease, expiration, cancellationToken);
         }
-
-        public ValueTask<bool> TryCompleteAsync(IdempotencyRecordId id, long fencingToken, IdempotentResponse response, TimeSpan expiration, CancellationToken cancellationToken)
-            => inner.TryCompleteAsync(id, fencingToken, response, expiration, cancellationToken);
-
-        public ValueTask<bool> TryReleaseAsync(IdempotencyRecordId id, long fencingToken, CancellationToken cancellationToken)
-            => inner.TryReleaseAsync(id, fencingToken, cancellationToken);
-
-        public ValueTask<bool> TrySetRecoveryPointAsync(IdempotencyRecordId id, long fencingToken, string recoveryPoint, TimeSpan lease, CancellationToken cancellationToken)
-            => inner.TrySetRecoveryPointAsync(id, fencingToken, recoveryPoint, lease, cancellationToken);
-
-        public ValueTask<bool> TryRenewLeaseAsync(IdempotencyRecordId id, long fencingToken, TimeSpan lease, CancellationToken cancellationToken)
-            => inner.TryRenewLeaseAsync(id, fencingToken, lease, cancellationToken);
-
-        public ValueTask<IdempotencyRecord?> GetAsync(IdempotencyRecordId id, CancellationToken cancellationToken)
-            => inner.GetAsync(id, cancellationToken);
     }
 }
