@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs every Oncely test on a fresh Debian machine with the .NET 10 SDK: installs what the tests need
-# (PostgreSQL server binaries, redis-server and the RabbitMQ server for the tests' own throw-away servers), then `dotnet test` over the solution.
+# (PostgreSQL server binaries, redis-server and the RabbitMQ server for the tests' own throw-away servers; headless
+# Chromium and ChromeDriver for the operator console's browser tests; clang and zlib1g-dev for Native AOT publishing),
+# then `dotnet test` over the solution.
 # Extra arguments go to `dotnet test` (for example: ./test.sh --filter "FullyQualifiedName~Sqlite").
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -13,6 +15,8 @@ fi
 bash scripts/ensure-postgres.sh
 bash scripts/ensure-redis.sh
 bash scripts/ensure-rabbitmq.sh
+bash scripts/ensure-chromium.sh
+bash scripts/ensure-native-aot.sh
 
 results=".artifacts/test-results"
 rm -rf "$results"
