@@ -19,6 +19,13 @@ public static class DevelopmentEndpoints
     /// </summary>
     public const string StuckAccountPath = "/dev/stuck-keys/accounts";
 
+    /// <summary>
+    /// <c>GET /dev/effects/accounts</c>: the number of accounts the caller's tenant has, as a bare JSON number. An effects
+    /// counter for <c>oncely-check --effects-url</c> (docs/check.md), which counts executions of <c>POST /accounts</c>
+    /// instead of trusting the answers.
+    /// </summary>
+    public const string AccountEffectsPath = "/dev/effects/accounts";
+
     /// <summary>Long enough to follow the operator walkthrough; a real worker's lease is Oncely's <c>Lease</c> (30 s).</summary>
     public static readonly TimeSpan StuckLease = TimeSpan.FromMinutes(10);
 
@@ -34,7 +41,11 @@ public static class DevelopmentEndpoints
         }
 
         app.MapPost(StuckAccountPath, StrandAccountCreationAsync).ExcludeFromDescription();
+        app.MapGet(AccountEffectsPath, CountAccountsAsync).ExcludeFromDescription();
     }
+
+    private static async Task<IResult> CountAccountsAsync(HttpContext context, Ledger.LedgerRepository ledger, CancellationToken cancellationToken)
+        => Results.Json(await ledger.CountAccountsAsync(context.User.FindFirstValue(ClaimTypes.NameIdentifier)!, cancellationToken));
 
     private static async Task<IResult> StrandAccountCreationAsync(string? key, HttpContext context, IIdempotencyStore store, IOptions<IdempotencyOptions> options, CancellationToken cancellationToken)
     {

@@ -154,6 +154,15 @@ public sealed class LedgerRepository(LedgerDialect dialect, TimeProvider clock)
         return totals;
     }
 
+    /// <summary>How many customer accounts <paramref name="tenant"/> has (the effects counter of the Development-only <c>GET /dev/effects/accounts</c>).</summary>
+    public async Task<long> CountAccountsAsync(string tenant, CancellationToken cancellationToken = default)
+    {
+        await EnsureSchemaAsync(cancellationToken);
+        await using var connection = await dialect.OpenAsync(cancellationToken);
+        await using var command = Sql.Command(connection, null, "SELECT COUNT(*) FROM accounts WHERE tenant = @tenant AND kind = 'customer'", ("@tenant", tenant));
+        return Convert.ToInt64(await command.ExecuteScalarAsync(cancellationToken), CultureInfo.InvariantCulture);
+    }
+
     public async Task<long> CountPaymentsAsync(CancellationToken cancellationToken = default)
     {
         await EnsureSchemaAsync(cancellationToken);

@@ -1,0 +1,1 @@
+return await Oncely.Check.CheckCommand.RunAsync(args, Console.Out, Console.Error).ConfigureAwait(false);
