@@ -44,7 +44,8 @@ internal static class CheckCommand
         };
         var exitCode = Passed;
         root.SetAction(async (parse, token) => exitCode = await ExecuteAsync(parse, output, error, terminal, token).ConfigureAwait(false));
-        var parsed = root.Parse(args);
+        // No response files: "@file" is --body's own syntax (read the body from a file), not a list of arguments.
+        var parsed = root.Parse(args, new ParserConfiguration { ResponseFileTokenReplacer = null });
         if (parsed.Errors.Count > 0)
         {
             foreach (var problem in parsed.Errors)
