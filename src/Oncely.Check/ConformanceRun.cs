@@ -218,13 +218,14 @@ internal sealed class ConformanceRun(CheckSettings settings, CheckPlan plan, Pro
 
     private void JudgeConcurrent(Exchange first, Exchange second, Exchange[] copies, long? before, long? after)
     {
-        var answers = copies.Where(copy => copy.Status == first.Status && first.Answered).ToList();
-        var inProgress = copies.Where(copy => copy.Status == 409 && first.Status != 409).ToList();
+        // Any 2xx is an answer (some servers replay a 201 as 200: retry-replays reports that); 409 is "in progress".
+        var answers = copies.Where(copy => copy.IsSuccess || (first.Answered && copy.Status == first.Status && copy.Status != 409)).ToList();
+        var inProgress = copies.Where(copy => copy.Status == 409).ToList();
         var others = copies.Except(answers).Except(inProgress).ToList();
         var problems = new List<string>();
         var notes = new List<string>
         {
-            Text.Invariant($"{copies.Length} copies of one key sent at once: {answers.Count} answered {first.Status}, {inProgress.Count} answered 409, {others.Count} other"),
+            Text.Invariant($"{copies.Length} copies of one key sent at once: {answers.Count} answered {string.Join("/", answers.Select(answer => answer.Status).Distinct())}, {inProgress.Count} answered 409, {others.Count} other"),
         };
 
         var distinct = answers.Select(answer => Convert.ToHexString(answer.Body)).Distinct(StringComparer.Ordinal).Count();

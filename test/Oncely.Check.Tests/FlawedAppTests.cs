@@ -79,9 +79,10 @@ public sealed class FlawedAppTests
 
         Assert.True(run.ExitCode == 1, run.ToString());
         Assert.Equal(["concurrent-duplicates"], run.Failed.Order());
-        Assert.Contains("8 different answer bodies: the operation ran more than once", run.Summary("concurrent-duplicates"));
-        Assert.Contains("8 effects performed, not exactly one", run.Summary("concurrent-duplicates"));
-        Assert.Contains("8 fresh answers", run.Summary("concurrent-duplicates"));
+        // How many copies slip through depends on how closely they arrive; one is enough to fail, and each rule says so.
+        Assert.Matches(@"[2-8] different answer bodies: the operation ran more than once", run.Summary("concurrent-duplicates"));
+        Assert.Matches(@"[2-8] effects performed, not exactly one", run.Summary("concurrent-duplicates"));
+        Assert.Matches(@"[2-8] fresh answers \(without the replay marker\), not exactly one", run.Summary("concurrent-duplicates"));
         Assert.All(run.Outcomes.Where(pair => !run.Failed.Contains(pair.Key)), pair => Assert.Equal("pass", pair.Value));
     }
 
@@ -94,7 +95,7 @@ public sealed class FlawedAppTests
 
         Assert.True(run.ExitCode == 1, run.ToString());
         Assert.Equal(["concurrent-duplicates"], run.Failed.Order());
-        Assert.Contains("4 different answer bodies", run.Summary("concurrent-duplicates"));
+        Assert.Matches(@"[2-4] different answer bodies", run.Summary("concurrent-duplicates"));
         Assert.Equal("skipped", run.Outcomes["caller-isolation"]);
     }
 

@@ -83,6 +83,42 @@ public sealed class DevelopmentEndpointsTests
         Assert.False(created.Headers.Contains("Idempotent-Replayed"));
     }
 
+    // Issue 23: the effects counter oncely-check --effects-url reads (docs/check.md).
+    [Fact]
+    public async Task AccountEffects_InDevelopment_CountsTheCallersAccountsOnly()
+    {
+        await using var host = await PaymentsHost.StartAsync(environment: "Development");
+        using var tenantA = host.Client();
+        using var tenantB = host.Client(PaymentsHost.TenantB);
+
+        var before = await tenantA.GetStringAsync(DevelopmentEndpoints.AccountEffectsPath);
+        using var first = await PostJsonAsync(tenantA, "/accounts", Carol, "effects-1");
+        using var replay = await PostJsonAsync(tenantA, "/accounts", Carol, "effects-1");
+        using var second = await PostJsonAsync(tenantA, "/accounts", Carol, "effects-2");
+        using var other = await PostJsonAsync(tenantB, "/accounts", Carol, "effects-1");
+        var afterA = await tenantA.GetStringAsync(DevelopmentEndpoints.AccountEffectsPath);
+        var afterB = await tenantB.GetStringAsync(DevelopmentEndpoints.AccountEffectsPath);
+        using var anonymous = await host.Client(apiKey: null).GetAsync(DevelopmentEndpoints.AccountEffectsPath);
+
+        Assert.Equal("0", before);
+        Assert.Equal("2", afterA);
+        Assert.Equal("1", afterB);
+        Assert.Equal(HttpStatusCode.Unauthorized, anonymous.StatusCode);
+    }
+
+    [Theory]
+    [InlineData("Production")]
+    [InlineData("Staging")]
+    public async Task AccountEffects_OutsideDevelopment_DoesNotExist(string environment)
+    {
+        await using var host = await PaymentsHost.StartAsync(environment: environment);
+        using var tenant = host.Client();
+
+        using var response = await tenant.GetAsync(DevelopmentEndpoints.AccountEffectsPath);
+
+        Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
+    }
+
     [Fact]
     public async Task StuckKey_InDevelopment_NotInTheOpenApiDocument()
     {

@@ -36,7 +36,7 @@ public enum Flaw
 
 /// <summary>
 /// A small order API on Kestrel (a free port, real HTTP) with its own idempotency written for the purpose, breaking at
-/// most one rule. <c>POST /orders</c> creates an order (201, Location, ETag; 100 ms of work so copies overlap);
+/// most one rule. <c>POST /orders</c> creates an order (201, Location, ETag; 300 ms of work so concurrent copies overlap even on a busy machine);
 /// <c>GET /effects</c> answers how many orders the caller has. Callers are <c>Authorization: Bearer alice|bob</c>.
 /// Every request that reaches the app is counted (<see cref="Hits"/>).
 /// </summary>
@@ -179,7 +179,7 @@ public sealed class TargetApp : IAsyncDisposable
 
     private async Task<Answer> ExecuteAsync(string caller, byte[] body)
     {
-        await Task.Delay(100);
+        await Task.Delay(300);
         var id = "ord_" + Interlocked.Increment(ref _nextId);
         _orders.Enqueue((caller, id));
         var json = JsonSerializer.SerializeToUtf8Bytes(new { id, caller, request = JsonDocument.Parse(body).RootElement, createdAt = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() });
