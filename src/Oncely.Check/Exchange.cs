@@ -93,6 +93,13 @@ internal sealed class Exchange
 
     private static string ReasonPhrase(int status) => status switch
     {
+        // HttpStatusCode has two names for these; say the RFC 9110 one.
+        300 => "Multiple Choices",
+        301 => "Moved Permanently",
+        302 => "Found",
+        303 => "See Other",
+        307 => "Temporary Redirect",
+        413 => "Content Too Large",
         422 => "Unprocessable Content",
         _ => Enum.IsDefined(typeof(HttpStatusCode), status) ? Spaced(((HttpStatusCode)status).ToString()) : string.Empty,
     };

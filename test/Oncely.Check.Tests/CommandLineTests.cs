@@ -54,6 +54,29 @@ public sealed class CommandLineTests
     }
 
     [Fact]
+    public async Task Redirects_AreNeverFollowed()
+    {
+        await using var app = await TargetApp.StartAsync(Flaw.None);
+
+        var run = await Checker.RunAsync(app.MovedUrl, "--header", TargetApp.Alice, "--body", TargetApp.Body, "--concurrency", "2");
+
+        Assert.Equal(0, app.ElsewhereHits);
+        Assert.Contains("→ 307 Temporary Redirect | Location: /elsewhere", run.Evidence("retry-replays"));
+    }
+
+    [Fact]
+    public async Task EffectsUrlNotANumber_ExitsTwo_NamingTheAnswer()
+    {
+        await using var app = await TargetApp.StartAsync(Flaw.None);
+
+        var run = await Checker.RunAsync(app.Url, "--header", TargetApp.Alice, "--body", TargetApp.Body, "--effects-url", app.Url);
+
+        Assert.Equal(2, run.ExitCode);
+        Assert.Contains("--effects-url answered 405 Method Not Allowed", run.Error);
+        Assert.Equal(1, app.Hits); // the first effects read, and nothing after it
+    }
+
+    [Fact]
     public async Task UnreachableUrl_ExitsTwo()
     {
         using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);

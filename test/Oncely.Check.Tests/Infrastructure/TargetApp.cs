@@ -51,6 +51,7 @@ public sealed class TargetApp : IAsyncDisposable
     private readonly ConcurrentDictionary<string, Entry> _records = new(StringComparer.Ordinal);
     private readonly ConcurrentQueue<(string Caller, string Id)> _orders = new();
     private int _hits;
+    private int _elsewhere;
     private int _nextId;
 
     private TargetApp(Flaw flaw)
@@ -67,12 +68,23 @@ public sealed class TargetApp : IAsyncDisposable
             return next(context);
         });
         _app.MapPost("/orders", OrderAsync);
+        _app.MapPost("/moved", () => Results.Redirect("/elsewhere", permanent: false, preserveMethod: true));
+        _app.Map("/elsewhere", () =>
+        {
+            Interlocked.Increment(ref _elsewhere);
+            return Results.Ok();
+        });
         _app.MapGet("/effects", (HttpContext context) => Caller(context) is { } caller
             ? Results.Json(_orders.Count(order => order.Caller == caller))
             : Results.Problem(statusCode: 401));
     }
 
     public int Hits => Volatile.Read(ref _hits);
+
+    /// <summary>Requests that reached <c>/elsewhere</c>, where <c>POST /moved</c> redirects (307).</summary>
+    public int ElsewhereHits => Volatile.Read(ref _elsewhere);
+
+    public string MovedUrl => Address + "moved";
 
     public string Url => Address + "orders";
 
