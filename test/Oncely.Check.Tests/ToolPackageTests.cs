@@ -25,7 +25,9 @@ public sealed class ToolPackageTests
             var package = Assert.Single(Directory.GetFiles(feed, "Oncely.Check.*.nupkg"));
             var version = Path.GetFileNameWithoutExtension(package)["Oncely.Check.".Length..];
 
-            var install = await RunAsync("dotnet", ["tool", "install", "--tool-path", tools, "--add-source", feed, "Oncely.Check", "--version", version]);
+            // A package folder of its own: the machine-wide cache may hold an older Oncely.Check of the same version.
+            var install = await RunAsync("dotnet", ["tool", "install", "--tool-path", tools, "--add-source", feed, "Oncely.Check", "--version", version],
+                ("NUGET_PACKAGES", Path.Combine(root.FullName, "packages")));
             Assert.True(install.Exit == 0, install.Output);
             var tool = Path.Combine(tools, OperatingSystem.IsWindows() ? "oncely-check.exe" : "oncely-check");
 
@@ -56,7 +58,7 @@ public sealed class ToolPackageTests
         return directory?.FullName ?? throw new InvalidOperationException("Oncely.slnx not found above " + AppContext.BaseDirectory);
     }
 
-    private static async Task<(int Exit, string Output)> RunAsync(string file, string[] args)
+    private static async Task<(int Exit, string Output)> RunAsync(string file, string[] args, params (string Name, string Value)[] environment)
     {
         var start = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var arg in args)
@@ -66,6 +68,11 @@ public sealed class ToolPackageTests
 
         start.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
         start.Environment["DOTNET_NOLOGO"] = "1";
+        foreach (var (name, value) in environment)
+        {
+            start.Environment[name] = value;
+        }
+
         using var process = Process.Start(start)!;
         var output = process.StandardOutput.ReadToEndAsync();
         var error = process.StandardError.ReadToEndAsync();
