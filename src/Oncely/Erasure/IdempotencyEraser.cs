@@ -48,7 +48,7 @@ public sealed partial class IdempotencyEraser
     /// <summary>Erases every record and key-reuse audit entry of <paramref name="tenant"/> except records in progress, then audits and logs the erasure.</summary>
     /// <param name="tenant">The tenant, exactly (<see cref="IdempotencyRecordId.AnonymousTenant"/> for the anonymous scope).</param>
     /// <param name="requestedBy">Who asked (an operator's name), kept in the erasure's audit entry and log line.</param>
-    /// <param name="cancellationToken">Cancels the call; what was erased before stays erased (and is not audited), and erasing again is safe.</param>
+    /// <param name="cancellationToken">Cancels the erasure; what was erased before stays erased (and is not audited), and erasing again is safe. Once the store has answered, the audit entry is written regardless.</param>
     /// <returns>What was erased and which records in progress were kept.</returns>
     /// <exception cref="NotSupportedException">The store does not implement <see cref="IIdempotencyStoreErasure"/>.</exception>
     public ValueTask<IdempotencyErasureResult> EraseTenantAsync(string tenant, string requestedBy, CancellationToken cancellationToken)
@@ -62,7 +62,7 @@ public sealed partial class IdempotencyEraser
     /// <param name="tenant">The tenant, exactly (<see cref="IdempotencyRecordId.AnonymousTenant"/> for the anonymous scope).</param>
     /// <param name="key">The client's idempotency key, exactly; not empty.</param>
     /// <param name="requestedBy">Who asked (an operator's name), kept in the erasure's audit entry and log line.</param>
-    /// <param name="cancellationToken">Cancels the call; what was erased before stays erased (and is not audited), and erasing again is safe.</param>
+    /// <param name="cancellationToken">Cancels the erasure; what was erased before stays erased (and is not audited), and erasing again is safe. Once the store has answered, the audit entry is written regardless.</param>
     /// <returns>What was erased and which records in progress were kept.</returns>
     /// <exception cref="NotSupportedException">The store does not implement <see cref="IIdempotencyStoreErasure"/>.</exception>
     public ValueTask<IdempotencyErasureResult> EraseKeyAsync(string tenant, string key, string requestedBy, CancellationToken cancellationToken)
@@ -91,9 +91,11 @@ public sealed partial class IdempotencyEraser
             var entry = new KeyReuseAuditEntry(new IdempotencyRecordId(tenant, AuditOperation, key ?? string.Empty), string.Empty, string.Empty, Describe(key, result, requestedBy), _clock.GetUtcNow());
             try
             {
-                await audit.AppendAsync(entry, cancellationToken).ConfigureAwait(false);
+                // Not cancelled with the caller: the erasure has happened, and its audit is the proof of it. The store's
+                // own per-call deadline bounds the write.
+                await audit.AppendAsync(entry, CancellationToken.None).ConfigureAwait(false);
             }
-            catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+            catch (Exception e)
             {
                 // The erasure happened; its log line above is the record of it.
                 LogAuditFailed(_logger, e, tenant, key is null ? "every key" : "key " + key);
