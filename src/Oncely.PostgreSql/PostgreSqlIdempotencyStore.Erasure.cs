@@ -8,7 +8,9 @@ namespace Oncely.PostgreSql;
 /// scope that are Completed or expired, with that condition on the <c>DELETE</c> itself: under READ COMMITTED a row that
 /// a concurrent transaction changed is checked again in its new version, so a record that a reservation or take-over
 /// turned InProgress is never deleted. The same statement reads the scope's InProgress records from its own snapshot,
-/// without the rows it deleted, so the batch that comes back short reports exactly what was kept.
+/// without the rows it deleted, so the batch that comes back short reports exactly what was kept. "Expired" is judged
+/// at one instant per statement (<c>now()</c>, the server's clock at the statement's start), so the deletion and the
+/// report agree on it.
 /// </summary>
 internal sealed partial class PostgreSqlIdempotencyStore : IIdempotencyStoreErasure
 {
@@ -37,13 +39,13 @@ internal sealed partial class PostgreSqlIdempotencyStore : IIdempotencyStoreEras
                 DELETE FROM {Schema.Table}
                 WHERE (tenant, operation, idem_key) IN (
                         SELECT tenant, operation, idem_key FROM {Schema.Table}
-                        WHERE {scope} AND (state = 1 OR expires_at <= clock_timestamp())
+                        WHERE {scope} AND (state = 1 OR expires_at <= now())
                         LIMIT @limit)
-                  AND (state = 1 OR expires_at <= clock_timestamp())
+                  AND (state = 1 OR expires_at <= now())
                 RETURNING operation, idem_key),
             kept AS (
                 SELECT {SummaryColumns} FROM {Schema.Table}
-                WHERE {scope} AND state = 0 AND expires_at > clock_timestamp()
+                WHERE {scope} AND state = 0 AND expires_at > now()
                   AND (operation, idem_key) NOT IN (SELECT operation, idem_key FROM gone))
             SELECT erased.n, kept.* FROM (SELECT count(*)::int AS n FROM gone) AS erased LEFT JOIN kept ON true
             {NewestFirst}
