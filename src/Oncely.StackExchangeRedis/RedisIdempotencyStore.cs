@@ -31,7 +31,7 @@ internal sealed partial class RedisIdempotencyStore
     private const int Undecided = -1;
 
     private static readonly string[] Scripts =
-        [RedisScripts.Reserve, RedisScripts.Complete, RedisScripts.Release, RedisScripts.SetRecoveryPoint, RedisScripts.RenewLease, RedisScripts.Get, RedisScripts.PurgeAudit];
+        [RedisScripts.Reserve, RedisScripts.Complete, RedisScripts.Release, RedisScripts.SetRecoveryPoint, RedisScripts.RenewLease, RedisScripts.Get, RedisScripts.PurgeAudit, RedisScripts.Erase];
 
     private readonly RedisKeyLayout _keys;
     private readonly int _databaseNumber;

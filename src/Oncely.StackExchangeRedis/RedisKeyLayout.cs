@@ -80,6 +80,10 @@ internal sealed class RedisKeyLayout
     public RedisValue TenantPattern(int bucket, string tenant)
         => string.Create(CultureInfo.InvariantCulture, $"{Prefix}:{{{bucket}}}{RecordMarker}{tenant.Length}:{EscapeGlob(tenant)}:*");
 
+    /// <summary>A <c>SCAN MATCH</c> pattern for every record of <paramref name="tenant"/>, in any bucket, under any operation and key.</summary>
+    public RedisValue TenantPattern(string tenant)
+        => string.Create(CultureInfo.InvariantCulture, $"{Prefix}:{{*}}{RecordMarker}{tenant.Length}:{EscapeGlob(tenant)}:*");
+
     /// <summary>Reads the record id back out of a record key; <see langword="false"/> for any key that is not one.</summary>
     public bool TryParseRecord(string redisKey, out IdempotencyRecordId id)
     {

@@ -168,6 +168,24 @@ internal static class RedisScripts
         """;
 
     /// <summary>
+    /// Erase. KEYS: record. Deletes the record when it is Completed or past its expiry (<c>e</c>, server clock) and returns
+    /// 1; returns 0 when there is no record; keeps a live InProgress record (its operation may be running) and returns
+    /// <c>{2, f, s, t, l, e, c, p, h}</c> to report it. The check and the delete are one step: no reservation, take-over or
+    /// completion runs in between.
+    /// </summary>
+    public const string Erase = """
+        local r = redis.call('HMGET', KEYS[1], 'f', 's', 't', 'l', 'e', 'c', 'p', 'h')
+        if not r[1] then return 0 end
+        local clock = redis.call('TIME')
+        local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
+        if r[2] == '1' or (tonumber(r[5]) or 0) <= now then
+          redis.call('DEL', KEYS[1])
+          return 1
+        end
+        return {2, r[1], r[2], r[3], r[4], r[5], r[6], r[7] or false, r[8] or false}
+        """;
+
+    /// <summary>
     /// Audit retention. KEYS: audit stream. ARGV: retention (ms), batch size. Deletes at most the batch's oldest entries
     /// that were added more than the retention ago (a stream id is the server's time at <c>XADD</c>). Returns how many.
     /// </summary>

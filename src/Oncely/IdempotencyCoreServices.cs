@@ -42,6 +42,10 @@ internal static class IdempotencyCoreServices
         services.TryAddSingleton(sp => new KeyReuseAuditor(
             sp.GetRequiredService<IOptions<IdempotencyMaintenanceOptions>>().Value,
             sp.GetService<ILogger<KeyReuseAuditor>>() ?? NullLogger<KeyReuseAuditor>.Instance));
+        services.TryAddSingleton(sp => new IdempotencyEraser(
+            sp.GetRequiredService<IIdempotencyStore>(),
+            sp.GetRequiredService<TimeProvider>(),
+            sp.GetService<ILogger<IdempotencyEraser>>()));
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, IdempotencyStoreMaintenance>());
         if (!services.Any(d => d.ImplementationInstance is IdempotencyKeyLengthRequirement r && r.Owner == owner))
         {

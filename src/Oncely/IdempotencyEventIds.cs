@@ -104,6 +104,16 @@ public static class IdempotencyEventIds
     /// </summary>
     public const int OneCommitTransientFailure = 1044;
 
+    /// <summary>
+    /// Records and key-reuse audit entries of a tenant, or of one tenant's key, were erased on request (warning: a retry of
+    /// an erased key runs its operation again). Carries the counts, the records in progress that were kept and who asked;
+    /// never a payload.
+    /// </summary>
+    public const int RecordsErased = 1070;
+
+    /// <summary>An erasure happened but its entry could not be written to the audit (warning; the erasure's log line remains).</summary>
+    public const int ErasureAuditFailed = 1071;
+
     /// <summary>A message consumer: a redelivered or duplicate message whose effect already completed was acknowledged without running its consumer (debug).</summary>
     public const int MessageReplayed = 1100;
 

@@ -84,6 +84,42 @@ public abstract class StageCompletionSpecification : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Erasure_OfARecordCompletedByEfCore_RecordGoneBusinessRowKept_InProgressKeptUntilSaved()
+    {
+        var executor = Executor();
+        var eraser = new IdempotencyEraser(Store);
+        var done = NewId();
+        var running = NewId();
+        var first = (await executor.BeginAsync(done, Fingerprint)).Execution!;
+        await using (var db = NewContext())
+        {
+            db.Payments.Add(new Payment { IdempotencyKey = done.Key, Amount = 100 });
+            await first.StageCompletionAsync(db, Response(done.Key));
+            await db.SaveChangesAsync();
+        }
+
+        var second = (await executor.BeginAsync(running, Fingerprint)).Execution!;
+
+        var erased = await eraser.EraseTenantAsync(done.Tenant, "ef-test", CancellationToken.None);
+
+        Assert.Equal(1, erased.RecordsErased);
+        Assert.Equal(running, Assert.Single(erased.InProgress).Id);
+        Assert.Null(await Store.GetAsync(done, CancellationToken.None));
+        Assert.Equal(1, await CountPaymentsAsync(done.Key));
+        await using (var db = NewContext())
+        {
+            db.Payments.Add(new Payment { IdempotencyKey = running.Key, Amount = 100 });
+            await second.StageCompletionAsync(db, Response(running.Key));
+            await db.SaveChangesAsync();
+        }
+
+        Assert.Equal(IdempotencyRecordState.Completed, (await Store.GetAsync(running, CancellationToken.None))!.State);
+        var again = await executor.BeginAsync(done, Fingerprint);
+        Assert.Equal(IdempotencyDecisionKind.Execute, again.Kind);
+        await again.Execution!.DisposeAsync();
+    }
+
+    [Fact]
     public async Task StageCompletion_EmptyTenant_StoredDistinctFromAnonymousTenant()
     {
         // The shared anonymous scope is the empty tenant string; the EF Core mapping must keep it as it is.

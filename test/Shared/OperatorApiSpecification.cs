@@ -99,6 +99,20 @@ public abstract class OperatorApiSpecification
             return Client.SendAsync(request);
         }
 
+        public Task<HttpResponseMessage> PostAsync(string path, object body, string? caller = "operator:alice")
+        {
+            var request = new HttpRequestMessage(HttpMethod.Post, path)
+            {
+                Content = new StringContent(JsonSerializer.Serialize(body), Encoding.UTF8, "application/json"),
+            };
+            if (caller is not null)
+            {
+                request.Headers.Authorization = new AuthenticationHeaderValue(OperatorApiTestAuth.SchemeName, caller);
+            }
+
+            return Client.SendAsync(request);
+        }
+
         public async ValueTask DisposeAsync()
         {
             Gate.TrySetResult();
@@ -313,6 +327,89 @@ public abstract class OperatorApiSpecification
         Assert.Equal(IdempotencyRecordState.InProgress, record.State);
         app.Gate.SetResult();
         Assert.Equal(HttpStatusCode.Created, (await stuck).StatusCode);
+    }
+
+    [Fact]
+    public async Task EraseKey_OverHttp_200WithCounts_AuditedWithTheOperator_ARetryRunsAgain()
+    {
+        await using var app = await StartAsync();
+        var key = $"erase+{Guid.NewGuid():N}";
+        Assert.Equal(HttpStatusCode.Created, (await app.PayAsync(key, amount: 100)).StatusCode);
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, (await app.PayAsync(key, amount: 999)).StatusCode);
+        Assert.Equal(HttpStatusCode.Created, (await app.PayAsync(key, caller: "tenant-b")).StatusCode);
+
+        var erased = await JsonOf(await app.PostAsync($"{Admin}/records/erase-key", new { tenant = "tenant-a", key }));
+
+        Assert.Equal("tenant-a", erased.GetProperty("tenant").GetString());
+        Assert.Equal(key, erased.GetProperty("key").GetString());
+        Assert.Equal(1, erased.GetProperty("recordsErased").GetInt32());
+        Assert.Equal(1, erased.GetProperty("auditEntriesErased").GetInt32());
+        Assert.Empty(erased.GetProperty("inProgress").EnumerateArray());
+        var again = await app.PayAsync(key, amount: 999);
+        Assert.Equal(HttpStatusCode.Created, again.StatusCode);
+        Assert.False(again.Headers.Contains("Idempotent-Replayed"));
+        Assert.Equal(3, app.CallsTo(key));
+        var replayB = await app.PayAsync(key, caller: "tenant-b");
+        Assert.Equal("true", Assert.Single(replayB.Headers.GetValues("Idempotent-Replayed")));
+        var audit = await JsonOf(await app.GetAsync($"{Admin}/audit?tenant=tenant-a&operation={Q(IdempotencyEraser.AuditOperation)}"));
+        var entry = Assert.Single(audit.GetProperty("entries").EnumerateArray());
+        Assert.Equal(key, entry.GetProperty("key").GetString());
+        var payload = entry.GetProperty("payload").GetString()!;
+        Assert.Contains("\"requestedBy\":\"alice\"", payload, StringComparison.Ordinal);
+        Assert.DoesNotContain("999", payload, StringComparison.Ordinal);
+        Assert.Empty((await JsonOf(await app.GetAsync($"{Admin}/audit?tenant=tenant-a&operation={Q("POST /payments")}"))).GetProperty("entries").EnumerateArray());
+    }
+
+    [Fact]
+    public async Task EraseTenant_WhileAPaymentRuns_409NamesIt_TheRestErased_ThenAfterItCompletes200()
+    {
+        await using var app = await StartAsync();
+        var done = Guid.NewGuid().ToString();
+        var running = Guid.NewGuid().ToString();
+        Assert.Equal(HttpStatusCode.Created, (await app.PayAsync(done)).StatusCode);
+        var stuck = app.PayAsync(running, block: true);
+        await app.Entered.Task.WaitAsync(TimeSpan.FromSeconds(30));
+
+        var refused = await app.PostAsync($"{Admin}/records/erase-tenant", new { tenant = "tenant-a" });
+
+        var problem = await ProblemOf(refused, HttpStatusCode.Conflict, "idempotency-erasure-incomplete");
+        Assert.Equal(1, problem.GetProperty("recordsErased").GetInt32());
+        var kept = Assert.Single(problem.GetProperty("inProgress").EnumerateArray());
+        Assert.Equal(running, kept.GetProperty("key").GetString());
+        Assert.Equal("InProgress", kept.GetProperty("state").GetString());
+        Assert.Equal(HttpStatusCode.Conflict, (await app.PayAsync(running, block: true)).StatusCode);
+        app.Gate.SetResult();
+        Assert.Equal(HttpStatusCode.Created, (await stuck).StatusCode);
+        Assert.Equal(1, app.CallsTo(running));
+
+        var erased = await JsonOf(await app.PostAsync($"{Admin}/records/erase-tenant", new { tenant = "tenant-a" }));
+
+        Assert.Equal(1, erased.GetProperty("recordsErased").GetInt32());
+        Assert.Equal(JsonValueKind.Null, erased.GetProperty("key").ValueKind);
+        Assert.Empty((await JsonOf(await app.GetAsync($"{Admin}/records?tenant=tenant-a"))).GetProperty("records").EnumerateArray());
+    }
+
+    [Fact]
+    public async Task Erase_NothingHeld404_BadBodies400_TenantCaller403_NoCaller401()
+    {
+        await using var app = await StartAsync();
+        var key = Guid.NewGuid().ToString();
+        Assert.Equal(HttpStatusCode.Created, (await app.PayAsync(key)).StatusCode);
+
+        await ProblemOf(await app.PostAsync($"{Admin}/records/erase-tenant", new { tenant = "nobody" }), HttpStatusCode.NotFound, "idempotency-erasure-nothing-found");
+        await ProblemOf(await app.PostAsync($"{Admin}/records/erase-key", new { tenant = "tenant-a", key = "absent" }), HttpStatusCode.NotFound, "idempotency-erasure-nothing-found");
+        var noKey = await ProblemOf(await app.PostAsync($"{Admin}/records/erase-key", new { tenant = "tenant-a" }), HttpStatusCode.BadRequest, "idempotency-admin-invalid-request");
+        Assert.Contains("'key' is required", noKey.GetProperty("detail").GetString(), StringComparison.Ordinal);
+        await ProblemOf(await app.PostAsync($"{Admin}/records/erase-tenant", new { tenant = "tenant-a", key }), HttpStatusCode.BadRequest, "idempotency-admin-invalid-request");
+        await ProblemOf(await app.PostAsync($"{Admin}/records/erase-tenant", new { }), HttpStatusCode.BadRequest, "idempotency-admin-invalid-request");
+        await ProblemOf(await app.PostAsync($"{Admin}/records/erase-tenant", new { tenant = "tenant-a", everything = true }), HttpStatusCode.BadRequest, "idempotency-admin-invalid-request");
+        Assert.Equal(HttpStatusCode.Forbidden, (await app.PostAsync($"{Admin}/records/erase-tenant", new { tenant = "tenant-a" }, caller: "tenant-a")).StatusCode);
+        Assert.Equal(HttpStatusCode.Forbidden, (await app.PostAsync($"{Admin}/records/erase-key", new { tenant = "tenant-a", key }, caller: "tenant-a")).StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await app.PostAsync($"{Admin}/records/erase-key", new { tenant = "tenant-a", key }, caller: null)).StatusCode);
+
+        var replay = await app.PayAsync(key);
+        Assert.Equal("true", Assert.Single(replay.Headers.GetValues("Idempotent-Replayed")));
+        Assert.Equal(1, app.CallsTo(key));
     }
 }
 

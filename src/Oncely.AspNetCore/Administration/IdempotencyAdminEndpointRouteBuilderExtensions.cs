@@ -20,6 +20,10 @@ public static class IdempotencyAdminEndpointRouteBuilderExtensions
     /// <item><c>POST {prefix}/records/release</c> with <c>{"tenant","operation","key","fencingToken"}</c>: releases a
     /// stuck InProgress record only if it still carries that fencing token (<c>204</c>; <c>409</c> when it changed or is
     /// Completed; <c>404</c> when gone), logged as a warning and counted (<c>oncely.admin.releases</c>).</item>
+    /// <item><c>POST {prefix}/records/erase-tenant</c> with <c>{"tenant"}</c> and <c>POST {prefix}/records/erase-key</c>
+    /// with <c>{"tenant","key"}</c>: erase what the store holds for a tenant or one of its keys, except records in progress
+    /// (<c>200</c> with the counts; <c>409</c> naming the records in progress that were kept; <c>404</c> when nothing was
+    /// held), audited and logged (see <see cref="IdempotencyEraser"/>).</item>
     /// <item><c>GET {prefix}/audit</c>: the key-reuse audit, newest first, filtered by <c>tenant</c>, <c>operation</c>,
     /// <c>key</c> and paged likewise.</item>
     /// </list>
@@ -53,6 +57,8 @@ public static class IdempotencyAdminEndpointRouteBuilderExtensions
         group.WithMetadata(IdempotencyAdminEndpointMetadata.Instance);
         group.MapGet("/records", handlers.ListRecordsAsync).WithDisplayName($"Oncely operator API: list records ({prefix})");
         group.MapPost("/records/release", handlers.ReleaseAsync).WithDisplayName($"Oncely operator API: release a record ({prefix})");
+        group.MapPost("/records/erase-tenant", handlers.EraseTenantAsync).WithDisplayName($"Oncely operator API: erase a tenant's records ({prefix})");
+        group.MapPost("/records/erase-key", handlers.EraseKeyAsync).WithDisplayName($"Oncely operator API: erase a key's records ({prefix})");
         group.MapGet("/audit", handlers.ListAuditAsync).WithDisplayName($"Oncely operator API: key-reuse audit ({prefix})");
         return group;
     }

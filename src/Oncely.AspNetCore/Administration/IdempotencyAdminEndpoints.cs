@@ -208,10 +208,35 @@ internal sealed partial class IdempotencyAdminEndpoints(IServiceProvider service
 
     private static async Task<(AdminReleaseRequest? Request, string? Problem)> ReadReleaseRequestAsync(HttpContext context)
     {
+        var (body, problem, aborted) = await ReadJsonBodyAsync(context, AdminJsonContext.Default.AdminReleaseRequest, ReleaseShape).ConfigureAwait(false);
+        if (aborted || problem is not null)
+        {
+            return (null, problem);
+        }
+
+        problem = body switch
+        {
+            null => $"Send a JSON body: {ReleaseShape}.",
+            { Tenant: null } => $"'tenant' is required: the record's tenant, or \"\" for the anonymous scope. Send {ReleaseShape}.",
+            { Operation: null or "" } => $"'operation' is required: the record's operation exactly as listed (for example \"POST /payments\"). Send {ReleaseShape}.",
+            { Key: null or "" } => $"'key' is required: the record's idempotency key exactly as listed. Send {ReleaseShape}.",
+            { FencingToken: null } => $"'fencingToken' is required: the record's fencing token as listed, so that a record that changed since is left alone. Send {ReleaseShape}.",
+            _ => null,
+        };
+        return problem is null ? (body, null) : (null, problem);
+    }
+
+    /// <summary>
+    /// Reads a small JSON body (at most <see cref="MaxReleaseBodyBytes"/>). <c>Aborted</c> when the client went away or the
+    /// framing is broken (the server answers that itself); otherwise the body, or a problem that says what to send.
+    /// </summary>
+    private static async Task<(T? Body, string? Problem, bool Aborted)> ReadJsonBodyAsync<T>(HttpContext context, System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> typeInfo, string shape)
+        where T : class
+    {
         var request = context.Request;
         if (request.ContentLength > MaxReleaseBodyBytes)
         {
-            return (null, $"The body is {request.ContentLength} bytes; a release body is a small JSON object of at most {MaxReleaseBodyBytes} bytes.");
+            return (null, $"The body is {request.ContentLength} bytes; this endpoint takes a small JSON object of at most {MaxReleaseBodyBytes} bytes.", false);
         }
 
         using var buffer = new MemoryStream();
@@ -224,37 +249,24 @@ internal sealed partial class IdempotencyAdminEndpoints(IServiceProvider service
                 buffer.Write(chunk, 0, read);
                 if (buffer.Length > MaxReleaseBodyBytes)
                 {
-                    return (null, $"A release body is a small JSON object of at most {MaxReleaseBodyBytes} bytes.");
+                    return (null, $"This endpoint takes a small JSON object of at most {MaxReleaseBodyBytes} bytes.", false);
                 }
             }
         }
         catch (Exception e) when (e is IOException or OperationCanceledException or BadHttpRequestException)
         {
-            // The client went away or the body's framing is broken; the server answers that itself.
             context.Abort();
-            return (null, null);
+            return (null, null, true);
         }
 
-        AdminReleaseRequest? body;
         try
         {
-            body = buffer.Length == 0 ? null : JsonSerializer.Deserialize(buffer.GetBuffer().AsSpan(0, (int)buffer.Length), AdminJsonContext.Default.AdminReleaseRequest);
+            return (buffer.Length == 0 ? null : JsonSerializer.Deserialize(buffer.GetBuffer().AsSpan(0, (int)buffer.Length), typeInfo), null, false);
         }
         catch (JsonException e)
         {
-            return (null, $"The body is not the JSON object this endpoint takes ({e.Message}). Send {ReleaseShape}.");
+            return (null, $"The body is not the JSON object this endpoint takes ({e.Message}). Send {shape}.", false);
         }
-
-        string? problem = body switch
-        {
-            null => $"Send a JSON body: {ReleaseShape}.",
-            { Tenant: null } => $"'tenant' is required: the record's tenant, or \"\" for the anonymous scope. Send {ReleaseShape}.",
-            { Operation: null or "" } => $"'operation' is required: the record's operation exactly as listed (for example \"POST /payments\"). Send {ReleaseShape}.",
-            { Key: null or "" } => $"'key' is required: the record's idempotency key exactly as listed. Send {ReleaseShape}.",
-            { FencingToken: null } => $"'fencingToken' is required: the record's fencing token as listed, so that a record that changed since is left alone. Send {ReleaseShape}.",
-            _ => null,
-        };
-        return problem is null ? (body, null) : (null, problem);
     }
 
     private const string ReleaseShape = "{\"tenant\": \"…\", \"operation\": \"…\", \"key\": \"…\", \"fencingToken\": 123}";
@@ -387,11 +399,11 @@ internal sealed partial class IdempotencyAdminEndpoints(IServiceProvider service
     /// continuation) answers <c>400</c>; a store failure or timeout answers <c>503</c> and is logged; a client that went
     /// away gets nothing.
     /// </summary>
-    private async Task<StoreResult<T>> CallStoreAsync<T>(HttpContext context, Func<CancellationToken, ValueTask<T>> call)
+    private async Task<StoreResult<T>> CallStoreAsync<T>(HttpContext context, Func<CancellationToken, ValueTask<T>> call, TimeSpan? atLeast = null)
     {
         var options = context.RequestServices.GetRequiredService<IOptions<IdempotencyOptions>>().Value;
         var clock = context.RequestServices.GetRequiredService<TimeProvider>();
-        using var timeout = new CancellationTokenSource(options.StoreTimeout, clock);
+        using var timeout = new CancellationTokenSource(atLeast is { } bound && bound > options.StoreTimeout ? bound : options.StoreTimeout, clock);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, context.RequestAborted);
         try
         {

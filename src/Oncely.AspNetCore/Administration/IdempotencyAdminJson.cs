@@ -57,7 +57,21 @@ internal sealed record AdminAuditPage(IReadOnlyList<AdminAuditEntry> Entries, st
 /// <summary>The body of <c>POST {prefix}/records/release</c>: the record, and the fencing token the operator saw.</summary>
 internal sealed record AdminReleaseRequest(string? Tenant, string? Operation, string? Key, long? FencingToken);
 
+/// <summary>The body of <c>POST {prefix}/records/erase-tenant</c> (<c>{"tenant"}</c>) and <c>…/erase-key</c> (<c>{"tenant","key"}</c>).</summary>
+internal sealed record AdminEraseRequest(string? Tenant, string? Key);
+
+/// <summary>The answer of a complete erasure: what was erased; <c>inProgress</c> is empty (otherwise the answer is a <c>409</c>).</summary>
+internal sealed record AdminErasure(string Tenant, string? Key, int RecordsErased, int AuditEntriesErased, IReadOnlyList<AdminRecord> InProgress)
+{
+    public static AdminErasure From(string tenant, string? key, IdempotencyErasureResult result)
+        => new(tenant, key, result.RecordsErased, result.AuditEntriesErased, [.. result.InProgress.Select(AdminRecord.From)]);
+}
+
 [JsonSerializable(typeof(AdminRecordPage))]
+[JsonSerializable(typeof(AdminEraseRequest))]
+[JsonSerializable(typeof(AdminErasure))]
+[JsonSerializable(typeof(AdminRecord[]))]
+[JsonSerializable(typeof(int))]
 [JsonSerializable(typeof(AdminAuditPage))]
 [JsonSerializable(typeof(AdminReleaseRequest))]
 [JsonSerializable(typeof(ProblemDetails))]

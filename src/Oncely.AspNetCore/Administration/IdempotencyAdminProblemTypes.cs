@@ -24,4 +24,14 @@ public static class IdempotencyAdminProblemTypes
 
     /// <summary><c>501</c>: the store in use does not implement <see cref="IIdempotencyStoreAdministration"/>.</summary>
     public const string NotSupported = "idempotency-admin-not-supported";
+
+    /// <summary>
+    /// <c>409</c>: an erasure kept records that are in progress (their operations may be running); everything else of the
+    /// tenant or key was erased. The problem lists them (<c>inProgress</c>) with the counts erased; erase again once they
+    /// complete, or release a stuck one first.
+    /// </summary>
+    public const string ErasureIncomplete = "idempotency-erasure-incomplete";
+
+    /// <summary><c>404</c>: an erasure found nothing held for the tenant or key (no record, no audit entry); the request is audited all the same.</summary>
+    public const string ErasureNothingFound = "idempotency-erasure-nothing-found";
 }
