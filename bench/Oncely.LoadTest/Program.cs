@@ -59,10 +59,6 @@ public static class Program
         {
             notes.Add("PostgreSQL was skipped (--skip-postgres): its rows and ratios are missing, the payment path comparison too.");
         }
-        else if (!redisOnly)
-        {
-            notes.AddRange(PaymentPathNotes(results, concurrencies));
-        }
 
         if (redisOnly)
         {
@@ -97,34 +93,6 @@ public static class Program
 
         Console.WriteLine(Invariant($"Total time: {total.Elapsed.TotalSeconds:0} s"));
         return results.All(r => r.CheckPassed) ? 0 : 1;
-    }
-
-    // The payment path: one-commit throughput over two-commit throughput, per concurrency, from the execute cells'
-    // medians over the repetitions (both measured in every repetition, one right after the other).
-    private static IEnumerable<string> PaymentPathNotes(List<CellResult> results, List<int> concurrencies)
-    {
-        static double? Median(IEnumerable<CellResult> cells)
-        {
-            var values = cells.Select(c => c.PerSecond).Order().ToList();
-            return values.Count == 0 ? null : values.Count % 2 == 1 ? values[values.Count / 2] : (values[(values.Count / 2) - 1] + values[values.Count / 2]) / 2;
-        }
-
-        var ratios = new List<string>();
-        foreach (var c in concurrencies)
-        {
-            var one = Median(results.Where(r => r.Variant == BenchPlan.PaymentOneCommit && r.Path == HttpCell.Execute && r.Concurrency == c));
-            var two = Median(results.Where(r => r.Variant == BenchPlan.PaymentTwoCommit && r.Path == HttpCell.Execute && r.Concurrency == c));
-            if (one is { } o && two is { } t && t > 0)
-            {
-                ratios.Add(Invariant($"c={c}: {o / t:0.00}× ({o:N0}/s vs {t:N0}/s)"));
-            }
-        }
-
-        if (ratios.Count > 0)
-        {
-            yield return "Payment path (ledger transfer on PostgreSQL with default durability), one commit over two commits, execute throughput: "
-                + string.Join("; ", ratios) + ". Target: at least 1.3×. Write commits per payment are in each cell's check.";
-        }
     }
 
     private static string Ms(double? milliseconds) => milliseconds is { } ms ? Invariant($"{ms,8:0.000} ms") : "       - ms";
