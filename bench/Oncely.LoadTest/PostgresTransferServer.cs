@@ -13,6 +13,9 @@ internal sealed class PostgresTransferServer : TransferServer
 {
     private readonly NpgsqlDataSource _ledger;
 
+    /// <summary>The store's <see cref="PostgreSqlIdempotencyStoreOptions.PrepareStatements"/> (<c>--unprepared</c> turns it off, to compare).</summary>
+    public static bool PrepareStatements { get; set; } = true;
+
     private PostgresTransferServer(NpgsqlDataSource ledger, PaymentMode mode)
         : base(mode) => _ledger = ledger;
 
@@ -46,7 +49,11 @@ internal sealed class PostgresTransferServer : TransferServer
         await _ledger.DisposeAsync();
     }
 
-    protected override void UseStore(IIdempotencyBuilder idempotency) => idempotency.UsePostgreSql(o => o.DataSource = _ledger);
+    protected override void UseStore(IIdempotencyBuilder idempotency) => idempotency.UsePostgreSql(o =>
+    {
+        o.DataSource = _ledger;
+        o.PrepareStatements = PrepareStatements;
+    });
 
     protected override async Task TransferAsync(string key, int from, int to, long amount, IdempotencyExecution? execution, IdempotentResponse response, CancellationToken cancellationToken)
     {

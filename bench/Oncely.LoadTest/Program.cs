@@ -19,6 +19,7 @@ public static class Program
         var paymentsOnly = args.Contains("--payments-only");
         var skipRedis = args.Contains("--skip-redis");
         var redisOnly = args.Contains("--redis-only");
+        PostgresTransferServer.PrepareStatements = !args.Contains("--unprepared");
         var output = ValueOf(args, "--output") ?? (isShort || args.Contains("--no-docs") ? null : Path.Combine(RepositoryRoot(), "docs", "benchmarks.md"));
         var repetitions = int.Parse(ValueOf(args, "--repetitions") ?? (isShort ? "2" : "3"), CultureInfo.InvariantCulture);
         var concurrencies = (ValueOf(args, "--concurrency") ?? "1,16,64").Split(',').Select(c => int.Parse(c, CultureInfo.InvariantCulture)).ToList();
@@ -37,6 +38,20 @@ public static class Program
         ThreadPool.SetMinThreads(128, 128);
         var total = Stopwatch.StartNew();
         Console.WriteLine(Invariant($"Oncely load test ({(isShort ? "short" : "full")}: {repetitions} repetitions × c={string.Join('/', concurrencies)}, {timing.WarmUpSeconds} s warm-up + {timing.MeasuredSeconds} s per cell; {wrkVersion})"));
+
+        if (args.Contains("--round-trips-only"))
+        {
+            Console.WriteLine(RoundTrips.Table(await RoundTrips.MeasureAsync()));
+            return 0;
+        }
+
+        // Round trips and statements per PostgreSQL payment: counted first, on a server of their own, one payment at a time.
+        string? wire = null;
+        if (!skipPostgres && !redisOnly)
+        {
+            wire = RoundTrips.Table(await RoundTrips.MeasureAsync());
+            Console.WriteLine(wire);
+        }
 
         var results = new List<CellResult>();
         await using var plan = await BenchPlan.StartAsync(skipPostgres, paymentsOnly, skipRedis, redisOnly);
@@ -82,7 +97,7 @@ public static class Program
         var example = ("wrk " + string.Join(' ', Wrk.Arguments(new Uri("http://127.0.0.1:5000"), TestServer.Payment, HttpCell.Execute, "KEY-PREFIX-", 0, 16, timing.MeasuredSeconds).Select(Quote)))
             .Replace(Wrk.Script, "bench/Oncely.LoadTest/wrk/payments.lua", StringComparison.Ordinal)
             .Replace(":5000", ":PORT", StringComparison.Ordinal);
-        var report = Report.Build(results, concurrencies, repetitions, machine, command, example, timing, notes, isShort);
+        var report = Report.Build(results, concurrencies, repetitions, machine, command, example, timing, notes, isShort, wire);
         Console.WriteLine();
         Console.WriteLine(report);
         if (output is not null)

@@ -30,6 +30,7 @@ internal sealed class PostgreSqlStatements
 
     private readonly NpgsqlDataSource _dataSource;
     private readonly int _commandTimeoutSeconds;
+    private readonly bool _prepare;
     private readonly string _reserve;
     private readonly string _reserveWithLockTimeout;
     private readonly string _complete;
@@ -45,10 +46,15 @@ internal sealed class PostgreSqlStatements
     /// <param name="schema">The store's object names.</param>
     /// <param name="dataSource">Where statements outside the application's transaction run.</param>
     /// <param name="commandTimeoutSeconds">Every command's timeout, in whole seconds.</param>
-    public PostgreSqlStatements(PostgreSqlSchema schema, NpgsqlDataSource dataSource, int commandTimeoutSeconds)
+    /// <param name="prepare">Whether the statements of a request's path are prepared on each physical connection (<see cref="PostgreSqlIdempotencyStoreOptions.PrepareStatements"/>).</param>
+    public PostgreSqlStatements(PostgreSqlSchema schema, NpgsqlDataSource dataSource, int commandTimeoutSeconds, bool prepare = true)
     {
         _dataSource = dataSource;
         _commandTimeoutSeconds = commandTimeoutSeconds;
+        _prepare = prepare;
+        ChangedOne = ChangedOneAsync;
+        ChangedAny = ChangedAnyAsync;
+        Execute = ExecuteAsync;
         var t = schema.Table;
 
         // The reservation, in one statement (one round trip on every path), which writes only when it must:
@@ -240,35 +246,46 @@ internal sealed class PostgreSqlStatements
     /// again: the next statement has a fresh snapshot). Disposes the command.
     /// </summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    public static async ValueTask<ReservationResult?> ReadReservationAsync(NpgsqlCommand command, IdempotencyRecordId id, string fingerprint, bool inTransaction, CancellationToken cancellationToken)
+    public async ValueTask<ReservationResult?> ReadReservationAsync(NpgsqlCommand command, IdempotencyRecordId id, string fingerprint, bool inTransaction, CancellationToken cancellationToken)
     {
         using (command)
         {
-            ReservationResult? result = null;
-            var reader = await command.ExecuteReaderAsync(inTransaction ? CommandBehavior.Default : CommandBehavior.SingleRow, cancellationToken).ConfigureAwait(false);
-            await using (reader.ConfigureAwait(false))
+            var owned = await ConnectAsync(command, cancellationToken).ConfigureAwait(false);
+            try
             {
-                if (inTransaction)
+                ReservationResult? result = null;
+                var reader = await command.ExecuteReaderAsync(inTransaction ? CommandBehavior.Default : CommandBehavior.SingleRow, cancellationToken).ConfigureAwait(false);
+                await using (reader.ConfigureAwait(false))
                 {
-                    // Past the two set_config results to the reservation's.
-                    await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
-                    await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
-                }
-
-                if (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
-                {
-                    result = Classify(reader, id, fingerprint);
-                }
-
-                if (inTransaction)
-                {
-                    while (await reader.NextResultAsync(cancellationToken).ConfigureAwait(false))
+                    if (inTransaction)
                     {
+                        // Past the two set_config results to the reservation's.
+                        await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
+                        await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
+                    }
+
+                    if (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+                    {
+                        result = Classify(reader, id, fingerprint);
+                    }
+
+                    if (inTransaction)
+                    {
+                        while (await reader.NextResultAsync(cancellationToken).ConfigureAwait(false))
+                        {
+                        }
                     }
                 }
-            }
 
-            return result;
+                return result;
+            }
+            finally
+            {
+                if (owned is not null)
+                {
+                    await owned.DisposeAsync().ConfigureAwait(false);
+                }
+            }
         }
     }
 
@@ -317,30 +334,41 @@ internal sealed class PostgreSqlStatements
 
     /// <summary>The record <see cref="Get"/> found, or <see langword="null"/>. Disposes the command.</summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    public static async ValueTask<IdempotencyRecord?> ReadRecordAsync(NpgsqlCommand command, IdempotencyRecordId id, CancellationToken cancellationToken)
+    public async ValueTask<IdempotencyRecord?> ReadRecordAsync(NpgsqlCommand command, IdempotencyRecordId id, CancellationToken cancellationToken)
     {
         using (command)
         {
-            var reader = await command.ExecuteReaderAsync(CommandBehavior.SingleRow, cancellationToken).ConfigureAwait(false);
-            await using (reader.ConfigureAwait(false))
+            var owned = await ConnectAsync(command, cancellationToken).ConfigureAwait(false);
+            try
             {
-                if (!await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+                var reader = await command.ExecuteReaderAsync(CommandBehavior.SingleRow, cancellationToken).ConfigureAwait(false);
+                await using (reader.ConfigureAwait(false))
                 {
-                    return null;
-                }
+                    if (!await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+                    {
+                        return null;
+                    }
 
-                // fingerprint, state, fencing_token, lease_expires_at, expires_at, recovery_point, status_code, headers, body, body_omitted.
-                return new IdempotencyRecord
+                    // fingerprint, state, fencing_token, lease_expires_at, expires_at, recovery_point, status_code, headers, body, body_omitted.
+                    return new IdempotencyRecord
+                    {
+                        Id = id,
+                        Fingerprint = reader.GetString(0),
+                        State = (IdempotencyRecordState)reader.GetInt16(1),
+                        FencingToken = reader.GetInt64(2),
+                        LeaseExpiresAt = reader.GetFieldValue<DateTimeOffset>(3),
+                        ExpiresAt = reader.GetFieldValue<DateTimeOffset>(4),
+                        RecoveryPoint = reader.IsDBNull(5) ? null : reader.GetString(5),
+                        Response = reader.GetInt16(1) == CompletedState ? ReadResponse(reader, 6) : null,
+                    };
+                }
+            }
+            finally
+            {
+                if (owned is not null)
                 {
-                    Id = id,
-                    Fingerprint = reader.GetString(0),
-                    State = (IdempotencyRecordState)reader.GetInt16(1),
-                    FencingToken = reader.GetInt64(2),
-                    LeaseExpiresAt = reader.GetFieldValue<DateTimeOffset>(3),
-                    ExpiresAt = reader.GetFieldValue<DateTimeOffset>(4),
-                    RecoveryPoint = reader.IsDBNull(5) ? null : reader.GetString(5),
-                    Response = reader.GetInt16(1) == CompletedState ? ReadResponse(reader, 6) : null,
-                };
+                    await owned.DisposeAsync().ConfigureAwait(false);
+                }
             }
         }
     }
@@ -390,38 +418,121 @@ internal sealed class PostgreSqlStatements
 
     /// <summary>Runs a fenced statement and disposes it; answers whether it changed exactly one row (the caller's record).</summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    public static async ValueTask<bool> ChangedOneAsync(NpgsqlCommand command, CancellationToken cancellationToken)
+    public async ValueTask<bool> ChangedOneAsync(NpgsqlCommand command, CancellationToken cancellationToken)
     {
         using (command)
         {
-            return await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 1;
+            var owned = await ConnectAsync(command, cancellationToken).ConfigureAwait(false);
+            try
+            {
+                return await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 1;
+            }
+            finally
+            {
+                if (owned is not null)
+                {
+                    await owned.DisposeAsync().ConfigureAwait(false);
+                }
+            }
         }
     }
 
     /// <summary>Runs a statement that changes rows and disposes it; answers how many it changed.</summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    public static async ValueTask<int> ExecuteAsync(NpgsqlCommand command, CancellationToken cancellationToken)
+    public async ValueTask<int> ExecuteAsync(NpgsqlCommand command, CancellationToken cancellationToken)
     {
         using (command)
         {
-            return await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+            var owned = await ConnectAsync(command, cancellationToken).ConfigureAwait(false);
+            try
+            {
+                return await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+            }
+            finally
+            {
+                if (owned is not null)
+                {
+                    await owned.DisposeAsync().ConfigureAwait(false);
+                }
+            }
         }
     }
 
     /// <summary>Runs a statement whose one value is the count of rows it changed, and disposes it; answers whether that is above zero.</summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    public static async ValueTask<bool> ChangedAnyAsync(NpgsqlCommand command, CancellationToken cancellationToken)
+    public async ValueTask<bool> ChangedAnyAsync(NpgsqlCommand command, CancellationToken cancellationToken)
     {
         using (command)
         {
-            var changed = await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false);
-            return Convert.ToInt64(changed, System.Globalization.CultureInfo.InvariantCulture) > 0;
+            var owned = await ConnectAsync(command, cancellationToken).ConfigureAwait(false);
+            try
+            {
+                var changed = await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false);
+                return Convert.ToInt64(changed, System.Globalization.CultureInfo.InvariantCulture) > 0;
+            }
+            finally
+            {
+                if (owned is not null)
+                {
+                    await owned.DisposeAsync().ConfigureAwait(false);
+                }
+            }
         }
     }
 
+    /// <summary><see cref="ChangedOneAsync"/>, as one delegate for the store's shell (no allocation per call).</summary>
+    public Func<NpgsqlCommand, CancellationToken, ValueTask<bool>> ChangedOne { get; }
+
+    /// <summary><see cref="ChangedAnyAsync"/>, as one delegate.</summary>
+    public Func<NpgsqlCommand, CancellationToken, ValueTask<bool>> ChangedAny { get; }
+
+    /// <summary><see cref="ExecuteAsync"/>, as one delegate.</summary>
+    public Func<NpgsqlCommand, CancellationToken, ValueTask<int>> Execute { get; }
+
+    /// <summary>
+    /// Readies a command of a record's statement to run: a prepared one outside a transaction gets its connection from
+    /// the pool here (returned, the caller disposes it), and with <see cref="PostgreSqlIdempotencyStoreOptions.PrepareStatements"/>
+    /// the statement is prepared on that physical connection: the first time a round trip (parse, describe), after
+    /// that nothing, for Npgsql keeps it prepared across pooled reuse. Other commands (the data source's) open their
+    /// own connection when they run; <see langword="null"/> then.
+    /// </summary>
+    private async ValueTask<NpgsqlConnection?> ConnectAsync(NpgsqlCommand command, CancellationToken cancellationToken)
+    {
+        if (!_prepare || command.GetType() != typeof(NpgsqlCommand) || command.Connection is not { } connection)
+        {
+            return null;
+        }
+
+        NpgsqlConnection? owned = null;
+        if (connection.State == ConnectionState.Closed)
+        {
+            await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
+            owned = connection;
+        }
+
+        try
+        {
+            await command.PrepareAsync(cancellationToken).ConfigureAwait(false);
+            return owned;
+        }
+        catch
+        {
+            if (owned is not null)
+            {
+                await owned.DisposeAsync().ConfigureAwait(false);
+            }
+
+            throw;
+        }
+    }
+
+    // A record's statement: on the transaction's connection, or, when prepared, on a connection of the pool that
+    // ConnectAsync opens (prepared statements live on a physical connection), else on the data source.
     private NpgsqlCommand Create(string sql, IdempotencyRecordId id, NpgsqlTransaction? transaction = null)
     {
-        var command = Create(sql, transaction);
+        var command = transaction is null && _prepare
+            ? new NpgsqlCommand(sql, _dataSource.CreateConnection()) { CommandTimeout = _commandTimeoutSeconds }
+            : Create(sql, transaction);
         command.Parameters.Add(new NpgsqlParameter<string>("tenant", NpgsqlDbType.Text) { TypedValue = id.Tenant });
         command.Parameters.Add(new NpgsqlParameter<string>("operation", NpgsqlDbType.Text) { TypedValue = id.Operation });
         command.Parameters.Add(new NpgsqlParameter<string>("key", NpgsqlDbType.Text) { TypedValue = id.Key });
