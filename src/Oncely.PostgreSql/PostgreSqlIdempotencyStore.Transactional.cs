@@ -93,7 +93,7 @@ internal sealed partial class PostgreSqlIdempotencyStore
             for (var attempt = 1; attempt <= MaxReserveAttempts; attempt++)
             {
                 var command = _statements.Reserve(transaction, id, fingerprint, lease, expiration, lockTimeout);
-                if (await _statements.ReadReservationAsync(command, id, fingerprint, inTransaction: true, cancellationToken).ConfigureAwait(false) is { } settled)
+                if (await _statements.ReadReservationAsync(command, id, fingerprint, cancellationToken).ConfigureAwait(false) is { } settled)
                 {
                     return new TransactionalReservationResult(settled.Outcome, settled.Record);
                 }

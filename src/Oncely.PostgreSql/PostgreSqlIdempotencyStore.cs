@@ -88,7 +88,7 @@ internal sealed partial class PostgreSqlIdempotencyStore
                     for (var attempt = 1; ; attempt++)
                     {
                         var command = s.statements.Reserve(s.id, s.fingerprint, s.lease, s.expiration);
-                        if (await s.statements.ReadReservationAsync(command, s.id, s.fingerprint, inTransaction: false, ct).ConfigureAwait(false) is { } result)
+                        if (await s.statements.ReadReservationAsync(command, s.id, s.fingerprint, ct).ConfigureAwait(false) is { } result)
                         {
                             return result;
                         }

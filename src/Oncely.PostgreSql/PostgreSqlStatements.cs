@@ -25,14 +25,13 @@ internal sealed class PostgreSqlStatements
     // put lock_timeout back. Each is its own statement, so they run in order; set_config(..., true) lasts until the
     // transaction ends at most.
     private const string SaveLockTimeoutSql = "SELECT set_config('oncely.lock_timeout_before', current_setting('lock_timeout'), true)";
-    private const string SetLockTimeoutSql = "SELECT set_config('lock_timeout', @lock_timeout, true)";
+    private const string SetLockTimeoutSql = "SELECT set_config('lock_timeout', $1, true)";
     private const string RestoreLockTimeoutSql = "SELECT set_config('lock_timeout', current_setting('oncely.lock_timeout_before'), true)";
 
     private readonly NpgsqlDataSource _dataSource;
     private readonly int _commandTimeoutSeconds;
     private readonly bool _prepare;
     private readonly string _reserve;
-    private readonly string _reserveWithLockTimeout;
     private readonly string _complete;
     private readonly string _release;
     private readonly string _setRecoveryPoint;
@@ -212,7 +211,19 @@ internal sealed class PostgreSqlStatements
                     LIMIT @limit
                     FOR UPDATE SKIP LOCKED))
             """;
-        _reserveWithLockTimeout = $"{SaveLockTimeoutSql};\n{SetLockTimeoutSql};\n{_reserve};\n{RestoreLockTimeoutSql}";
+
+        // Every statement is sent with positional parameters ($1, $2, …, in the order the parameters are added below),
+        // so Npgsql sends the text as it is: no parse and rewrite of a named-parameter statement on every call (for the
+        // reservation's CTE that was the largest allocation of a payment). The texts above keep the names for reading.
+        _reserve = Positional(_reserve, "tenant", "operation", "key", "fingerprint", "lease", "expiration");
+        _complete = Positional(_complete, "tenant", "operation", "key", "token", "status", "headers", "body", "omitted", "expiration");
+        _release = Positional(_release, "tenant", "operation", "key", "token");
+        _setRecoveryPoint = Positional(_setRecoveryPoint, "tenant", "operation", "key", "token", "recovery", "lease");
+        _renewLease = Positional(_renewLease, "tenant", "operation", "key", "token", "lease");
+        _get = Positional(_get, "tenant", "operation", "key");
+        _purgeExpired = Positional(_purgeExpired, "limit");
+        _appendAudit = Positional(_appendAudit, "tenant", "operation", "key", "stored", "attempted", "payload", "occurred");
+        _purgeAudit = Positional(_purgeAudit, "retention", "limit");
     }
 
     /// <summary>Every command's timeout, in whole seconds.</summary>
@@ -220,7 +231,7 @@ internal sealed class PostgreSqlStatements
 
     /// <summary>
     /// The reservation (insert, replace an expired record, take over a lapsed lease, or read the record that holds the
-    /// key); read its reply with <see cref="ReadReservationAsync"/>.
+    /// key); read its reply with <see cref="ReadReservationAsync(NpgsqlCommand, IdempotencyRecordId, string, CancellationToken)"/>.
     /// </summary>
     public NpgsqlCommand Reserve(IdempotencyRecordId id, string fingerprint, TimeSpan lease, TimeSpan expiration)
         => BindReservation(Create(_reserve, id), fingerprint, lease, expiration);
@@ -228,17 +239,62 @@ internal sealed class PostgreSqlStatements
     /// <summary>
     /// The reservation inside the application's transaction, its wait for another transaction's uncommitted row bounded
     /// by <paramref name="lockTimeout"/> (<c>lock_timeout</c> for this statement only, then put back); read its reply with
-    /// <see cref="ReadReservationAsync"/> (<c>inTransaction: true</c>).
+    /// <see cref="ReadReservationAsync(NpgsqlBatch, IdempotencyRecordId, string, CancellationToken)"/>. A batch of four
+    /// statements, one round trip: keep the transaction's <c>lock_timeout</c>, set the reservation's, reserve, put it back.
     /// </summary>
-    public NpgsqlCommand Reserve(NpgsqlTransaction transaction, IdempotencyRecordId id, string fingerprint, TimeSpan lease, TimeSpan expiration, TimeSpan lockTimeout)
+    public NpgsqlBatch Reserve(NpgsqlTransaction transaction, IdempotencyRecordId id, string fingerprint, TimeSpan lease, TimeSpan expiration, TimeSpan lockTimeout)
     {
-        var command = BindReservation(Create(_reserveWithLockTimeout, id, transaction), fingerprint, lease, expiration);
+        var connection = transaction.Connection
+            ?? throw new InvalidOperationException("The NpgsqlTransaction has already been committed or rolled back; reserve the idempotency record as the transaction's first statement.");
 
         // The wait for the other transaction is on top of the store's usual bound for one call.
-        command.CommandTimeout = _commandTimeoutSeconds + (int)Math.Ceiling(lockTimeout.TotalSeconds);
+        var batch = new NpgsqlBatch(connection, transaction) { Timeout = _commandTimeoutSeconds + (int)Math.Ceiling(lockTimeout.TotalSeconds) };
         var lockTimeoutText = ((long)Math.Ceiling(lockTimeout.TotalMilliseconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
-        command.Parameters.Add(new NpgsqlParameter<string>("lock_timeout", NpgsqlDbType.Text) { TypedValue = lockTimeoutText });
-        return command;
+        var set = new NpgsqlBatchCommand(SetLockTimeoutSql);
+        set.Parameters.Add(new NpgsqlParameter<string> { NpgsqlDbType = NpgsqlDbType.Text, TypedValue = lockTimeoutText });
+        var reserve = new NpgsqlBatchCommand(_reserve);
+        AddKey(reserve.Parameters, id);
+        AddReservation(reserve.Parameters, fingerprint, lease, expiration);
+        batch.BatchCommands.Add(new NpgsqlBatchCommand(SaveLockTimeoutSql));
+        batch.BatchCommands.Add(set);
+        batch.BatchCommands.Add(reserve);
+        batch.BatchCommands.Add(new NpgsqlBatchCommand(RestoreLockTimeoutSql));
+        return batch;
+    }
+
+    /// <summary>
+    /// The answer of the reservation inside the application's transaction (<see cref="Reserve(NpgsqlTransaction, IdempotencyRecordId, string, TimeSpan, TimeSpan, TimeSpan)"/>),
+    /// or <see langword="null"/> when its snapshot could not settle it. Disposes the batch.
+    /// </summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    public async ValueTask<ReservationResult?> ReadReservationAsync(NpgsqlBatch batch, IdempotencyRecordId id, string fingerprint, CancellationToken cancellationToken)
+    {
+        await using (batch.ConfigureAwait(false))
+        {
+            if (_prepare)
+            {
+                await batch.PrepareAsync(cancellationToken).ConfigureAwait(false);
+            }
+
+            ReservationResult? result = null;
+            var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            await using (reader.ConfigureAwait(false))
+            {
+                // Past the two set_config results to the reservation's.
+                await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
+                await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
+                if (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+                {
+                    result = Classify(reader, id, fingerprint);
+                }
+
+                while (await reader.NextResultAsync(cancellationToken).ConfigureAwait(false))
+                {
+                }
+            }
+
+            return result;
+        }
     }
 
     /// <summary>
@@ -246,7 +302,7 @@ internal sealed class PostgreSqlStatements
     /// again: the next statement has a fresh snapshot). Disposes the command.
     /// </summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    public async ValueTask<ReservationResult?> ReadReservationAsync(NpgsqlCommand command, IdempotencyRecordId id, string fingerprint, bool inTransaction, CancellationToken cancellationToken)
+    public async ValueTask<ReservationResult?> ReadReservationAsync(NpgsqlCommand command, IdempotencyRecordId id, string fingerprint, CancellationToken cancellationToken)
     {
         using (command)
         {
@@ -254,26 +310,12 @@ internal sealed class PostgreSqlStatements
             try
             {
                 ReservationResult? result = null;
-                var reader = await command.ExecuteReaderAsync(inTransaction ? CommandBehavior.Default : CommandBehavior.SingleRow, cancellationToken).ConfigureAwait(false);
+                var reader = await command.ExecuteReaderAsync(CommandBehavior.SingleRow, cancellationToken).ConfigureAwait(false);
                 await using (reader.ConfigureAwait(false))
                 {
-                    if (inTransaction)
-                    {
-                        // Past the two set_config results to the reservation's.
-                        await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
-                        await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
-                    }
-
                     if (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
                     {
                         result = Classify(reader, id, fingerprint);
-                    }
-
-                    if (inTransaction)
-                    {
-                        while (await reader.NextResultAsync(cancellationToken).ConfigureAwait(false))
-                        {
-                        }
                     }
                 }
 
@@ -293,12 +335,12 @@ internal sealed class PostgreSqlStatements
     public NpgsqlCommand Complete(IdempotencyRecordId id, long fencingToken, IdempotentResponse response, TimeSpan expiration, NpgsqlTransaction? transaction = null)
     {
         var command = Create(_complete, id, transaction);
-        command.Parameters.Add(new NpgsqlParameter<long>("token", NpgsqlDbType.Bigint) { TypedValue = fencingToken });
-        command.Parameters.Add(new NpgsqlParameter<int>("status", NpgsqlDbType.Integer) { TypedValue = response.StatusCode });
-        command.Parameters.Add(new NpgsqlParameter<string>("headers", NpgsqlDbType.Jsonb) { TypedValue = StoredHeaders.Serialize(response.Headers) });
-        command.Parameters.Add(new NpgsqlParameter<ReadOnlyMemory<byte>>("body", NpgsqlDbType.Bytea) { TypedValue = response.Body });
-        command.Parameters.Add(new NpgsqlParameter<bool>("omitted", NpgsqlDbType.Boolean) { TypedValue = response.BodyOmitted });
-        command.Parameters.Add(new NpgsqlParameter<TimeSpan>("expiration", NpgsqlDbType.Interval) { TypedValue = expiration });
+        command.Parameters.Add(new NpgsqlParameter<long> { NpgsqlDbType = NpgsqlDbType.Bigint, TypedValue = fencingToken });
+        command.Parameters.Add(new NpgsqlParameter<int> { NpgsqlDbType = NpgsqlDbType.Integer, TypedValue = response.StatusCode });
+        command.Parameters.Add(new NpgsqlParameter<string> { NpgsqlDbType = NpgsqlDbType.Jsonb, TypedValue = StoredHeaders.Serialize(response.Headers) });
+        command.Parameters.Add(new NpgsqlParameter<ReadOnlyMemory<byte>> { NpgsqlDbType = NpgsqlDbType.Bytea, TypedValue = response.Body });
+        command.Parameters.Add(new NpgsqlParameter<bool> { NpgsqlDbType = NpgsqlDbType.Boolean, TypedValue = response.BodyOmitted });
+        command.Parameters.Add(new NpgsqlParameter<TimeSpan> { NpgsqlDbType = NpgsqlDbType.Interval, TypedValue = expiration });
         return command;
     }
 
@@ -306,7 +348,7 @@ internal sealed class PostgreSqlStatements
     public NpgsqlCommand Release(IdempotencyRecordId id, long fencingToken)
     {
         var command = Create(_release, id);
-        command.Parameters.Add(new NpgsqlParameter<long>("token", NpgsqlDbType.Bigint) { TypedValue = fencingToken });
+        command.Parameters.Add(new NpgsqlParameter<long> { NpgsqlDbType = NpgsqlDbType.Bigint, TypedValue = fencingToken });
         return command;
     }
 
@@ -314,9 +356,9 @@ internal sealed class PostgreSqlStatements
     public NpgsqlCommand SetRecoveryPoint(IdempotencyRecordId id, long fencingToken, string recoveryPoint, TimeSpan lease, NpgsqlTransaction? transaction = null)
     {
         var command = Create(_setRecoveryPoint, id, transaction);
-        command.Parameters.Add(new NpgsqlParameter<long>("token", NpgsqlDbType.Bigint) { TypedValue = fencingToken });
-        command.Parameters.Add(new NpgsqlParameter<string>("recovery", NpgsqlDbType.Text) { TypedValue = recoveryPoint });
-        command.Parameters.Add(new NpgsqlParameter<TimeSpan>("lease", NpgsqlDbType.Interval) { TypedValue = lease });
+        command.Parameters.Add(new NpgsqlParameter<long> { NpgsqlDbType = NpgsqlDbType.Bigint, TypedValue = fencingToken });
+        command.Parameters.Add(new NpgsqlParameter<string> { NpgsqlDbType = NpgsqlDbType.Text, TypedValue = recoveryPoint });
+        command.Parameters.Add(new NpgsqlParameter<TimeSpan> { NpgsqlDbType = NpgsqlDbType.Interval, TypedValue = lease });
         return command;
     }
 
@@ -324,8 +366,8 @@ internal sealed class PostgreSqlStatements
     public NpgsqlCommand RenewLease(IdempotencyRecordId id, long fencingToken, TimeSpan lease)
     {
         var command = Create(_renewLease, id);
-        command.Parameters.Add(new NpgsqlParameter<long>("token", NpgsqlDbType.Bigint) { TypedValue = fencingToken });
-        command.Parameters.Add(new NpgsqlParameter<TimeSpan>("lease", NpgsqlDbType.Interval) { TypedValue = lease });
+        command.Parameters.Add(new NpgsqlParameter<long> { NpgsqlDbType = NpgsqlDbType.Bigint, TypedValue = fencingToken });
+        command.Parameters.Add(new NpgsqlParameter<TimeSpan> { NpgsqlDbType = NpgsqlDbType.Interval, TypedValue = lease });
         return command;
     }
 
@@ -377,7 +419,7 @@ internal sealed class PostgreSqlStatements
     public NpgsqlCommand PurgeExpired(int batchSize)
     {
         var command = Create(_purgeExpired);
-        command.Parameters.Add(new NpgsqlParameter<int>("limit", NpgsqlDbType.Integer) { TypedValue = batchSize });
+        command.Parameters.Add(new NpgsqlParameter<int> { NpgsqlDbType = NpgsqlDbType.Integer, TypedValue = batchSize });
         return command;
     }
 
@@ -385,10 +427,10 @@ internal sealed class PostgreSqlStatements
     public NpgsqlCommand AppendAudit(KeyReuseAuditEntry entry)
     {
         var command = Create(_appendAudit, entry.Id);
-        command.Parameters.Add(new NpgsqlParameter<string>("stored", NpgsqlDbType.Text) { TypedValue = entry.StoredFingerprint });
-        command.Parameters.Add(new NpgsqlParameter<string>("attempted", NpgsqlDbType.Text) { TypedValue = entry.AttemptedFingerprint });
-        command.Parameters.Add(new NpgsqlParameter<string>("payload", NpgsqlDbType.Text) { TypedValue = entry.Payload ?? string.Empty });
-        command.Parameters.Add(new NpgsqlParameter<DateTimeOffset>("occurred", NpgsqlDbType.TimestampTz) { TypedValue = entry.OccurredAt.ToUniversalTime() });
+        command.Parameters.Add(new NpgsqlParameter<string> { NpgsqlDbType = NpgsqlDbType.Text, TypedValue = entry.StoredFingerprint });
+        command.Parameters.Add(new NpgsqlParameter<string> { NpgsqlDbType = NpgsqlDbType.Text, TypedValue = entry.AttemptedFingerprint });
+        command.Parameters.Add(new NpgsqlParameter<string> { NpgsqlDbType = NpgsqlDbType.Text, TypedValue = entry.Payload ?? string.Empty });
+        command.Parameters.Add(new NpgsqlParameter<DateTimeOffset> { NpgsqlDbType = NpgsqlDbType.TimestampTz, TypedValue = entry.OccurredAt.ToUniversalTime() });
         return command;
     }
 
@@ -396,8 +438,8 @@ internal sealed class PostgreSqlStatements
     public NpgsqlCommand PurgeAudit(TimeSpan retention, int batchSize)
     {
         var command = Create(_purgeAudit);
-        command.Parameters.Add(new NpgsqlParameter<TimeSpan>("retention", NpgsqlDbType.Interval) { TypedValue = retention });
-        command.Parameters.Add(new NpgsqlParameter<int>("limit", NpgsqlDbType.Integer) { TypedValue = batchSize });
+        command.Parameters.Add(new NpgsqlParameter<TimeSpan> { NpgsqlDbType = NpgsqlDbType.Interval, TypedValue = retention });
+        command.Parameters.Add(new NpgsqlParameter<int> { NpgsqlDbType = NpgsqlDbType.Integer, TypedValue = batchSize });
         return command;
     }
 
@@ -533,19 +575,41 @@ internal sealed class PostgreSqlStatements
         var command = transaction is null && _prepare
             ? new NpgsqlCommand(sql, _dataSource.CreateConnection()) { CommandTimeout = _commandTimeoutSeconds }
             : Create(sql, transaction);
-        command.Parameters.Add(new NpgsqlParameter<string>("tenant", NpgsqlDbType.Text) { TypedValue = id.Tenant });
-        command.Parameters.Add(new NpgsqlParameter<string>("operation", NpgsqlDbType.Text) { TypedValue = id.Operation });
-        command.Parameters.Add(new NpgsqlParameter<string>("key", NpgsqlDbType.Text) { TypedValue = id.Key });
+        AddKey(command.Parameters, id);
         return command;
+    }
+
+    // $1, $2, $3 of every record's statement.
+    private static void AddKey(NpgsqlParameterCollection parameters, IdempotencyRecordId id)
+    {
+        parameters.Add(new NpgsqlParameter<string> { NpgsqlDbType = NpgsqlDbType.Text, TypedValue = id.Tenant });
+        parameters.Add(new NpgsqlParameter<string> { NpgsqlDbType = NpgsqlDbType.Text, TypedValue = id.Operation });
+        parameters.Add(new NpgsqlParameter<string> { NpgsqlDbType = NpgsqlDbType.Text, TypedValue = id.Key });
     }
 
     private static NpgsqlCommand BindReservation(NpgsqlCommand command, string fingerprint, TimeSpan lease, TimeSpan expiration)
     {
-        command.Parameters.Add(new NpgsqlParameter<string>("fingerprint", NpgsqlDbType.Text) { TypedValue = fingerprint });
-        command.Parameters.Add(new NpgsqlParameter<TimeSpan>("lease", NpgsqlDbType.Interval) { TypedValue = lease });
-        command.Parameters.Add(new NpgsqlParameter<TimeSpan>("expiration", NpgsqlDbType.Interval) { TypedValue = expiration });
+        AddReservation(command.Parameters, fingerprint, lease, expiration);
         return command;
     }
+
+    // $4, $5, $6 of the reservation.
+    private static void AddReservation(NpgsqlParameterCollection parameters, string fingerprint, TimeSpan lease, TimeSpan expiration)
+    {
+        parameters.Add(new NpgsqlParameter<string> { NpgsqlDbType = NpgsqlDbType.Text, TypedValue = fingerprint });
+        parameters.Add(new NpgsqlParameter<TimeSpan> { NpgsqlDbType = NpgsqlDbType.Interval, TypedValue = lease });
+        parameters.Add(new NpgsqlParameter<TimeSpan> { NpgsqlDbType = NpgsqlDbType.Interval, TypedValue = expiration });
+    }
+
+    // The statement with each @name replaced by its position in names ($1 for the first): the order the parameters are added in.
+    private static string Positional(string sql, params string[] names)
+        => System.Text.RegularExpressions.Regex.Replace(sql, "@([a-z_]+)", match =>
+        {
+            var position = Array.IndexOf(names, match.Groups[1].Value);
+            return position >= 0
+                ? "$" + (position + 1).ToString(System.Globalization.CultureInfo.InvariantCulture)
+                : throw new InvalidOperationException($"The statement names a parameter @{match.Groups[1].Value} that is not bound: {sql}");
+        });
 
     private static ReservationResult? Classify(NpgsqlDataReader reader, IdempotencyRecordId id, string fingerprint)
     {
