@@ -29,8 +29,12 @@ internal sealed class BenchPlan : IAsyncDisposable
     public const string ReadScript = "read script";
     public const string ReserveComplete = "reserve+complete";
     public const string ReadCompleted = "SELECT completed";
-    public const string PaymentTwoCommit = "Payment path, two commits";
-    public const string PaymentOneCommit = "Payment path, one commit";
+    public const string PostgresPaymentWithout = "PostgreSQL payment, no Oncely";
+    public const string PostgresPaymentTwoCommit = "PostgreSQL payment, two commits";
+    public const string PostgresPaymentOneCommit = "PostgreSQL payment, one commit";
+    public const string SqlitePaymentWithout = "SQLite payment, no Oncely";
+    public const string SqlitePaymentTwoCommit = "SQLite payment, two commits";
+    public const string SqlitePaymentOneCommit = "SQLite payment, one commit";
 
     private const int ReplayKeys = 1024;
     private const string ReplayKeyPrefix = "replay-";
@@ -79,9 +83,10 @@ internal sealed class BenchPlan : IAsyncDisposable
 
             if (!skipPostgres)
             {
-                await plan.AddPaymentPathsAsync();
+                await plan.AddPostgresPaymentsAsync();
             }
 
+            await plan.AddSqlitePaymentsAsync();
             return plan;
         }
         catch
@@ -205,26 +210,53 @@ internal sealed class BenchPlan : IAsyncDisposable
     }
 
     /// <summary>
-    /// The payment path comparison: a ledger-style transfer (<see cref="TransferServer"/>) on a PostgreSQL server of its
-    /// own with PostgreSQL's default durability (every commit flushes its WAL), two-commit path then one-commit path,
-    /// each on its own database of that server, measured in the same repetition.
+    /// The payment path on PostgreSQL: a ledger-style transfer (<see cref="PostgresTransferServer"/>) on a PostgreSQL
+    /// server of its own with PostgreSQL's default durability (every commit flushes its WAL): without Oncely (the same
+    /// transaction, the reference), two-commit path, one-commit path, each on its own database of that server,
+    /// measured one right after the other in every repetition.
     /// </summary>
-    private async Task AddPaymentPathsAsync()
+    private async Task AddPostgresPaymentsAsync()
     {
         var durable = await PostgresServer.StartNewAsync();
         _owned.Add(durable);
         await durable.RestartWithDefaultDurabilityAsync();
-        foreach (var (name, oneCommit) in new[] { (PaymentTwoCommit, false), (PaymentOneCommit, true) })
+        foreach (var (name, mode, database) in new[]
         {
-            var database = await durable.CreateDatabaseAsync(oneCommit ? "pay_one" : "pay_two");
-            var server = await TransferServer.StartAsync(durable.ConnectionString(database, 128), oneCommit);
-            _owned.Add(server);
-            var first = Cells.Count;
-            await AddHttpVariantAsync(name, server, withOncely: true);
-            for (var i = first; i < Cells.Count; i++)
-            {
-                Cells[i] = new PaymentPathCell((HttpCell)Cells[i], server);
-            }
+            (PostgresPaymentWithout, PaymentMode.WithoutOncely, "pay_none"),
+            (PostgresPaymentTwoCommit, PaymentMode.TwoCommits, "pay_two"),
+            (PostgresPaymentOneCommit, PaymentMode.OneCommit, "pay_one"),
+        })
+        {
+            var created = await durable.CreateDatabaseAsync(database);
+            await AddPaymentVariantAsync(name, await PostgresTransferServer.StartAsync(durable.ConnectionString(created, 128), mode));
+        }
+    }
+
+    /// <summary>
+    /// The payment path on SQLite (<see cref="SqliteTransferServer"/>): the same three variants, each on a database file
+    /// of its own in the temp directory, with SQLite's default durability in WAL mode.
+    /// </summary>
+    private async Task AddSqlitePaymentsAsync()
+    {
+        foreach (var (name, mode, file) in new[]
+        {
+            (SqlitePaymentWithout, PaymentMode.WithoutOncely, "pay-none.db"),
+            (SqlitePaymentTwoCommit, PaymentMode.TwoCommits, "pay-two.db"),
+            (SqlitePaymentOneCommit, PaymentMode.OneCommit, "pay-one.db"),
+        })
+        {
+            await AddPaymentVariantAsync(name, await SqliteTransferServer.StartAsync(Path.Combine(_temp, file), mode));
+        }
+    }
+
+    private async Task AddPaymentVariantAsync(string name, TransferServer server)
+    {
+        _owned.Add(server);
+        var first = Cells.Count;
+        await AddHttpVariantAsync(name, server, withOncely: server.Mode != PaymentMode.WithoutOncely);
+        for (var i = first; i < Cells.Count; i++)
+        {
+            Cells[i] = new PaymentPathCell((HttpCell)Cells[i], server);
         }
     }
 

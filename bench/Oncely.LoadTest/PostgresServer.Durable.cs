@@ -20,3 +20,15 @@ public sealed partial class PostgresServer
         ]).ConfigureAwait(false);
     }
 }
+
+/// <summary>The bench's reading of the server's log (the statement counts of <c>RoundTrips</c>).</summary>
+public sealed partial class PostgresServer
+{
+    /// <summary>The server's log so far (<c>server.log</c> in the server's directory), read while the server writes it.</summary>
+    public string ReadLog()
+    {
+        using var stream = new FileStream(Path.Combine(_root, "server.log"), FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        using var reader = new StreamReader(stream);
+        return reader.ReadToEnd();
+    }
+}

@@ -19,6 +19,7 @@ public static class Program
         var paymentsOnly = args.Contains("--payments-only");
         var skipRedis = args.Contains("--skip-redis");
         var redisOnly = args.Contains("--redis-only");
+        PostgresTransferServer.PrepareStatements = !args.Contains("--unprepared");
         var output = ValueOf(args, "--output") ?? (isShort || args.Contains("--no-docs") ? null : Path.Combine(RepositoryRoot(), "docs", "benchmarks.md"));
         var repetitions = int.Parse(ValueOf(args, "--repetitions") ?? (isShort ? "2" : "3"), CultureInfo.InvariantCulture);
         var concurrencies = (ValueOf(args, "--concurrency") ?? "1,16,64").Split(',').Select(c => int.Parse(c, CultureInfo.InvariantCulture)).ToList();
@@ -37,6 +38,20 @@ public static class Program
         ThreadPool.SetMinThreads(128, 128);
         var total = Stopwatch.StartNew();
         Console.WriteLine(Invariant($"Oncely load test ({(isShort ? "short" : "full")}: {repetitions} repetitions × c={string.Join('/', concurrencies)}, {timing.WarmUpSeconds} s warm-up + {timing.MeasuredSeconds} s per cell; {wrkVersion})"));
+
+        if (args.Contains("--round-trips-only"))
+        {
+            Console.WriteLine(RoundTrips.Table(await RoundTrips.MeasureAsync()));
+            return 0;
+        }
+
+        // Round trips and statements per PostgreSQL payment: counted first, on a server of their own, one payment at a time.
+        string? wire = null;
+        if (!skipPostgres && !redisOnly)
+        {
+            wire = RoundTrips.Table(await RoundTrips.MeasureAsync());
+            Console.WriteLine(wire);
+        }
 
         var results = new List<CellResult>();
         await using var plan = await BenchPlan.StartAsync(skipPostgres, paymentsOnly, skipRedis, redisOnly);
@@ -58,10 +73,6 @@ public static class Program
         if (skipPostgres)
         {
             notes.Add("PostgreSQL was skipped (--skip-postgres): its rows and ratios are missing, the payment path comparison too.");
-        }
-        else if (!redisOnly)
-        {
-            notes.AddRange(PaymentPathNotes(results, concurrencies));
         }
 
         if (redisOnly)
@@ -86,7 +97,7 @@ public static class Program
         var example = ("wrk " + string.Join(' ', Wrk.Arguments(new Uri("http://127.0.0.1:5000"), TestServer.Payment, HttpCell.Execute, "KEY-PREFIX-", 0, 16, timing.MeasuredSeconds).Select(Quote)))
             .Replace(Wrk.Script, "bench/Oncely.LoadTest/wrk/payments.lua", StringComparison.Ordinal)
             .Replace(":5000", ":PORT", StringComparison.Ordinal);
-        var report = Report.Build(results, concurrencies, repetitions, machine, command, example, timing, notes, isShort);
+        var report = Report.Build(results, concurrencies, repetitions, machine, command, example, timing, notes, isShort, wire);
         Console.WriteLine();
         Console.WriteLine(report);
         if (output is not null)
@@ -97,34 +108,6 @@ public static class Program
 
         Console.WriteLine(Invariant($"Total time: {total.Elapsed.TotalSeconds:0} s"));
         return results.All(r => r.CheckPassed) ? 0 : 1;
-    }
-
-    // The payment path: one-commit throughput over two-commit throughput, per concurrency, from the execute cells'
-    // medians over the repetitions (both measured in every repetition, one right after the other).
-    private static IEnumerable<string> PaymentPathNotes(List<CellResult> results, List<int> concurrencies)
-    {
-        static double? Median(IEnumerable<CellResult> cells)
-        {
-            var values = cells.Select(c => c.PerSecond).Order().ToList();
-            return values.Count == 0 ? null : values.Count % 2 == 1 ? values[values.Count / 2] : (values[(values.Count / 2) - 1] + values[values.Count / 2]) / 2;
-        }
-
-        var ratios = new List<string>();
-        foreach (var c in concurrencies)
-        {
-            var one = Median(results.Where(r => r.Variant == BenchPlan.PaymentOneCommit && r.Path == HttpCell.Execute && r.Concurrency == c));
-            var two = Median(results.Where(r => r.Variant == BenchPlan.PaymentTwoCommit && r.Path == HttpCell.Execute && r.Concurrency == c));
-            if (one is { } o && two is { } t && t > 0)
-            {
-                ratios.Add(Invariant($"c={c}: {o / t:0.00}× ({o:N0}/s vs {t:N0}/s)"));
-            }
-        }
-
-        if (ratios.Count > 0)
-        {
-            yield return "Payment path (ledger transfer on PostgreSQL with default durability), one commit over two commits, execute throughput: "
-                + string.Join("; ", ratios) + ". Target: at least 1.3×. Write commits per payment are in each cell's check.";
-        }
     }
 
     private static string Ms(double? milliseconds) => milliseconds is { } ms ? Invariant($"{ms,8:0.000} ms") : "       - ms";

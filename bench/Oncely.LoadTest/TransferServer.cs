@@ -10,38 +10,50 @@ using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
-using Npgsql;
 using Oncely.AspNetCore;
-using Oncely.PostgreSql;
 
 namespace Oncely.LoadTest;
 
+/// <summary>How a payment endpoint uses Oncely: not at all (the same transaction, the reference), two commits, or one.</summary>
+internal enum PaymentMode
+{
+    /// <summary>No Oncely: the ledger transaction alone, the same statements, one commit. The payment's own cost.</summary>
+    WithoutOncely,
+
+    /// <summary>The middleware reserves in its own commit first; the handler completes inside its transaction.</summary>
+    TwoCommits,
+
+    /// <summary><c>WithOneCommitReservation()</c>: the reservation is the handler transaction's first statement.</summary>
+    OneCommit,
+}
+
 /// <summary>
-/// The payment path: a ledger-style transfer on PostgreSQL, the way the Payments sample moves money. One transaction
-/// debits one account, credits another (two balance UPDATEs, in id order) and inserts the transfer row, then stores the
-/// answer in the same transaction (transactional completion). In two-commit mode the middleware reserved the record,
-/// in its own commit, before the handler ran; in one-commit mode (<c>WithOneCommitReservation</c>) the handler reserves
-/// as its transaction's first statement, so the whole payment is one commit. The account pair is chosen from the key,
-/// among <see cref="Accounts"/> accounts, so concurrent payments rarely wait on each other's row locks.
+/// The payment path: a ledger-style transfer, the way the Payments sample moves money. One transaction debits one
+/// account, credits another (two balance UPDATEs, in id order, so transfers never deadlock) and inserts the transfer
+/// row; with Oncely it also stores the answer in the same transaction (transactional completion). In
+/// <see cref="PaymentMode.TwoCommits"/> the middleware reserved the record, in its own commit, before the handler ran;
+/// in <see cref="PaymentMode.OneCommit"/> the handler reserves as its transaction's first statement, so the whole
+/// payment is one commit; in <see cref="PaymentMode.WithoutOncely"/> there is no middleware and no record, only the
+/// same ledger transaction (the key of the request is stored in the transfer row all the same). The account pair is
+/// chosen from the key, among <see cref="Accounts"/> accounts, so concurrent payments rarely wait on each other's
+/// row locks. The database's statements live in the derived classes (PostgreSQL, SQLite); hosting, counting and
+/// draining here.
 /// </summary>
-internal sealed class TransferServer : ILoadTarget, IAsyncDisposable
+internal abstract class TransferServer : ILoadTarget, IAsyncDisposable
 {
     public const int Accounts = 1000;
 
     public static readonly RequestShape Transfer = new("POST", "/transfers", "{\"amount\":1}", ["Content-Type: application/json"]);
 
-    private readonly WebApplication _app;
-    private readonly NpgsqlDataSource _ledger;
     private readonly ConcurrentDictionary<string, byte> _keys = new(StringComparer.Ordinal);
+    private WebApplication? _app;
     private long _runs;
     private long _totalRuns;
     private long _inFlight;
 
-    private TransferServer(WebApplication app, NpgsqlDataSource ledger)
-    {
-        _app = app;
-        _ledger = ledger;
-    }
+    protected TransferServer(PaymentMode mode) => Mode = mode;
+
+    public PaymentMode Mode { get; }
 
     public RequestShape Request => Transfer;
 
@@ -52,48 +64,11 @@ internal sealed class TransferServer : ILoadTarget, IAsyncDisposable
     /// <summary>Handler runs since the server started (never reset), for commits per payment.</summary>
     public long TotalRuns => Interlocked.Read(ref _totalRuns);
 
-    public static async Task<TransferServer> StartAsync(string connectionString, bool oneCommit)
-    {
-        var ledger = NpgsqlDataSource.Create(connectionString);
-        await CreateLedgerAsync(ledger);
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.WebHost.UseKestrel(options => options.Listen(IPAddress.Loopback, 0));
-        builder.Services.AddIdempotency().UsePostgreSql(o => o.DataSource = ledger);
-        var app = builder.Build();
-        var server = new TransferServer(app, ledger);
-        app.Use(async (context, next) =>
-        {
-            Interlocked.Increment(ref server._inFlight);
-            try
-            {
-                await next(context);
-            }
-            finally
-            {
-                Interlocked.Decrement(ref server._inFlight);
-            }
-        });
-        app.UseIdempotency();
-        var endpoint = app.MapPost("/transfers", (TransferRequest transfer, HttpContext context) => server.TransferAsync(transfer, context))
-            .RequireIdempotencyKey()
-            .AllowAnonymousIdempotency();
-        if (oneCommit)
-        {
-            endpoint.WithOneCommitReservation();
-        }
-
-        await app.StartAsync();
-        server.BaseAddress = new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
-        return server;
-    }
-
-    /// <summary>The current transaction id (this read takes one): the difference of two, minus one, counts the write transactions between them.</summary>
-    public async Task<long> TransactionIdAsync()
-    {
-        await using var command = _ledger.CreateCommand("SELECT txid_current()");
-        return (long)(await command.ExecuteScalarAsync())!;
-    }
+    /// <summary>
+    /// A counter that grows by one per write transaction of the database, or <see langword="null"/> when the database
+    /// has none to read (SQLite): the difference of two readings over the handler's runs is the commits per payment.
+    /// </summary>
+    public abstract Task<long?> WriteTransactionCounterAsync();
 
     public async Task<HandlerRuns> DrainAndResetAsync()
     {
@@ -133,56 +108,72 @@ internal sealed class TransferServer : ILoadTarget, IAsyncDisposable
         }
     }
 
-    public async ValueTask DisposeAsync()
+    public virtual async ValueTask DisposeAsync()
     {
-        await _app.StopAsync();
-        await _app.DisposeAsync();
-        await _ledger.DisposeAsync();
+        if (_app is not null)
+        {
+            await _app.StopAsync();
+            await _app.DisposeAsync();
+        }
     }
 
-    private async Task<IResult> TransferAsync(TransferRequest transfer, HttpContext context)
-    {
-        var execution = context.GetIdempotencyExecution()!;
-        var key = execution.Id.Key;
-        var (from, to) = AccountsFor(key);
-        await using var connection = await _ledger.OpenConnectionAsync(context.RequestAborted);
-        await using var transaction = await connection.BeginTransactionAsync(context.RequestAborted);
-        await execution.ReserveInTransactionAsync(transaction, context.RequestAborted); // a no-op in two-commit mode
+    /// <summary>Chooses the store on <c>AddIdempotency()</c>'s builder (called only with Oncely).</summary>
+    protected abstract void UseStore(IIdempotencyBuilder idempotency);
 
-        // The ledger writes, in one round trip; the lower account id is locked first, so transfers never deadlock.
-        await using (var batch = new NpgsqlBatch(connection, transaction))
+    /// <summary>
+    /// One payment: the ledger transaction for <paramref name="key"/>, moving <paramref name="amount"/> from
+    /// <paramref name="from"/> to <paramref name="to"/>, with <paramref name="execution"/>'s reservation (a no-op in
+    /// two-commit mode) first and its completion with <paramref name="response"/> last, when there is one.
+    /// </summary>
+    protected abstract Task TransferAsync(string key, int from, int to, long amount, IdempotencyExecution? execution, IdempotentResponse response, CancellationToken cancellationToken);
+
+    /// <summary>Starts Kestrel on 127.0.0.1 (a free port) with <c>POST /transfers</c> in this server's mode.</summary>
+    protected async Task StartAsync()
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.UseKestrel(options => options.Listen(IPAddress.Loopback, 0));
+        if (Mode != PaymentMode.WithoutOncely)
         {
-            var (first, second) = from < to ? ((from, -transfer.Amount), (to, transfer.Amount)) : ((to, transfer.Amount), (from, -transfer.Amount));
-            batch.BatchCommands.Add(Balance(first.Item1, first.Item2));
-            batch.BatchCommands.Add(Balance(second.Item1, second.Item2));
-            var insert = new NpgsqlBatchCommand("INSERT INTO bench_transfers (idem_key, from_account, to_account, amount) VALUES ($1, $2, $3, $4)");
-            insert.Parameters.Add(new NpgsqlParameter<string> { TypedValue = key });
-            insert.Parameters.Add(new NpgsqlParameter<int> { TypedValue = from });
-            insert.Parameters.Add(new NpgsqlParameter<int> { TypedValue = to });
-            insert.Parameters.Add(new NpgsqlParameter<long> { TypedValue = transfer.Amount });
-            batch.BatchCommands.Add(insert);
-            await batch.ExecuteNonQueryAsync(context.RequestAborted);
+            UseStore(builder.Services.AddIdempotency());
         }
 
-        var response = IdempotentResponses.Json(StatusCodes.Status201Created, new { key, from, to, amount = transfer.Amount }, "/transfers/" + key);
-        await execution.CompleteInTransactionAsync(transaction, response, context.RequestAborted);
-        await transaction.CommitAsync(context.RequestAborted);
-        Interlocked.Increment(ref _runs);
-        Interlocked.Increment(ref _totalRuns);
-        _keys.TryAdd(key, 0);
-        return response.ToResult();
-    }
+        var app = builder.Build();
+        app.Use(async (context, next) =>
+        {
+            Interlocked.Increment(ref _inFlight);
+            try
+            {
+                await next(context);
+            }
+            finally
+            {
+                Interlocked.Decrement(ref _inFlight);
+            }
+        });
+        if (Mode != PaymentMode.WithoutOncely)
+        {
+            app.UseIdempotency();
+        }
 
-    private static NpgsqlBatchCommand Balance(int account, long delta)
-    {
-        var command = new NpgsqlBatchCommand("UPDATE bench_accounts SET balance = balance + $1 WHERE id = $2");
-        command.Parameters.Add(new NpgsqlParameter<long> { TypedValue = delta });
-        command.Parameters.Add(new NpgsqlParameter<int> { TypedValue = account });
-        return command;
+        var endpoint = app.MapPost("/transfers", HandleAsync);
+        if (Mode != PaymentMode.WithoutOncely)
+        {
+            endpoint.RequireIdempotencyKey().AllowAnonymousIdempotency();
+        }
+
+        if (Mode == PaymentMode.OneCommit)
+        {
+            endpoint.WithOneCommitReservation();
+        }
+
+        await app.StartAsync();
+        _app = app;
+        BaseAddress = new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
     }
 
     // Two different accounts from the key (FNV-1a: the same key always picks the same pair).
-    private static (int From, int To) AccountsFor(string key)
+    protected static (int From, int To) AccountsFor(string key)
     {
         var hash = 2166136261u;
         foreach (var c in key)
@@ -195,40 +186,44 @@ internal sealed class TransferServer : ILoadTarget, IAsyncDisposable
         return (from, to);
     }
 
-    private static async Task CreateLedgerAsync(NpgsqlDataSource ledger)
+    private async Task<IResult> HandleAsync(TransferRequest transfer, HttpContext context)
     {
-        await using var command = ledger.CreateCommand(string.Create(CultureInfo.InvariantCulture, $"""
-            CREATE TABLE IF NOT EXISTS bench_accounts (id integer PRIMARY KEY, balance bigint NOT NULL);
-            CREATE TABLE IF NOT EXISTS bench_transfers (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, idem_key text NOT NULL,
-                from_account integer NOT NULL, to_account integer NOT NULL, amount bigint NOT NULL);
-            INSERT INTO bench_accounts (id, balance) SELECT g, 1000000000 FROM generate_series(0, {Accounts - 1}) g ON CONFLICT DO NOTHING;
-            """));
-        await command.ExecuteNonQueryAsync();
+        var execution = context.GetIdempotencyExecution();
+        var key = execution?.Id.Key ?? context.Request.Headers[IdempotencyOptions.HeaderName].ToString();
+        var (from, to) = AccountsFor(key);
+
+        // The same answer in every mode; without Oncely it is simply written, with Oncely it is also stored.
+        var response = IdempotentResponses.Json(StatusCodes.Status201Created, new { key, from, to, amount = transfer.Amount }, "/transfers/" + key);
+        await TransferAsync(key, from, to, transfer.Amount, execution, response, context.RequestAborted);
+        Interlocked.Increment(ref _runs);
+        Interlocked.Increment(ref _totalRuns);
+        _keys.TryAdd(key, 0);
+        return response.ToResult();
     }
 }
 
 internal sealed record TransferRequest(long Amount);
 
 /// <summary>
-/// An HTTP cell on a <see cref="TransferServer"/> that also counts the write transactions (PostgreSQL transaction ids)
-/// per payment over the cell's runs: 2 on the two-commit path (reservation, then the ledger transaction), 1 on the
-/// one-commit path.
+/// An HTTP cell on a <see cref="TransferServer"/> that also counts the write transactions per payment over the
+/// cell's runs (PostgreSQL transaction ids): 2 on the two-commit path (reservation, then the ledger transaction), 1 on
+/// the one-commit path and without Oncely.
 /// </summary>
 internal sealed class PaymentPathCell(HttpCell inner, TransferServer server) : Cell(inner.Variant, inner.Path)
 {
     public override async Task<CellResult> MeasureAsync(int concurrency, int repetition, Timing timing)
     {
         var runsBefore = server.TotalRuns;
-        var before = await server.TransactionIdAsync();
+        var before = await server.WriteTransactionCounterAsync();
         var result = await inner.MeasureAsync(concurrency, repetition, timing);
-        var after = await server.TransactionIdAsync();
+        var after = await server.WriteTransactionCounterAsync();
         var runs = server.TotalRuns - runsBefore;
-        if (Path != HttpCell.Execute || runs == 0)
+        if (Path != HttpCell.Execute || runs == 0 || before is not { } b || after is not { } a)
         {
             return result;
         }
 
-        var commits = (after - before - 1) / (double)runs;
+        var commits = (a - b - 1) / (double)runs;
         return result with { Check = result.Check + string.Create(CultureInfo.InvariantCulture, $"; {commits:0.00} write commits/payment") };
     }
 }

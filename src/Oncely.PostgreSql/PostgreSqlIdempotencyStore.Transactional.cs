@@ -93,7 +93,7 @@ internal sealed partial class PostgreSqlIdempotencyStore
             for (var attempt = 1; attempt <= MaxReserveAttempts; attempt++)
             {
                 var command = _statements.Reserve(transaction, id, fingerprint, lease, expiration, lockTimeout);
-                if (await PostgreSqlStatements.ReadReservationAsync(command, id, fingerprint, inTransaction: true, cancellationToken).ConfigureAwait(false) is { } settled)
+                if (await _statements.ReadReservationAsync(command, id, fingerprint, cancellationToken).ConfigureAwait(false) is { } settled)
                 {
                     return new TransactionalReservationResult(settled.Outcome, settled.Record);
                 }
@@ -154,7 +154,7 @@ internal sealed partial class PostgreSqlIdempotencyStore
     private async ValueTask<bool> ChangedOneInTransactionAsync(NpgsqlCommand command, CancellationToken cancellationToken)
     {
         var transactionDatabase = command.Connection?.Database;
-        if (await PostgreSqlStatements.ChangedOneAsync(command, cancellationToken).ConfigureAwait(false))
+        if (await _statements.ChangedOneAsync(command, cancellationToken).ConfigureAwait(false))
         {
             return true;
         }

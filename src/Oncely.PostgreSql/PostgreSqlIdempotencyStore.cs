@@ -62,7 +62,7 @@ internal sealed partial class PostgreSqlIdempotencyStore
         _storeDatabase = DatabaseOf(dataSource);
         _timeout = options.CommandTimeout;
         Schema = new PostgreSqlSchema(options.Schema, options.TableName);
-        _statements = new PostgreSqlStatements(Schema, dataSource, (int)Math.Ceiling(options.CommandTimeout.TotalSeconds));
+        _statements = new PostgreSqlStatements(Schema, dataSource, (int)Math.Ceiling(options.CommandTimeout.TotalSeconds), options.PrepareStatements);
     }
 
     /// <inheritdoc />
@@ -88,7 +88,7 @@ internal sealed partial class PostgreSqlIdempotencyStore
                     for (var attempt = 1; ; attempt++)
                     {
                         var command = s.statements.Reserve(s.id, s.fingerprint, s.lease, s.expiration);
-                        if (await PostgreSqlStatements.ReadReservationAsync(command, s.id, s.fingerprint, inTransaction: false, ct).ConfigureAwait(false) is { } result)
+                        if (await s.statements.ReadReservationAsync(command, s.id, s.fingerprint, ct).ConfigureAwait(false) is { } result)
                         {
                             return result;
                         }
@@ -112,40 +112,40 @@ internal sealed partial class PostgreSqlIdempotencyStore
     public ValueTask<bool> TryCompleteAsync(IdempotencyRecordId id, long fencingToken, IdempotentResponse response, TimeSpan expiration, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(response);
-        return RunAsync("complete a record", _statements.Complete(id, fencingToken, response, expiration), PostgreSqlStatements.ChangedOneAsync, cancellationToken);
+        return RunAsync("complete a record", _statements.Complete(id, fencingToken, response, expiration), _statements.ChangedOne, cancellationToken);
     }
 
     /// <inheritdoc />
     public ValueTask<bool> TryReleaseAsync(IdempotencyRecordId id, long fencingToken, CancellationToken cancellationToken)
-        => RunAsync("release a record", _statements.Release(id, fencingToken), PostgreSqlStatements.ChangedAnyAsync, cancellationToken);
+        => RunAsync("release a record", _statements.Release(id, fencingToken), _statements.ChangedAny, cancellationToken);
 
     /// <inheritdoc />
     public ValueTask<bool> TrySetRecoveryPointAsync(IdempotencyRecordId id, long fencingToken, string recoveryPoint, TimeSpan lease, CancellationToken cancellationToken)
     {
         ArgumentException.ThrowIfNullOrEmpty(recoveryPoint);
-        return RunAsync("set a recovery point", _statements.SetRecoveryPoint(id, fencingToken, recoveryPoint, lease), PostgreSqlStatements.ChangedOneAsync, cancellationToken);
+        return RunAsync("set a recovery point", _statements.SetRecoveryPoint(id, fencingToken, recoveryPoint, lease), _statements.ChangedOne, cancellationToken);
     }
 
     /// <inheritdoc />
     public ValueTask<bool> TryRenewLeaseAsync(IdempotencyRecordId id, long fencingToken, TimeSpan lease, CancellationToken cancellationToken)
-        => RunAsync("renew a lease", _statements.RenewLease(id, fencingToken, lease), PostgreSqlStatements.ChangedOneAsync, cancellationToken);
+        => RunAsync("renew a lease", _statements.RenewLease(id, fencingToken, lease), _statements.ChangedOne, cancellationToken);
 
     /// <inheritdoc />
     public ValueTask<IdempotencyRecord?> GetAsync(IdempotencyRecordId id, CancellationToken cancellationToken)
-        => RunAsync("read a record", (command: _statements.Get(id), id), static (s, ct) => PostgreSqlStatements.ReadRecordAsync(s.command, s.id, ct), cancellationToken);
+        => RunAsync("read a record", (statements: _statements, command: _statements.Get(id), id), static (s, ct) => s.statements.ReadRecordAsync(s.command, s.id, ct), cancellationToken);
 
     /// <inheritdoc />
     public ValueTask<int> PurgeExpiredAsync(int batchSize, CancellationToken cancellationToken)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(batchSize);
-        return RunAsync("purge expired records", _statements.PurgeExpired(batchSize), PostgreSqlStatements.ExecuteAsync, cancellationToken);
+        return RunAsync("purge expired records", _statements.PurgeExpired(batchSize), _statements.Execute, cancellationToken);
     }
 
     /// <inheritdoc />
     public async ValueTask AppendAsync(KeyReuseAuditEntry entry, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(entry);
-        await RunAsync("append an audit entry", _statements.AppendAudit(entry), PostgreSqlStatements.ExecuteAsync, cancellationToken).ConfigureAwait(false);
+        await RunAsync("append an audit entry", _statements.AppendAudit(entry), _statements.Execute, cancellationToken).ConfigureAwait(false);
     }
 
     /// <inheritdoc />
@@ -154,7 +154,7 @@ internal sealed partial class PostgreSqlIdempotencyStore
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(retention, TimeSpan.Zero);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(batchSize);
-        return RunAsync("purge old audit entries", _statements.PurgeAudit(retention, batchSize), PostgreSqlStatements.ExecuteAsync, cancellationToken);
+        return RunAsync("purge old audit entries", _statements.PurgeAudit(retention, batchSize), _statements.Execute, cancellationToken);
     }
 
     /// <inheritdoc />

@@ -48,6 +48,16 @@ public sealed class PostgreSqlIdempotencyStoreOptions
     /// </summary>
     public TimeSpan CommandTimeout { get; set; } = TimeSpan.FromSeconds(5);
 
+    /// <summary>
+    /// Whether the store prepares its statements on each physical connection (parsed and planned once per connection,
+    /// then only bound and executed), whatever the data source's <c>Max Auto Prepare</c>. Default <see langword="true"/>:
+    /// every payment runs the same few statements, and the reservation's planning alone costs more server time than
+    /// its execution. Npgsql keeps prepared statements across pooled connection reuse (its reset then spares them).
+    /// Set <see langword="false"/> behind a connection pooler that does not support prepared statements in transaction
+    /// mode (PgBouncer before 1.21, or with <c>max_prepared_statements = 0</c>).
+    /// </summary>
+    public bool PrepareStatements { get; set; } = true;
+
     /// <summary>Throws <see cref="InvalidOperationException"/> with a message that says what to change when the options are unusable.</summary>
     internal void Validate()
     {

@@ -25,13 +25,13 @@ internal sealed class PostgreSqlStatements
     // put lock_timeout back. Each is its own statement, so they run in order; set_config(..., true) lasts until the
     // transaction ends at most.
     private const string SaveLockTimeoutSql = "SELECT set_config('oncely.lock_timeout_before', current_setting('lock_timeout'), true)";
-    private const string SetLockTimeoutSql = "SELECT set_config('lock_timeout', @lock_timeout, true)";
+    private const string SetLockTimeoutSql = "SELECT set_config('lock_timeout', $1, true)";
     private const string RestoreLockTimeoutSql = "SELECT set_config('lock_timeout', current_setting('oncely.lock_timeout_before'), true)";
 
     private readonly NpgsqlDataSource _dataSource;
     private readonly int _commandTimeoutSeconds;
+    private readonly bool _prepare;
     private readonly string _reserve;
-    private readonly string _reserveWithLockTimeout;
     private readonly string _complete;
     private readonly string _release;
     private readonly string _setRecoveryPoint;
@@ -45,10 +45,15 @@ internal sealed class PostgreSqlStatements
     /// <param name="schema">The store's object names.</param>
     /// <param name="dataSource">Where statements outside the application's transaction run.</param>
     /// <param name="commandTimeoutSeconds">Every command's timeout, in whole seconds.</param>
-    public PostgreSqlStatements(PostgreSqlSchema schema, NpgsqlDataSource dataSource, int commandTimeoutSeconds)
+    /// <param name="prepare">Whether the statements of a request's path are prepared on each physical connection (<see cref="PostgreSqlIdempotencyStoreOptions.PrepareStatements"/>).</param>
+    public PostgreSqlStatements(PostgreSqlSchema schema, NpgsqlDataSource dataSource, int commandTimeoutSeconds, bool prepare = true)
     {
         _dataSource = dataSource;
         _commandTimeoutSeconds = commandTimeoutSeconds;
+        _prepare = prepare;
+        ChangedOne = ChangedOneAsync;
+        ChangedAny = ChangedAnyAsync;
+        Execute = ExecuteAsync;
         var t = schema.Table;
 
         // The reservation, in one statement (one round trip on every path), which writes only when it must:
@@ -206,7 +211,19 @@ internal sealed class PostgreSqlStatements
                     LIMIT @limit
                     FOR UPDATE SKIP LOCKED))
             """;
-        _reserveWithLockTimeout = $"{SaveLockTimeoutSql};\n{SetLockTimeoutSql};\n{_reserve};\n{RestoreLockTimeoutSql}";
+
+        // Every statement is sent with positional parameters ($1, $2, …, in the order the parameters are added below),
+        // so Npgsql sends the text as it is: no parse and rewrite of a named-parameter statement on every call (for the
+        // reservation's CTE that was the largest allocation of a payment). The texts above keep the names for reading.
+        _reserve = Positional(_reserve, "tenant", "operation", "key", "fingerprint", "lease", "expiration");
+        _complete = Positional(_complete, "tenant", "operation", "key", "token", "status", "headers", "body", "omitted", "expiration");
+        _release = Positional(_release, "tenant", "operation", "key", "token");
+        _setRecoveryPoint = Positional(_setRecoveryPoint, "tenant", "operation", "key", "token", "recovery", "lease");
+        _renewLease = Positional(_renewLease, "tenant", "operation", "key", "token", "lease");
+        _get = Positional(_get, "tenant", "operation", "key");
+        _purgeExpired = Positional(_purgeExpired, "limit");
+        _appendAudit = Positional(_appendAudit, "tenant", "operation", "key", "stored", "attempted", "payload", "occurred");
+        _purgeAudit = Positional(_purgeAudit, "retention", "limit");
     }
 
     /// <summary>Every command's timeout, in whole seconds.</summary>
@@ -214,7 +231,7 @@ internal sealed class PostgreSqlStatements
 
     /// <summary>
     /// The reservation (insert, replace an expired record, take over a lapsed lease, or read the record that holds the
-    /// key); read its reply with <see cref="ReadReservationAsync"/>.
+    /// key); read its reply with <see cref="ReadReservationAsync(NpgsqlCommand, IdempotencyRecordId, string, CancellationToken)"/>.
     /// </summary>
     public NpgsqlCommand Reserve(IdempotencyRecordId id, string fingerprint, TimeSpan lease, TimeSpan expiration)
         => BindReservation(Create(_reserve, id), fingerprint, lease, expiration);
@@ -222,49 +239,57 @@ internal sealed class PostgreSqlStatements
     /// <summary>
     /// The reservation inside the application's transaction, its wait for another transaction's uncommitted row bounded
     /// by <paramref name="lockTimeout"/> (<c>lock_timeout</c> for this statement only, then put back); read its reply with
-    /// <see cref="ReadReservationAsync"/> (<c>inTransaction: true</c>).
+    /// <see cref="ReadReservationAsync(NpgsqlBatch, IdempotencyRecordId, string, CancellationToken)"/>. A batch of four
+    /// statements, one round trip: keep the transaction's <c>lock_timeout</c>, set the reservation's, reserve, put it back.
     /// </summary>
-    public NpgsqlCommand Reserve(NpgsqlTransaction transaction, IdempotencyRecordId id, string fingerprint, TimeSpan lease, TimeSpan expiration, TimeSpan lockTimeout)
+    public NpgsqlBatch Reserve(NpgsqlTransaction transaction, IdempotencyRecordId id, string fingerprint, TimeSpan lease, TimeSpan expiration, TimeSpan lockTimeout)
     {
-        var command = BindReservation(Create(_reserveWithLockTimeout, id, transaction), fingerprint, lease, expiration);
+        var connection = transaction.Connection
+            ?? throw new InvalidOperationException("The NpgsqlTransaction has already been committed or rolled back; reserve the idempotency record as the transaction's first statement.");
 
         // The wait for the other transaction is on top of the store's usual bound for one call.
-        command.CommandTimeout = _commandTimeoutSeconds + (int)Math.Ceiling(lockTimeout.TotalSeconds);
+        var batch = new NpgsqlBatch(connection, transaction) { Timeout = _commandTimeoutSeconds + (int)Math.Ceiling(lockTimeout.TotalSeconds) };
         var lockTimeoutText = ((long)Math.Ceiling(lockTimeout.TotalMilliseconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
-        command.Parameters.Add(new NpgsqlParameter<string>("lock_timeout", NpgsqlDbType.Text) { TypedValue = lockTimeoutText });
-        return command;
+        var set = new NpgsqlBatchCommand(SetLockTimeoutSql);
+        set.Parameters.Add(new NpgsqlParameter<string> { NpgsqlDbType = NpgsqlDbType.Text, TypedValue = lockTimeoutText });
+        var reserve = new NpgsqlBatchCommand(_reserve);
+        AddKey(reserve.Parameters, id);
+        AddReservation(reserve.Parameters, fingerprint, lease, expiration);
+        batch.BatchCommands.Add(new NpgsqlBatchCommand(SaveLockTimeoutSql));
+        batch.BatchCommands.Add(set);
+        batch.BatchCommands.Add(reserve);
+        batch.BatchCommands.Add(new NpgsqlBatchCommand(RestoreLockTimeoutSql));
+        return batch;
     }
 
     /// <summary>
-    /// The reservation's answer, or <see langword="null"/> when the statement's snapshot could not settle it (run it
-    /// again: the next statement has a fresh snapshot). Disposes the command.
+    /// The answer of the reservation inside the application's transaction (<see cref="Reserve(NpgsqlTransaction, IdempotencyRecordId, string, TimeSpan, TimeSpan, TimeSpan)"/>),
+    /// or <see langword="null"/> when its snapshot could not settle it. Disposes the batch.
     /// </summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    public static async ValueTask<ReservationResult?> ReadReservationAsync(NpgsqlCommand command, IdempotencyRecordId id, string fingerprint, bool inTransaction, CancellationToken cancellationToken)
+    public async ValueTask<ReservationResult?> ReadReservationAsync(NpgsqlBatch batch, IdempotencyRecordId id, string fingerprint, CancellationToken cancellationToken)
     {
-        using (command)
+        await using (batch.ConfigureAwait(false))
         {
+            if (_prepare)
+            {
+                await batch.PrepareAsync(cancellationToken).ConfigureAwait(false);
+            }
+
             ReservationResult? result = null;
-            var reader = await command.ExecuteReaderAsync(inTransaction ? CommandBehavior.Default : CommandBehavior.SingleRow, cancellationToken).ConfigureAwait(false);
+            var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
             await using (reader.ConfigureAwait(false))
             {
-                if (inTransaction)
-                {
-                    // Past the two set_config results to the reservation's.
-                    await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
-                    await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
-                }
-
+                // Past the two set_config results to the reservation's.
+                await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
+                await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
                 if (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
                 {
                     result = Classify(reader, id, fingerprint);
                 }
 
-                if (inTransaction)
+                while (await reader.NextResultAsync(cancellationToken).ConfigureAwait(false))
                 {
-                    while (await reader.NextResultAsync(cancellationToken).ConfigureAwait(false))
-                    {
-                    }
                 }
             }
 
@@ -272,16 +297,50 @@ internal sealed class PostgreSqlStatements
         }
     }
 
+    /// <summary>
+    /// The reservation's answer, or <see langword="null"/> when the statement's snapshot could not settle it (run it
+    /// again: the next statement has a fresh snapshot). Disposes the command.
+    /// </summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    public async ValueTask<ReservationResult?> ReadReservationAsync(NpgsqlCommand command, IdempotencyRecordId id, string fingerprint, CancellationToken cancellationToken)
+    {
+        using (command)
+        {
+            var owned = await ConnectAsync(command, cancellationToken).ConfigureAwait(false);
+            try
+            {
+                ReservationResult? result = null;
+                var reader = await command.ExecuteReaderAsync(CommandBehavior.SingleRow, cancellationToken).ConfigureAwait(false);
+                await using (reader.ConfigureAwait(false))
+                {
+                    if (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+                    {
+                        result = Classify(reader, id, fingerprint);
+                    }
+                }
+
+                return result;
+            }
+            finally
+            {
+                if (owned is not null)
+                {
+                    await owned.DisposeAsync().ConfigureAwait(false);
+                }
+            }
+        }
+    }
+
     /// <summary>Stores the response and marks the record Completed (fenced); changes one row or none.</summary>
     public NpgsqlCommand Complete(IdempotencyRecordId id, long fencingToken, IdempotentResponse response, TimeSpan expiration, NpgsqlTransaction? transaction = null)
     {
         var command = Create(_complete, id, transaction);
-        command.Parameters.Add(new NpgsqlParameter<long>("token", NpgsqlDbType.Bigint) { TypedValue = fencingToken });
-        command.Parameters.Add(new NpgsqlParameter<int>("status", NpgsqlDbType.Integer) { TypedValue = response.StatusCode });
-        command.Parameters.Add(new NpgsqlParameter<string>("headers", NpgsqlDbType.Jsonb) { TypedValue = StoredHeaders.Serialize(response.Headers) });
-        command.Parameters.Add(new NpgsqlParameter<ReadOnlyMemory<byte>>("body", NpgsqlDbType.Bytea) { TypedValue = response.Body });
-        command.Parameters.Add(new NpgsqlParameter<bool>("omitted", NpgsqlDbType.Boolean) { TypedValue = response.BodyOmitted });
-        command.Parameters.Add(new NpgsqlParameter<TimeSpan>("expiration", NpgsqlDbType.Interval) { TypedValue = expiration });
+        command.Parameters.Add(new NpgsqlParameter<long> { NpgsqlDbType = NpgsqlDbType.Bigint, TypedValue = fencingToken });
+        command.Parameters.Add(new NpgsqlParameter<int> { NpgsqlDbType = NpgsqlDbType.Integer, TypedValue = response.StatusCode });
+        command.Parameters.Add(new NpgsqlParameter<string> { NpgsqlDbType = NpgsqlDbType.Jsonb, TypedValue = StoredHeaders.Serialize(response.Headers) });
+        command.Parameters.Add(new NpgsqlParameter<ReadOnlyMemory<byte>> { NpgsqlDbType = NpgsqlDbType.Bytea, TypedValue = response.Body });
+        command.Parameters.Add(new NpgsqlParameter<bool> { NpgsqlDbType = NpgsqlDbType.Boolean, TypedValue = response.BodyOmitted });
+        command.Parameters.Add(new NpgsqlParameter<TimeSpan> { NpgsqlDbType = NpgsqlDbType.Interval, TypedValue = expiration });
         return command;
     }
 
@@ -289,7 +348,7 @@ internal sealed class PostgreSqlStatements
     public NpgsqlCommand Release(IdempotencyRecordId id, long fencingToken)
     {
         var command = Create(_release, id);
-        command.Parameters.Add(new NpgsqlParameter<long>("token", NpgsqlDbType.Bigint) { TypedValue = fencingToken });
+        command.Parameters.Add(new NpgsqlParameter<long> { NpgsqlDbType = NpgsqlDbType.Bigint, TypedValue = fencingToken });
         return command;
     }
 
@@ -297,9 +356,9 @@ internal sealed class PostgreSqlStatements
     public NpgsqlCommand SetRecoveryPoint(IdempotencyRecordId id, long fencingToken, string recoveryPoint, TimeSpan lease, NpgsqlTransaction? transaction = null)
     {
         var command = Create(_setRecoveryPoint, id, transaction);
-        command.Parameters.Add(new NpgsqlParameter<long>("token", NpgsqlDbType.Bigint) { TypedValue = fencingToken });
-        command.Parameters.Add(new NpgsqlParameter<string>("recovery", NpgsqlDbType.Text) { TypedValue = recoveryPoint });
-        command.Parameters.Add(new NpgsqlParameter<TimeSpan>("lease", NpgsqlDbType.Interval) { TypedValue = lease });
+        command.Parameters.Add(new NpgsqlParameter<long> { NpgsqlDbType = NpgsqlDbType.Bigint, TypedValue = fencingToken });
+        command.Parameters.Add(new NpgsqlParameter<string> { NpgsqlDbType = NpgsqlDbType.Text, TypedValue = recoveryPoint });
+        command.Parameters.Add(new NpgsqlParameter<TimeSpan> { NpgsqlDbType = NpgsqlDbType.Interval, TypedValue = lease });
         return command;
     }
 
@@ -307,8 +366,8 @@ internal sealed class PostgreSqlStatements
     public NpgsqlCommand RenewLease(IdempotencyRecordId id, long fencingToken, TimeSpan lease)
     {
         var command = Create(_renewLease, id);
-        command.Parameters.Add(new NpgsqlParameter<long>("token", NpgsqlDbType.Bigint) { TypedValue = fencingToken });
-        command.Parameters.Add(new NpgsqlParameter<TimeSpan>("lease", NpgsqlDbType.Interval) { TypedValue = lease });
+        command.Parameters.Add(new NpgsqlParameter<long> { NpgsqlDbType = NpgsqlDbType.Bigint, TypedValue = fencingToken });
+        command.Parameters.Add(new NpgsqlParameter<TimeSpan> { NpgsqlDbType = NpgsqlDbType.Interval, TypedValue = lease });
         return command;
     }
 
@@ -317,30 +376,41 @@ internal sealed class PostgreSqlStatements
 
     /// <summary>The record <see cref="Get"/> found, or <see langword="null"/>. Disposes the command.</summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    public static async ValueTask<IdempotencyRecord?> ReadRecordAsync(NpgsqlCommand command, IdempotencyRecordId id, CancellationToken cancellationToken)
+    public async ValueTask<IdempotencyRecord?> ReadRecordAsync(NpgsqlCommand command, IdempotencyRecordId id, CancellationToken cancellationToken)
     {
         using (command)
         {
-            var reader = await command.ExecuteReaderAsync(CommandBehavior.SingleRow, cancellationToken).ConfigureAwait(false);
-            await using (reader.ConfigureAwait(false))
+            var owned = await ConnectAsync(command, cancellationToken).ConfigureAwait(false);
+            try
             {
-                if (!await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+                var reader = await command.ExecuteReaderAsync(CommandBehavior.SingleRow, cancellationToken).ConfigureAwait(false);
+                await using (reader.ConfigureAwait(false))
                 {
-                    return null;
-                }
+                    if (!await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+                    {
+                        return null;
+                    }
 
-                // fingerprint, state, fencing_token, lease_expires_at, expires_at, recovery_point, status_code, headers, body, body_omitted.
-                return new IdempotencyRecord
+                    // fingerprint, state, fencing_token, lease_expires_at, expires_at, recovery_point, status_code, headers, body, body_omitted.
+                    return new IdempotencyRecord
+                    {
+                        Id = id,
+                        Fingerprint = reader.GetString(0),
+                        State = (IdempotencyRecordState)reader.GetInt16(1),
+                        FencingToken = reader.GetInt64(2),
+                        LeaseExpiresAt = reader.GetFieldValue<DateTimeOffset>(3),
+                        ExpiresAt = reader.GetFieldValue<DateTimeOffset>(4),
+                        RecoveryPoint = reader.IsDBNull(5) ? null : reader.GetString(5),
+                        Response = reader.GetInt16(1) == CompletedState ? ReadResponse(reader, 6) : null,
+                    };
+                }
+            }
+            finally
+            {
+                if (owned is not null)
                 {
-                    Id = id,
-                    Fingerprint = reader.GetString(0),
-                    State = (IdempotencyRecordState)reader.GetInt16(1),
-                    FencingToken = reader.GetInt64(2),
-                    LeaseExpiresAt = reader.GetFieldValue<DateTimeOffset>(3),
-                    ExpiresAt = reader.GetFieldValue<DateTimeOffset>(4),
-                    RecoveryPoint = reader.IsDBNull(5) ? null : reader.GetString(5),
-                    Response = reader.GetInt16(1) == CompletedState ? ReadResponse(reader, 6) : null,
-                };
+                    await owned.DisposeAsync().ConfigureAwait(false);
+                }
             }
         }
     }
@@ -349,7 +419,7 @@ internal sealed class PostgreSqlStatements
     public NpgsqlCommand PurgeExpired(int batchSize)
     {
         var command = Create(_purgeExpired);
-        command.Parameters.Add(new NpgsqlParameter<int>("limit", NpgsqlDbType.Integer) { TypedValue = batchSize });
+        command.Parameters.Add(new NpgsqlParameter<int> { NpgsqlDbType = NpgsqlDbType.Integer, TypedValue = batchSize });
         return command;
     }
 
@@ -357,10 +427,10 @@ internal sealed class PostgreSqlStatements
     public NpgsqlCommand AppendAudit(KeyReuseAuditEntry entry)
     {
         var command = Create(_appendAudit, entry.Id);
-        command.Parameters.Add(new NpgsqlParameter<string>("stored", NpgsqlDbType.Text) { TypedValue = entry.StoredFingerprint });
-        command.Parameters.Add(new NpgsqlParameter<string>("attempted", NpgsqlDbType.Text) { TypedValue = entry.AttemptedFingerprint });
-        command.Parameters.Add(new NpgsqlParameter<string>("payload", NpgsqlDbType.Text) { TypedValue = entry.Payload ?? string.Empty });
-        command.Parameters.Add(new NpgsqlParameter<DateTimeOffset>("occurred", NpgsqlDbType.TimestampTz) { TypedValue = entry.OccurredAt.ToUniversalTime() });
+        command.Parameters.Add(new NpgsqlParameter<string> { NpgsqlDbType = NpgsqlDbType.Text, TypedValue = entry.StoredFingerprint });
+        command.Parameters.Add(new NpgsqlParameter<string> { NpgsqlDbType = NpgsqlDbType.Text, TypedValue = entry.AttemptedFingerprint });
+        command.Parameters.Add(new NpgsqlParameter<string> { NpgsqlDbType = NpgsqlDbType.Text, TypedValue = entry.Payload ?? string.Empty });
+        command.Parameters.Add(new NpgsqlParameter<DateTimeOffset> { NpgsqlDbType = NpgsqlDbType.TimestampTz, TypedValue = entry.OccurredAt.ToUniversalTime() });
         return command;
     }
 
@@ -368,8 +438,8 @@ internal sealed class PostgreSqlStatements
     public NpgsqlCommand PurgeAudit(TimeSpan retention, int batchSize)
     {
         var command = Create(_purgeAudit);
-        command.Parameters.Add(new NpgsqlParameter<TimeSpan>("retention", NpgsqlDbType.Interval) { TypedValue = retention });
-        command.Parameters.Add(new NpgsqlParameter<int>("limit", NpgsqlDbType.Integer) { TypedValue = batchSize });
+        command.Parameters.Add(new NpgsqlParameter<TimeSpan> { NpgsqlDbType = NpgsqlDbType.Interval, TypedValue = retention });
+        command.Parameters.Add(new NpgsqlParameter<int> { NpgsqlDbType = NpgsqlDbType.Integer, TypedValue = batchSize });
         return command;
     }
 
@@ -390,51 +460,156 @@ internal sealed class PostgreSqlStatements
 
     /// <summary>Runs a fenced statement and disposes it; answers whether it changed exactly one row (the caller's record).</summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    public static async ValueTask<bool> ChangedOneAsync(NpgsqlCommand command, CancellationToken cancellationToken)
+    public async ValueTask<bool> ChangedOneAsync(NpgsqlCommand command, CancellationToken cancellationToken)
     {
         using (command)
         {
-            return await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 1;
+            var owned = await ConnectAsync(command, cancellationToken).ConfigureAwait(false);
+            try
+            {
+                return await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 1;
+            }
+            finally
+            {
+                if (owned is not null)
+                {
+                    await owned.DisposeAsync().ConfigureAwait(false);
+                }
+            }
         }
     }
 
     /// <summary>Runs a statement that changes rows and disposes it; answers how many it changed.</summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    public static async ValueTask<int> ExecuteAsync(NpgsqlCommand command, CancellationToken cancellationToken)
+    public async ValueTask<int> ExecuteAsync(NpgsqlCommand command, CancellationToken cancellationToken)
     {
         using (command)
         {
-            return await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+            var owned = await ConnectAsync(command, cancellationToken).ConfigureAwait(false);
+            try
+            {
+                return await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+            }
+            finally
+            {
+                if (owned is not null)
+                {
+                    await owned.DisposeAsync().ConfigureAwait(false);
+                }
+            }
         }
     }
 
     /// <summary>Runs a statement whose one value is the count of rows it changed, and disposes it; answers whether that is above zero.</summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    public static async ValueTask<bool> ChangedAnyAsync(NpgsqlCommand command, CancellationToken cancellationToken)
+    public async ValueTask<bool> ChangedAnyAsync(NpgsqlCommand command, CancellationToken cancellationToken)
     {
         using (command)
         {
-            var changed = await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false);
-            return Convert.ToInt64(changed, System.Globalization.CultureInfo.InvariantCulture) > 0;
+            var owned = await ConnectAsync(command, cancellationToken).ConfigureAwait(false);
+            try
+            {
+                var changed = await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false);
+                return Convert.ToInt64(changed, System.Globalization.CultureInfo.InvariantCulture) > 0;
+            }
+            finally
+            {
+                if (owned is not null)
+                {
+                    await owned.DisposeAsync().ConfigureAwait(false);
+                }
+            }
         }
     }
 
+    /// <summary><see cref="ChangedOneAsync"/>, as one delegate for the store's shell (no allocation per call).</summary>
+    public Func<NpgsqlCommand, CancellationToken, ValueTask<bool>> ChangedOne { get; }
+
+    /// <summary><see cref="ChangedAnyAsync"/>, as one delegate.</summary>
+    public Func<NpgsqlCommand, CancellationToken, ValueTask<bool>> ChangedAny { get; }
+
+    /// <summary><see cref="ExecuteAsync"/>, as one delegate.</summary>
+    public Func<NpgsqlCommand, CancellationToken, ValueTask<int>> Execute { get; }
+
+    /// <summary>
+    /// Readies a command of a record's statement to run: a prepared one outside a transaction gets its connection from
+    /// the pool here (returned, the caller disposes it), and with <see cref="PostgreSqlIdempotencyStoreOptions.PrepareStatements"/>
+    /// the statement is prepared on that physical connection: the first time a round trip (parse, describe), after
+    /// that nothing, for Npgsql keeps it prepared across pooled reuse. Other commands (the data source's) open their
+    /// own connection when they run; <see langword="null"/> then.
+    /// </summary>
+    private async ValueTask<NpgsqlConnection?> ConnectAsync(NpgsqlCommand command, CancellationToken cancellationToken)
+    {
+        if (!_prepare || command.GetType() != typeof(NpgsqlCommand) || command.Connection is not { } connection)
+        {
+            return null;
+        }
+
+        NpgsqlConnection? owned = null;
+        if (connection.State == ConnectionState.Closed)
+        {
+            await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
+            owned = connection;
+        }
+
+        try
+        {
+            await command.PrepareAsync(cancellationToken).ConfigureAwait(false);
+            return owned;
+        }
+        catch
+        {
+            if (owned is not null)
+            {
+                await owned.DisposeAsync().ConfigureAwait(false);
+            }
+
+            throw;
+        }
+    }
+
+    // A record's statement: on the transaction's connection, or, when prepared, on a connection of the pool that
+    // ConnectAsync opens (prepared statements live on a physical connection), else on the data source.
     private NpgsqlCommand Create(string sql, IdempotencyRecordId id, NpgsqlTransaction? transaction = null)
     {
-        var command = Create(sql, transaction);
-        command.Parameters.Add(new NpgsqlParameter<string>("tenant", NpgsqlDbType.Text) { TypedValue = id.Tenant });
-        command.Parameters.Add(new NpgsqlParameter<string>("operation", NpgsqlDbType.Text) { TypedValue = id.Operation });
-        command.Parameters.Add(new NpgsqlParameter<string>("key", NpgsqlDbType.Text) { TypedValue = id.Key });
+        var command = transaction is null && _prepare
+            ? new NpgsqlCommand(sql, _dataSource.CreateConnection()) { CommandTimeout = _commandTimeoutSeconds }
+            : Create(sql, transaction);
+        AddKey(command.Parameters, id);
         return command;
+    }
+
+    // $1, $2, $3 of every record's statement.
+    private static void AddKey(NpgsqlParameterCollection parameters, IdempotencyRecordId id)
+    {
+        parameters.Add(new NpgsqlParameter<string> { NpgsqlDbType = NpgsqlDbType.Text, TypedValue = id.Tenant });
+        parameters.Add(new NpgsqlParameter<string> { NpgsqlDbType = NpgsqlDbType.Text, TypedValue = id.Operation });
+        parameters.Add(new NpgsqlParameter<string> { NpgsqlDbType = NpgsqlDbType.Text, TypedValue = id.Key });
     }
 
     private static NpgsqlCommand BindReservation(NpgsqlCommand command, string fingerprint, TimeSpan lease, TimeSpan expiration)
     {
-        command.Parameters.Add(new NpgsqlParameter<string>("fingerprint", NpgsqlDbType.Text) { TypedValue = fingerprint });
-        command.Parameters.Add(new NpgsqlParameter<TimeSpan>("lease", NpgsqlDbType.Interval) { TypedValue = lease });
-        command.Parameters.Add(new NpgsqlParameter<TimeSpan>("expiration", NpgsqlDbType.Interval) { TypedValue = expiration });
+        AddReservation(command.Parameters, fingerprint, lease, expiration);
         return command;
     }
+
+    // $4, $5, $6 of the reservation.
+    private static void AddReservation(NpgsqlParameterCollection parameters, string fingerprint, TimeSpan lease, TimeSpan expiration)
+    {
+        parameters.Add(new NpgsqlParameter<string> { NpgsqlDbType = NpgsqlDbType.Text, TypedValue = fingerprint });
+        parameters.Add(new NpgsqlParameter<TimeSpan> { NpgsqlDbType = NpgsqlDbType.Interval, TypedValue = lease });
+        parameters.Add(new NpgsqlParameter<TimeSpan> { NpgsqlDbType = NpgsqlDbType.Interval, TypedValue = expiration });
+    }
+
+    // The statement with each @name replaced by its position in names ($1 for the first): the order the parameters are added in.
+    private static string Positional(string sql, params string[] names)
+        => System.Text.RegularExpressions.Regex.Replace(sql, "@([a-z_]+)", match =>
+        {
+            var position = Array.IndexOf(names, match.Groups[1].Value);
+            return position >= 0
+                ? "$" + (position + 1).ToString(System.Globalization.CultureInfo.InvariantCulture)
+                : throw new InvalidOperationException($"The statement names a parameter @{match.Groups[1].Value} that is not bound: {sql}");
+        });
 
     private static ReservationResult? Classify(NpgsqlDataReader reader, IdempotencyRecordId id, string fingerprint)
     {

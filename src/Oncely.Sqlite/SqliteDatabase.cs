@@ -28,6 +28,8 @@ internal sealed class SqliteDatabase
     private const int SqliteError = 1;
     private const int SqliteBusy = 5;
     private const int SqliteLocked = 6;
+    private const long SynchronousNormal = 1;
+    private const long SynchronousExtra = 3;
     private static readonly TimeSpan MaxLockBackoff = TimeSpan.FromMilliseconds(25);
     private static readonly TimeSpan MaxBusyBackoff = TimeSpan.FromMilliseconds(100);
 
@@ -35,6 +37,9 @@ internal sealed class SqliteDatabase
     private readonly TimeSpan _busyTimeout;
     private readonly string? _databaseFile;
     private readonly SemaphoreSlim _writeGate = new(1, 1);
+
+    // Whether the database file is in WAL mode (it stays so once set): 0 not known yet, 1 yes, 2 no.
+    private int _walMode;
 
     /// <summary>Describes the database; opens nothing.</summary>
     /// <param name="connectionString">A validated Microsoft.Data.Sqlite connection string.</param>
@@ -67,8 +72,18 @@ internal sealed class SqliteDatabase
     /// whole wait, in the queue and for the lock, is asynchronous and bounded by the busy timeout and
     /// <paramref name="cancellationToken"/>.
     /// </summary>
+    /// <param name="state">What <paramref name="work"/> needs.</param>
+    /// <param name="work">The transaction's statements.</param>
+    /// <param name="cancellationToken">Cancels the wait and the work.</param>
+    /// <param name="syncNormal">
+    /// Commit with <c>synchronous = NORMAL</c> (WAL mode only; the connection's own level is put back right after):
+    /// the commit survives a crash of the process, and is flushed to the disk with the next durable commit or
+    /// checkpoint; only a power loss or an OS crash before then can lose it. Used for the two-commit reservation only
+    /// (see docs/concurrency-and-leases.md, "Durable where it matters"); completions, recovery points and releases keep
+    /// the connection's level.
+    /// </param>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    public async ValueTask<T> WriteAsync<TState, T>(TState state, Func<SqliteConnection, TState, CancellationToken, ValueTask<T>> work, CancellationToken cancellationToken)
+    public async ValueTask<T> WriteAsync<TState, T>(TState state, Func<SqliteConnection, TState, CancellationToken, ValueTask<T>> work, CancellationToken cancellationToken, bool syncNormal = false)
     {
         var started = TimeProvider.System.GetTimestamp();
         if (!await _writeGate.WaitAsync(_busyTimeout, cancellationToken).ConfigureAwait(false))
@@ -79,8 +94,8 @@ internal sealed class SqliteDatabase
         try
         {
             return await RunAsync(
-                (database: this, state, work, started),
-                static (connection, s, ct) => s.database.InWriteTransactionAsync(connection, s.state, s.work, s.started, ct),
+                (database: this, state, work, started, syncNormal),
+                static (connection, s, ct) => s.database.InWriteTransactionAsync(connection, s.state, s.work, s.started, s.syncNormal, ct),
                 started,
                 cancellationToken).ConfigureAwait(false);
         }
@@ -91,24 +106,66 @@ internal sealed class SqliteDatabase
     }
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    private async ValueTask<T> InWriteTransactionAsync<TState, T>(SqliteConnection connection, TState state, Func<SqliteConnection, TState, CancellationToken, ValueTask<T>> work, long started, CancellationToken cancellationToken)
+    private async ValueTask<T> InWriteTransactionAsync<TState, T>(SqliteConnection connection, TState state, Func<SqliteConnection, TState, CancellationToken, ValueTask<T>> work, long started, bool syncNormal, CancellationToken cancellationToken)
     {
         var handle = connection.Handle!;
-        await BeginImmediateAsync(handle, started, cancellationToken).ConfigureAwait(false);
+        var restoreSynchronous = syncNormal ? RelaxSynchronous(connection) : null;
         try
         {
-            var result = await work(connection, state, cancellationToken).ConfigureAwait(false);
-            SqliteException.ThrowExceptionForRC(raw.sqlite3_exec(handle, "COMMIT"), handle);
-            return result;
+            await BeginImmediateAsync(handle, started, cancellationToken).ConfigureAwait(false);
+            try
+            {
+                var result = await work(connection, state, cancellationToken).ConfigureAwait(false);
+                SqliteException.ThrowExceptionForRC(raw.sqlite3_exec(handle, "COMMIT"), handle);
+                return result;
+            }
+            finally
+            {
+                // Anything short of a successful COMMIT leaves nothing behind, and no open transaction on the pooled handle.
+                if (raw.sqlite3_get_autocommit(handle) == 0)
+                {
+                    _ = raw.sqlite3_exec(handle, "ROLLBACK");
+                }
+            }
         }
         finally
         {
-            // Anything short of a successful COMMIT leaves nothing behind, and no open transaction on the pooled handle.
-            if (raw.sqlite3_get_autocommit(handle) == 0)
+            // The pooled handle goes back with the level it came with: the application may share the pool.
+            if (restoreSynchronous is { } level)
             {
-                _ = raw.sqlite3_exec(handle, "ROLLBACK");
+                SqliteException.ThrowExceptionForRC(raw.sqlite3_exec(handle, level), handle);
             }
         }
+    }
+
+    /// <summary>
+    /// In WAL mode, lowers the connection's <c>synchronous</c> level to NORMAL when it is above it (FULL or EXTRA) and
+    /// answers the statement that puts it back; otherwise (another journal mode, where NORMAL would risk more than a
+    /// lost commit, or a level already at most NORMAL) changes nothing and answers <see langword="null"/>.
+    /// </summary>
+    private string? RelaxSynchronous(SqliteConnection connection)
+    {
+        if (Volatile.Read(ref _walMode) == 0)
+        {
+            using var mode = CreateCommand(connection, "PRAGMA journal_mode;");
+            var wal = string.Equals(Convert.ToString(mode.ExecuteScalar(), CultureInfo.InvariantCulture), "wal", StringComparison.OrdinalIgnoreCase);
+            Volatile.Write(ref _walMode, wal ? 1 : 2);
+        }
+
+        if (Volatile.Read(ref _walMode) != 1)
+        {
+            return null;
+        }
+
+        using var read = CreateCommand(connection, "PRAGMA synchronous;");
+        var level = Convert.ToInt64(read.ExecuteScalar(), CultureInfo.InvariantCulture);
+        if (level <= SynchronousNormal)
+        {
+            return null;
+        }
+
+        SqliteException.ThrowExceptionForRC(raw.sqlite3_exec(connection.Handle, "PRAGMA synchronous = NORMAL"), connection.Handle);
+        return level == SynchronousExtra ? "PRAGMA synchronous = EXTRA" : "PRAGMA synchronous = FULL";
     }
 
     /// <summary>A command for <paramref name="sql"/> on <paramref name="connection"/>, in <paramref name="transaction"/> when given.</summary>

@@ -72,7 +72,9 @@ internal sealed partial class SqliteIdempotencyStore
             return answered;
         }
 
-        return await WriteAsync((store: this, id, fingerprint, lease, expiration), static (connection, s, ct) => s.store.ReserveUnderLockAsync(connection, s.id, s.fingerprint, s.lease, s.expiration, ct), cancellationToken).ConfigureAwait(false);
+        // The reservation commits with synchronous = NORMAL (WAL): it survives a crash of the process, and a power loss
+        // that loses it kills the attempt that held it too (docs/concurrency-and-leases.md, "Durable where it matters").
+        return await WriteAsync((store: this, id, fingerprint, lease, expiration), static (connection, s, ct) => s.store.ReserveUnderLockAsync(connection, s.id, s.fingerprint, s.lease, s.expiration, ct), cancellationToken, syncNormal: true).ConfigureAwait(false);
     }
 
     /// <inheritdoc />
@@ -198,11 +200,11 @@ internal sealed partial class SqliteIdempotencyStore
 
     /// <summary>The shell of every write: cancellation checked, schema initialised, <paramref name="work"/> run as one write transaction.</summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    private async ValueTask<T> WriteAsync<TState, T>(TState state, Func<SqliteConnection, TState, CancellationToken, ValueTask<T>> work, CancellationToken cancellationToken)
+    private async ValueTask<T> WriteAsync<TState, T>(TState state, Func<SqliteConnection, TState, CancellationToken, ValueTask<T>> work, CancellationToken cancellationToken, bool syncNormal = false)
     {
         cancellationToken.ThrowIfCancellationRequested();
         await EnsureInitializedAsync(cancellationToken).ConfigureAwait(false);
-        return await _database.WriteAsync(state, work, cancellationToken).ConfigureAwait(false);
+        return await _database.WriteAsync(state, work, cancellationToken, syncNormal).ConfigureAwait(false);
     }
 
     private Task EnsureInitializedAsync(CancellationToken cancellationToken)

@@ -37,6 +37,10 @@ public abstract class CrashSpecification
         Assert.Equal(0, await CountAsync(database, "SELECT COUNT(*) FROM ledger WHERE idem_key = @k", key));
         Assert.Equal(1, await CountAsync(database, "SELECT COUNT(*) FROM handler_runs WHERE idem_key = @k", key));
 
+        // The reservation outlived the process (SQLite commits it with synchronous = NORMAL in WAL mode: a killed
+        // process loses nothing, only a power loss could, and that kills the attempt too).
+        Assert.Equal(1, await CountAsync(database, RecordCountSql, key));
+
         await using var restarted = await ChildApp.StartAsync(Store, database, crashAt: null, Lease);
         using var retry = await RetryPastLeaseAsync(client, restarted, "/transfers", key);
         using var replay = await PostAsync(client, restarted, "/transfers", key);
