@@ -33,6 +33,9 @@ public static class OncelyTaxonomy
     /// <summary>A request's path, written in the logs of requests refused before the store.</summary>
     public static DataClassification RequestPath { get; } = new(TaxonomyName, nameof(RequestPath));
 
-    /// <summary>Every classification above, to map them to one redactor at once.</summary>
-    public static DataClassification[] All => [IdempotencyKey, Tenant, Payload, RequestPath];
+    /// <summary>
+    /// Every classification above, each as a set of its own (the form <c>IRedactorProvider</c> is asked with), to map them
+    /// to one redactor at once: <c>r.SetRedactor&lt;PrimaryAccountNumberRedactor&gt;(OncelyTaxonomy.All)</c>. A new array each time.
+    /// </summary>
+    public static DataClassificationSet[] All => [new(IdempotencyKey), new(Tenant), new(Payload), new(RequestPath)];
 }
