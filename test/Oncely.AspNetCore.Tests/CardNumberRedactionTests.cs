@@ -129,6 +129,21 @@ public sealed class CardNumberRedactionTests
         AssertNoCardNumber("Oncely's logs", oncely);
     }
 
+    [Fact]
+    public async Task KeyReuse_PayloadRedactorOfTheApplicationReturnsRawPayload_CardNumbersStillMaskedInAuditAndLog()
+    {
+        await using var app = await TestApp.StartAsync(maintenance: o => o.PayloadRedactor = (_, payload) => Encoding.UTF8.GetString(payload.Span));
+
+        Assert.Equal(HttpStatusCode.Created, (await app.PostAsync("/payments", "raw-1", """{"amount":1,"memo":"x"}""")).StatusCode);
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, (await app.PostAsync("/payments", "raw-1", """{"amount":2,"memo":"4111 1111 1111 1111"}""")).StatusCode);
+
+        var entry = Assert.Single((await ((IIdempotencyStoreAdministration)app.Store).ListAuditAsync(new KeyReuseAuditQuery { Limit = 10 }, CancellationToken.None)).Entries);
+        Assert.Equal("""{"amount":2,"memo":"**** **** **** 1111"}""", entry.Payload);
+        var logged = Assert.Single(app.Logs.Entries, e => e.Id.Id == IdempotencyEventIds.KeyReused);
+        Assert.Contains("**** **** **** 1111", logged.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("4111 1111 1111 1111", logged.Message, StringComparison.Ordinal);
+    }
+
     private static void AssertNoCardNumber(string where, string text)
     {
         var digits = new string([.. text.Where(char.IsAsciiDigit)]);
