@@ -1,4 +1,3 @@
-using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 
 namespace Oncely.AspNetCore;
@@ -19,11 +18,11 @@ internal sealed partial class IdempotencyMiddleware
     private static partial void LogAnsweredWithoutReserving(ILogger logger, string tenant, string operation, string key, int statusCode);
 
     [LoggerMessage(EventId = IdempotencyEventIds.RequestRejected, EventName = "RequestRejected", Level = LogLevel.Debug, Message = "Refused {Method} {Path} with {StatusCode} ({ProblemType}) before running it")]
-    private static partial void LogRejected(ILogger logger, string method, PathString path, int statusCode, string problemType);
+    private static partial void LogRejected(ILogger logger, string method, string path, int statusCode, string problemType);
 
     [LoggerMessage(EventId = IdempotencyEventIds.RequestBodyUnreadable, EventName = "RequestBodyUnreadable", Level = LogLevel.Debug, Message = "The body of {Method} {Path} could not be read (the server answers {StatusCode}); nothing was recorded")]
-    private static partial void LogBodyUnreadable(ILogger logger, string method, PathString path, int statusCode);
+    private static partial void LogBodyUnreadable(ILogger logger, string method, string path, int statusCode);
 
     [LoggerMessage(EventId = IdempotencyEventIds.TenantUnresolved, EventName = "TenantUnresolved", Level = LogLevel.Error, Message = "Refused {Method} {Path}: the caller is authenticated but has no NameIdentifier or sub claim; configure IdempotencyOptions.TenantResolver")]
-    private static partial void LogTenantUnresolved(ILogger logger, string method, PathString path);
+    private static partial void LogTenantUnresolved(ILogger logger, string method, string path);
 }

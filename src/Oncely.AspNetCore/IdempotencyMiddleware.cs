@@ -26,6 +26,7 @@ internal sealed partial class IdempotencyMiddleware
     private readonly IdempotencyEndpointCache _endpoints;
     private readonly FingerprintCache _fingerprints = new();
     private readonly ILogger _logger;
+    private readonly IdempotencyRedaction _redaction;
 
     public IdempotencyMiddleware(
         RequestDelegate next,
@@ -45,6 +46,7 @@ internal sealed partial class IdempotencyMiddleware
         _auditor = auditor;
         _endpoints = new IdempotencyEndpointCache(_options, executor);
         _logger = logger;
+        _redaction = executor.Redaction;
     }
 
     public Task InvokeAsync(HttpContext context)
@@ -137,7 +139,7 @@ internal sealed partial class IdempotencyMiddleware
             if (context.User.Identity?.IsAuthenticated == true)
             {
                 // Row 9c.
-                LogTenantUnresolved(_logger, request.Method, request.Path);
+                LogTenantUnresolved(_logger, request.Method, _redaction.Path(request.Path.Value));
                 await RejectAsync(context, IdempotencyRefusals.Row09cTenantUnresolved, IdempotencyRefusals.Row09cDetail, key).ConfigureAwait(false);
                 return;
             }
@@ -224,7 +226,7 @@ internal sealed partial class IdempotencyMiddleware
                 return null;
             case RequestBodyOutcome.Unreadable:
                 // Row 19: the server's own status; nothing reserved, the key stays usable.
-                LogBodyUnreadable(_logger, request.Method, request.Path, body.FailureStatus);
+                LogBodyUnreadable(_logger, request.Method, _redaction.Path(request.Path.Value), body.FailureStatus);
                 await RejectAsync(context, IdempotencyRefusals.Row19RequestBodyUnreadable, IdempotencyRefusals.Row19Detail, key, body.FailureStatus).ConfigureAwait(false);
                 return null;
             case RequestBodyOutcome.ClientGone:
@@ -247,7 +249,7 @@ internal sealed partial class IdempotencyMiddleware
 
         // Row 9b: the verifier's own refusal (a webhook's signature or timestamp).
         _metrics.Count(context, OutcomeTagValues.Rejected);
-        LogRejected(_logger, context.Request.Method, context.Request.Path, StatusCodes.Status401Unauthorized, verification.ProblemType!);
+        LogRejected(_logger, context.Request.Method, _redaction.Path(context.Request.Path.Value), StatusCodes.Status401Unauthorized, verification.ProblemType!);
         await _problems.WriteAsync(context, _options, StatusCodes.Status401Unauthorized, verification.ProblemType!, verification.Title!, verification.Detail!, key: null).ConfigureAwait(false);
         return null;
     }
@@ -261,8 +263,12 @@ internal sealed partial class IdempotencyMiddleware
                 // Row 6.
                 var record = decision.Record!;
                 _metrics.Count(context, OutcomeTagValues.Replayed);
-                LogReplayed(_logger, record.Id.Tenant, record.Id.Operation, record.Id.Key, record.Response!.StatusCode);
-                await _responses.ReplayAsync(context, record.Response).ConfigureAwait(false);
+                if (_logger.IsEnabled(LogLevel.Debug))
+                {
+                    LogReplayed(_logger, _redaction.Tenant(record.Id.Tenant), IdempotencyRedaction.Text(record.Id.Operation), _redaction.Key(record.Id.Key), record.Response!.StatusCode);
+                }
+
+                await _responses.ReplayAsync(context, record.Response!).ConfigureAwait(false);
                 break;
             case IdempotencyDecisionKind.InProgress:
                 // Row 7.
@@ -400,7 +406,7 @@ internal sealed partial class IdempotencyMiddleware
             _metrics.Count(context, OutcomeTagValues.Executed);
             if (status is >= 200 and < 300)
             {
-                LogAnsweredWithoutReserving(_logger, execution.Id.Tenant, execution.Id.Operation, execution.Id.Key, status);
+                LogAnsweredWithoutReserving(_logger, _redaction.Tenant(execution.Id.Tenant), IdempotencyRedaction.Text(execution.Id.Operation), _redaction.Key(execution.Id.Key), status);
             }
 
             return;
@@ -413,11 +419,11 @@ internal sealed partial class IdempotencyMiddleware
         var id = execution.Id;
         if (!whole)
         {
-            LogResponseIncomplete(_logger, id.Tenant, id.Operation, id.Key, status, capture.BytesWritten);
+            LogResponseIncomplete(_logger, _redaction.Tenant(id.Tenant), IdempotencyRedaction.Text(id.Operation), _redaction.Key(id.Key), status, capture.BytesWritten);
         }
         else if (capture.Overflowed)
         {
-            LogResponseTooLarge(_logger, id.Tenant, id.Operation, id.Key, capture.BytesWritten, settings.MaxResponseBodySize);
+            LogResponseTooLarge(_logger, _redaction.Tenant(id.Tenant), IdempotencyRedaction.Text(id.Operation), _redaction.Key(id.Key), capture.BytesWritten, settings.MaxResponseBodySize);
         }
 
         // The body's headers as the handler left them before its first byte went out: a middleware outside Oncely
@@ -491,7 +497,7 @@ internal sealed partial class IdempotencyMiddleware
     private Task RejectAsync(HttpContext context, IdempotencyRefusal refusal, string detail, string? key, int? status = null)
     {
         _metrics.Count(context, OutcomeTagValues.Rejected);
-        LogRejected(_logger, context.Request.Method, context.Request.Path, status ?? refusal.Status, refusal.ProblemType);
+        LogRejected(_logger, context.Request.Method, _redaction.Path(context.Request.Path.Value), status ?? refusal.Status, refusal.ProblemType);
         return WriteAsync(context, refusal, detail, key, status);
     }
 

@@ -113,8 +113,8 @@ namespace Oncely.AspNetCore
             {
                 return new HealthCheckResult(
                     context.Registration.FailureStatus,
-                    $"The idempotency store {storeName} failed ({ex.GetType().Name}: {ex.Message}); idempotent requests are refused with 503 while it does.",
-                    ex,
+                    IdempotencyRedaction.Text($"The idempotency store {storeName} failed ({ex.GetType().Name}: {ex.Message}); idempotent requests are refused with 503 while it does."),
+                    IdempotencyRedaction.Exception(ex),
                     data);
             }
 

@@ -82,7 +82,7 @@ internal sealed class IdempotencyKeyHandler : DelegatingHandler
             var problemType = await ReadProblemTypeAsync(response.Content, cancellationToken).ConfigureAwait(false);
             if (IsKeyReused(problemType))
             {
-                Log.KeyReused(_logger, key, (int)response.StatusCode);
+                Log.KeyReused(_logger, PrimaryAccountNumbers.Mask(key), (int)response.StatusCode);
                 return response;
             }
 
@@ -101,13 +101,13 @@ internal sealed class IdempotencyKeyHandler : DelegatingHandler
             {
                 if (_maxInProgressRetries > 0)
                 {
-                    Log.ConflictRetriesExhausted(_logger, key, _maxInProgressRetries);
+                    Log.ConflictRetriesExhausted(_logger, PrimaryAccountNumbers.Mask(key), _maxInProgressRetries);
                 }
 
                 return response;
             }
 
-            Log.ConflictRetry(_logger, key, problemType, delay.Value, resend + 1, _maxInProgressRetries);
+            Log.ConflictRetry(_logger, PrimaryAccountNumbers.Mask(key), problemType, delay.Value, resend + 1, _maxInProgressRetries);
             response.Dispose();
             await Task.Delay(delay.Value, _timeProvider, cancellationToken).ConfigureAwait(false);
         }
@@ -214,7 +214,7 @@ internal sealed class IdempotencyKeyHandler : DelegatingHandler
         {
             // The caller set the header (or an earlier pass of this handler did): it is what the server sees, so it wins.
             request.Options.Set(IdempotencyKeyHttpMessageExtensions.RequestOptionsKey, headerKey);
-            Log.KeyKept(_logger, headerKey, request.Method, request.RequestUri);
+            Log.KeyKept(_logger, PrimaryAccountNumbers.Mask(headerKey), request.Method, PrimaryAccountNumbers.MaskNullable(request.RequestUri?.ToString()));
             return headerKey;
         }
 
@@ -224,7 +224,7 @@ internal sealed class IdempotencyKeyHandler : DelegatingHandler
             // A key chosen for this message before (by this handler or the caller) and since lost from the headers.
             key = stored;
             EnsureValid(key, "request.Options");
-            Log.KeyKept(_logger, key, request.Method, request.RequestUri);
+            Log.KeyKept(_logger, PrimaryAccountNumbers.Mask(key), request.Method, PrimaryAccountNumbers.MaskNullable(request.RequestUri?.ToString()));
         }
         else
         {
@@ -241,7 +241,7 @@ internal sealed class IdempotencyKeyHandler : DelegatingHandler
     {
         var key = _keyFactory(request);
         EnsureValid(key, nameof(IdempotencyKeyHandlerOptions.KeyFactory));
-        Log.KeyGenerated(_logger, key!, request.Method, request.RequestUri);
+        Log.KeyGenerated(_logger, PrimaryAccountNumbers.Mask(key!), request.Method, PrimaryAccountNumbers.MaskNullable(request.RequestUri?.ToString()));
         return key!;
     }
 
@@ -299,7 +299,7 @@ internal sealed class IdempotencyKeyHandler : DelegatingHandler
         if (!IsValidKey(key))
         {
             throw new InvalidOperationException(
-                $"The idempotency key from {source} is not valid: a key must be 1 to {MaxKeyLength} visible ASCII characters (no spaces). Got '{key}'.");
+                $"The idempotency key from {source} is not valid: a key must be 1 to {MaxKeyLength} visible ASCII characters (no spaces). Got '{PrimaryAccountNumbers.MaskNullable(key)}'.");
         }
     }
 

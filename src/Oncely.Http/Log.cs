@@ -2,16 +2,19 @@ using Microsoft.Extensions.Logging;
 
 namespace Oncely.Http;
 
-/// <summary>The handler's log messages. Event ids are stable and never reused (see docs/client-handler.md).</summary>
+/// <summary>
+/// The handler's log messages. Event ids are stable and never reused (see docs/client-handler.md). Keys and URIs are
+/// written with card numbers masked (<see cref="PrimaryAccountNumbers"/>).
+/// </summary>
 internal static partial class Log
 {
     [LoggerMessage(EventId = 1, EventName = "IdempotencyKeyGenerated", Level = LogLevel.Debug,
         Message = "Attached idempotency key {IdempotencyKey} to {Method} {Uri}.")]
-    public static partial void KeyGenerated(ILogger logger, string idempotencyKey, HttpMethod method, Uri? uri);
+    public static partial void KeyGenerated(ILogger logger, string idempotencyKey, HttpMethod method, string? uri);
 
     [LoggerMessage(EventId = 2, EventName = "IdempotencyKeyKept", Level = LogLevel.Trace,
         Message = "Kept the idempotency key {IdempotencyKey} already present on {Method} {Uri}.")]
-    public static partial void KeyKept(ILogger logger, string idempotencyKey, HttpMethod method, Uri? uri);
+    public static partial void KeyKept(ILogger logger, string idempotencyKey, HttpMethod method, string? uri);
 
     [LoggerMessage(EventId = 3, EventName = "IdempotencyConflictRetry", Level = LogLevel.Information,
         Message = "The server answered 409 for idempotency key {IdempotencyKey} (problem type {ProblemType}); re-sending in {Delay} (re-send {Attempt} of {MaxAttempts}).")]

@@ -83,7 +83,7 @@ internal sealed partial class IdempotentConsumeFilter<TMessage>(IdempotentConsum
 
             case IdempotencyDecisionKind.Replay:
                 // Acknowledged as consumed without calling the consumer: the effect committed on an earlier delivery.
-                LogReplayed(shared.Logger, id.Tenant, operation, id.Key, context.GetRedeliveryCount(), context.GetRetryAttempt());
+                LogReplayed(shared.Logger, shared.Executor.Redaction.Tenant(id.Tenant), IdempotencyRedaction.Text(operation), shared.Executor.Redaction.Key(id.Key), context.GetRedeliveryCount(), context.GetRetryAttempt());
                 if (reportReplayAsConsumed)
                 {
                     await context.NotifyConsumed(Stopwatch.GetElapsedTime(started), name).ConfigureAwait(false);
@@ -92,7 +92,7 @@ internal sealed partial class IdempotentConsumeFilter<TMessage>(IdempotentConsum
                 return;
 
             case IdempotencyDecisionKind.InProgress:
-                LogInProgress(shared.Logger, id.Tenant, operation, id.Key, context.GetRetryAttempt());
+                LogInProgress(shared.Logger, shared.Executor.Redaction.Tenant(id.Tenant), IdempotencyRedaction.Text(operation), shared.Executor.Redaction.Key(id.Key), context.GetRetryAttempt());
                 throw new IdempotentMessageInProgressException(id, decision.Record?.LeaseExpiresAt);
 
             case IdempotencyDecisionKind.KeyReused:

@@ -1,5 +1,6 @@
 using System.Globalization;
 using MassTransit;
+using Microsoft.Extensions.Compliance.Redaction;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -15,7 +16,7 @@ internal sealed partial class IdempotentConsumerServices
     private readonly ILogger _logger;
     private readonly KeyReuseAuditor _auditor;
 
-    public IdempotentConsumerServices(IIdempotencyStore store, IdempotentConsumerOptions options, KeyReuseAuditor auditor, TimeProvider? clock, ILoggerFactory? loggerFactory)
+    public IdempotentConsumerServices(IIdempotencyStore store, IdempotentConsumerOptions options, KeyReuseAuditor auditor, TimeProvider? clock, ILoggerFactory? loggerFactory, IRedactorProvider? redactorProvider = null)
     {
         ArgumentNullException.ThrowIfNull(store);
         ArgumentNullException.ThrowIfNull(options);
@@ -34,7 +35,7 @@ internal sealed partial class IdempotentConsumerServices
         loggerFactory ??= NullLoggerFactory.Instance;
         Options = options;
         _auditor = auditor;
-        Executor = new IdempotencyExecutor(store, options, clock ?? TimeProvider.System, loggerFactory.CreateLogger<IdempotencyExecutor>());
+        Executor = new IdempotencyExecutor(store, options, clock ?? TimeProvider.System, loggerFactory.CreateLogger<IdempotencyExecutor>(), redactorProvider: redactorProvider);
         _logger = loggerFactory.CreateLogger("Oncely.MassTransit.IdempotentConsumeFilter");
     }
 
@@ -58,10 +59,10 @@ internal sealed partial class IdempotentConsumerServices
         if (key is null)
         {
             var reason = error == IdempotencyKeyError.None || error == IdempotencyKeyError.Empty ? MessageRejection.KeyMissing : MessageRejection.KeyInvalid;
-            var text = reason == MessageRejection.KeyMissing
+            var text = IdempotencyRedaction.Text(reason == MessageRejection.KeyMissing
                 ? $"The message has no idempotency key: {source} is missing or empty, so {operation} cannot tell a redelivery from a new message. It was not consumed; send it with {source} set."
-                : string.Create(CultureInfo.InvariantCulture, $"The message's idempotency key from {source} is malformed ({error}): a key is 1 to {Options.MaxKeyLength} visible ASCII characters. It was not consumed by {operation}.");
-            LogRejected(_logger, operation, reason, text);
+                : string.Create(CultureInfo.InvariantCulture, $"The message's idempotency key from {source} is malformed ({error}): a key is 1 to {Options.MaxKeyLength} visible ASCII characters. It was not consumed by {operation}."));
+            LogRejected(_logger, IdempotencyRedaction.Text(operation), reason, text);
             throw new IdempotentMessageRejectedException(reason, null, text);
         }
 
@@ -71,8 +72,8 @@ internal sealed partial class IdempotentConsumerServices
             tenant = context.Headers.Get<string>(tenantHeader) ?? string.Empty;
             if (tenant.Length == 0)
             {
-                var text = $"The message with key '{key}' has no {tenantHeader} header, which names its tenant; it was not consumed by {operation}. Send it with the header set.";
-                LogRejected(_logger, operation, MessageRejection.TenantMissing, text);
+                var text = IdempotencyRedaction.Text($"The message with key '{key}' has no {tenantHeader} header, which names its tenant; it was not consumed by {operation}. Send it with the header set.");
+                LogRejected(_logger, IdempotencyRedaction.Text(operation), MessageRejection.TenantMissing, text);
                 throw new IdempotentMessageRejectedException(MessageRejection.TenantMissing, null, text);
             }
         }

@@ -30,7 +30,7 @@ public sealed class IdempotentMessageInProgressException : Exception
     }
 
     internal IdempotentMessageInProgressException(IdempotencyRecordId id, DateTimeOffset? leaseExpiresAt)
-        : base($"Message '{id.Key}' is being consumed by another delivery of {id.Operation} (its lease runs until {leaseExpiresAt:O}); nothing ran. Retry later: it will be acknowledged once the other delivery completes, or run if it fails.")
+        : base(IdempotencyRedaction.Text($"Message '{id.Key}' is being consumed by another delivery of {id.Operation} (its lease runs until {leaseExpiresAt:O}); nothing ran. Retry later: it will be acknowledged once the other delivery completes, or run if it fails."))
     {
         RecordId = id;
     }

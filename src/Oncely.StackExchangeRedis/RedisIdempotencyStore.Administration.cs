@@ -79,7 +79,7 @@ internal sealed partial class RedisIdempotencyStore
             var server = multiplexer.GetServer(_keys.Fence(bucket));
             if (!server.IsConnected)
             {
-                throw new IdempotencyStoreUnavailableException($"The Redis idempotency store cannot reach {server.EndPoint}, the primary that holds tenant {tenant}'s key {key}.");
+                throw new IdempotencyStoreUnavailableException(IdempotencyRedaction.Text($"The Redis idempotency store cannot reach {server.EndPoint}, the primary that holds tenant {tenant}'s key {key}."));
             }
 
             var found = new List<IdempotencyRecordSummary>();

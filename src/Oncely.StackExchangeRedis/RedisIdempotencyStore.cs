@@ -466,7 +466,7 @@ internal sealed partial class RedisIdempotencyStore
         catch (Exception releaseFailure) when (RedisFailures.IsUnavailable(releaseFailure, CancellationToken.None))
         {
             // The lease then runs out by itself; a retry gets 409 until it does.
-            RedisStoreLog.ReservationNotGivenBack(_logger, releaseFailure, key.ToString());
+            RedisStoreLog.ReservationNotGivenBack(_logger, IdempotencyRedaction.Exception(releaseFailure), IdempotencyRedaction.Text(key.ToString()));
         }
     }
 
@@ -492,9 +492,9 @@ internal sealed partial class RedisIdempotencyStore
         if (acknowledged < required)
         {
             var timeout = TimeSpan.FromMilliseconds(_acknowledgementTimeoutMilliseconds);
-            RedisStoreLog.ReplicaAcknowledgementMissing(_logger, key.ToString(), acknowledged, required, timeout);
+            RedisStoreLog.ReplicaAcknowledgementMissing(_logger, IdempotencyRedaction.Text(key.ToString()), acknowledged, required, timeout);
             throw new IdempotencyStoreUnavailableException(
-                $"The Redis idempotency store wrote {key} on {server.EndPoint}, but only {acknowledged} of the {required} required replicas acknowledged it within {timeout}.");
+                IdempotencyRedaction.Text($"The Redis idempotency store wrote {key} on {server.EndPoint}, but only {acknowledged} of the {required} required replicas acknowledged it within {timeout}."));
         }
     }
 
@@ -744,7 +744,7 @@ internal sealed partial class RedisIdempotencyStore
     }
 
     private void OnConnectionFailed(object? sender, ConnectionFailedEventArgs e)
-        => RedisStoreLog.ConnectionFailed(_logger, e.Exception, e.EndPoint?.ToString(), e.ConnectionType.ToString(), e.FailureType.ToString());
+        => RedisStoreLog.ConnectionFailed(_logger, e.Exception is null ? null : IdempotencyRedaction.Exception(e.Exception), e.EndPoint?.ToString(), e.ConnectionType.ToString(), e.FailureType.ToString());
 
     private void OnConnectionRestored(object? sender, ConnectionFailedEventArgs e)
         => RedisStoreLog.ConnectionRestored(_logger, e.EndPoint?.ToString(), e.ConnectionType.ToString());

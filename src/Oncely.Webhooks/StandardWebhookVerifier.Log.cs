@@ -1,4 +1,3 @@
-using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 
 namespace Oncely.Webhooks;
@@ -7,7 +6,7 @@ namespace Oncely.Webhooks;
 internal sealed partial class StandardWebhookVerifier
 {
     [LoggerMessage(EventId = IdempotencyEventIds.WebhookSignatureInvalid, EventName = "WebhookSignatureInvalid", Level = LogLevel.Warning, Message = "Refused a webhook delivery to {Method} {Path} with 401 before recording or running anything: {Reason}")]
-    private static partial void LogSignatureInvalid(ILogger logger, string method, PathString path, string reason);
+    private static partial void LogSignatureInvalid(ILogger logger, string method, string path, string reason);
 
     [LoggerMessage(EventId = IdempotencyEventIds.WebhookTimestampOutOfTolerance, EventName = "WebhookTimestampOutOfTolerance", Level = LogLevel.Warning, Message = "Refused a correctly signed webhook delivery {WebhookId} from {Sender} with 401: it was signed at {SignedAt:O}, now is {Now:O}, tolerance {Tolerance}")]
     private static partial void LogTimestampOutOfTolerance(ILogger logger, string sender, string webhookId, DateTimeOffset signedAt, DateTimeOffset now, TimeSpan tolerance);

@@ -24,9 +24,11 @@ internal sealed partial class StandardWebhookVerifier
     private readonly TimeSpan _tolerance;
     private readonly TimeProvider _clock;
     private readonly ILogger _logger;
+    private readonly IdempotencyRedaction _redaction;
 
-    public StandardWebhookVerifier(IOptions<StandardWebhooksOptions> options, TimeProvider clock, ILogger<StandardWebhookVerifier> logger)
+    public StandardWebhookVerifier(IOptions<StandardWebhooksOptions> options, TimeProvider clock, ILogger<StandardWebhookVerifier> logger, IServiceProvider services)
     {
+        _redaction = services.GetService(typeof(IdempotencyRedaction)) as IdempotencyRedaction ?? IdempotencyRedaction.Default;
         var value = options.Value;
         _tolerance = value.TimestampTolerance;
         _clock = clock;
@@ -73,14 +75,18 @@ internal sealed partial class StandardWebhookVerifier
         var now = _clock.GetUtcNow();
         if (signedAt < now - _tolerance || signedAt > now + _tolerance)
         {
-            LogTimestampOutOfTolerance(_logger, sender, id, signedAt, now, _tolerance);
+            LogTimestampOutOfTolerance(_logger, _redaction.Tenant(sender), _redaction.Key(id), signedAt, now, _tolerance);
             return IdempotencySenderVerification.Refused(
                 StandardWebhooksProblemTypes.TimestampOutOfTolerance,
                 "Webhook timestamp out of tolerance",
                 string.Create(CultureInfo.InvariantCulture, $"The delivery was signed at {signedAt:O}, more than {_tolerance.TotalSeconds:0} seconds from the receiver's clock. Sign each delivery attempt when it is sent (a redelivery gets a fresh timestamp and signature), and keep the sender's clock in sync."));
         }
 
-        LogVerified(_logger, sender, id);
+        if (_logger.IsEnabled(LogLevel.Debug))
+        {
+            LogVerified(_logger, _redaction.Tenant(sender), _redaction.Key(id));
+        }
+
         return IdempotencySenderVerification.Verified(sender);
     }
 
@@ -149,7 +155,7 @@ internal sealed partial class StandardWebhookVerifier
 
     private IdempotencySenderVerification Invalid(HttpRequest request, string detail)
     {
-        LogSignatureInvalid(_logger, request.Method, request.Path, detail);
+        LogSignatureInvalid(_logger, request.Method, _redaction.Path(request.Path.Value), IdempotencyRedaction.Text(detail));
         return IdempotencySenderVerification.Refused(StandardWebhooksProblemTypes.SignatureInvalid, "Webhook signature invalid", detail);
     }
 }

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Compliance.Redaction;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
@@ -10,7 +11,8 @@ namespace Oncely;
 /// <summary>
 /// The services every transport needs, registered by each transport's <c>Add…</c> method and present once however many
 /// of them an application calls: the clock, the store (in-memory until one is chosen), the shared
-/// <see cref="IdempotencyMaintenanceOptions"/> (validated at start), the one <see cref="KeyReuseAuditor"/> and the one
+/// <see cref="IdempotencyMaintenanceOptions"/> (validated at start), the one <see cref="IdempotencyRedaction"/> (the
+/// application's <c>IRedactorProvider</c> when it registered one), the one <see cref="KeyReuseAuditor"/> and the one
 /// hosted <see cref="IdempotencyStoreMaintenance"/>.
 /// </summary>
 internal static class IdempotencyCoreServices
@@ -39,9 +41,11 @@ internal static class IdempotencyCoreServices
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<IdempotencyMaintenanceOptions>, IdempotencyMaintenanceOptionsValidator>());
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<IIdempotencyStore>(sp => new InMemoryIdempotencyStore(sp.GetRequiredService<TimeProvider>()));
+        services.TryAddSingleton(sp => new IdempotencyRedaction(sp.GetService<IRedactorProvider>()));
         services.TryAddSingleton(sp => new KeyReuseAuditor(
             sp.GetRequiredService<IOptions<IdempotencyMaintenanceOptions>>().Value,
-            sp.GetService<ILogger<KeyReuseAuditor>>() ?? NullLogger<KeyReuseAuditor>.Instance));
+            sp.GetService<ILogger<KeyReuseAuditor>>() ?? NullLogger<KeyReuseAuditor>.Instance,
+            sp.GetRequiredService<IdempotencyRedaction>()));
         services.TryAddSingleton(sp => new IdempotencyEraser(
             sp.GetRequiredService<IIdempotencyStore>(),
             sp.GetRequiredService<TimeProvider>(),

@@ -1,4 +1,3 @@
-using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 
 namespace Oncely.AspNetCore;
@@ -13,5 +12,5 @@ internal sealed partial class IdempotencyAdminEndpoints
     private static partial void LogReleaseRefused(ILogger logger, string @operator, string tenant, string operation, string key, long fencingToken, string reason);
 
     [LoggerMessage(EventId = IdempotencyEventIds.AdministrationStoreUnavailable, EventName = "AdministrationStoreUnavailable", Level = LogLevel.Error, Message = "The operator API could not reach the idempotency store for {Method} {Path}; it answered 503")]
-    private static partial void LogStoreUnavailable(ILogger logger, Exception exception, string method, PathString path);
+    private static partial void LogStoreUnavailable(ILogger logger, Exception exception, string method, string path);
 }

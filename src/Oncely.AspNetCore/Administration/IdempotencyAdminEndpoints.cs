@@ -30,6 +30,8 @@ internal sealed partial class IdempotencyAdminEndpoints(IServiceProvider service
         .Create(IdempotencyDiagnostics.MeterName)
         .CreateCounter<long>(ReleasesInstrument, "{record}", "Records operators asked to release through the operator API, by outcome."));
 
+    private readonly Lazy<IdempotencyRedaction> _redaction = new(() => services.GetService<IdempotencyRedaction>() ?? IdempotencyRedaction.Default);
+
     private readonly Lazy<ILogger> _logger = new(() => services.GetRequiredService<ILoggerFactory>().CreateLogger(IdempotencyEndpointValidation.AdminLogCategory));
 
     /// <summary><c>GET {prefix}/records?tenant=&amp;key=&amp;operation=&amp;state=&amp;olderThan=&amp;createdBefore=&amp;limit=&amp;continuation=</c>.</summary>
@@ -154,7 +156,7 @@ internal sealed partial class IdempotencyAdminEndpoints(IServiceProvider service
         var who = Operator(context.User);
         if (released.Value)
         {
-            LogReleased(_logger.Value, who, id.Tenant, id.Operation, id.Key, token);
+            LogReleased(_logger.Value, who, _redaction.Value.Tenant(id.Tenant), IdempotencyRedaction.Text(id.Operation), _redaction.Value.Key(id.Key), token);
             CountRelease("released");
             context.Response.StatusCode = StatusCodes.Status204NoContent;
             return;
@@ -178,7 +180,7 @@ internal sealed partial class IdempotencyAdminEndpoints(IServiceProvider service
                 $"The record now carries fencing token {record.FencingToken}, not {token}: another attempt took it over since it was looked at. Nothing was changed. " +
                 "Look the record up again and, if it is still stuck, release it with its current token."),
         };
-        LogReleaseRefused(_logger.Value, who, id.Tenant, id.Operation, id.Key, token, outcome);
+        LogReleaseRefused(_logger.Value, who, _redaction.Value.Tenant(id.Tenant), IdempotencyRedaction.Text(id.Operation), _redaction.Value.Key(id.Key), token, outcome);
         CountRelease(outcome);
         await WriteProblemAsync(context, status, type, title, detail, details =>
         {
@@ -418,7 +420,7 @@ internal sealed partial class IdempotencyAdminEndpoints(IServiceProvider service
         }
         catch (Exception e)
         {
-            LogStoreUnavailable(_logger.Value, e, context.Request.Method, context.Request.Path);
+            LogStoreUnavailable(_logger.Value, IdempotencyRedaction.Exception(e), context.Request.Method, _redaction.Value.Path(context.Request.Path.Value));
             await WriteProblemAsync(context, StatusCodes.Status503ServiceUnavailable, IdempotencyProblemTypes.StoreUnavailable, "Idempotency store unavailable",
                 "The idempotency store could not be reached in time; nothing was changed. Try again shortly.", retryAfter: options.StoreUnavailableRetryAfter).ConfigureAwait(false);
         }

@@ -33,6 +33,10 @@ internal sealed record AdminRecord(
 
 internal sealed record AdminRecordPage(IReadOnlyList<AdminRecord> Records, string? Continuation);
 
+/// <summary>
+/// An audit entry as the operator API shows it. Its payload was redacted before it was stored; card numbers are masked
+/// again on the way out, for entries written before that masking existed or by a store of one's own.
+/// </summary>
 internal sealed record AdminAuditEntry(
     string Tenant,
     string Operation,
@@ -48,7 +52,7 @@ internal sealed record AdminAuditEntry(
         entry.Id.Key,
         entry.StoredFingerprint,
         entry.AttemptedFingerprint,
-        entry.Payload,
+        PrimaryAccountNumbers.Mask(entry.Payload),
         entry.OccurredAt.UtcDateTime);
 }
 

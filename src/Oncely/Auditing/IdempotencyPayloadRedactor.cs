@@ -25,6 +25,14 @@ namespace Oncely;
 /// value under it (its whole subtree: nested members and array items, <c>null</c> included) replaced by the string
 /// <c>"***"</c>; member names and the other values are kept as sent.
 /// </item>
+/// <item>
+/// Whatever the member is called, every primary account number (a card number: 13 to 19 digits, a single space or dash
+/// between them allowed, that pass the Luhn check; see <see cref="PrimaryAccountNumberRedactor"/>) in a string value, a
+/// member name or a number is masked to its last four digits: <c>"ref 4242 4242 4242 4242"</c> becomes
+/// <c>"ref **** **** **** 4242"</c>, and the number <c>4242424242424242</c> (or <c>4.242424242424242e15</c>) becomes the
+/// string <c>"************4242"</c>. Escaped digits (<c>\u0034</c>) are read as the digits they stand for.
+/// </item>
+/// <item>The content type quoted in a summary is masked the same way.</item>
 /// </list>
 /// <para>
 /// Names are matched as substrings, so <c>cardNumber</c> and <c>apiToken</c> are masked, and so are harmless names
@@ -54,7 +62,7 @@ public static class IdempotencyPayloadRedactor
 
         if (!RequestFingerprint.IsJsonContentType(contentType))
         {
-            return string.Create(CultureInfo.InvariantCulture, $"[{payload.Length} bytes of {contentType ?? "unknown content"}; not logged]");
+            return string.Create(CultureInfo.InvariantCulture, $"[{payload.Length} bytes of {Describe(contentType)}; not logged]");
         }
 
         try
@@ -82,7 +90,7 @@ public static class IdempotencyPayloadRedactor
                 writer.WriteStartObject();
                 foreach (var member in element.EnumerateObject())
                 {
-                    writer.WritePropertyName(member.Name);
+                    writer.WritePropertyName(PrimaryAccountNumbers.Mask(member.Name));
                     Write(writer, member.Value, masked || LooksSensitive(member.Name));
                 }
 
@@ -102,6 +110,23 @@ public static class IdempotencyPayloadRedactor
                 {
                     writer.WriteStringValue(Mask);
                 }
+                else if (element.ValueKind == JsonValueKind.String)
+                {
+                    var text = element.GetString()!;
+                    var kept = PrimaryAccountNumbers.Mask(text);
+                    if (ReferenceEquals(kept, text))
+                    {
+                        element.WriteTo(writer);
+                    }
+                    else
+                    {
+                        writer.WriteStringValue(kept);
+                    }
+                }
+                else if (element.ValueKind == JsonValueKind.Number && MaskedNumber(element) is { } number)
+                {
+                    writer.WriteStringValue(number);
+                }
                 else
                 {
                     element.WriteTo(writer);
@@ -110,6 +135,32 @@ public static class IdempotencyPayloadRedactor
                 break;
         }
     }
+
+    // A number that spells a card number, as written (4242424242424242) or as an integer written otherwise
+    // (4.242424242424242e15, 4242424242424242.0): its masked digits, as a string, since a mask is no number.
+    private static string? MaskedNumber(JsonElement element)
+    {
+        var raw = element.GetRawText();
+        var masked = PrimaryAccountNumbers.Mask(raw);
+        if (!ReferenceEquals(raw, masked))
+        {
+            return masked;
+        }
+
+        if (element.TryGetDecimal(out var value) && value == decimal.Truncate(value) && Math.Abs(value) >= 1_000_000_000_000m)
+        {
+            var digits = Math.Abs(value).ToString("0", CultureInfo.InvariantCulture);
+            var maskedDigits = PrimaryAccountNumbers.Mask(digits);
+            if (!ReferenceEquals(digits, maskedDigits))
+            {
+                return value < 0 ? "-" + maskedDigits : maskedDigits;
+            }
+        }
+
+        return null;
+    }
+
+    private static string Describe(string? contentType) => contentType is null ? "unknown content" : PrimaryAccountNumbers.Mask(contentType);
 
     private static bool LooksSensitive(string name)
     {

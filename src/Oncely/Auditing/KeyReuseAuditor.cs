@@ -8,22 +8,28 @@ namespace Oncely;
 /// payload and both fingerprints go to the log (event <see cref="IdempotencyEventIds.KeyReused"/>) and, when the store
 /// keeps one, to its audit, through the transport's executor so the write gets the same store-call span and deadline as
 /// every other store call. Nothing here can change the answer: a redactor that throws or an audit write that fails is
-/// logged, and the request (or message) is refused all the same.
+/// logged, and the request (or message) is refused all the same. The kept payload passes the configured
+/// <see cref="IdempotencyMaintenanceOptions.PayloadRedactor"/>, then the application's redaction
+/// (<see cref="IdempotencyRedaction.Payload"/>: card numbers masked whatever the redactor let through), then the cap; the
+/// log line carries exactly what the audit keeps.
 /// </summary>
 internal sealed partial class KeyReuseAuditor
 {
     private readonly IdempotencyMaintenanceOptions _options;
     private readonly ILogger _logger;
+    private readonly IdempotencyRedaction _redaction;
 
     /// <summary>Creates the auditor of an application.</summary>
     /// <param name="options">The redactor and the payload cap.</param>
     /// <param name="logger">Where audit events go.</param>
-    public KeyReuseAuditor(IdempotencyMaintenanceOptions options, ILogger<KeyReuseAuditor> logger)
+    /// <param name="redaction">The application's redaction; <see langword="null"/> for card-number masking only.</param>
+    public KeyReuseAuditor(IdempotencyMaintenanceOptions options, ILogger<KeyReuseAuditor> logger, IdempotencyRedaction? redaction = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(logger);
         _options = options;
         _logger = logger;
+        _redaction = redaction ?? IdempotencyRedaction.Default;
     }
 
     /// <summary>Logs and stores the refusal of <paramref name="attemptedFingerprint"/> on <paramref name="record"/>. Never throws.</summary>
@@ -40,7 +46,7 @@ internal sealed partial class KeyReuseAuditor
     {
         var id = record.Id;
         var kept = Redact(id, contentType, payload);
-        LogKeyReused(_logger, id.Tenant, id.Operation, id.Key, record.Fingerprint, attemptedFingerprint, kept);
+        LogKeyReused(_logger, _redaction.Tenant(id.Tenant), IdempotencyRedaction.Text(id.Operation), _redaction.Key(id.Key), record.Fingerprint, attemptedFingerprint, kept);
         if (executor.Store is not IIdempotencyAuditStore audit)
         {
             return true;
@@ -66,7 +72,7 @@ internal sealed partial class KeyReuseAuditor
         }
         catch (Exception ex)
         {
-            LogAuditFailed(_logger, ex, id.Tenant, id.Operation, id.Key);
+            LogAuditFailed(_logger, IdempotencyRedaction.Exception(ex), _redaction.Tenant(id.Tenant), IdempotencyRedaction.Text(id.Operation), _redaction.Key(id.Key));
             return false;
         }
     }
@@ -82,9 +88,13 @@ internal sealed partial class KeyReuseAuditor
         {
             // A payload the redactor cannot handle (a lone surrogate escape, say) must not turn the refusal into a
             // failure, nor leak the raw payload: keep only what is certainly safe.
-            LogRedactionFailed(_logger, ex, id.Tenant, id.Operation, id.Key);
-            return string.Create(CultureInfo.InvariantCulture, $"[{payload.Length} bytes of {contentType ?? "unknown content"}; could not be redacted, not logged]");
+            LogRedactionFailed(_logger, IdempotencyRedaction.Exception(ex), _redaction.Tenant(id.Tenant), IdempotencyRedaction.Text(id.Operation), _redaction.Key(id.Key));
+            return string.Create(CultureInfo.InvariantCulture, $"[{payload.Length} bytes of {IdempotencyRedaction.Text(contentType ?? "unknown content")}; could not be redacted, not logged]");
         }
+
+        // Whatever the configured redactor let through: card numbers masked, then the application's own redaction,
+        // before the cap (a cut could otherwise keep the first digits of a card number).
+        kept = _redaction.Payload(kept ?? string.Empty);
 
         return kept.Length > _options.AuditPayloadLimit
             ? string.Concat(kept.AsSpan(0, _options.AuditPayloadLimit), "…[truncated]")

@@ -9,7 +9,9 @@ namespace Oncely;
 /// Oncely's traces and metrics (names in <see cref="IdempotencyDiagnostics"/>). One instance per executor: the
 /// instruments live on the <c>Oncely</c> meter of the application's <see cref="IMeterFactory"/> (or, for an executor
 /// built without one, on a process-wide meter), and every span comes from one static <see cref="ActivitySource"/>.
-/// Every method does nothing, and allocates nothing, while no listener is attached.
+/// Every method does nothing, and allocates nothing, while no listener is attached. No tag or event ever carries a key, a
+/// tenant, a payload or an exception's message: the key only as <see cref="KeyHash"/>, a failure only as its type, and the
+/// operation name (configuration, one per endpoint or consumer) with card numbers masked.
 /// </summary>
 internal sealed class IdempotencyInstrumentation
 {
@@ -64,7 +66,15 @@ internal sealed class IdempotencyInstrumentation
     public IdempotencyAttempt? StartAttempt(string operation)
     {
         Activity? activity = null;
-        if (ActivitySource.HasListeners())
+        var observed = ActivitySource.HasListeners();
+        if (!observed && !_requests.Enabled && !_requestDuration.Enabled)
+        {
+            return null;
+        }
+
+        // An operation name is configuration, not request data, but it is masked like every value Oncely writes.
+        operation = IdempotencyRedaction.Text(operation);
+        if (observed)
         {
             activity = ActivitySource.StartActivity(IdempotencyDiagnostics.RequestActivityName, ActivityKind.Internal);
             if (activity is { IsAllDataRequested: true })
@@ -151,12 +161,12 @@ internal sealed class IdempotencyInstrumentation
             return false;
         }
 
-        _activeExecutions.Add(1, new KeyValuePair<string, object?>(IdempotencyDiagnostics.OperationTag, operation));
+        _activeExecutions.Add(1, new KeyValuePair<string, object?>(IdempotencyDiagnostics.OperationTag, IdempotencyRedaction.Text(operation)));
         return true;
     }
 
     public void LeaveExecution(string operation)
-        => _activeExecutions.Add(-1, new KeyValuePair<string, object?>(IdempotencyDiagnostics.OperationTag, operation));
+        => _activeExecutions.Add(-1, new KeyValuePair<string, object?>(IdempotencyDiagnostics.OperationTag, IdempotencyRedaction.Text(operation)));
 
     /// <summary>
     /// Runs one store call inside a span and a timer. Call it only when <see cref="IsObservingStore"/>: the span is
@@ -175,7 +185,7 @@ internal sealed class IdempotencyInstrumentation
         {
             activity.SetTag(IdempotencyDiagnostics.StoreTag, Store);
             activity.SetTag(IdempotencyDiagnostics.StoreOperationTag, call.Name);
-            activity.SetTag(IdempotencyDiagnostics.OperationTag, operation);
+            activity.SetTag(IdempotencyDiagnostics.OperationTag, IdempotencyRedaction.Text(operation));
         }
 
         var started = _storeDuration.Enabled ? Stopwatch.GetTimestamp() : 0;

@@ -8,7 +8,7 @@ namespace Oncely;
 /// its executor's policy, the completion retries and the logger. One per executor (and per <see cref="IdempotencyExecutor.WithPolicy"/>),
 /// shared by every attempt it starts, so an attempt holds one reference and never calls back into its executor.
 /// </summary>
-internal sealed class ExecutionRuntime(StoreInvoker store, IdempotencyEngineOptions options, OperationSettings settings, ResiliencePipeline<bool> completionRetries, ILogger logger)
+internal sealed class ExecutionRuntime(StoreInvoker store, IdempotencyEngineOptions options, OperationSettings settings, ResiliencePipeline<bool> completionRetries, ILogger logger, IdempotencyRedaction redaction)
 {
     /// <summary>Every store call, bounded and observed.</summary>
     public StoreInvoker Store { get; } = store;
@@ -24,6 +24,9 @@ internal sealed class ExecutionRuntime(StoreInvoker store, IdempotencyEngineOpti
 
     /// <summary>Where the executor's and its attempts' events go (one category: the executor's).</summary>
     public ILogger Logger { get; } = logger;
+
+    /// <summary>What every logged key and tenant passes through.</summary>
+    public IdempotencyRedaction Redaction { get; } = redaction;
 
     /// <summary>The engine's clock.</summary>
     public TimeProvider Clock => Store.Clock;

@@ -387,7 +387,7 @@ public sealed partial class IdempotencyExecution : IAsyncDisposable, IRenewableL
             return false;
         }
 
-        LogOneCommitTransientFailure(_runtime.Logger, failure, Id.Tenant, Id.Operation, Id.Key);
+        LogOneCommitTransientFailure(_runtime.Logger, IdempotencyRedaction.Exception(failure), _runtime.Redaction.Tenant(Id.Tenant), IdempotencyRedaction.Text(Id.Operation), _runtime.Redaction.Key(Id.Key));
         await ReleaseAsync(CancellationToken.None).ConfigureAwait(false);
         return true;
     }
@@ -412,14 +412,14 @@ public sealed partial class IdempotencyExecution : IAsyncDisposable, IRenewableL
                 CancellationToken.None).ConfigureAwait(false);
             if (!renewed && !RenewalStopped)
             {
-                LogLeaseRenewalRefused(_runtime.Logger, Id.Tenant, Id.Operation, Id.Key, FencingToken);
+                LogLeaseRenewalRefused(_runtime.Logger, _runtime.Redaction.Tenant(Id.Tenant), IdempotencyRedaction.Text(Id.Operation), _runtime.Redaction.Key(Id.Key), FencingToken);
             }
 
             return renewed;
         }
         catch (Exception ex)
         {
-            LogLeaseRenewalFailed(_runtime.Logger, ex, Id.Tenant, Id.Operation, Id.Key, Lease);
+            LogLeaseRenewalFailed(_runtime.Logger, IdempotencyRedaction.Exception(ex), _runtime.Redaction.Tenant(Id.Tenant), IdempotencyRedaction.Text(Id.Operation), _runtime.Redaction.Key(Id.Key), Lease);
             return true;
         }
     }
@@ -440,22 +440,25 @@ public sealed partial class IdempotencyExecution : IAsyncDisposable, IRenewableL
                 cancellationToken).ConfigureAwait(false);
             if (!completed && IsOneCommit && await IsGoneAsync().ConfigureAwait(false))
             {
-                LogReservationNotCommitted(_runtime.Logger, Id.Tenant, Id.Operation, Id.Key);
+                LogReservationNotCommitted(_runtime.Logger, _runtime.Redaction.Tenant(Id.Tenant), IdempotencyRedaction.Text(Id.Operation), _runtime.Redaction.Key(Id.Key));
                 return CompletionOutcome.NotRecorded;
             }
 
             if (!completed)
             {
-                LogLeaseLost(_runtime.Logger, Id.Tenant, Id.Operation, Id.Key, FencingToken);
+                LogLeaseLost(_runtime.Logger, _runtime.Redaction.Tenant(Id.Tenant), IdempotencyRedaction.Text(Id.Operation), _runtime.Redaction.Key(Id.Key), FencingToken);
                 return CompletionOutcome.LeaseLost;
             }
 
-            LogExecuted(_runtime.Logger, Id.Tenant, Id.Operation, Id.Key, response.StatusCode);
+if (_runtime.Logger.IsEnabled(LogLevel.Debug))
+{
+    LogExecuted(_runtime.Logger, _runtime.Redaction.Tenant(Id.Tenant), IdempotencyRedaction.Text(Id.Operation), _runtime.Redaction.Key(Id.Key), response.StatusCode);
+}
             return CompletionOutcome.Completed;
         }
         catch (Exception ex) when (StoreInvoker.IsStoreFailure(ex, cancellationToken))
         {
-            LogCompletionFailed(_runtime.Logger, ex, Id.Tenant, Id.Operation, Id.Key, Lease);
+            LogCompletionFailed(_runtime.Logger, IdempotencyRedaction.Exception(ex), _runtime.Redaction.Tenant(Id.Tenant), IdempotencyRedaction.Text(Id.Operation), _runtime.Redaction.Key(Id.Key), Lease);
             return CompletionOutcome.StoreFailed;
         }
     }
@@ -473,7 +476,7 @@ public sealed partial class IdempotencyExecution : IAsyncDisposable, IRenewableL
                 cancellationToken).ConfigureAwait(false);
             if (released)
             {
-                LogReleased(_runtime.Logger, Id.Tenant, Id.Operation, Id.Key, RecoveryPoint);
+                LogReleased(_runtime.Logger, _runtime.Redaction.Tenant(Id.Tenant), IdempotencyRedaction.Text(Id.Operation), _runtime.Redaction.Key(Id.Key), PrimaryAccountNumbers.MaskNullable(RecoveryPoint));
             }
             else
             {
@@ -482,7 +485,7 @@ public sealed partial class IdempotencyExecution : IAsyncDisposable, IRenewableL
         }
         catch (Exception ex) when (StoreInvoker.IsStoreFailure(ex, cancellationToken))
         {
-            LogReleaseFailed(_runtime.Logger, ex, Id.Tenant, Id.Operation, Id.Key, Lease);
+            LogReleaseFailed(_runtime.Logger, IdempotencyRedaction.Exception(ex), _runtime.Redaction.Tenant(Id.Tenant), IdempotencyRedaction.Text(Id.Operation), _runtime.Redaction.Key(Id.Key), Lease);
         }
     }
 
@@ -499,32 +502,32 @@ public sealed partial class IdempotencyExecution : IAsyncDisposable, IRenewableL
         }
         catch (Exception ex) when (StoreInvoker.IsStoreFailure(ex, cancellationToken))
         {
-            LogReleaseFailed(logger, ex, Id.Tenant, Id.Operation, Id.Key, Lease);
+            LogReleaseFailed(logger, IdempotencyRedaction.Exception(ex), _runtime.Redaction.Tenant(Id.Tenant), IdempotencyRedaction.Text(Id.Operation), _runtime.Redaction.Key(Id.Key), Lease);
             return;
         }
 
         if (current is null && IsOneCommit)
         {
-            LogReservationNotCommitted(logger, Id.Tenant, Id.Operation, Id.Key);
+            LogReservationNotCommitted(logger, _runtime.Redaction.Tenant(Id.Tenant), IdempotencyRedaction.Text(Id.Operation), _runtime.Redaction.Key(Id.Key));
         }
         else if (current is not null && IsAnotherAttemptsRecord(current) && ReservationCannotBeTakenOverYet)
         {
             // One-commit mode: the record is another attempt's, and this attempt's reservation, had it committed, could
             // not have been taken over yet (less than a lease ago). So it never committed: it rolled back with its
             // transaction (typically the client hung up), and the key was reserved afresh. No lease was lost.
-            LogOneCommitReservationRolledBack(logger, Id.Tenant, Id.Operation, Id.Key, FencingToken, current.FencingToken, current.State);
+            LogOneCommitReservationRolledBack(logger, _runtime.Redaction.Tenant(Id.Tenant), IdempotencyRedaction.Text(Id.Operation), _runtime.Redaction.Key(Id.Key), FencingToken, current.FencingToken, current.State);
         }
         else if (current is null)
         {
-            LogReleaseRefusedGone(logger, Id.Tenant, Id.Operation, Id.Key, FencingToken);
+            LogReleaseRefusedGone(logger, _runtime.Redaction.Tenant(Id.Tenant), IdempotencyRedaction.Text(Id.Operation), _runtime.Redaction.Key(Id.Key), FencingToken);
         }
         else if (current.State == IdempotencyRecordState.Completed && current.FencingToken == FencingToken)
         {
-            LogReleaseRefusedCompleted(logger, Id.Tenant, Id.Operation, Id.Key, FencingToken);
+            LogReleaseRefusedCompleted(logger, _runtime.Redaction.Tenant(Id.Tenant), IdempotencyRedaction.Text(Id.Operation), _runtime.Redaction.Key(Id.Key), FencingToken);
         }
         else
         {
-            LogLeaseLost(logger, Id.Tenant, Id.Operation, Id.Key, FencingToken);
+            LogLeaseLost(logger, _runtime.Redaction.Tenant(Id.Tenant), IdempotencyRedaction.Text(Id.Operation), _runtime.Redaction.Key(Id.Key), FencingToken);
         }
     }
 

@@ -1,4 +1,5 @@
 using System.Diagnostics.Metrics;
+using Microsoft.Extensions.Compliance.Redaction;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Polly;
@@ -27,8 +28,14 @@ public sealed partial class IdempotencyExecutor
     /// Creates the <c>Oncely</c> meter the executor's metrics are recorded on (see <see cref="IdempotencyDiagnostics"/>);
     /// pass the application's (from DI). Defaults to <see langword="null"/>: a meter shared by the whole process.
     /// </param>
+    /// <param name="redactorProvider">
+    /// The application's redactors (<c>services.AddRedaction(…)</c>), asked for the classifications of
+    /// <see cref="OncelyTaxonomy"/> and applied to the keys and tenants the executor logs. Defaults to
+    /// <see langword="null"/>: card numbers are masked (<see cref="PrimaryAccountNumberRedactor"/>), nothing else changes.
+    /// Card numbers are masked in every case.
+    /// </param>
     /// <exception cref="ArgumentException">The options are invalid; the message says what to change.</exception>
-    public IdempotencyExecutor(IIdempotencyStore store, IdempotencyEngineOptions options, TimeProvider? timeProvider = null, ILogger<IdempotencyExecutor>? logger = null, IMeterFactory? meterFactory = null)
+    public IdempotencyExecutor(IIdempotencyStore store, IdempotencyEngineOptions options, TimeProvider? timeProvider = null, ILogger<IdempotencyExecutor>? logger = null, IMeterFactory? meterFactory = null, IRedactorProvider? redactorProvider = null)
     {
         ArgumentNullException.ThrowIfNull(store);
         ArgumentNullException.ThrowIfNull(options);
@@ -54,14 +61,15 @@ public sealed partial class IdempotencyExecutor
             options,
             OperationSettings.From(options),
             completionRetries,
-            (ILogger?)logger ?? NullLogger.Instance);
+            (ILogger?)logger ?? NullLogger.Instance,
+            redactorProvider is null ? IdempotencyRedaction.Default : new IdempotencyRedaction(redactorProvider));
     }
 
     // WithPolicy: the same store calls, logger and completion retries; another lease, expiration and in-progress wait.
     private IdempotencyExecutor(IdempotencyExecutor engine, IdempotencyPolicy policy)
     {
         var shared = engine._runtime;
-        _runtime = new ExecutionRuntime(shared.Store, shared.Options, OperationSettings.From(shared.Options, policy), shared.CompletionRetries, shared.Logger);
+        _runtime = new ExecutionRuntime(shared.Store, shared.Options, OperationSettings.From(shared.Options, policy), shared.CompletionRetries, shared.Logger, shared.Redaction);
         Policy = policy;
     }
 
@@ -100,6 +108,9 @@ public sealed partial class IdempotencyExecutor
 
     /// <summary>How long this executor's records live: the policy's, else <see cref="IdempotencyEngineOptions.Expiration"/>.</summary>
     public TimeSpan Expiration => _runtime.Settings.Expiration;
+
+    /// <summary>What the executor's and its transport's log values pass through (card numbers masked, then the application's redactors).</summary>
+    internal IdempotencyRedaction Redaction => _runtime.Redaction;
 
     /// <summary>The executor's spans and metrics.</summary>
     internal IdempotencyInstrumentation Instrumentation => _runtime.Store.Instrumentation;
@@ -170,7 +181,7 @@ public sealed partial class IdempotencyExecutor
                     var isTakeOver = result.Outcome == ReservationOutcome.TakenOver;
                     if (isTakeOver)
                     {
-                        LogTakenOver(_runtime.Logger, id.Tenant, id.Operation, id.Key, result.Record.FencingToken, result.Record.RecoveryPoint);
+                        LogTakenOver(_runtime.Logger, _runtime.Redaction.Tenant(id.Tenant), IdempotencyRedaction.Text(id.Operation), _runtime.Redaction.Key(id.Key), result.Record.FencingToken, PrimaryAccountNumbers.MaskNullable(result.Record.RecoveryPoint));
                     }
 
                     return new IdempotencyDecision(kind, result.Record, new IdempotencyExecution(_runtime, result.Record, isTakeOver), null);
@@ -182,7 +193,7 @@ public sealed partial class IdempotencyExecutor
                         continue;
                     }
 
-                    LogInProgress(_runtime.Logger, id.Tenant, id.Operation, id.Key);
+                    LogInProgress(_runtime.Logger, _runtime.Redaction.Tenant(id.Tenant), IdempotencyRedaction.Text(id.Operation), _runtime.Redaction.Key(id.Key));
                     return new IdempotencyDecision(kind, result.Record, null, null);
                 default:
                     // Row 6 (replay) or row 8 (key reused).
@@ -256,7 +267,7 @@ public sealed partial class IdempotencyExecutor
 
         // A record still held, or gone since the conflict, is answered as in progress: retry later.
         var kind = DecisionMapping.FromRecord(record, fingerprint) ?? IdempotencyDecisionKind.InProgress;
-        LogReservationConflict(_runtime.Logger, id.Tenant, id.Operation, id.Key, kind);
+        LogReservationConflict(_runtime.Logger, _runtime.Redaction.Tenant(id.Tenant), IdempotencyRedaction.Text(id.Operation), _runtime.Redaction.Key(id.Key), kind);
         return new IdempotencyDecision(kind, record, null, null);
     }
 
@@ -321,7 +332,7 @@ public sealed partial class IdempotencyExecutor
     // Row 13: fail closed; nothing runs.
     private IdempotencyDecision StoreUnavailable(IdempotencyRecordId id, Exception failure)
     {
-        LogStoreUnavailable(_runtime.Logger, failure, id.Tenant, id.Operation, id.Key);
+        LogStoreUnavailable(_runtime.Logger, IdempotencyRedaction.Exception(failure), _runtime.Redaction.Tenant(id.Tenant), IdempotencyRedaction.Text(id.Operation), _runtime.Redaction.Key(id.Key));
         return new IdempotencyDecision(IdempotencyDecisionKind.StoreUnavailable, null, null, failure);
     }
 }

@@ -14,7 +14,10 @@ public sealed class IdempotencyMaintenanceOptions
     /// audit, before it is capped at <see cref="AuditPayloadLimit"/>. Arguments: the content type and the bytes the
     /// fingerprint hashed (a request body, or a message). Default: <see cref="IdempotencyPayloadRedactor.Redact"/> (JSON
     /// keeps its shape with the values of sensitive-looking members — card, cvc, pan, password, secret, token, iban,
-    /// account number… — replaced by <c>"***"</c>; anything else is summarised by its length).
+    /// account number… — replaced by <c>"***"</c>, and every card number in any value masked to its last four digits;
+    /// anything else is summarised by its length). Whatever this returns is then masked for card numbers and passed to
+    /// the application's redactor for <see cref="OncelyTaxonomy.Payload"/> before it is logged or stored: a function of
+    /// your own cannot write a card number.
     /// </summary>
     public Func<string?, ReadOnlyMemory<byte>, string> PayloadRedactor { get; set; } = IdempotencyPayloadRedactor.Redact;
 

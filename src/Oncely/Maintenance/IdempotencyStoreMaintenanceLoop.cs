@@ -52,7 +52,7 @@ public sealed partial class IdempotencyStoreMaintenanceLoop
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
-            LogMaintenanceFailed(_logger, ex, "schema creation");
+            LogMaintenanceFailed(_logger, IdempotencyRedaction.Exception(ex), "schema creation");
         }
     }
 
@@ -151,7 +151,7 @@ public sealed partial class IdempotencyStoreMaintenanceLoop
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
-            LogMaintenanceFailed(_logger, ex, "purge of expired records");
+            LogMaintenanceFailed(_logger, IdempotencyRedaction.Exception(ex), "purge of expired records");
         }
 
         return total;
@@ -177,7 +177,7 @@ public sealed partial class IdempotencyStoreMaintenanceLoop
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
-            LogMaintenanceFailed(_logger, ex, "purge of old key-reuse audit entries");
+            LogMaintenanceFailed(_logger, IdempotencyRedaction.Exception(ex), "purge of old key-reuse audit entries");
         }
 
         return total;

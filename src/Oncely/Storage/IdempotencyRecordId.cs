@@ -19,6 +19,10 @@ public readonly record struct IdempotencyRecordId(string Tenant, string Operatio
     /// </summary>
     public const string AnonymousTenant = "";
 
-    /// <inheritdoc />
-    public override string ToString() => $"{Tenant} | {Operation} | {Key}";
+    /// <summary>
+    /// The id for messages (Oncely's exceptions quote it): <c>tenant | operation | key</c>, with every card number in them
+    /// masked (see <see cref="PrimaryAccountNumberRedactor"/>). Not an identity: two ids may print alike.
+    /// </summary>
+    /// <returns>The text.</returns>
+    public override string ToString() => PrimaryAccountNumbers.Mask($"{Tenant} | {Operation} | {Key}");
 }
