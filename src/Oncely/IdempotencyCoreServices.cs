@@ -49,7 +49,10 @@ internal static class IdempotencyCoreServices
         services.TryAddSingleton(sp => new IdempotencyEraser(
             sp.GetRequiredService<IIdempotencyStore>(),
             sp.GetRequiredService<TimeProvider>(),
-            sp.GetService<ILogger<IdempotencyEraser>>()));
+            sp.GetService<ILogger<IdempotencyEraser>>())
+        {
+            Redaction = sp.GetRequiredService<IdempotencyRedaction>(),
+        });
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, IdempotencyStoreMaintenance>());
         if (!services.Any(d => d.ImplementationInstance is IdempotencyKeyLengthRequirement r && r.Owner == owner))
         {

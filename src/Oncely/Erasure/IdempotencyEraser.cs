@@ -30,6 +30,9 @@ public sealed partial class IdempotencyEraser
     private readonly TimeProvider _clock;
     private readonly ILogger _logger;
 
+    /// <summary>How tenants, keys and operator names are masked in the log line (card numbers never written).</summary>
+    internal IdempotencyRedaction Redaction { get; init; } = IdempotencyRedaction.Default;
+
     /// <summary>Creates an eraser over <paramref name="store"/>.</summary>
     /// <param name="store">The store; it must implement <see cref="IIdempotencyStoreErasure"/> for erasures to succeed.</param>
     /// <param name="timeProvider">The clock of the erasure's audit entry; defaults to <see cref="TimeProvider.System"/>.</param>
@@ -85,7 +88,7 @@ public sealed partial class IdempotencyEraser
         var result = key is null
             ? await erasure.EraseTenantAsync(tenant, cancellationToken).ConfigureAwait(false)
             : await erasure.EraseKeyAsync(tenant, key, cancellationToken).ConfigureAwait(false);
-        LogErased(_logger, key is null ? "every key" : "key " + key, tenant, result.RecordsErased, result.AuditEntriesErased, result.InProgress.Count, requestedBy);
+        LogErased(_logger, key is null ? "every key" : "key " + Redaction.Key(key), Redaction.Tenant(tenant), result.RecordsErased, result.AuditEntriesErased, result.InProgress.Count, IdempotencyRedaction.Text(requestedBy));
         if (_store is IIdempotencyAuditStore audit)
         {
             var entry = new KeyReuseAuditEntry(new IdempotencyRecordId(tenant, AuditOperation, key ?? string.Empty), string.Empty, string.Empty, Describe(key, result, requestedBy), _clock.GetUtcNow());
@@ -98,7 +101,7 @@ public sealed partial class IdempotencyEraser
             catch (Exception e)
             {
                 // The erasure happened; its log line above is the record of it.
-                LogAuditFailed(_logger, e, tenant, key is null ? "every key" : "key " + key);
+                LogAuditFailed(_logger, IdempotencyRedaction.Exception(e), Redaction.Tenant(tenant), key is null ? "every key" : "key " + Redaction.Key(key));
             }
         }
 
