@@ -55,10 +55,10 @@ internal sealed class MiddlewareRig : IDisposable
     /// <summary>A middleware whose store holds the first key, completed.</summary>
     public IdempotencyMiddleware ReplayMiddleware { get; }
 
-    /// <summary>A middleware over a fresh in-memory store.</summary>
-    public IdempotencyMiddleware NewMiddleware()
+    /// <summary>A middleware over <paramref name="store"/>, by default a fresh in-memory store.</summary>
+    public IdempotencyMiddleware NewMiddleware(IIdempotencyStore? store = null)
     {
-        var executor = new IdempotencyExecutor(new InMemoryIdempotencyStore(), _options, TimeProvider.System, NullLogger<IdempotencyExecutor>.Instance);
+        var executor = new IdempotencyExecutor(store ?? new InMemoryIdempotencyStore(), _options, TimeProvider.System, NullLogger<IdempotencyExecutor>.Instance);
         return new IdempotencyMiddleware(
             Handler,
             executor,
@@ -70,7 +70,10 @@ internal sealed class MiddlewareRig : IDisposable
     }
 
     /// <summary>A fresh request to the endpoint with <paramref name="key"/> and the 1 KiB body.</summary>
-    public DefaultHttpContext NewContext(string key)
+    public DefaultHttpContext NewContext(string key) => NewContext(key, Caller);
+
+    /// <summary>A fresh request to the endpoint with <paramref name="key"/>, from <paramref name="caller"/> (the tenant).</summary>
+    public DefaultHttpContext NewContext(string key, System.Security.Claims.ClaimsPrincipal caller)
     {
         var context = new DefaultHttpContext { RequestServices = _services };
         var request = context.Request;
@@ -80,7 +83,7 @@ internal sealed class MiddlewareRig : IDisposable
         request.ContentLength = _body.Length;
         request.Body = new MemoryStream(_body, writable: false);
         request.Headers[IdempotencyOptions.HeaderName] = key;
-        context.User = Caller;
+        context.User = caller;
         context.SetEndpoint(_endpoint);
         return context;
     }

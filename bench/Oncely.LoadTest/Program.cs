@@ -55,6 +55,14 @@ public static class Program
 
         var results = new List<CellResult>();
         await using var plan = await BenchPlan.StartAsync(skipPostgres, paymentsOnly, skipRedis, redisOnly);
+        var only = ValueOf(args, "--only");
+        if (only is not null)
+        {
+            // For profiling one path: keep only the cells whose "variant path" contains one of the comma-separated parts.
+            var parts = only.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+            plan.Cells.RemoveAll(cell => !parts.Any(part => $"{cell.Variant} {cell.Path}".Contains(part, StringComparison.OrdinalIgnoreCase)));
+        }
+
         var machine = Machine.Describe(plan.PostgresVersion, wrkVersion, plan.RedisVersion);
         for (var repetition = 1; repetition <= repetitions; repetition++)
         {

@@ -297,7 +297,7 @@ internal sealed partial class IdempotencyMiddleware
         var originalBody = context.Features.GetRequiredFeature<IHttpResponseBodyFeature>();
         var originalLifetime = context.Features.Get<IHttpRequestLifetimeFeature>();
         using var capture = new ResponseCaptureStream(originalBody.Stream, settings.MaxResponseBodySize, _snapshotBodyHeaders, context.Response);
-        var captureFeature = new StreamResponseBodyFeature(capture, originalBody);
+        var captureFeature = new ResponseCaptureFeature(originalBody, capture);
         context.Features.Set<IHttpResponseBodyFeature>(captureFeature);
         context.Features.Set<IIdempotencyFeature>(new IdempotencyFeature(execution));
         IdempotencyEndpointGuard.MarkHandled(context);

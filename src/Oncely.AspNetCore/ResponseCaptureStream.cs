@@ -45,7 +45,7 @@ internal sealed class ResponseCaptureStream : Stream
     /// Whether a write or flush to the client failed or was cancelled: the client did not receive the whole body, and
     /// whatever the handler then did (many result types swallow the cancellation) the captured copy is incomplete.
     /// </summary>
-    public bool WriteFailed { get; private set; }
+    public bool WriteFailed { get; set; }
 
     /// <summary>Whether the application aborted the connection while this response was being produced.</summary>
     public bool AbortedByApplication { get; set; }
@@ -184,7 +184,8 @@ internal sealed class ResponseCaptureStream : Stream
         }
     }
 
-    private void BeforeForward()
+    /// <summary>Takes the header snapshot if this is the first write or flush passed on to the client.</summary>
+    internal void BeforeForward()
     {
         if (_snapshotHeaders is not null && HeadersAtFirstWrite is null)
         {
@@ -192,7 +193,8 @@ internal sealed class ResponseCaptureStream : Stream
         }
     }
 
-    private void Keep(ReadOnlySpan<byte> data)
+    /// <summary>Counts <paramref name="data"/> and keeps a copy of it, up to the limit.</summary>
+    internal void Keep(ReadOnlySpan<byte> data)
     {
         BytesWritten += data.Length;
         if (Overflowed || data.IsEmpty)

@@ -138,7 +138,9 @@ internal sealed partial class RedisIdempotencyStore
             started,
             CancellationToken.None).ConfigureAwait(false))!;
         var outcome = (ReservationOutcome)(int)answer[0];
-        var record = ReadRecord(id, answer, withResponse: outcome == ReservationOutcome.Completed);
+
+        // Every outcome but a reused key answers with the caller's own fingerprint: its string is kept, not read again.
+        var record = ReadRecord(id, answer, withResponse: outcome == ReservationOutcome.Completed, outcome == ReservationOutcome.FingerprintMismatch ? null : fingerprint);
         if (outcome is ReservationOutcome.Acquired or ReservationOutcome.TakenOver && required > 0)
         {
             await AcknowledgeReservationAsync(key, record.FencingToken, required, started).ConfigureAwait(false);
@@ -401,13 +403,13 @@ internal sealed partial class RedisIdempotencyStore
     internal static DateTimeOffset FromMicroseconds(long microseconds) => DateTimeOffset.UnixEpoch.AddTicks(microseconds * 10);
 
     // The answer layout of Reserve and Get: {outcome, now, f, s, t, l, e, c, p[, h, H, b, o]}.
-    private static IdempotencyRecord ReadRecord(IdempotencyRecordId id, RedisResult[] answer, bool withResponse)
+    private static IdempotencyRecord ReadRecord(IdempotencyRecordId id, RedisResult[] answer, bool withResponse, string? knownFingerprint = null)
     {
         var state = (IdempotencyRecordState)(int)answer[3];
         return new IdempotencyRecord
         {
             Id = id,
-            Fingerprint = (string)answer[2]!,
+            Fingerprint = knownFingerprint ?? (string)answer[2]!,
             State = state,
             FencingToken = (long)answer[4],
             LeaseExpiresAt = FromMicroseconds((long)answer[5]),
@@ -425,7 +427,14 @@ internal sealed partial class RedisIdempotencyStore
         return new IdempotentResponse(status, headers, body, (string?)answer[first + 3] == "1");
     }
 
-    private async ValueTask<RedisResult> EvaluateAsync(string script, RedisKey[] keys, RedisValue[] values, long started, CancellationToken cancellationToken)
+    // Once connected (every call but the first), the client's task is handed back as it is, bounded by the deadline:
+    // no state machine of its own on every script call.
+    private Task<RedisResult> EvaluateAsync(string script, RedisKey[] keys, RedisValue[] values, long started, CancellationToken cancellationToken)
+        => _database is { } database
+            ? database.ScriptEvaluateAsync(script, keys, values).WaitAsync(Remaining(started), cancellationToken)
+            : ConnectAndEvaluateAsync(script, keys, values, started, cancellationToken);
+
+    private async Task<RedisResult> ConnectAndEvaluateAsync(string script, RedisKey[] keys, RedisValue[] values, long started, CancellationToken cancellationToken)
     {
         var database = await DatabaseAsync(started, cancellationToken).ConfigureAwait(false);
         return await database.ScriptEvaluateAsync(script, keys, values).WaitAsync(Remaining(started), cancellationToken).ConfigureAwait(false);

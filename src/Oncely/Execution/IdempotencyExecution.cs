@@ -1,4 +1,5 @@
 using System.Data.Common;
+using System.Runtime.ExceptionServices;
 using System.Security.Cryptography;
 using System.Text;
 using Microsoft.Extensions.Logging;
@@ -175,7 +176,7 @@ public sealed partial class IdempotencyExecution : IAsyncDisposable, IRenewableL
     /// <param name="response">The first answer.</param>
     /// <param name="cancellationToken">Cancels the call.</param>
     /// <returns>How the write ended.</returns>
-    public async ValueTask<CompletionOutcome> CompleteAsync(IdempotentResponse response, CancellationToken cancellationToken = default)
+    public ValueTask<CompletionOutcome> CompleteAsync(IdempotentResponse response, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(response);
         LeaveActive();
@@ -183,15 +184,22 @@ public sealed partial class IdempotencyExecution : IAsyncDisposable, IRenewableL
         {
             // One-commit mode, and the operation never reserved: nothing started, nothing to record.
             MarkFinished();
-            return CompletionOutcome.NotRecorded;
+            return ValueTask.FromResult(CompletionOutcome.NotRecorded);
         }
 
         if (!MarkFinished())
         {
-            return CompletionOutcome.Completed;
+            return ValueTask.FromResult(CompletionOutcome.Completed);
         }
 
-        await StopRenewalAsync().ConfigureAwait(false);
+        // Renewal has almost always nothing in flight: the completion is then written without a state machine of its own.
+        var stopping = StopRenewalAsync();
+        return stopping.IsCompletedSuccessfully ? WriteCompletionAsync(response, cancellationToken) : WriteCompletionAfterAsync(stopping, response, cancellationToken);
+    }
+
+    private async ValueTask<CompletionOutcome> WriteCompletionAfterAsync(ValueTask stopping, IdempotentResponse response, CancellationToken cancellationToken)
+    {
+        await stopping.ConfigureAwait(false);
         return await WriteCompletionAsync(response, cancellationToken).ConfigureAwait(false);
     }
 
@@ -429,15 +437,20 @@ public sealed partial class IdempotencyExecution : IAsyncDisposable, IRenewableL
     {
         try
         {
-            var completed = await _runtime.CompletionRetries.ExecuteAsync(
-                static (s, ct) => s.execution._runtime.Store.CallAsync(
-                    StoreCall.Complete,
-                    s.execution.Id.Operation,
-                    static (store, inner, ct2) => store.TryCompleteAsync(inner.execution.Id, inner.execution.FencingToken, inner.response, inner.execution.Expiration, ct2),
-                    s,
-                    ct),
-                (execution: this, response),
-                cancellationToken).ConfigureAwait(false);
+            bool completed;
+            try
+            {
+                // The first attempt goes to the store directly: almost every completion succeeds at once, and the retry
+                // pipeline's own work (its context, outcome and, for a store that answers asynchronously, its state
+                // machines) is then spent only on the rare failure.
+                cancellationToken.ThrowIfCancellationRequested();
+                completed = await CompleteOnceAsync(this, response, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception first) when (_runtime.Options.CompletionRetries > 0)
+            {
+                completed = await RetryCompletionAsync(first, response, cancellationToken).ConfigureAwait(false);
+            }
+
             if (!completed && IsOneCommit && await IsGoneAsync().ConfigureAwait(false))
             {
                 LogReservationNotCommitted(_runtime.Logger, _runtime.Redaction.Tenant(Id.Tenant), IdempotencyRedaction.Text(Id.Operation), _runtime.Redaction.Key(Id.Key));
@@ -461,6 +474,33 @@ if (_runtime.Logger.IsEnabled(LogLevel.Debug))
             LogCompletionFailed(_runtime.Logger, IdempotencyRedaction.Exception(ex), _runtime.Redaction.Tenant(Id.Tenant), IdempotencyRedaction.Text(Id.Operation), _runtime.Redaction.Key(Id.Key), Lease);
             return CompletionOutcome.StoreFailed;
         }
+    }
+
+    private static ValueTask<bool> CompleteOnceAsync(IdempotencyExecution execution, IdempotentResponse response, CancellationToken cancellationToken)
+        => execution._runtime.Store.CallAsync(
+            StoreCall.Complete,
+            execution.Id.Operation,
+            static (store, s, ct) => store.TryCompleteAsync(s.execution.Id, s.execution.FencingToken, s.response, s.execution.Expiration, ct),
+            (execution, response),
+            cancellationToken);
+
+    // The first attempt failed with `first`: the retry pipeline runs as if it had made that attempt itself (its first
+    // call rethrows the failure, so the pipeline's rule decides whether to retry, and its delays and count of retries are
+    // exactly those configured), then retries against the store.
+    private async ValueTask<bool> RetryCompletionAsync(Exception first, IdempotentResponse response, CancellationToken cancellationToken)
+    {
+        var pending = ExceptionDispatchInfo.Capture(first);
+        return await _runtime.CompletionRetries.ExecuteAsync(
+            (ct) =>
+            {
+                if (Interlocked.Exchange(ref pending, null) is { } failure)
+                {
+                    failure.Throw();
+                }
+
+                return CompleteOnceAsync(this, response, ct);
+            },
+            cancellationToken).ConfigureAwait(false);
     }
 
     // Row 11: deleted, or kept at its recovery point with the lease ended. A failure is logged, not thrown.

@@ -12,6 +12,14 @@ namespace Oncely;
 /// </summary>
 internal static class StoredHeaders
 {
+    private const int MaxKeptBuffer = 16 * 1024;
+
+    [ThreadStatic]
+    private static ArrayBufferWriter<byte>? t_buffer;
+
+    [ThreadStatic]
+    private static Utf8JsonWriter? t_writer;
+
     /// <summary>Writes the headers in the stored form (<c>[]</c> when there are none).</summary>
     /// <param name="headers">The headers, in order.</param>
     /// <returns>The JSON text.</returns>
@@ -23,22 +31,39 @@ internal static class StoredHeaders
             return "[]";
         }
 
-        var buffer = new ArrayBufferWriter<byte>(64 + (headers.Count * 48));
-        using (var writer = new Utf8JsonWriter(buffer))
+        // One buffer and one writer per thread, reset for each call: a completion allocates the text and nothing else.
+        var buffer = t_buffer ??= new ArrayBufferWriter<byte>(256);
+        buffer.ResetWrittenCount();
+        var writer = t_writer;
+        if (writer is null)
+        {
+            writer = t_writer = new Utf8JsonWriter(buffer);
+        }
+        else
+        {
+            writer.Reset(buffer);
+        }
+
+        writer.WriteStartArray();
+        foreach (var (name, value) in headers)
         {
             writer.WriteStartArray();
-            foreach (var (name, value) in headers)
-            {
-                writer.WriteStartArray();
-                writer.WriteStringValue(name);
-                writer.WriteStringValue(value);
-                writer.WriteEndArray();
-            }
-
+            writer.WriteStringValue(name);
+            writer.WriteStringValue(value);
             writer.WriteEndArray();
         }
 
-        return Encoding.UTF8.GetString(buffer.WrittenSpan);
+        writer.WriteEndArray();
+        writer.Flush();
+        var text = Encoding.UTF8.GetString(buffer.WrittenSpan);
+        if (buffer.Capacity > MaxKeptBuffer)
+        {
+            // An unusually large set of headers: its buffer is not kept for the thread's lifetime.
+            t_buffer = null;
+            t_writer = null;
+        }
+
+        return text;
     }
 
     /// <summary>Reads headers back from the stored form; <see langword="null"/> or empty text means none.</summary>

@@ -1,0 +1,157 @@
+using System.IO.Pipelines;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
+
+namespace Oncely.AspNetCore;
+
+/// <summary>
+/// The response body while the handler runs: <see cref="Stream"/> is the <see cref="ResponseCaptureStream"/> over the
+/// server's stream, and <see cref="Writer"/> a tee over the server's own <see cref="PipeWriter"/> that keeps a copy of
+/// each block as it is committed, in the same capture. A handler writing through <c>BodyWriter</c> (minimal APIs' JSON
+/// results, for one) thus writes straight into the server's buffers, with no stream adapter and no second buffer between
+/// them; both paths keep one copy in the order the bytes were written.
+/// </summary>
+internal sealed class ResponseCaptureFeature(IHttpResponseBodyFeature inner, ResponseCaptureStream capture) : IHttpResponseBodyFeature
+{
+    private CapturePipeWriter? _writer;
+
+    public Stream Stream => capture;
+
+    public PipeWriter Writer => _writer ??= new CapturePipeWriter(inner.Writer, capture);
+
+    public void DisableBuffering() => inner.DisableBuffering();
+
+    // Starting the response is a flush: the headers are snapshotted and sent.
+    public Task StartAsync(CancellationToken cancellationToken = default) => capture.FlushAsync(cancellationToken);
+
+    // The file's bytes go through the capture like any other write.
+    public Task SendFileAsync(string path, long offset, long? count, CancellationToken cancellationToken = default)
+        => SendFileFallback.SendFileAsync(capture, path, offset, count, cancellationToken);
+
+    // Called by the middleware once the handler returned: whatever the handler committed but did not flush goes out now,
+    // so a client that went away shows as a failed flush before the record is written. The server's writer is not
+    // completed: the server ends the response itself.
+    public async Task CompleteAsync()
+    {
+        if (_writer is not null)
+        {
+            await _writer.FlushAsync().ConfigureAwait(false);
+        }
+
+        await capture.FlushAsync(CancellationToken.None).ConfigureAwait(false);
+    }
+
+    /// <summary>A <see cref="PipeWriter"/> that hands out the server's memory and copies each committed block into the capture.</summary>
+    private sealed class CapturePipeWriter(PipeWriter inner, ResponseCaptureStream capture) : PipeWriter
+    {
+        private Memory<byte> _lent;
+
+        public override bool CanGetUnflushedBytes => inner.CanGetUnflushedBytes;
+
+        public override long UnflushedBytes => inner.UnflushedBytes;
+
+        public override Memory<byte> GetMemory(int sizeHint = 0)
+        {
+            capture.BeforeForward();
+            return _lent = inner.GetMemory(sizeHint);
+        }
+
+        public override Span<byte> GetSpan(int sizeHint = 0) => GetMemory(sizeHint).Span;
+
+        public override void Advance(int bytes)
+        {
+            ArgumentOutOfRangeException.ThrowIfNegative(bytes);
+            ArgumentOutOfRangeException.ThrowIfGreaterThan(bytes, _lent.Length);
+            capture.Keep(_lent.Span[..bytes]);
+            _lent = _lent[bytes..];
+            inner.Advance(bytes);
+        }
+
+        public override ValueTask<FlushResult> WriteAsync(ReadOnlyMemory<byte> source, CancellationToken cancellationToken = default)
+        {
+            capture.Keep(source.Span);
+            capture.BeforeForward();
+            ValueTask<FlushResult> pending;
+            try
+            {
+                pending = inner.WriteAsync(source, cancellationToken);
+            }
+            catch
+            {
+                capture.WriteFailed = true;
+                throw;
+            }
+
+            return Track(pending);
+        }
+
+        public override ValueTask<FlushResult> FlushAsync(CancellationToken cancellationToken = default)
+        {
+            capture.BeforeForward();
+            ValueTask<FlushResult> pending;
+            try
+            {
+                pending = inner.FlushAsync(cancellationToken);
+            }
+            catch
+            {
+                capture.WriteFailed = true;
+                throw;
+            }
+
+            return Track(pending);
+        }
+
+        public override void CancelPendingFlush() => inner.CancelPendingFlush();
+
+        // Completing the handler's writer flushes what it wrote; the server's writer stays open (the server ends the
+        // response), as it did when the handler's writer was an adapter over the capture stream.
+        public override void Complete(Exception? exception = null)
+        {
+        }
+
+        public override async ValueTask CompleteAsync(Exception? exception = null)
+        {
+            if (exception is null)
+            {
+                await FlushAsync().ConfigureAwait(false);
+            }
+        }
+
+        // A flush that failed or was cancelled means the client did not get the whole body (see ResponseCaptureStream.WriteFailed).
+        private ValueTask<FlushResult> Track(ValueTask<FlushResult> pending)
+        {
+            if (!pending.IsCompletedSuccessfully)
+            {
+                return AwaitAsync(pending);
+            }
+
+            var result = pending.Result;
+            if (result.IsCanceled)
+            {
+                capture.WriteFailed = true;
+            }
+
+            return new ValueTask<FlushResult>(result);
+        }
+
+        private async ValueTask<FlushResult> AwaitAsync(ValueTask<FlushResult> pending)
+        {
+            try
+            {
+                var result = await pending.ConfigureAwait(false);
+                if (result.IsCanceled)
+                {
+                    capture.WriteFailed = true;
+                }
+
+                return result;
+            }
+            catch
+            {
+                capture.WriteFailed = true;
+                throw;
+            }
+        }
+    }
+}
