@@ -42,14 +42,17 @@ export class OperatorApi {
     return this.#send('GET', path + (text ? '?' + text : ''));
   }
 
-  /** POST {base}/records/release, fenced by the token the operator confirmed. */
+  /**
+   * POST {base}/records/release, fenced by the token the operator confirmed. The token is a decimal string (see
+   * parseJson) written into the body as a JSON number digit for digit.
+   */
   async release(record, fencingToken) {
-    return this.#send('POST', '/records/release', {
-      tenant: record.tenant,
-      operation: record.operation,
-      key: record.key,
-      fencingToken,
-    });
+    if (!/^-?[0-9]{1,20}$/.test(fencingToken)) {
+      throw new Error(`Not a fencing token: ${fencingToken}`);
+    }
+
+    const fields = JSON.stringify({ tenant: record.tenant, operation: record.operation, key: record.key });
+    return this.#send('POST', '/records/release', `${fields.slice(0, -1)},"fencingToken":${fencingToken}}`);
   }
 
   async #send(method, path, body) {
@@ -67,7 +70,7 @@ export class OperatorApi {
       response = await fetch(this.#base + path, {
         method,
         headers,
-        body: body === undefined ? undefined : JSON.stringify(body),
+        body,
         credentials: 'omit',
         cache: 'no-store',
         redirect: 'error',
@@ -101,10 +104,19 @@ async function readJson(response) {
   }
 
   try {
-    return await response.json();
+    return parseJson(await response.text());
   } catch {
     return null;
   }
+}
+
+/**
+ * JSON.parse, except that fencing tokens stay exact decimal strings: they are 64-bit integers, often beyond what a
+ * JavaScript number holds exactly (2^53), and a rounded token would be refused as stale. Only a member named
+ * fencingToken or currentFencingToken is read this way; the same words inside a string are escaped (\") and left alone.
+ */
+export function parseJson(text) {
+  return JSON.parse(text.replace(/"(fencingToken|currentFencingToken)"\s*:\s*(-?[0-9]+)/g, '"$1":"$2"'));
 }
 
 /** The answer's problem detail, or one built from its status when it has none. */
