@@ -14,6 +14,9 @@ public sealed class ConsoleBrowser : IAsyncLifetime
     private const string ChromiumPath = "/usr/bin/chromium";
     private const string DriverPath = "/usr/bin/chromedriver";
 
+    /// <summary>The browser's time zone (CET in winter, CEST in summer).</summary>
+    public const string TimeZone = "Europe/Berlin";
+
     private readonly string _profile = Path.Combine(Path.GetTempPath(), "console-chromium-" + Guid.NewGuid().ToString("N")[..10]);
 
     public PaymentsServer Server { get; private set; } = null!;
@@ -43,6 +46,9 @@ public sealed class ConsoleBrowser : IAsyncLifetime
             "--disable-dev-shm-usage", "--window-size=1280,800", "--lang=en-GB", $"--user-data-dir={_profile}");
         Driver = new ChromeDriver(service, options, TimeSpan.FromSeconds(60));
         Driver.Manage().Timeouts().PageLoad = TimeSpan.FromSeconds(30);
+
+        // The page shows times in the browser's zone: a zone other than the machine's UTC shows that it does.
+        Driver.ExecuteCdpCommand("Emulation.setTimezoneOverride", new Dictionary<string, object?> { ["timezoneId"] = TimeZone });
         Directory.CreateDirectory(ScreenshotDirectory);
     }
 
@@ -69,6 +75,15 @@ public sealed class ConsoleBrowser : IAsyncLifetime
     {
         Driver.Manage().Window.Size = new Size(width, height);
         Driver.Navigate().GoToUrl(new Uri(Server.Address, PaymentsServer.ConsolePath));
+
+        // The window's size includes the browser's own frame: grow it until the page itself has width × height.
+        var inner = (IReadOnlyCollection<object>)Driver.ExecuteScript("return [window.innerWidth, window.innerHeight];")!;
+        var (innerWidth, innerHeight) = (Convert.ToInt32(inner.First(), System.Globalization.CultureInfo.InvariantCulture), Convert.ToInt32(inner.Last(), System.Globalization.CultureInfo.InvariantCulture));
+        if (innerWidth != width || innerHeight != height)
+        {
+            Driver.Manage().Window.Size = new Size(2 * width - innerWidth, 2 * height - innerHeight);
+        }
+
         Driver.ExecuteScript("sessionStorage.clear();");
         Driver.Navigate().Refresh();
         WaitUntil(() => Driver.FindElement(By.TagName("body")).GetAttribute("data-ready") == "true", "the console's script to start");
@@ -113,11 +128,11 @@ public sealed class ConsoleBrowser : IAsyncLifetime
     }
 
     /// <summary>Saves what the browser shows as {name}.png among the test results.</summary>
-    public string Screenshot(string name, string? scrollTo = null)
+    public string Screenshot(string name, string? scrollTo = null, string block = "start")
     {
         if (scrollTo is not null)
         {
-            Driver.ExecuteScript("document.getElementById(arguments[0]).scrollIntoView({block: 'start'});", scrollTo);
+            Driver.ExecuteScript("document.getElementById(arguments[0]).scrollIntoView({block: arguments[1]});", scrollTo, block);
         }
 
         var path = Path.Combine(ScreenshotDirectory, name + ".png");

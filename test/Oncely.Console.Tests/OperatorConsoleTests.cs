@@ -51,8 +51,14 @@ public sealed partial class OperatorConsoleTests(ConsoleBrowser browser)
         var cells = row.FindElements(By.TagName("td")).Select(c => c.Text).ToList();
         Assert.Equal(["In progress", "tenant-a", "POST /accounts", token.ToString(System.Globalization.CultureInfo.InvariantCulture)], [cells[0], cells[2], cells[3], cells[4]]);
         Assert.Matches("^[0-9]+ s$|^[0-9]+ min [0-9]+ s$", cells[1]);
+        // Times in the browser's zone (Europe/Berlin here), UTC on hover.
         var created = row.FindElement(By.TagName("time"));
-        Assert.EndsWith(" UTC", created.GetAttribute("title"), StringComparison.Ordinal);
+        var utc = DateTimeOffset.Parse(created.GetAttribute("datetime")!, System.Globalization.CultureInfo.InvariantCulture);
+        var berlin = TimeZoneInfo.ConvertTime(utc, TimeZoneInfo.FindSystemTimeZoneById(ConsoleBrowser.TimeZone));
+        Assert.Equal(utc.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss.fff", System.Globalization.CultureInfo.InvariantCulture) + " UTC", created.GetAttribute("title"));
+        Assert.Matches($"\\b0?({berlin.Hour}|{(berlin.Hour + 11) % 12 + 1}):{berlin:mm:ss}\\b", created.Text);
+        Assert.Matches("CET|GMT\\+1", created.Text);
+        Assert.DoesNotContain("UTC", created.Text, StringComparison.Ordinal);
         Assert.StartsWith("In-progress records, oldest first:", browser.Element("records-caption").Text, StringComparison.Ordinal);
 
         // The charts count what the API lists: at least this stuck key in progress, the finished one completed.
@@ -77,7 +83,7 @@ public sealed partial class OperatorConsoleTests(ConsoleBrowser browser)
         browser.WaitUntil(() => browser.Element("d-state").Text.StartsWith("Gone", StringComparison.Ordinal), "the record to show as gone");
         browser.WaitUntil(() => browser.Driver.FindElements(By.CssSelector($"#records-table tr[data-key='{key}']")).Count == 0, "the key to leave the list");
         Assert.False(browser.Visible("release"));
-        browser.Screenshot("05-released", scrollTo: "detail");
+        browser.Screenshot("05-released", scrollTo: "release-answer", block: "end");
 
         // The client's retry now runs the operation, once; the next is a replay.
         using var retry = await PaymentsServer.PostJsonAsync(tenant, "/accounts", body, key);
@@ -123,11 +129,12 @@ public sealed partial class OperatorConsoleTests(ConsoleBrowser browser)
         input.SendKeys(first.ToString(System.Globalization.CultureInfo.InvariantCulture) + Keys.Enter);
         browser.WaitUntil(() => browser.Element("release-answer").Text.Contains("HTTP status 409", StringComparison.Ordinal), "the stale-token answer");
         var stale = browser.Element("release-answer").Text;
-        Assert.Contains($"now carries fencing token {second}, not {first}", stale, StringComparison.Ordinal);
+        Assert.StartsWith("Not released: ", stale, StringComparison.Ordinal);
+        Assert.Contains($"The record now carries fencing token {second}, not {first}", stale, StringComparison.Ordinal);
         Assert.Contains("idempotency-fencing-token-stale", stale, StringComparison.Ordinal);
         browser.WaitUntil(() => browser.Element("d-fencing-token").Text == second.ToString(System.Globalization.CultureInfo.InvariantCulture), "the detail to show the current token");
         Assert.Equal(second, (await LookUpAsync(ops, key))?.GetProperty("fencingToken").GetInt64());
-        browser.Screenshot("06-stale-token", scrollTo: "detail");
+        browser.Screenshot("06-stale-token", scrollTo: "release-answer", block: "end");
 
         // Gone before the operator confirms: 404 in words.
         await ReleaseAsync(ops, key, second, HttpStatusCode.NoContent);
@@ -135,7 +142,7 @@ public sealed partial class OperatorConsoleTests(ConsoleBrowser browser)
         input.Clear();
         input.SendKeys(second.ToString(System.Globalization.CultureInfo.InvariantCulture) + Keys.Enter);
         browser.WaitUntil(() => browser.Element("release-answer").Text.Contains("HTTP status 404", StringComparison.Ordinal), "the not-found answer");
-        Assert.Contains("the record is gone", browser.Element("release-answer").Text, StringComparison.Ordinal);
+        Assert.Contains("Not released: Record not found\nThe record is gone (already released, or expired)", browser.Element("release-answer").Text, StringComparison.Ordinal);
         Assert.Contains("idempotency-record-not-found", browser.Element("release-answer").Text, StringComparison.Ordinal);
     }
 
@@ -212,7 +219,7 @@ public sealed partial class OperatorConsoleTests(ConsoleBrowser browser)
         var width = Convert.ToInt64(browser.Driver.ExecuteScript("return document.documentElement.scrollWidth;"), System.Globalization.CultureInfo.InvariantCulture);
         var viewport = Convert.ToInt64(browser.Driver.ExecuteScript("return document.documentElement.clientWidth;"), System.Globalization.CultureInfo.InvariantCulture);
         Assert.True(width <= viewport, $"The page is {width} px wide in a {viewport} px viewport: only the tables may scroll sideways.");
-        browser.Screenshot("10-phone-records", scrollTo: "records");
+        browser.Screenshot("10-phone-records", scrollTo: "records-table");
 
         row.FindElement(By.CssSelector("th button")).SendKeys(Keys.Enter);
         browser.WaitUntil(() => browser.Visible("detail") && browser.Element("d-key").Text == key, "the record's detail");

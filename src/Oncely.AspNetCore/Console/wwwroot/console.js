@@ -251,9 +251,12 @@ function stateBadge(stateName) {
   return badge;
 }
 
+/** Adds a cell; on a phone the row shows as a card and the cell is named by its column's header. */
 function cell(row, content, className) {
   const td = document.createElement('td');
   if (className) td.className = className;
+  const header = row.closest('table')?.tHead?.rows[0]?.cells[row.cells.length];
+  if (header) td.dataset.label = header.textContent;
   if (content instanceof Node) td.append(content);
   else td.textContent = content ?? '';
   row.append(td);
@@ -264,8 +267,9 @@ function renderRecords() {
   // The API pages newest first; the page shows what it has loaded oldest first (the longest-stuck on top).
   const rows = [...state.records].sort((a, b) => Date.parse(a.createdAt) - Date.parse(b.createdAt));
   const body = $('records-table').tBodies[0];
-  body.replaceChildren(...rows.map(record => {
-    const row = document.createElement('tr');
+  body.replaceChildren();
+  for (const record of rows) {
+    const row = body.insertRow();
     row.dataset.key = record.key;
     row.dataset.tenant = record.tenant;
     const open = document.createElement('button');
@@ -276,6 +280,7 @@ function renderRecords() {
     open.addEventListener('click', () => openDetail(record));
     const key = document.createElement('th');
     key.scope = 'row';
+    key.dataset.label = 'Key';
     key.append(open);
     row.append(key);
     cell(row, stateBadge(record.state));
@@ -284,8 +289,7 @@ function renderRecords() {
     cell(row, record.operation, 'mono');
     cell(row, String(record.fencingToken), 'mono');
     cell(row, timeElement(record.createdAt));
-    return row;
-  }));
+  }
 
   const query = state.recordsQuery ?? {};
   const what = query.state === 'InProgress' ? 'In-progress records' : query.state === 'Completed' ? 'Completed records' : 'Live records';
@@ -398,17 +402,17 @@ async function release(event) {
     const problem = result.problem;
     const type = String(problem.type ?? '');
     if (result.status === 409 && type.endsWith(STALE_TYPE)) {
-      words.textContent = `Not released: the record now carries fencing token ${problem.currentFencingToken ?? '(unknown)'}, not ${record.fencingToken}. It changed since you looked (taken over by a retry, or released and reserved again). Look at it again before deciding.`;
+      words.textContent = `The record now carries fencing token ${problem.currentFencingToken ?? '(unknown)'}, not ${record.fencingToken}. It changed since you looked (taken over by a retry, or released and reserved again). Look at it again before deciding.`;
     } else if (result.status === 409 && type.endsWith(COMPLETED_TYPE)) {
-      words.textContent = 'Not released: the record is Completed. Its stored answer is what every retry gets; there is nothing to release.';
+      words.textContent = 'The record is Completed. Its stored answer is what every retry gets; there is nothing to release.';
     } else if (result.status === 404) {
-      words.textContent = 'Not released: the record is gone (already released, or expired). The next request with this key runs the operation.';
+      words.textContent = 'The record is gone (already released, or expired). The next request with this key runs the operation.';
     } else {
-      words.textContent = 'Not released.';
+      words.textContent = 'The operator API refused the release:';
     }
 
-    renderProblem(answerBox, problem, `${result.status}`);
-    answerBox.prepend(words);
+    renderProblem(answerBox, problem, 'Not released');
+    answerBox.firstChild.after(words);
     answerBox.className = 'answer';
   }
 
@@ -443,10 +447,12 @@ async function loadAudit(more = false) {
   state.audit.push(...answer.body.entries);
   state.auditContinuation = answer.body.continuation;
   const body = $('audit-table').tBodies[0];
-  body.replaceChildren(...state.audit.map(entry => {
-    const row = document.createElement('tr');
+  body.replaceChildren();
+  for (const entry of state.audit) {
+    const row = body.insertRow();
     const when = document.createElement('th');
     when.scope = 'row';
+    when.dataset.label = 'When';
     when.append(timeElement(entry.occurredAt));
     row.append(when);
     cell(row, entry.key, 'mono');
@@ -460,8 +466,7 @@ async function loadAudit(more = false) {
     const payload = document.createElement('pre');
     payload.textContent = entry.payload;
     cell(row, payload, 'payload');
-    return row;
-  }));
+  }
   $('audit-caption').textContent = state.audit.length === 0
     ? 'Key-reuse audit: no entries match.'
     : `Key-reuse audit, newest first: ${state.audit.length} shown.${state.auditContinuation ? ' More are older: load the next page.' : ''}`;
