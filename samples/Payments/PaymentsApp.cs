@@ -213,7 +213,7 @@ public static class PaymentsApp
             app.MapIdempotencyAdmin("/admin/idempotency").RequireAuthorization("operator");
 
             // The same in a browser: the page loads for anyone and holds no data; it asks for an operator key and
-            // reads everything through the operator API above (see README.md, "A stuck key in the console").
+            // reads everything through the operator API above (see README.md, "The same in the browser").
             app.MapIdempotencyConsole("/admin/idempotency/console");
         }
 
