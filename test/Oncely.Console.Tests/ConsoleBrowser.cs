@@ -40,6 +40,7 @@ public sealed class ConsoleBrowser : IAsyncLifetime
         service.HideCommandPromptWindow = true;
         service.SuppressInitialDiagnosticInformation = true;
         var options = new ChromeOptions { BinaryLocation = ChromiumPath };
+        options.SetLoggingPreference(LogType.Browser, LogLevel.All); // script errors and CSP violations
         options.AddArguments(
             "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
             "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -101,7 +102,7 @@ public sealed class ConsoleBrowser : IAsyncLifetime
 
     public bool Visible(string id) => Element(id).Displayed;
 
-    public void WaitUntil(Func<bool> condition, string what, int seconds = 15)
+    public void WaitUntil(Func<bool> condition, string what, int seconds = 30)
     {
         var deadline = DateTime.UtcNow.AddSeconds(seconds);
         while (true)
@@ -139,6 +140,10 @@ public sealed class ConsoleBrowser : IAsyncLifetime
         Driver.GetScreenshot().SaveAsFile(path);
         return path;
     }
+
+    /// <summary>The browser console's errors since the last call (script errors, CSP violations, failed loads).</summary>
+    public IReadOnlyList<string> ConsoleErrors()
+        => [.. Driver.Manage().Logs.GetLog(LogType.Browser).Where(entry => entry.Level >= LogLevel.Severe).Select(entry => entry.Message)];
 
     /// <summary>Every URL the page has loaded or fetched since it was opened (the document, its files, its API calls).</summary>
     public IReadOnlyList<string> LoadedUrls()

@@ -41,6 +41,7 @@ public sealed partial class OperatorConsoleTests(ConsoleBrowser browser)
 
         Assert.Equal(0, await Server.CountAccountsAsync("tenant-a", name));
 
+        browser.ConsoleErrors(); // from here on, the browser console's errors are this test's
         browser.Open();
         browser.Screenshot("01-sign-in");
         browser.SignIn(PaymentsServer.Operator);
@@ -93,7 +94,8 @@ public sealed partial class OperatorConsoleTests(ConsoleBrowser browser)
         Assert.Equal("true", Assert.Single(replay.Headers.GetValues("Idempotent-Replayed")));
         Assert.Equal(1, await Server.CountAccountsAsync("tenant-a", name));
 
-        // Everything the page loaded or fetched came from the application itself.
+        // No script error, no CSP violation; everything the page loaded or fetched came from the application itself.
+        Assert.Empty(browser.ConsoleErrors());
         var urls = browser.LoadedUrls();
         Assert.Contains(urls, url => url.Contains("/admin/idempotency/records/release", StringComparison.Ordinal) is false && url.Contains("/admin/idempotency/records", StringComparison.Ordinal));
         Assert.Contains(urls, url => url.EndsWith("/console.js", StringComparison.Ordinal));
