@@ -178,6 +178,26 @@ public sealed partial class OperatorConsoleTests(ConsoleBrowser browser)
     }
 
     [Fact]
+    public void SignIn_KeptForThisTab_SurvivesAReloadUntilSignOutAndNeverBecomesACookie()
+    {
+        browser.Open();
+        browser.Element("remember").SendKeys(Keys.Space);
+        browser.Element("credential").SendKeys(PaymentsServer.Operator + Keys.Enter);
+        browser.WaitUntil(() => browser.Visible("records"), "the signed-in console");
+        Assert.Equal(PaymentsServer.Operator, browser.Driver.ExecuteScript("return sessionStorage.getItem('oncely-console-credential');"));
+
+        browser.Driver.Navigate().Refresh();
+        browser.WaitUntil(() => browser.Visible("records") && browser.Visible("sign-out"), "the console signed in again after the reload");
+        Assert.Empty(browser.Driver.Manage().Cookies.AllCookies);
+
+        browser.Element("sign-out").SendKeys(Keys.Enter);
+        browser.WaitUntil(() => browser.Visible("signin"), "the sign-in form");
+        Assert.False(browser.Visible("records"));
+        Assert.Null(browser.Driver.ExecuteScript("return sessionStorage.getItem('oncely-console-credential');"));
+        Assert.Equal("credential", browser.Driver.SwitchTo().ActiveElement().GetAttribute("id"));
+    }
+
+    [Fact]
     public async Task Audit_KeyReusedWithAnotherPayload_ShownAsTheApiGivesIt()
     {
         var key = "reused-" + Guid.NewGuid().ToString("N")[..8];
