@@ -66,7 +66,7 @@ public sealed partial class IdempotencyConsoleTests
     }
 
     [Fact]
-    public async Task Files_UnknownOrOutsideTheConsole_404()
+    public async Task Files_UnknownOrOutsideTheConsoleOrNotARead_Refused()
     {
         await using var app = await StartAsync(console => console.MapIdempotencyConsole());
         using var client = app.GetTestClient();
@@ -74,10 +74,16 @@ public sealed partial class IdempotencyConsoleTests
         using var unknown = await client.GetAsync("/admin/idempotency/console/appsettings.json");
         using var page = await client.GetAsync("/admin/idempotency/console/index.html");
         using var climbing = await client.GetAsync("/admin/idempotency/console/..%2Fconsole.js");
+        using var head = await client.SendAsync(new HttpRequestMessage(HttpMethod.Head, "/admin/idempotency/console/console.js"));
+        using var post = await client.PostAsync("/admin/idempotency/console/console.js", null);
 
         Assert.Equal(HttpStatusCode.NotFound, unknown.StatusCode);
         Assert.Equal(HttpStatusCode.NotFound, page.StatusCode);
         Assert.Equal(HttpStatusCode.NotFound, climbing.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, head.StatusCode);
+        Assert.True(head.Content.Headers.ContentLength > 0);
+        Assert.Empty(await head.Content.ReadAsByteArrayAsync());
+        Assert.Equal(HttpStatusCode.MethodNotAllowed, post.StatusCode);
     }
 
     [Theory]

@@ -36,8 +36,9 @@ public static class IdempotencyConsoleEndpointRouteBuilderExtensions
         var group = endpoints.MapGroup(prefix);
         group.WithMetadata(new AllowAnonymousAttribute());
         group.ExcludeFromDescription();
-        group.MapGet("/", files.ServePageAsync).WithDisplayName($"Oncely operator console ({prefix})");
-        group.MapGet("/{file}", files.ServeFileAsync).WithDisplayName($"Oncely operator console files ({prefix})");
+        string[] methods = [HttpMethods.Get, HttpMethods.Head];
+        group.MapMethods("/", methods, files.ServePageAsync).WithDisplayName($"Oncely operator console ({prefix})");
+        group.MapMethods("/{file}", methods, files.ServeFileAsync).WithDisplayName($"Oncely operator console files ({prefix})");
         return group;
     }
 }
