@@ -211,6 +211,10 @@ public static class PaymentsApp
         {
             // Find and release stuck keys, read the key-reuse audit: operator keys only (see README.md).
             app.MapIdempotencyAdmin("/admin/idempotency").RequireAuthorization("operator");
+
+            // The same in a browser: the page loads for anyone and holds no data; it asks for an operator key and
+            // reads everything through the operator API above (see README.md, "The same in the browser").
+            app.MapIdempotencyConsole("/admin/idempotency/console");
         }
 
         app.MapOpenApi().AllowAnonymous();                    // /openapi/v1.json

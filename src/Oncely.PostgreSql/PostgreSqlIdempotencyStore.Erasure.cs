@@ -65,7 +65,7 @@ internal sealed partial class PostgreSqlIdempotencyStore : IIdempotencyStoreEras
                 AddText(audit, "tenant", tenant);
                 AddText(audit, "key", key);
                 AddText(audit, "erasure", IdempotencyEraser.AuditOperation);
-                var auditErased = await RunAsync("erase audit entries", audit, PostgreSqlStatements.ExecuteAsync, cancellationToken).ConfigureAwait(false);
+                var auditErased = await RunAsync("erase audit entries", audit, _statements.Execute, cancellationToken).ConfigureAwait(false);
                 return new IdempotencyErasureResult(erased, auditErased, inProgress);
             }
         }
