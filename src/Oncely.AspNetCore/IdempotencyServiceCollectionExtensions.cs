@@ -31,7 +31,8 @@ namespace Microsoft.Extensions.DependencyInjection
                 sp.GetRequiredService<IOptions<IdempotencyOptions>>().Value,
                 sp.GetRequiredService<TimeProvider>(),
                 sp.GetRequiredService<ILogger<IdempotencyExecutor>>(),
-                sp.GetService<System.Diagnostics.Metrics.IMeterFactory>()));
+                sp.GetService<System.Diagnostics.Metrics.IMeterFactory>(),
+                sp.GetService<StoredAnswerProtection>()));
             services.AddProblemDetails();
             services.AddMetrics();
             services.TryAddSingleton<IdempotencyMetrics>();

@@ -30,7 +30,8 @@ public static class IdempotentConsumerServiceCollectionExtensions
             sp.GetRequiredService<IOptions<IdempotentConsumerOptions>>().Value,
             sp.GetRequiredService<KeyReuseAuditor>(),
             sp.GetRequiredService<TimeProvider>(),
-            sp.GetService<ILoggerFactory>()));
+            sp.GetService<ILoggerFactory>(),
+            sp.GetService<StoredAnswerProtection>()));
         return builder;
     }
 }

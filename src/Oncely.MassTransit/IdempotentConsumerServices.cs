@@ -15,7 +15,7 @@ internal sealed partial class IdempotentConsumerServices
     private readonly ILogger _logger;
     private readonly KeyReuseAuditor _auditor;
 
-    public IdempotentConsumerServices(IIdempotencyStore store, IdempotentConsumerOptions options, KeyReuseAuditor auditor, TimeProvider? clock, ILoggerFactory? loggerFactory)
+    public IdempotentConsumerServices(IIdempotencyStore store, IdempotentConsumerOptions options, KeyReuseAuditor auditor, TimeProvider? clock, ILoggerFactory? loggerFactory, StoredAnswerProtection? protection = null)
     {
         ArgumentNullException.ThrowIfNull(store);
         ArgumentNullException.ThrowIfNull(options);
@@ -34,7 +34,7 @@ internal sealed partial class IdempotentConsumerServices
         loggerFactory ??= NullLoggerFactory.Instance;
         Options = options;
         _auditor = auditor;
-        Executor = new IdempotencyExecutor(store, options, clock ?? TimeProvider.System, loggerFactory.CreateLogger<IdempotencyExecutor>());
+        Executor = new IdempotencyExecutor(store, options, clock ?? TimeProvider.System, loggerFactory.CreateLogger<IdempotencyExecutor>(), null, protection);
         _logger = loggerFactory.CreateLogger("Oncely.MassTransit.IdempotentConsumeFilter");
     }
 

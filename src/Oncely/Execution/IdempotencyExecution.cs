@@ -192,7 +192,7 @@ public sealed partial class IdempotencyExecution : IAsyncDisposable, IRenewableL
         }
 
         await StopRenewalAsync().ConfigureAwait(false);
-        return await WriteCompletionAsync(response, cancellationToken).ConfigureAwait(false);
+        return await WriteCompletionAsync(ForStore(response), cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -250,7 +250,7 @@ public sealed partial class IdempotencyExecution : IAsyncDisposable, IRenewableL
             StoreCall.CompleteInTransaction,
             transaction,
             static (store, tx, s, ct) => store.TryCompleteAsync(tx, s.execution.Id, s.execution.FencingToken, s.response, s.execution.Expiration, ct),
-            (execution: this, response),
+            (execution: this, response: ForStore(response)),
             cancellationToken).ConfigureAwait(false);
         if (!completed)
         {
@@ -344,6 +344,13 @@ public sealed partial class IdempotencyExecution : IAsyncDisposable, IRenewableL
         RecoveryPoint = record.RecoveryPoint;
         Volatile.Write(ref _reservationPending, 0);
     }
+
+    /// <summary>
+    /// What the store keeps of <paramref name="response"/>: minimised (<see cref="IdempotencyEngineOptions.StoreSuccessfulResponseBodies"/>)
+    /// and sealed (stored-answer protection) as configured. Every completion path goes through it, integrations that stage
+    /// the completion themselves (EF Core) included.
+    /// </summary>
+    internal IdempotentResponse ForStore(IdempotentResponse response) => _runtime.ForStore(Id, response);
 
     /// <summary>
     /// Low-level hook for integrations that stage the completion in the operation's transaction themselves (for example

@@ -1,4 +1,5 @@
 using System.Diagnostics.Metrics;
+using Microsoft.AspNetCore.DataProtection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Polly;
@@ -27,8 +28,25 @@ public sealed partial class IdempotencyExecutor
     /// Creates the <c>Oncely</c> meter the executor's metrics are recorded on (see <see cref="IdempotencyDiagnostics"/>);
     /// pass the application's (from DI). Defaults to <see langword="null"/>: a meter shared by the whole process.
     /// </param>
+    /// <param name="dataProtectionProvider">
+    /// Encrypts each stored answer's headers and body before the store sees it, and decrypts it for a replay (see
+    /// docs/data-protection.md); with dependency injection, <c>.ProtectStoredAnswers()</c> passes the application's.
+    /// Default: <see langword="null"/>, answers stored in clear.
+    /// </param>
     /// <exception cref="ArgumentException">The options are invalid; the message says what to change.</exception>
-    public IdempotencyExecutor(IIdempotencyStore store, IdempotencyEngineOptions options, TimeProvider? timeProvider = null, ILogger<IdempotencyExecutor>? logger = null, IMeterFactory? meterFactory = null)
+    public IdempotencyExecutor(
+        IIdempotencyStore store,
+        IdempotencyEngineOptions options,
+        TimeProvider? timeProvider = null,
+        ILogger<IdempotencyExecutor>? logger = null,
+        IMeterFactory? meterFactory = null,
+        IDataProtectionProvider? dataProtectionProvider = null)
+        : this(store, options, timeProvider, logger, meterFactory, dataProtectionProvider is null ? null : new StoredAnswerProtection(dataProtectionProvider))
+    {
+    }
+
+    // The DI path: the application's one StoredAnswerProtection (ProtectStoredAnswers), shared with the auditor and the operator API.
+    internal IdempotencyExecutor(IIdempotencyStore store, IdempotencyEngineOptions options, TimeProvider? timeProvider, ILogger<IdempotencyExecutor>? logger, IMeterFactory? meterFactory, StoredAnswerProtection? protection)
     {
         ArgumentNullException.ThrowIfNull(store);
         ArgumentNullException.ThrowIfNull(options);
@@ -54,14 +72,15 @@ public sealed partial class IdempotencyExecutor
             options,
             OperationSettings.From(options),
             completionRetries,
-            (ILogger?)logger ?? NullLogger.Instance);
+            (ILogger?)logger ?? NullLogger.Instance,
+            protection);
     }
 
     // WithPolicy: the same store calls, logger and completion retries; another lease, expiration and in-progress wait.
     private IdempotencyExecutor(IdempotencyExecutor engine, IdempotencyPolicy policy)
     {
         var shared = engine._runtime;
-        _runtime = new ExecutionRuntime(shared.Store, shared.Options, OperationSettings.From(shared.Options, policy), shared.CompletionRetries, shared.Logger);
+        _runtime = new ExecutionRuntime(shared.Store, shared.Options, OperationSettings.From(shared.Options, policy), shared.CompletionRetries, shared.Logger, shared.Protection);
         Policy = policy;
     }
 
@@ -100,6 +119,9 @@ public sealed partial class IdempotencyExecutor
 
     /// <summary>How long this executor's records live: the policy's, else <see cref="IdempotencyEngineOptions.Expiration"/>.</summary>
     public TimeSpan Expiration => _runtime.Settings.Expiration;
+
+    /// <summary>Stored-answer protection (<c>ProtectStoredAnswers()</c>), or <see langword="null"/>; the key-reuse audit seals its payloads with it.</summary>
+    internal StoredAnswerProtection? Protection => _runtime.Protection;
 
     /// <summary>The executor's spans and metrics.</summary>
     internal IdempotencyInstrumentation Instrumentation => _runtime.Store.Instrumentation;
@@ -185,8 +207,8 @@ public sealed partial class IdempotencyExecutor
                     LogInProgress(_runtime.Logger, id.Tenant, id.Operation, id.Key);
                     return new IdempotencyDecision(kind, result.Record, null, null);
                 default:
-                    // Row 6 (replay) or row 8 (key reused).
-                    return new IdempotencyDecision(kind, result.Record, null, null);
+                    // Row 6 (replay; 6a when its answer cannot be decrypted) or row 8 (key reused).
+                    return Settled(kind, result.Record);
             }
         }
     }
@@ -224,7 +246,7 @@ public sealed partial class IdempotencyExecutor
         // Nothing settled by the read (no record, or one of this fingerprint still held): the reservation in the
         // operation's transaction decides.
         return DecisionMapping.FromRecord(record, fingerprint) is { } settled
-            ? new IdempotencyDecision(settled, record, null, null)
+            ? Settled(settled, record)
             : new IdempotencyDecision(IdempotencyDecisionKind.Execute, record, new IdempotencyExecution(_runtime, id, fingerprint), null);
     }
 
@@ -257,7 +279,7 @@ public sealed partial class IdempotencyExecutor
         // A record still held, or gone since the conflict, is answered as in progress: retry later.
         var kind = DecisionMapping.FromRecord(record, fingerprint) ?? IdempotencyDecisionKind.InProgress;
         LogReservationConflict(_runtime.Logger, id.Tenant, id.Operation, id.Key, kind);
-        return new IdempotencyDecision(kind, record, null, null);
+        return Settled(kind, record);
     }
 
     /// <summary>
@@ -283,7 +305,7 @@ public sealed partial class IdempotencyExecutor
             attempt?.SetOutcome(OutcomeTagValues.For(decision.Kind));
             if (decision.Kind != IdempotencyDecisionKind.Execute)
             {
-                return new IdempotencyExecutionResult(decision.Kind, decision.Record?.Response, null);
+                return new IdempotencyExecutionResult(decision.Kind, decision.Kind == IdempotencyDecisionKind.StoredAnswerUnreadable ? null : decision.Record?.Response, null);
             }
 
             var execution = decision.Execution!;
@@ -316,6 +338,20 @@ public sealed partial class IdempotencyExecutor
         {
             attempt?.Stop();
         }
+    }
+
+    // A decision made without running: a replay gets its stored answer opened (row 6), or, when that answer cannot be
+    // decrypted (its key was revoked or is gone), the refusal of row 6a; the operation never runs again either way.
+    private IdempotencyDecision Settled(IdempotencyDecisionKind kind, IdempotencyRecord? record)
+    {
+        if (kind != IdempotencyDecisionKind.Replay || record is null)
+        {
+            return new IdempotencyDecision(kind, record, null, null);
+        }
+
+        return _runtime.TryReadAnswer(record, out var readable)
+            ? new IdempotencyDecision(kind, readable, null, null)
+            : new IdempotencyDecision(IdempotencyDecisionKind.StoredAnswerUnreadable, record, null, null);
     }
 
     // Row 13: fail closed; nothing runs.
