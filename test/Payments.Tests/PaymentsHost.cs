@@ -33,6 +33,9 @@ public sealed class PaymentsHost : IAsyncDisposable
 
     public IServiceProvider Services => _app.Services;
 
+    /// <summary>The host's own folder: its SQLite file (<c>payments.db</c>) and, beside it, the key ring (<c>payments-keys</c>).</summary>
+    public string DataDirectory => _directory;
+
     public static Task<PaymentsHost> StartAsync(Action<IServiceCollection> services) => StartAsync(services: services, idempotency: true);
 
     public static async Task<PaymentsHost> StartAsync(bool idempotency = true, string? postgreSql = null, string? contentRoot = null, Action<IServiceCollection>? services = null, bool? oneCommit = true, bool kestrel = false, string? redis = null, string environment = "Production")
