@@ -14,6 +14,8 @@ internal static class Report
     [
         new("in-memory execute / no-Oncely baseline", BenchPlan.InMemory, HttpCell.Execute, BenchPlan.Baseline, HttpCell.Execute, 0.90),
         new("in-memory replay / no-Oncely baseline", BenchPlan.InMemory, HttpCell.Replay, BenchPlan.Baseline, HttpCell.Execute, 1.00),
+        new("protected in-memory execute / in-memory execute", BenchPlan.InMemoryProtected, HttpCell.Execute, BenchPlan.InMemory, HttpCell.Execute, 0.90),
+        new("protected in-memory replay / in-memory replay", BenchPlan.InMemoryProtected, HttpCell.Replay, BenchPlan.InMemory, HttpCell.Replay, 0.90),
         new("SQLite execute / raw SQLite reserve+complete", BenchPlan.Sqlite, HttpCell.Execute, BenchPlan.SqliteRaw, BenchPlan.ReserveComplete, 0.90),
         new("SQLite replay / no-Oncely baseline", BenchPlan.Sqlite, HttpCell.Replay, BenchPlan.Baseline, HttpCell.Execute, 0.50),
         new("PostgreSQL execute / raw PostgreSQL reserve+complete", BenchPlan.Postgres, HttpCell.Execute, BenchPlan.PostgresRaw, BenchPlan.ReserveComplete, 0.90),
