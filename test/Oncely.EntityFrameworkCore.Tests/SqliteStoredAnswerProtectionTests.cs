@@ -1,6 +1,7 @@
 using Microsoft.Data.Sqlite;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Storage;
+using Microsoft.Extensions.DependencyInjection;
 using Oncely.Sqlite;
 using Oncely.Storage.Specification;
 
@@ -16,6 +17,7 @@ public sealed class SqliteStoredAnswerProtectionTests : TransactionalStoredAnswe
     private readonly string _directory = Path.Combine(Path.GetTempPath(), "oncely-ef-tests", Guid.NewGuid().ToString("N"));
     private readonly string _path;
     private readonly string _connectionString;
+    private readonly List<ServiceProvider> _providers = [];
 
     public SqliteStoredAnswerProtectionTests()
     {
@@ -31,8 +33,13 @@ public sealed class SqliteStoredAnswerProtectionTests : TransactionalStoredAnswe
             await context.Database.EnsureCreatedAsync();
         }
 
-        var store = new SqliteIdempotencyStore(new SqliteIdempotencyStoreOptions { ConnectionString = _connectionString });
-        await store.InitializeAsync(CancellationToken.None);
+        // The SQLite store as an application gets it (its type is internal to Oncely.Sqlite).
+        var services = new ServiceCollection();
+        services.AddIdempotency().UseSqlite(_connectionString);
+        var provider = services.BuildServiceProvider();
+        _providers.Add(provider);
+        var store = provider.GetRequiredService<IIdempotencyStore>();
+        await ((IIdempotencyStoreInitializer)store).InitializeAsync(CancellationToken.None);
         return store;
     }
 
@@ -69,6 +76,11 @@ public sealed class SqliteStoredAnswerProtectionTests : TransactionalStoredAnswe
 
     public override void Dispose()
     {
+        foreach (var provider in _providers)
+        {
+            provider.DisposeAsync().AsTask().GetAwaiter().GetResult();
+        }
+
         SqliteConnection.ClearAllPools();
         try
         {

@@ -8,7 +8,7 @@ using Oncely.Storage.Specification;
 namespace Oncely.PostgreSql.Tests;
 
 /// <summary>
-/// Stored answers encrypted at rest on a real PostgreSQL. "At rest" is every column of every row of every table in the
+/// Stored answers encrypted at rest on a real PostgreSQL. "At rest" is every column of every row of every table (every schema) in the
 /// test class's database (records, audit, business rows), read with the driver's own types (<c>bytea</c> as bytes).
 /// </summary>
 [Collection(PostgresCollection.Name)]
@@ -49,7 +49,7 @@ public sealed class PostgreSqlStoredAnswerProtectionTests(PostgresFixture fixtur
         var held = new List<byte[]>();
         await using var connection = await _dataSource.OpenConnectionAsync();
         var tables = new List<string>();
-        await using (var list = new NpgsqlCommand("SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE'", connection))
+        await using (var list = new NpgsqlCommand("SELECT format('%I.%I', table_schema, table_name) FROM information_schema.tables WHERE table_schema NOT IN ('pg_catalog', 'information_schema') AND table_type = 'BASE TABLE'", connection))
         await using (var reader = await list.ExecuteReaderAsync())
         {
             while (await reader.ReadAsync())
@@ -60,7 +60,7 @@ public sealed class PostgreSqlStoredAnswerProtectionTests(PostgresFixture fixtur
 
         foreach (var table in tables)
         {
-            await using var select = new NpgsqlCommand($"SELECT * FROM \"{table}\"", connection);
+            await using var select = new NpgsqlCommand($"SELECT * FROM {table}", connection);
             await using var reader = await select.ExecuteReaderAsync();
             while (await reader.ReadAsync())
             {
