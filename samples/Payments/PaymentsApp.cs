@@ -5,6 +5,7 @@ using Microsoft.AspNetCore.DataProtection;
 using Microsoft.AspNetCore.OpenApi;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Oncely;
 using Oncely.PostgreSql;
 using Oncely.Sqlite;
 using Oncely.StackExchangeRedis;
