@@ -55,7 +55,7 @@ public sealed class DataAtRestTests : IAsyncLifetime
 
         await using var connection = new NpgsqlConnection(_server.ConnectionString(database));
         await connection.OpenAsync();
-        var oncely = await DumpAsync(connection, "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE' AND table_name LIKE 'idempotency%'");
+        var oncely = await DumpAsync(connection, "SELECT format('%I.%I', table_schema, table_name) FROM information_schema.tables WHERE table_schema NOT IN ('pg_catalog', 'information_schema') AND table_type = 'BASE TABLE' AND table_name LIKE 'idempotency%'");
         var ledger = await DumpAsync(connection, "SELECT 'payments'");
 
         AssertProtected(oncely, ledger, reference);
@@ -124,7 +124,7 @@ public sealed class DataAtRestTests : IAsyncLifetime
         foreach (var table in tables)
         {
             await using var select = connection.CreateCommand();
-            select.CommandText = $"SELECT * FROM \"{table}\"";
+            select.CommandText = $"SELECT * FROM {table}";
             await using var reader = await select.ExecuteReaderAsync();
             while (await reader.ReadAsync())
             {
