@@ -1,4 +1,5 @@
 using System.Globalization;
+using Microsoft.AspNetCore.DataProtection;
 using Microsoft.Extensions.DependencyInjection;
 using Npgsql;
 using Oncely.PostgreSql;
@@ -12,7 +13,7 @@ namespace Oncely.LoadTest;
 
 /// <summary>
 /// Starts every variant of the run and lists its cells, in the order they are measured within one repetition and
-/// concurrency: no Oncely (the baseline); Oncely with the in-memory store; Oncely with SQLite, then the raw SQLite
+/// concurrency: no Oncely (the baseline); Oncely with the in-memory store, then with its answers protected; Oncely with SQLite, then the raw SQLite
 /// primitive; Oncely with PostgreSQL, then the raw PostgreSQL primitives. Servers listen on 127.0.0.1 in this process;
 /// wrk drives them from outside.
 /// </summary>
@@ -20,6 +21,7 @@ internal sealed class BenchPlan : IAsyncDisposable
 {
     public const string Baseline = "no Oncely (baseline)";
     public const string InMemory = "Oncely, in-memory";
+    public const string InMemoryProtected = "Oncely, in-memory, answers protected";
     public const string Sqlite = "Oncely, SQLite";
     public const string Postgres = "Oncely, PostgreSQL";
     public const string SqliteRaw = "SQLite raw primitive";
@@ -69,6 +71,15 @@ internal sealed class BenchPlan : IAsyncDisposable
             {
                 await plan.AddHttpVariantAsync(Baseline, await plan.StartServerAsync(null, inMemory: false), withOncely: false);
                 await plan.AddHttpVariantAsync(InMemory, await plan.StartServerAsync(null, inMemory: true), withOncely: true);
+                // ProtectStoredAnswers(): every answer sealed with Data Protection on completion and opened on replay
+                // (an ephemeral key ring: nothing is written to the machine's key folder).
+                await plan.AddHttpVariantAsync(InMemoryProtected, await plan.StartServerAsync(
+                    b =>
+                    {
+                        b.Services.AddDataProtection().UseEphemeralDataProtectionProvider();
+                        b.ProtectStoredAnswers();
+                    },
+                    inMemory: true), withOncely: true);
                 await plan.AddSqliteAsync();
                 if (!skipPostgres)
                 {

@@ -47,6 +47,11 @@ internal static class Targets
         Bytes("20", "Redis execute: server allocations per request", BenchPlan.Redis, HttpCell.Execute, 5 * 1024,
             "StackExchange.Redis's script calls (arguments, results) and the stored answer's serialisation allocate on top of the in-memory path."),
 
+        Ratio("19", "protected in-memory execute / in-memory execute", BenchPlan.InMemoryProtected, HttpCell.Execute, BenchPlan.InMemory, HttpCell.Execute, 0.90,
+            "sealing an answer with Data Protection (AES-256-CBC + HMAC-SHA256, a fresh subkey per payload) costs more than an in-memory store call."),
+        Ratio("19", "protected in-memory replay / in-memory replay", BenchPlan.InMemoryProtected, HttpCell.Replay, BenchPlan.InMemory, HttpCell.Replay, 0.90,
+            "opening a sealed answer (HMAC check, key derivation, decryption) on every replay costs more than copying stored bytes."),
+
         // Issue 10's targets that issue 20 did not replace.
         Ratio("10", "in-memory replay / no-Oncely baseline", BenchPlan.InMemory, HttpCell.Replay, BenchPlan.Baseline, HttpCell.Execute, 1.00,
             "a replay writes stored bytes and skips the handler; on a trivial endpoint the two are within the noise."),

@@ -1,9 +1,11 @@
 using System.Text.Json.Serialization;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Authorization;
+using Microsoft.AspNetCore.DataProtection;
 using Microsoft.AspNetCore.OpenApi;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Oncely;
 using Oncely.PostgreSql;
 using Oncely.Sqlite;
 using Oncely.StackExchangeRedis;
@@ -46,6 +48,14 @@ public enum PaymentsIdempotencyStore
 /// <c>Payments:RedisConnection</c>: a StackExchange.Redis configuration string (<c>localhost:6379</c>, or a few cluster
 /// nodes, <c>redis-1:6379,redis-2:6379</c>); required with <c>Payments:IdempotencyStore=Redis</c>.
 /// </param>
+/// <param name="ProtectStoredAnswers">
+/// <c>Payments:ProtectStoredAnswers</c>: Oncely encrypts every stored answer and audit payload with ASP.NET Core Data
+/// Protection (default <see langword="true"/>; see README.md, "Stored answers encrypted at rest").
+/// </param>
+/// <param name="KeyRing">
+/// <c>Payments:KeyRing</c>: the folder of the Data Protection key ring. Default: <c>payments-keys</c> beside the SQLite
+/// database file (in the content root for PostgreSQL or an in-memory database).
+/// </param>
 public sealed record PaymentsSettings(
     PaymentsDatabase Database,
     string ConnectionString,
@@ -53,7 +63,9 @@ public sealed record PaymentsSettings(
     TimeSpan? Expiration,
     bool OneCommit = true,
     PaymentsIdempotencyStore IdempotencyStore = PaymentsIdempotencyStore.Database,
-    string? RedisConnection = null)
+    string? RedisConnection = null,
+    bool ProtectStoredAnswers = true,
+    string? KeyRing = null)
 {
     /// <summary>Whether a money movement's answer is written inside the ledger's transaction (the records share its database).</summary>
     public bool CompletesInLedgerTransaction => IdempotencyStore == PaymentsIdempotencyStore.Database;
@@ -63,6 +75,7 @@ public sealed record PaymentsSettings(
         ArgumentNullException.ThrowIfNull(configuration);
         var database = configuration.GetValue("Payments:Database", PaymentsDatabase.Sqlite);
         var connectionString = configuration.GetConnectionString("Payments");
+        var keyRingBeside = contentRoot;
         if (database == PaymentsDatabase.Sqlite)
         {
             // A relative SQLite file lives in the content root, wherever the process was started from.
@@ -70,6 +83,11 @@ public sealed record PaymentsSettings(
             if (sqlite.Mode != SqliteOpenMode.Memory && !Path.IsPathRooted(sqlite.DataSource) && sqlite.DataSource != ":memory:")
             {
                 sqlite.DataSource = Path.Combine(contentRoot, sqlite.DataSource);
+            }
+
+            if (sqlite.Mode != SqliteOpenMode.Memory && sqlite.DataSource != ":memory:" && Path.GetDirectoryName(sqlite.DataSource) is { Length: > 0 } folder)
+            {
+                keyRingBeside = folder;
             }
 
             connectionString = sqlite.ConnectionString;
@@ -105,7 +123,9 @@ public sealed record PaymentsSettings(
             configuration.GetValue<TimeSpan?>("Oncely:Expiration"),
             oneCommit ?? store == PaymentsIdempotencyStore.Database,
             store,
-            store == PaymentsIdempotencyStore.Redis ? redis : null);
+            store == PaymentsIdempotencyStore.Redis ? redis : null,
+            configuration.GetValue("Payments:ProtectStoredAnswers", true),
+            configuration["Payments:KeyRing"] is { Length: > 0 } keyRing ? Path.GetFullPath(keyRing, contentRoot) : Path.Combine(keyRingBeside, "payments-keys"));
     }
 }
 
@@ -168,6 +188,16 @@ public static class PaymentsApp
             else
             {
                 idempotency.UseSqlite(settings.ConnectionString);
+            }
+
+            if (settings.ProtectStoredAnswers)
+            {
+                // Stored answers and key-reuse audit payloads are encrypted before any table or key holds them; the key
+                // ring lives in a folder beside the database (README.md, "Stored answers encrypted at rest").
+                services.AddDataProtection()
+                    .SetApplicationName("Payments")
+                    .PersistKeysToFileSystem(new DirectoryInfo(settings.KeyRing!));
+                idempotency.ProtectStoredAnswers();
             }
 
             Webhooks.SettlementWebhook.AddVerification(idempotency, builder.Configuration);

@@ -270,6 +270,11 @@ internal sealed partial class IdempotencyMiddleware
 
                 await _responses.ReplayAsync(context, record.Response!).ConfigureAwait(false);
                 break;
+            case IdempotencyDecisionKind.StoredAnswerUnreadable:
+                // Row 6a: the operation ran; its protected answer cannot be decrypted (event 1050 logged by the engine).
+                _metrics.Count(context, OutcomeTagValues.AnswerUnreadable);
+                await WriteAsync(context, IdempotencyRefusals.Row06aStoredAnswerUnreadable, IdempotencyRefusals.Row06aDetail(decision.Record!.Response?.StatusCode ?? 0), key).ConfigureAwait(false);
+                break;
             case IdempotencyDecisionKind.InProgress:
                 // Row 7.
                 _metrics.Count(context, OutcomeTagValues.InProgress);

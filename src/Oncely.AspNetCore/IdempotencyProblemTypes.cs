@@ -9,6 +9,13 @@ public static class IdempotencyProblemTypes
     /// <summary><c>400</c>: the key is malformed (row 4).</summary>
     public const string KeyInvalid = "idempotency-key-invalid";
 
+    /// <summary>
+    /// <c>410</c>: the operation completed earlier, but its stored answer was encrypted (<c>ProtectStoredAnswers()</c>) under
+    /// a Data Protection key that has been revoked or is gone, so it cannot be replayed; the operation did not run again
+    /// (row 6a).
+    /// </summary>
+    public const string StoredAnswerUnreadable = "idempotency-stored-answer-unreadable";
+
     /// <summary><c>409</c>: the same request is still running (row 7).</summary>
     public const string RequestInProgress = "idempotency-request-in-progress";
 

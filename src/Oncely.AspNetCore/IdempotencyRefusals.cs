@@ -21,6 +21,9 @@ internal static class IdempotencyRefusals
     /// <summary>Row 4, the key read from another header or from the body (the source writes the detail).</summary>
     public static readonly IdempotencyRefusal Row04KeyInvalidFromSource = new("4", StatusCodes.Status400BadRequest, IdempotencyProblemTypes.KeyInvalid, "Invalid idempotency key");
 
+    /// <summary>Row 6a: the operation completed, but its protected stored answer cannot be decrypted (its key was revoked or is gone).</summary>
+    public static readonly IdempotencyRefusal Row06aStoredAnswerUnreadable = new("6a", StatusCodes.Status410Gone, IdempotencyProblemTypes.StoredAnswerUnreadable, "Stored answer no longer available");
+
     /// <summary>Row 7: the same request still holds its lease. Answered with <c>Retry-After</c>.</summary>
     public static readonly IdempotencyRefusal Row07RequestInProgress = new("7", StatusCodes.Status409Conflict, IdempotencyProblemTypes.RequestInProgress, "Request in progress");
 
@@ -45,9 +48,14 @@ internal static class IdempotencyRefusals
     /// <summary>Every entry, for the test that holds the catalogue to the table.</summary>
     public static IReadOnlyList<IdempotencyRefusal> All { get; } =
     [
-        Row02KeyMissing, Row02KeyMissingFromSource, Row04KeyInvalid, Row04KeyInvalidFromSource, Row07RequestInProgress, Row08KeyReused,
+        Row02KeyMissing, Row02KeyMissingFromSource, Row04KeyInvalid, Row04KeyInvalidFromSource, Row06aStoredAnswerUnreadable, Row07RequestInProgress, Row08KeyReused,
         Row09aCallerUnauthenticated, Row09cTenantUnresolved, Row13StoreUnavailable, Row15PayloadTooLarge, Row19RequestBodyUnreadable,
     ];
+
+    /// <summary>Row 6a's detail for an operation that first answered <paramref name="storedStatus"/>.</summary>
+    public static string Row06aDetail(int storedStatus) => string.Create(
+        System.Globalization.CultureInfo.InvariantCulture,
+        $"The operation with this Idempotency-Key already ran and answered {storedStatus}; it will not run again. Its stored answer can no longer be decrypted (the server's encryption key for it was retired), so it cannot be repeated: look the result up instead (for example with GET on the resource), and do not resend this operation with a new key unless you know it did not take effect.");
 
     public const string Row07Detail = "A request with this Idempotency-Key is still being processed. Retry after the Retry-After delay with the same key and payload to receive its result.";
 

@@ -32,7 +32,8 @@ namespace Microsoft.Extensions.DependencyInjection
                 sp.GetRequiredService<TimeProvider>(),
                 sp.GetRequiredService<ILogger<IdempotencyExecutor>>(),
                 sp.GetService<System.Diagnostics.Metrics.IMeterFactory>(),
-                sp.GetService<Microsoft.Extensions.Compliance.Redaction.IRedactorProvider>()));
+                sp.GetRequiredService<IdempotencyRedaction>(),
+                sp.GetService<StoredAnswerProtection>()));
             services.AddProblemDetails();
             services.AddMetrics();
             services.TryAddSingleton<IdempotencyMetrics>();

@@ -74,6 +74,8 @@ public static class IdempotencyExecutionDbContextExtensions
         entry.Property(e => e.FencingToken).CurrentValue = execution.FencingToken;
         entry.Property(e => e.State).OriginalValue = IdempotencyRecordState.InProgress;
 
+        // What the store keeps: minimised and sealed as the engine is configured (ProtectStoredAnswers), as on every other completion path.
+        response = execution.ForStore(response);
         var now = (timeProvider ?? TimeProvider.System).GetUtcNow();
         entry.Property(e => e.State).CurrentValue = IdempotencyRecordState.Completed;
         entry.Property(e => e.StatusCode).CurrentValue = response.StatusCode;

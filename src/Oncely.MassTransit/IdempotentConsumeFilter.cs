@@ -91,6 +91,17 @@ internal sealed partial class IdempotentConsumeFilter<TMessage>(IdempotentConsum
 
                 return;
 
+            case IdempotencyDecisionKind.StoredAnswerUnreadable:
+                // The effect committed on an earlier delivery, but its stored result cannot be decrypted any more (its Data
+                // Protection key was revoked or is gone; event 1050 is logged): acknowledged as consumed, never run again.
+                LogReplayed(shared.Logger, id.Tenant, operation, id.Key, context.GetRedeliveryCount(), context.GetRetryAttempt());
+                if (reportReplayAsConsumed)
+                {
+                    await context.NotifyConsumed(Stopwatch.GetElapsedTime(started), name).ConfigureAwait(false);
+                }
+
+                return;
+
             case IdempotencyDecisionKind.InProgress:
                 LogInProgress(shared.Logger, shared.Executor.Redaction.Tenant(id.Tenant), IdempotencyRedaction.Text(operation), shared.Executor.Redaction.Key(id.Key), context.GetRetryAttempt());
                 throw new IdempotentMessageInProgressException(id, decision.Record?.LeaseExpiresAt);

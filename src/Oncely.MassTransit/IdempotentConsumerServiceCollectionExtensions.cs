@@ -31,7 +31,8 @@ public static class IdempotentConsumerServiceCollectionExtensions
             sp.GetRequiredService<KeyReuseAuditor>(),
             sp.GetRequiredService<TimeProvider>(),
             sp.GetService<ILoggerFactory>(),
-            sp.GetService<Microsoft.Extensions.Compliance.Redaction.IRedactorProvider>()));
+            sp.GetRequiredService<IdempotencyRedaction>(),
+            sp.GetService<StoredAnswerProtection>()));
         return builder;
     }
 }

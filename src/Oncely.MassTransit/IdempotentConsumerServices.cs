@@ -16,7 +16,7 @@ internal sealed partial class IdempotentConsumerServices
     private readonly ILogger _logger;
     private readonly KeyReuseAuditor _auditor;
 
-    public IdempotentConsumerServices(IIdempotencyStore store, IdempotentConsumerOptions options, KeyReuseAuditor auditor, TimeProvider? clock, ILoggerFactory? loggerFactory, IRedactorProvider? redactorProvider = null)
+    public IdempotentConsumerServices(IIdempotencyStore store, IdempotentConsumerOptions options, KeyReuseAuditor auditor, TimeProvider? clock, ILoggerFactory? loggerFactory, IdempotencyRedaction? redaction = null, StoredAnswerProtection? protection = null)
     {
         ArgumentNullException.ThrowIfNull(store);
         ArgumentNullException.ThrowIfNull(options);
@@ -35,7 +35,7 @@ internal sealed partial class IdempotentConsumerServices
         loggerFactory ??= NullLoggerFactory.Instance;
         Options = options;
         _auditor = auditor;
-        Executor = new IdempotencyExecutor(store, options, clock ?? TimeProvider.System, loggerFactory.CreateLogger<IdempotencyExecutor>(), redactorProvider: redactorProvider);
+        Executor = new IdempotencyExecutor(store, options, clock ?? TimeProvider.System, loggerFactory.CreateLogger<IdempotencyExecutor>(), null, redaction ?? IdempotencyRedaction.Default, protection);
         _logger = loggerFactory.CreateLogger("Oncely.MassTransit.IdempotentConsumeFilter");
     }
 

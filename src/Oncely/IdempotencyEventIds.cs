@@ -114,6 +114,25 @@ public static class IdempotencyEventIds
     /// <summary>An erasure happened but its entry could not be written to the audit (warning; the erasure's log line remains).</summary>
     public const int ErasureAuditFailed = 1071;
 
+    /// <summary>
+    /// Stored-answer protection: a Completed record's stored answer could not be decrypted (its Data Protection key was
+    /// revoked or is no longer in the key ring, or the stored bytes were altered), so the retry was refused
+    /// (HTTP <c>410</c>, row 6a; a message is acknowledged as done) and the operation did not run again (error).
+    /// </summary>
+    public const int StoredAnswerUnreadable = 1050;
+
+    /// <summary>
+    /// Stored-answer protection: the operator API read a key-reuse audit entry whose payload could not be decrypted (its
+    /// Data Protection key was revoked or is gone); the entry is shown without its payload (warning).
+    /// </summary>
+    public const int AuditPayloadUnreadable = 1051;
+
+    /// <summary>
+    /// Stored-answer protection: a record written before protection was turned on (no protection envelope) was replayed
+    /// as it was stored; such records disappear as they expire (debug).
+    /// </summary>
+    public const int UnprotectedAnswerReplayed = 1052;
+
     /// <summary>A message consumer: a redelivered or duplicate message whose effect already completed was acknowledged without running its consumer (debug).</summary>
     public const int MessageReplayed = 1100;
 

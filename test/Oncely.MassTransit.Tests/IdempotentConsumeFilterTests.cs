@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using MassTransit;
+using Microsoft.AspNetCore.DataProtection;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Oncely.MassTransit.Testing;
@@ -359,6 +360,44 @@ public sealed class IdempotentConsumeFilterTests(RabbitMqFixture broker) : IDisp
         catch (IOException)
         {
         }
+    }
+
+    [Fact]
+    public async Task Redelivery_StoredResultProtectedUnderALostKey_AcknowledgedWithoutRunning()
+    {
+        var keyRing = Directory.CreateDirectory(Path.Combine(_directory, "keys"));
+        void Protect(IIdempotencyBuilder idempotency)
+        {
+            idempotency.Services.AddDataProtection().SetApplicationName("oncely-consumer-tests").PersistKeysToFileSystem(keyRing);
+            idempotency.ProtectStoredAnswers();
+        }
+
+        var ledger = new TransferLedger(TransferLedger.ConnectionStringFor(Path.Combine(_directory, "ledger.db")));
+        await ledger.EnsureSchemaAsync();
+        var scenario = new Scenario(ledger);
+        var virtualHost = Server.NewVirtualHost();
+        var id = Guid.NewGuid();
+        await using (var first = await ConsumerHost.StartAsync(Server, virtualHost, scenario, idempotencyBuilder: Protect))
+        {
+            await first.SendAsync(id, new Transfer("acc-1", 100));
+            await Eventually.HoldsAsync(() => first.Consumed[id] == 1, "the first delivery is consumed");
+        }
+
+        Assert.Equal(1, await ledger.CountAsync("SELECT COUNT(*) FROM oncely_records WHERE idem_key = @k AND headers LIKE '%Oncely-Protected%'", id.ToString()));
+        foreach (var file in keyRing.GetFiles())
+        {
+            file.Delete();
+        }
+
+        // A new instance whose key ring lacks the key the stored result was sealed with; the message comes again.
+        await using var second = await ConsumerHost.StartAsync(Server, virtualHost, scenario, idempotencyBuilder: Protect);
+        await second.SendAsync(id, new Transfer("acc-1", 100));
+        await Eventually.HoldsAsync(() => second.Log.Count(IdempotencyEventIds.MessageReplayed) == 1, "the redelivery is acknowledged", details: second.Log.ToString);
+
+        Assert.Equal(1, second.Log.Count(IdempotencyEventIds.StoredAnswerUnreadable));
+        Assert.Equal(1, await ledger.RunsAsync(id.ToString()));
+        Assert.Equal(1, await ledger.EffectsAsync(id.ToString()));
+        Assert.True(await Server.MessageCountAsync(virtualHost, ConsumerHost.Queue + "_error") <= 0, "nothing went to the error queue");
     }
 
     private async Task<(Scenario Scenario, ConsumerHost Host)> StartAsync(

@@ -135,11 +135,12 @@ public sealed class OneCommitPostgreSqlTests : IAsyncLifetime
         var database = await _server.CreateDatabaseAsync("instances");
         var connectionString = _server.ConnectionString(database, maxPoolSize: 30);
         var hosts = new List<PaymentsHost>();
+        var keyRing = Directory.CreateTempSubdirectory("payments-shared-keys-");
         try
         {
             for (var i = 0; i < 3; i++)
             {
-                hosts.Add(await PaymentsHost.StartAsync(postgreSql: connectionString, kestrel: true));
+                hosts.Add(await PaymentsHost.StartAsync(postgreSql: connectionString, kestrel: true, keyRing: keyRing.FullName));
             }
 
             var clients = hosts.Select(h => h.Client()).ToArray();
@@ -194,6 +195,8 @@ public sealed class OneCommitPostgreSqlTests : IAsyncLifetime
             {
                 await host.DisposeAsync();
             }
+
+            keyRing.Delete(recursive: true);
         }
     }
 

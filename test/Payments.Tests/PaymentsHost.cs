@@ -33,9 +33,12 @@ public sealed class PaymentsHost : IAsyncDisposable
 
     public IServiceProvider Services => _app.Services;
 
+    /// <summary>The host's own folder: its SQLite file (<c>payments.db</c>) and, beside it, the key ring (<c>payments-keys</c>).</summary>
+    public string DataDirectory => _directory;
+
     public static Task<PaymentsHost> StartAsync(Action<IServiceCollection> services) => StartAsync(services: services, idempotency: true);
 
-    public static async Task<PaymentsHost> StartAsync(bool idempotency = true, string? postgreSql = null, string? contentRoot = null, Action<IServiceCollection>? services = null, bool? oneCommit = true, bool kestrel = false, string? redis = null, string environment = "Production")
+    public static async Task<PaymentsHost> StartAsync(bool idempotency = true, string? postgreSql = null, string? contentRoot = null, Action<IServiceCollection>? services = null, bool? oneCommit = true, bool kestrel = false, string? redis = null, string environment = "Production", string? keyRing = null)
     {
         var directory = Path.Combine(Path.GetTempPath(), "payments-tests-" + Guid.NewGuid().ToString("N")[..10]);
         Directory.CreateDirectory(directory);
@@ -52,6 +55,12 @@ public sealed class PaymentsHost : IAsyncDisposable
         if (oneCommit is { } commitOnce)
         {
             args.Add($"--Payments:OneCommit={commitOnce}");
+        }
+
+        if (keyRing is not null)
+        {
+            // Instances that share a database share the Data Protection key ring too, or they cannot open each other's answers.
+            args.Add($"--Payments:KeyRing={keyRing}");
         }
 
         if (redis is not null)

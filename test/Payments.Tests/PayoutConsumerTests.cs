@@ -48,9 +48,13 @@ public sealed class PayoutConsumerTests
         await using var connection = new SqliteConnection(host.Services.GetRequiredService<PaymentsSettings>().ConnectionString);
         await connection.OpenAsync();
         await using var audit = connection.CreateCommand();
-        audit.CommandText = "SELECT COUNT(*) FROM oncely_key_reuse_audit WHERE idem_key = @k AND payload LIKE '%900%'";
+        // Stored encrypted (the sample protects stored answers and audit payloads); operators read it decrypted.
+        audit.CommandText = "SELECT COUNT(*) FROM oncely_key_reuse_audit WHERE idem_key = @k AND payload LIKE 'oncely-protected:v1:%'";
         audit.Parameters.AddWithValue("@k", id.ToString());
         Assert.Equal(1L, await audit.ExecuteScalarAsync());
+        using var admin = host.Client(PaymentsHost.Operator);
+        var entries = System.Text.Json.JsonDocument.Parse(await admin.GetStringAsync($"/admin/idempotency/audit?key={id}")).RootElement.GetProperty("entries");
+        Assert.Contains("payout-second", Assert.Single(entries.EnumerateArray()).GetProperty("payload").GetString(), StringComparison.Ordinal);
     }
 
     [Fact]

@@ -118,9 +118,31 @@ internal sealed partial class IdempotencyAdminEndpoints(IServiceProvider service
             ct)).ConfigureAwait(false);
         if (!page.Failed)
         {
-            await WriteJsonAsync(context, new AdminAuditPage([.. page.Value!.Entries.Select(AdminAuditEntry.From)], page.Value.Continuation), AdminJsonContext.Default.AdminAuditPage).ConfigureAwait(false);
+            await WriteJsonAsync(context, new AdminAuditPage([.. page.Value!.Entries.Select(Readable)], page.Value.Continuation), AdminJsonContext.Default.AdminAuditPage).ConfigureAwait(false);
         }
     }
+
+    // Stored-answer protection: an operator (this API is behind the operator policy) sees the payload decrypted; one whose
+    // key was revoked or is gone is shown as such (event 1051), never as ciphertext.
+    private AdminAuditEntry Readable(KeyReuseAuditEntry entry)
+    {
+        if (!StoredAnswerProtection.IsProtected(entry.Payload))
+        {
+            return AdminAuditEntry.From(entry);
+        }
+
+        var payload = services.GetService<IdempotencyExecutor>()?.Protection?.UnprotectAuditPayload(entry.Id, entry.Payload);
+        if (payload is null)
+        {
+            StoredAnswerProtection.LogAuditPayloadUnreadable(_logger.Value, _redaction.Value.Tenant(entry.Id.Tenant), IdempotencyRedaction.Text(entry.Id.Operation), _redaction.Value.Key(entry.Id.Key));
+            payload = UnreadableAuditPayload;
+        }
+
+        return AdminAuditEntry.From(entry with { Payload = payload });
+    }
+
+    /// <summary>What the operator API shows for an audit payload whose Data Protection key was revoked or is gone.</summary>
+    internal const string UnreadableAuditPayload = "[protected payload: its Data Protection key was revoked or is gone]";
 
     /// <summary>
     /// <c>POST {prefix}/records/release</c> with <c>{"tenant","operation","key","fencingToken"}</c>: the store's fenced

@@ -57,7 +57,9 @@ internal sealed partial class KeyReuseAuditor
             var invoker = executor.StoreInvoker;
             var clock = invoker.Clock;
             using var timeout = new CancellationTokenSource(executor.Options.StoreTimeout, clock);
-            var entry = new KeyReuseAuditEntry(id, record.Fingerprint, attemptedFingerprint, kept, clock.GetUtcNow());
+            // Sealed before the store sees it when stored-answer protection is on; the log line above carries the redacted text.
+            var stored = executor.Protection?.ProtectAuditPayload(id, kept) ?? kept;
+            var entry = new KeyReuseAuditEntry(id, record.Fingerprint, attemptedFingerprint, stored, clock.GetUtcNow());
             await invoker.ObserveAsync(
                 StoreCall.AppendAudit,
                 id.Operation,

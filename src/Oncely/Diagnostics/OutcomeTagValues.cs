@@ -11,6 +11,7 @@ internal static class OutcomeTagValues
     public const string Rejected = "rejected";
     public const string Released = "released";
     public const string NoKey = "no_key";
+    public const string AnswerUnreadable = "answer_unreadable";
 
     public static string For(IdempotencyDecisionKind kind) => kind switch
     {
@@ -18,6 +19,7 @@ internal static class OutcomeTagValues
         IdempotencyDecisionKind.Replay => Replayed,
         IdempotencyDecisionKind.InProgress => InProgress,
         IdempotencyDecisionKind.KeyReused => KeyReused,
+        IdempotencyDecisionKind.StoredAnswerUnreadable => AnswerUnreadable,
         _ => StoreUnavailable,
     };
 }

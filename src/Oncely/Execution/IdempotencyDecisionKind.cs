@@ -17,4 +17,13 @@ public enum IdempotencyDecisionKind
 
     /// <summary>The store could not be reached in time: fail closed (HTTP <c>503</c>); nothing runs.</summary>
     StoreUnavailable = 4,
+
+    /// <summary>
+    /// The operation completed earlier, but its stored answer cannot be decrypted: it was protected
+    /// (<c>ProtectStoredAnswers()</c>) under a Data Protection key that has since been revoked or removed from the key
+    /// ring. Never replayed as garbage and never run again: HTTP answers <c>410</c> (decision-table row 6a); a message is
+    /// acknowledged as already consumed. <see cref="IdempotencyDecision.Record"/> holds the record as stored (its status
+    /// code is kept in clear).
+    /// </summary>
+    StoredAnswerUnreadable = 5,
 }

@@ -77,6 +77,16 @@ public class IdempotencyEngineOptions
     public int MaxKeyLength { get; set; } = IdempotencyKeyParser.DefaultMaxLength;
 
     /// <summary>
+    /// Whether the body of a successful answer (a status below 300: every 2xx answer, and a message consumer's result) is
+    /// stored. When <see langword="false"/> (minimisation), only its status and headers are kept and a retry is answered
+    /// as decision-table row 16 answers an answer too large to keep: the stored status and headers, no body, and
+    /// <c>Idempotent-Body-Omitted: true</c> over HTTP; the operation still never runs twice. For teams that would rather
+    /// have clients re-fetch the resource (its <c>Location</c> is replayed) than keep a copy of it. Error answers (4xx)
+    /// keep their bodies: they tell the client what to fix. Default: <see langword="true"/>.
+    /// </summary>
+    public bool StoreSuccessfulResponseBodies { get; set; } = true;
+
+    /// <summary>
     /// Checks the settings and returns what to change, or an empty list.
     /// </summary>
     /// <returns>One sentence per problem.</returns>

@@ -194,6 +194,7 @@ public sealed partial class IdempotencyExecution : IAsyncDisposable, IRenewableL
 
         // Renewal has almost always nothing in flight: the completion is then written without a state machine of its own.
         var stopping = StopRenewalAsync();
+        response = ForStore(response);
         return stopping.IsCompletedSuccessfully ? WriteCompletionAsync(response, cancellationToken) : WriteCompletionAfterAsync(stopping, response, cancellationToken);
     }
 
@@ -258,7 +259,7 @@ public sealed partial class IdempotencyExecution : IAsyncDisposable, IRenewableL
             StoreCall.CompleteInTransaction,
             transaction,
             static (store, tx, s, ct) => store.TryCompleteAsync(tx, s.execution.Id, s.execution.FencingToken, s.response, s.execution.Expiration, ct),
-            (execution: this, response),
+            (execution: this, response: ForStore(response)),
             cancellationToken).ConfigureAwait(false);
         if (!completed)
         {
@@ -352,6 +353,13 @@ public sealed partial class IdempotencyExecution : IAsyncDisposable, IRenewableL
         RecoveryPoint = record.RecoveryPoint;
         Volatile.Write(ref _reservationPending, 0);
     }
+
+    /// <summary>
+    /// What the store keeps of <paramref name="response"/>: minimised (<see cref="IdempotencyEngineOptions.StoreSuccessfulResponseBodies"/>)
+    /// and sealed (stored-answer protection) as configured. Every completion path goes through it, integrations that stage
+    /// the completion themselves (EF Core) included.
+    /// </summary>
+    internal IdempotentResponse ForStore(IdempotentResponse response) => _runtime.ForStore(Id, response);
 
     /// <summary>
     /// Low-level hook for integrations that stage the completion in the operation's transaction themselves (for example

@@ -1,5 +1,6 @@
 using System.Diagnostics.Metrics;
 using Microsoft.Extensions.Compliance.Redaction;
+using Microsoft.AspNetCore.DataProtection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Polly;
@@ -34,8 +35,34 @@ public sealed partial class IdempotencyExecutor
     /// <see langword="null"/>: card numbers are masked (<see cref="PrimaryAccountNumberRedactor"/>), nothing else changes.
     /// Card numbers are masked in every case.
     /// </param>
+    /// <param name="dataProtectionProvider">
+    /// Encrypts each stored answer's headers and body before the store sees it, and decrypts it for a replay (see
+    /// docs/data-protection.md); with dependency injection, <c>.ProtectStoredAnswers()</c> passes the application's.
+    /// Default: <see langword="null"/>, answers stored in clear.
+    /// </param>
     /// <exception cref="ArgumentException">The options are invalid; the message says what to change.</exception>
-    public IdempotencyExecutor(IIdempotencyStore store, IdempotencyEngineOptions options, TimeProvider? timeProvider = null, ILogger<IdempotencyExecutor>? logger = null, IMeterFactory? meterFactory = null, IRedactorProvider? redactorProvider = null)
+    public IdempotencyExecutor(
+        IIdempotencyStore store,
+        IdempotencyEngineOptions options,
+        TimeProvider? timeProvider = null,
+        ILogger<IdempotencyExecutor>? logger = null,
+        IMeterFactory? meterFactory = null,
+        IRedactorProvider? redactorProvider = null,
+        IDataProtectionProvider? dataProtectionProvider = null)
+        : this(
+            store,
+            options,
+            timeProvider,
+            logger,
+            meterFactory,
+            redactorProvider is null ? IdempotencyRedaction.Default : new IdempotencyRedaction(redactorProvider),
+            dataProtectionProvider is null ? null : new StoredAnswerProtection(dataProtectionProvider))
+    {
+    }
+
+    // The DI path: the application's one IdempotencyRedaction and StoredAnswerProtection (ProtectStoredAnswers), shared
+    // with the auditor and the operator API.
+    internal IdempotencyExecutor(IIdempotencyStore store, IdempotencyEngineOptions options, TimeProvider? timeProvider, ILogger<IdempotencyExecutor>? logger, IMeterFactory? meterFactory, IdempotencyRedaction redaction, StoredAnswerProtection? protection)
     {
         ArgumentNullException.ThrowIfNull(store);
         ArgumentNullException.ThrowIfNull(options);
@@ -62,14 +89,15 @@ public sealed partial class IdempotencyExecutor
             OperationSettings.From(options),
             completionRetries,
             (ILogger?)logger ?? NullLogger.Instance,
-            redactorProvider is null ? IdempotencyRedaction.Default : new IdempotencyRedaction(redactorProvider));
+            redaction,
+            protection);
     }
 
     // WithPolicy: the same store calls, logger and completion retries; another lease, expiration and in-progress wait.
     private IdempotencyExecutor(IdempotencyExecutor engine, IdempotencyPolicy policy)
     {
         var shared = engine._runtime;
-        _runtime = new ExecutionRuntime(shared.Store, shared.Options, OperationSettings.From(shared.Options, policy), shared.CompletionRetries, shared.Logger, shared.Redaction);
+        _runtime = new ExecutionRuntime(shared.Store, shared.Options, OperationSettings.From(shared.Options, policy), shared.CompletionRetries, shared.Logger, shared.Redaction, shared.Protection);
         Policy = policy;
     }
 
@@ -111,6 +139,8 @@ public sealed partial class IdempotencyExecutor
 
     /// <summary>What the executor's and its transport's log values pass through (card numbers masked, then the application's redactors).</summary>
     internal IdempotencyRedaction Redaction => _runtime.Redaction;
+    /// <summary>Stored-answer protection (<c>ProtectStoredAnswers()</c>), or <see langword="null"/>; the key-reuse audit seals its payloads with it.</summary>
+    internal StoredAnswerProtection? Protection => _runtime.Protection;
 
     /// <summary>The executor's spans and metrics.</summary>
     internal IdempotencyInstrumentation Instrumentation => _runtime.Store.Instrumentation;
@@ -196,8 +226,8 @@ public sealed partial class IdempotencyExecutor
                     LogInProgress(_runtime.Logger, _runtime.Redaction.Tenant(id.Tenant), IdempotencyRedaction.Text(id.Operation), _runtime.Redaction.Key(id.Key));
                     return new IdempotencyDecision(kind, result.Record, null, null);
                 default:
-                    // Row 6 (replay) or row 8 (key reused).
-                    return new IdempotencyDecision(kind, result.Record, null, null);
+                    // Row 6 (replay; 6a when its answer cannot be decrypted) or row 8 (key reused).
+                    return Settled(kind, result.Record);
             }
         }
     }
@@ -235,7 +265,7 @@ public sealed partial class IdempotencyExecutor
         // Nothing settled by the read (no record, or one of this fingerprint still held): the reservation in the
         // operation's transaction decides.
         return DecisionMapping.FromRecord(record, fingerprint) is { } settled
-            ? new IdempotencyDecision(settled, record, null, null)
+            ? Settled(settled, record)
             : new IdempotencyDecision(IdempotencyDecisionKind.Execute, record, new IdempotencyExecution(_runtime, id, fingerprint), null);
     }
 
@@ -268,7 +298,7 @@ public sealed partial class IdempotencyExecutor
         // A record still held, or gone since the conflict, is answered as in progress: retry later.
         var kind = DecisionMapping.FromRecord(record, fingerprint) ?? IdempotencyDecisionKind.InProgress;
         LogReservationConflict(_runtime.Logger, _runtime.Redaction.Tenant(id.Tenant), IdempotencyRedaction.Text(id.Operation), _runtime.Redaction.Key(id.Key), kind);
-        return new IdempotencyDecision(kind, record, null, null);
+        return Settled(kind, record);
     }
 
     /// <summary>
@@ -294,7 +324,7 @@ public sealed partial class IdempotencyExecutor
             attempt?.SetOutcome(OutcomeTagValues.For(decision.Kind));
             if (decision.Kind != IdempotencyDecisionKind.Execute)
             {
-                return new IdempotencyExecutionResult(decision.Kind, decision.Record?.Response, null);
+                return new IdempotencyExecutionResult(decision.Kind, decision.Kind == IdempotencyDecisionKind.StoredAnswerUnreadable ? null : decision.Record?.Response, null);
             }
 
             var execution = decision.Execution!;
@@ -327,6 +357,20 @@ public sealed partial class IdempotencyExecutor
         {
             attempt?.Stop();
         }
+    }
+
+    // A decision made without running: a replay gets its stored answer opened (row 6), or, when that answer cannot be
+    // decrypted (its key was revoked or is gone), the refusal of row 6a; the operation never runs again either way.
+    private IdempotencyDecision Settled(IdempotencyDecisionKind kind, IdempotencyRecord? record)
+    {
+        if (kind != IdempotencyDecisionKind.Replay || record is null)
+        {
+            return new IdempotencyDecision(kind, record, null, null);
+        }
+
+        return _runtime.TryReadAnswer(record, out var readable)
+            ? new IdempotencyDecision(kind, readable, null, null)
+            : new IdempotencyDecision(IdempotencyDecisionKind.StoredAnswerUnreadable, record, null, null);
     }
 
     // Row 13: fail closed; nothing runs.

@@ -144,7 +144,8 @@ public sealed class ConsumerHost : IAsyncDisposable
         Action<IdempotentConsumerOptions>? options = null,
         Func<IIdempotencyStore, IIdempotencyStore>? wrapStore = null,
         int concurrency = 4,
-        Action<IRetryConfigurator>? retry = null)
+        Action<IRetryConfigurator>? retry = null,
+        Action<IIdempotencyBuilder>? idempotencyBuilder = null)
     {
         var services = new ServiceCollection();
         var log = new LogCapture();
@@ -155,6 +156,7 @@ public sealed class ConsumerHost : IAsyncDisposable
             o.Lease = TimeSpan.FromSeconds(5);
             options?.Invoke(o);
         }).UseSqlite(scenario.Ledger.ConnectionString);
+        idempotencyBuilder?.Invoke(idempotency);
         if (wrapStore is not null)
         {
             var inner = new ServiceCollection().AddIdempotentConsumers().UseSqlite(scenario.Ledger.ConnectionString).Services.BuildServiceProvider().GetRequiredService<IIdempotencyStore>();
