@@ -195,6 +195,15 @@ internal sealed class IdempotencyOperationTransformer : IOpenApiOperationTransfo
             contract.KeyReusedStatusCode,
             $"This key ({contract.KeyLocation}) was used before for a different payload (`{types}{IdempotencyRefusals.Row08KeyReused.ProblemType}`). Nothing ran: use a new key for a new operation.",
             null);
+        if (contract.AnswersProtected)
+        {
+            var unreadableAnswer = IdempotencyRefusals.Row06aStoredAnswerUnreadable;
+            yield return new(
+                unreadableAnswer.Status,
+                $"This key's operation already ran, but its stored answer can no longer be decrypted: the data-protection key it was sealed with was revoked or is gone (`{types}{unreadableAnswer.ProblemType}`). The operation does not run again; look its result up by other means.",
+                null);
+        }
+
         var tooLarge = IdempotencyRefusals.Row15PayloadTooLarge;
         yield return new(
             tooLarge.Status,

@@ -16,12 +16,19 @@ internal sealed class IdempotencyEndpointContract
     private readonly IdempotencyEndpoint _endpoint;
     private readonly IdempotencyOptions _options;
 
-    private IdempotencyEndpointContract(IdempotencyEndpoint endpoint, IdempotencyOptions options, IdempotencySenderDescription? sender)
+    private IdempotencyEndpointContract(IdempotencyEndpoint endpoint, IdempotencyOptions options, IdempotencySenderDescription? sender, bool answersProtected)
     {
         _endpoint = endpoint;
         _options = options;
         Sender = sender;
+        AnswersProtected = answersProtected;
     }
+
+    /// <summary>
+    /// Whether stored answers are encrypted (<c>ProtectStoredAnswers()</c>): then a retry whose stored answer can no longer
+    /// be decrypted is refused with <c>410</c> (row 6a).
+    /// </summary>
+    public bool AnswersProtected { get; }
 
     public bool KeyRequired => _endpoint.KeyRequired;
 
@@ -74,7 +81,7 @@ internal sealed class IdempotencyEndpointContract
         var collection = metadata as EndpointMetadataCollection ?? new EndpointMetadataCollection(metadata);
         var options = services.GetService<IOptions<IdempotencyOptions>>()?.Value ?? new IdempotencyOptions();
         return IdempotencyEndpoint.Describe(collection, options) is { } endpoint
-            ? new IdempotencyEndpointContract(endpoint, options, endpoint.SenderVerifier?.Describe(services))
+            ? new IdempotencyEndpointContract(endpoint, options, endpoint.SenderVerifier?.Describe(services), services.GetService<StoredAnswerProtection>() is not null)
             : null;
     }
 

@@ -106,6 +106,18 @@ public sealed class IdempotencyOperationTransformerTests
     }
 
     [Fact]
+    public async Task ProtectedStoredAnswers_Document410ForAnAnswerThatCanNoLongerBeDecrypted()
+    {
+        await using var protectedDocument = await OpenApiDocument.ServeAsync(Endpoints, idempotency: oncely => oncely.ProtectStoredAnswers());
+        await using var plain = await OpenApiDocument.ServeAsync(Endpoints);
+
+        var gone = OpenApiDocument.Response(protectedDocument.Operation("/payments"), 410);
+        Assert.Contains("idempotency-stored-answer-unreadable", gone.GetProperty("description").GetString(), StringComparison.Ordinal);
+        Assert.True(gone.GetProperty("content").TryGetProperty("application/problem+json", out _));
+        Assert.DoesNotContain("410", OpenApiDocument.Statuses(plain.Operation("/payments")));
+    }
+
+    [Fact]
     public async Task IdempotentEndpoint_DocumentsEveryRefusalAsProblemJson()
     {
         await using var document = await OpenApiDocument.ServeAsync(Endpoints);
