@@ -1,4 +1,6 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Text.Json;
+using System.Text.Json.Serialization.Metadata;
 using Microsoft.AspNetCore.Http;
 
 namespace Oncely.AspNetCore;
@@ -17,9 +19,29 @@ public static class IdempotentResponses
     /// <param name="location">An optional <c>Location</c> header.</param>
     /// <param name="options">Serializer settings; default: web defaults (camelCase).</param>
     /// <returns>The answer, with <c>Content-Type: application/json; charset=utf-8</c>.</returns>
+    [RequiresUnreferencedCode("Serialises T by reflection. Under trimming or Native AOT, pass a JsonTypeInfo<T> from a JsonSerializerContext instead.")]
+    [RequiresDynamicCode("Serialises T by reflection. Under trimming or Native AOT, pass a JsonTypeInfo<T> from a JsonSerializerContext instead.")]
     public static IdempotentResponse Json<T>(int statusCode, T value, string? location = null, JsonSerializerOptions? options = null)
+        => Answer(statusCode, JsonSerializer.SerializeToUtf8Bytes(value, options ?? JsonSerializerOptions.Web), location);
+
+    /// <summary>
+    /// A JSON answer, serialised with source-generated metadata (<c>AppJsonContext.Default.Payment</c>): the overload for
+    /// trimmed and Native AOT apps.
+    /// </summary>
+    /// <typeparam name="T">The value's type.</typeparam>
+    /// <param name="statusCode">The status code, for example 201.</param>
+    /// <param name="value">The body.</param>
+    /// <param name="jsonTypeInfo">The type's metadata from a <see cref="System.Text.Json.Serialization.JsonSerializerContext"/>.</param>
+    /// <param name="location">An optional <c>Location</c> header.</param>
+    /// <returns>The answer, with <c>Content-Type: application/json; charset=utf-8</c>.</returns>
+    public static IdempotentResponse Json<T>(int statusCode, T value, JsonTypeInfo<T> jsonTypeInfo, string? location = null)
     {
-        var body = JsonSerializer.SerializeToUtf8Bytes(value, options ?? JsonSerializerOptions.Web);
+        ArgumentNullException.ThrowIfNull(jsonTypeInfo);
+        return Answer(statusCode, JsonSerializer.SerializeToUtf8Bytes(value, jsonTypeInfo), location);
+    }
+
+    private static IdempotentResponse Answer(int statusCode, byte[] body, string? location)
+    {
         var headers = new List<KeyValuePair<string, string>>(2) { new("Content-Type", "application/json; charset=utf-8") };
         if (location is not null)
         {
