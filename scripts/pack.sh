@@ -20,7 +20,7 @@ while [ $# -gt 0 ]; do
 done
 mkdir -p "$out"
 out="$(cd "$out" && pwd)"
-export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 MSBUILDDISABLENODEREUSE=1
 # Packing the solution packs each project whose IsPackable is true, whatever its name: a new src/ project or tool is
 # packed without changing this script.
 dotnet pack "$root/Oncely.slnx" -c "$configuration" -o "$out" "${args[@]+"${args[@]}"}"

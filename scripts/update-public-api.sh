@@ -3,14 +3,16 @@
 # the public surface, or after merging branches that changed it, then review the diff and commit it).
 #   ./scripts/update-public-api.sh                 every library under src/ (a new project gets its two files)
 #   ./scripts/update-public-api.sh src/Oncely.Http only these projects (folders or .csproj files)
-# New public symbols (RS0016) are added by the analyzer's own code fix through `dotnet format analyzers`; symbols that
-# are gone (RS0017) are read from a build's diagnostics: an Unshipped line is deleted, a Shipped one is recorded as
-# *REMOVED* in Unshipped (the analyzer's convention). Tools (OutputType Exe) and template packages have no API to
+# It reads the analyzer's diagnostics from one build of each project: a new public symbol (RS0016) is added to
+# PublicAPI.Unshipped.txt exactly as the message names it; a symbol that is gone (RS0017) has its Unshipped line
+# deleted, or, when it had shipped, is recorded as *REMOVED* in Unshipped (the analyzer's convention). Unshipped is
+# kept sorted (ordinal). (`dotnet format analyzers <proj> --diagnostics RS0016 --severity info` applies the
+# analyzer's own code fix too, but skips a project whose build shows other API warnings, and is slower.) Tools (OutputType Exe) and template packages have no API to
 # freeze: they get no PublicAPI files. Ends with a build that must show no RS00xx diagnostic.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
-export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 MSBUILDDISABLENODEREUSE=1
 
 projects=()
 if [ $# -gt 0 ]; then
@@ -46,23 +48,33 @@ for p in "${libraries[@]}"; do
   dotnet build "$p" -c Release -p:TreatWarningsAsErrors=false -p:WarningsAsErrors= -v q -clp:NoSummary -nologo >/dev/null 2>&1 || true
 done
 
+sorted() { # file: keep the first line (#nullable enable), sort the rest (ordinal), no duplicates
+  { head -n 1 "$1"; tail -n +2 "$1" | grep -v '^$' | LC_ALL=C sort -u; } > "$1.new" && mv "$1.new" "$1"
+}
+
 for p in "${libraries[@]}"; do
   dir="$(dirname "$p")"
   echo "update-public-api: $p"
-  # Gone symbols first: their lines would otherwise stay and fail the build (RS0017).
+  found="$(diagnostics "$p")"
+  # Gone symbols (RS0017): an Unshipped line is deleted, a Shipped one recorded as *REMOVED*.
   while IFS= read -r symbol; do
     [ -n "$symbol" ] || continue
     if grep -qxF -- "$symbol" "$dir/PublicAPI.Unshipped.txt"; then
       grep -vxF -- "$symbol" "$dir/PublicAPI.Unshipped.txt" > "$dir/PublicAPI.Unshipped.txt.new" || true
       mv "$dir/PublicAPI.Unshipped.txt.new" "$dir/PublicAPI.Unshipped.txt"
-      echo "  removed (unshipped): $symbol"
+      echo "  - $symbol"
     elif grep -qxF -- "$symbol" "$dir/PublicAPI.Shipped.txt" && ! grep -qxF -- "*REMOVED*$symbol" "$dir/PublicAPI.Unshipped.txt"; then
       echo "*REMOVED*$symbol" >> "$dir/PublicAPI.Unshipped.txt"
-      echo "  removed (shipped, recorded as *REMOVED*): $symbol"
+      echo "  - $symbol (shipped: recorded as *REMOVED*)"
     fi
-  done < <(diagnostics "$p" | grep 'RS0017' | sed -E "s/.*Symbol '(.*)' is part of the declared API.*/\1/" | sort -u)
-  # New symbols: the analyzer's code fix writes them to PublicAPI.Unshipped.txt.
-  dotnet format analyzers "$p" --diagnostics RS0016 RS0017 RS0036 RS0037 --severity info -v q
+  done < <(echo "$found" | grep 'RS0017' | sed -E "s/.*Symbol '(.*)' is part of the declared API.*/\1/" | sort -u)
+  # New symbols (RS0016): the analyzer's message names each one exactly as the file must list it.
+  while IFS= read -r symbol; do
+    [ -n "$symbol" ] || continue
+    echo "$symbol" >> "$dir/PublicAPI.Unshipped.txt"
+    echo "  + $symbol"
+  done < <(echo "$found" | grep 'RS0016' | sed -E "s/.*Symbol '(.*)' is not part of the declared (public )?API.*/\1/" | sort -u)
+  sorted "$dir/PublicAPI.Unshipped.txt"
 done
 
 status=0

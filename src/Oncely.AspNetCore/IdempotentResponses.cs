@@ -12,6 +12,7 @@ namespace Oncely.AspNetCore;
 /// </summary>
 public static class IdempotentResponses
 {
+#pragma warning disable RS0026 // Two overloads with optional parameters, as Results.Json has: the JsonTypeInfo<T> one needs its metadata argument, so no call can be ambiguous.
     /// <summary>A JSON answer, serialised with <paramref name="options"/> (default: <see cref="JsonSerializerOptions.Web"/>, as minimal APIs use).</summary>
     /// <typeparam name="T">The value's type.</typeparam>
     /// <param name="statusCode">The status code, for example 201.</param>
@@ -39,6 +40,8 @@ public static class IdempotentResponses
         ArgumentNullException.ThrowIfNull(jsonTypeInfo);
         return Answer(statusCode, JsonSerializer.SerializeToUtf8Bytes(value, jsonTypeInfo), location);
     }
+
+#pragma warning restore RS0026
 
     private static IdempotentResponse Answer(int statusCode, byte[] body, string? location)
     {
