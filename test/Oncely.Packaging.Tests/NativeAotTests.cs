@@ -16,7 +16,7 @@ namespace Oncely.Packaging.Tests;
 [Collection(PackagesCollection.Name)]
 public sealed partial class NativeAotTests(PackedFeed feed, ITestOutputHelper output)
 {
-    private static readonly TimeSpan PublishTimeout = TimeSpan.FromMinutes(8);
+    private static readonly TimeSpan PublishTimeout = TimeSpan.FromMinutes(15);
 
     [Fact]
     public async Task NativeAotApp_FromPackedPackages_PublishesWithoutWarningsAndAnswersReplay409And422()
