@@ -86,5 +86,5 @@ for p in "${libraries[@]}"; do
     status=1
   fi
 done
-[ $status -eq 0 ] && echo "update-public-api: public API files up to date ($(git -C "$root" diff --stat -- '*PublicAPI.*.txt' | tail -n 1))"
+[ $status -eq 0 ] && echo "update-public-api: public API files up to date ($(git -C "$root" diff --stat -- '*PublicAPI.*.txt' 2>/dev/null | tail -n 1))"
 exit $status
