@@ -93,7 +93,12 @@ public sealed partial class PackedFeed : IAsyncLifetime
             : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".nuget", "packages");
         foreach (var id in PackageIds)
         {
-            TryDelete(Path.Combine(cache, id.ToLowerInvariant(), Version.ToLowerInvariant()));
+            var package = Path.Combine(cache, id.ToLowerInvariant());
+            TryDelete(Path.Combine(package, Version.ToLowerInvariant()));
+            if (Directory.Exists(package) && !Directory.EnumerateFileSystemEntries(package).Any())
+            {
+                TryDelete(package); // the package had no other version in the cache
+            }
         }
 
         return Task.CompletedTask;
