@@ -2,7 +2,8 @@
 # Runs every Oncely test on a fresh Debian machine with the .NET 10 SDK: installs what the tests need
 # (PostgreSQL server binaries, redis-server and the RabbitMQ server for the tests' own throw-away servers; headless
 # Chromium and ChromeDriver for the operator console's browser tests; clang and zlib1g-dev for Native AOT publishing),
-# then `dotnet test` over the solution.
+# then `dotnet test` over the solution. The hang timeout is per test: the packaging tests pack, restore, build and
+# publish (Native AOT) real apps, which takes minutes on a busy 2-core machine.
 # Extra arguments go to `dotnet test` (for example: ./test.sh --filter "FullyQualifiedName~Sqlite").
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -27,5 +28,5 @@ dotnet build Oncely.slnx -c Release
 dotnet test Oncely.slnx -c Release --no-build \
   --logger "trx" --logger "console;verbosity=minimal" \
   --results-directory "$results" \
-  --blame-hang-timeout 5m \
+  --blame-hang-timeout 15m \
   "$@"

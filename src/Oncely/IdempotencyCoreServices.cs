@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using Microsoft.Extensions.Compliance.Redaction;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -26,7 +27,7 @@ internal static class IdempotencyCoreServices
     /// <param name="configure">Changes the transport's defaults; may be <see langword="null"/>.</param>
     /// <param name="owner">The transport's package, named in start-up refusals (<c>Oncely</c>, <c>Oncely.MassTransit</c>).</param>
     /// <returns>The builder the transport's <c>Add…</c> method returns.</returns>
-    public static IIdempotencyBuilder AddIdempotencyTransport<TOptions>(this IServiceCollection services, Action<TOptions>? configure, string owner)
+    public static IIdempotencyBuilder AddIdempotencyTransport<[DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicParameterlessConstructor)] TOptions>(this IServiceCollection services, Action<TOptions>? configure, string owner)
         where TOptions : IdempotencyEngineOptions
     {
         var options = services.AddOptions<TOptions>();

@@ -21,22 +21,24 @@ internal static class IdempotencyOptionsBinder
 
     /// <exception cref="InvalidOperationException">A key is not a setting, or a value does not convert; the message names it.</exception>
     public static void Bind(IConfiguration configuration, IdempotencyOptions options)
-        => BindStrictly(configuration, Only(configuration, maintenance: false), options);
+        => Strictly(configuration, () => Only(configuration, maintenance: false).Bind(options, binder => binder.ErrorOnUnknownConfiguration = true));
 
     /// <exception cref="InvalidOperationException">A value does not convert; the message names it.</exception>
     public static void Bind(IConfiguration configuration, IdempotencyMaintenanceOptions options)
-        => BindStrictly(configuration, Only(configuration, maintenance: true), options);
+        => Strictly(configuration, () => Only(configuration, maintenance: true).Bind(options, binder => binder.ErrorOnUnknownConfiguration = true));
 
     // The section's keys of one kind: the shared maintenance settings, or all the others (HTTP settings, policies and
     // any misspelling, which the strict binding then names).
     private static IConfiguration Only(IConfiguration configuration, bool maintenance)
         => new SomeKeys(configuration, key => MaintenanceKeys.Contains(key) == maintenance);
 
-    private static void BindStrictly(IConfiguration configuration, IConfiguration values, object options)
+    // Each Bind call above names its options type, so the configuration binding source generator writes the binding
+    // code at compile time (no reflection: Native AOT and trimming safe).
+    private static void Strictly(IConfiguration configuration, Action bind)
     {
         try
         {
-            values.Bind(options, binder => binder.ErrorOnUnknownConfiguration = true);
+            bind();
         }
         catch (InvalidOperationException e)
         {
