@@ -37,8 +37,9 @@ public static class IdempotencyConsoleEndpointRouteBuilderExtensions
         group.WithMetadata(new AllowAnonymousAttribute());
         group.ExcludeFromDescription();
         string[] methods = [HttpMethods.Get, HttpMethods.Head];
-        group.MapMethods("/", methods, files.ServePageAsync).WithDisplayName($"Oncely operator console ({prefix})");
-        group.MapMethods("/{file}", methods, files.ServeFileAsync).WithDisplayName($"Oncely operator console files ({prefix})");
+        // RequestDelegates, not minimal-API delegates: no RequestDelegateFactory reflection, so Native AOT and trimming stay clean.
+        group.MapMethods("/", methods, new RequestDelegate(files.ServePageAsync)).WithDisplayName($"Oncely operator console ({prefix})");
+        group.MapMethods("/{file}", methods, new RequestDelegate(context => files.ServeFileAsync(context, context.Request.RouteValues["file"] as string ?? string.Empty))).WithDisplayName($"Oncely operator console files ({prefix})");
         return group;
     }
 }
