@@ -2,6 +2,7 @@ using System.Diagnostics;
 using MassTransit;
 using MassTransit.Configuration;
 using MassTransit.Context;
+using Microsoft.Extensions.Logging;
 
 namespace Oncely.MassTransit;
 
@@ -82,19 +83,15 @@ internal sealed partial class IdempotentConsumeFilter<TMessage>(IdempotentConsum
                 return;
 
             case IdempotencyDecisionKind.Replay:
-                // Acknowledged as consumed without calling the consumer: the effect committed on an earlier delivery.
-                LogReplayed(shared.Logger, shared.Executor.Redaction.Tenant(id.Tenant), IdempotencyRedaction.Text(operation), shared.Executor.Redaction.Key(id.Key), context.GetRedeliveryCount(), context.GetRetryAttempt());
-                if (reportReplayAsConsumed)
+            case IdempotencyDecisionKind.StoredAnswerUnreadable:
+                // Acknowledged as consumed without calling the consumer: the effect committed on an earlier delivery (also
+                // when its stored result can no longer be decrypted — its Data Protection key was revoked or is gone, event
+                // 1050 logged: it is never run again).
+                if (shared.Logger.IsEnabled(LogLevel.Debug))
                 {
-                    await context.NotifyConsumed(Stopwatch.GetElapsedTime(started), name).ConfigureAwait(false);
+                    LogReplayed(shared.Logger, shared.Executor.Redaction.Tenant(id.Tenant), IdempotencyRedaction.Text(operation), shared.Executor.Redaction.Key(id.Key), context.GetRedeliveryCount(), context.GetRetryAttempt());
                 }
 
-                return;
-
-            case IdempotencyDecisionKind.StoredAnswerUnreadable:
-                // The effect committed on an earlier delivery, but its stored result cannot be decrypted any more (its Data
-                // Protection key was revoked or is gone; event 1050 is logged): acknowledged as consumed, never run again.
-                LogReplayed(shared.Logger, id.Tenant, operation, id.Key, context.GetRedeliveryCount(), context.GetRetryAttempt());
                 if (reportReplayAsConsumed)
                 {
                     await context.NotifyConsumed(Stopwatch.GetElapsedTime(started), name).ConfigureAwait(false);
@@ -103,7 +100,10 @@ internal sealed partial class IdempotentConsumeFilter<TMessage>(IdempotentConsum
                 return;
 
             case IdempotencyDecisionKind.InProgress:
-                LogInProgress(shared.Logger, shared.Executor.Redaction.Tenant(id.Tenant), IdempotencyRedaction.Text(operation), shared.Executor.Redaction.Key(id.Key), context.GetRetryAttempt());
+                if (shared.Logger.IsEnabled(LogLevel.Debug))
+                {
+                    LogInProgress(shared.Logger, shared.Executor.Redaction.Tenant(id.Tenant), IdempotencyRedaction.Text(operation), shared.Executor.Redaction.Key(id.Key), context.GetRetryAttempt());
+                }
                 throw new IdempotentMessageInProgressException(id, decision.Record?.LeaseExpiresAt);
 
             case IdempotencyDecisionKind.KeyReused:

@@ -198,22 +198,7 @@ internal sealed partial class RedisIdempotencyStore
             batch.Clear();
         }
 
-        await foreach (var key in server.KeysAsync(_databaseNumber, pattern, ScanPageSize).WithCancellation(cancellationToken).ConfigureAwait(false))
-        {
-            if (_keys.TryParseRecord(key.ToString(), out var id) && wanted(id))
-            {
-                batch.Add((key, id));
-                if (batch.Count == ReadBatch)
-                {
-                    await FlushAsync().ConfigureAwait(false);
-                }
-            }
-        }
-
-        if (batch.Count > 0)
-        {
-            await FlushAsync().ConfigureAwait(false);
-        }
+        await ForEachRecordBatchAsync(server, pattern, wanted, batch, ReadBatch, FlushAsync, cancellationToken).ConfigureAwait(false);
     }
 
     // f, s, t, l, e, c, p, h; null when the key vanished (expired, released) between the scan and the read.
@@ -328,6 +313,31 @@ internal sealed partial class RedisIdempotencyStore
                 text = text[length..];
                 return part;
             }
+        }
+    }
+
+    /// <summary>
+    /// SCANs one server for record keys matching <paramref name="pattern"/>, collects those whose id passes
+    /// <paramref name="wanted"/> into <paramref name="batch"/> and calls <paramref name="flush"/> (which empties it) every
+    /// <paramref name="batchSize"/> keys and once more at the end: the one scan loop of the listing and the erasure.
+    /// </summary>
+    private async Task ForEachRecordBatchAsync(IServer server, RedisValue pattern, Func<IdempotencyRecordId, bool> wanted, List<(RedisKey Key, IdempotencyRecordId Id)> batch, int batchSize, Func<Task> flush, CancellationToken cancellationToken)
+    {
+        await foreach (var key in server.KeysAsync(_databaseNumber, pattern, ScanPageSize).WithCancellation(cancellationToken).ConfigureAwait(false))
+        {
+            if (_keys.TryParseRecord(key.ToString(), out var id) && wanted(id))
+            {
+                batch.Add((key, id));
+                if (batch.Count == batchSize)
+                {
+                    await flush().ConfigureAwait(false);
+                }
+            }
+        }
+
+        if (batch.Count > 0)
+        {
+            await flush().ConfigureAwait(false);
         }
     }
 }

@@ -105,22 +105,7 @@ internal sealed partial class RedisIdempotencyStore : IIdempotencyStoreErasure
             batch.Clear();
         }
 
-        await foreach (var key in server.KeysAsync(_databaseNumber, pattern, ScanPageSize).WithCancellation(cancellationToken).ConfigureAwait(false))
-        {
-            if (_keys.TryParseRecord(key.ToString(), out var id) && wanted(id))
-            {
-                batch.Add((key, id));
-                if (batch.Count == EraseBatch)
-                {
-                    await FlushAsync().ConfigureAwait(false);
-                }
-            }
-        }
-
-        if (batch.Count > 0)
-        {
-            await FlushAsync().ConfigureAwait(false);
-        }
+        await ForEachRecordBatchAsync(server, pattern, wanted, batch, EraseBatch, FlushAsync, cancellationToken).ConfigureAwait(false);
 
         if (last is { } anyErased)
         {

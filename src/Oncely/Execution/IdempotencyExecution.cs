@@ -471,10 +471,11 @@ public sealed partial class IdempotencyExecution : IAsyncDisposable, IRenewableL
                 return CompletionOutcome.LeaseLost;
             }
 
-if (_runtime.Logger.IsEnabled(LogLevel.Debug))
-{
-    LogExecuted(_runtime.Logger, _runtime.Redaction.Tenant(Id.Tenant), IdempotencyRedaction.Text(Id.Operation), _runtime.Redaction.Key(Id.Key), response.StatusCode);
-}
+            if (_runtime.Logger.IsEnabled(LogLevel.Debug))
+            {
+                LogExecuted(_runtime.Logger, _runtime.Redaction.Tenant(Id.Tenant), IdempotencyRedaction.Text(Id.Operation), _runtime.Redaction.Key(Id.Key), response.StatusCode);
+            }
+
             return CompletionOutcome.Completed;
         }
         catch (Exception ex) when (StoreInvoker.IsStoreFailure(ex, cancellationToken))

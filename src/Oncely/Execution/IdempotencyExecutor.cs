@@ -223,7 +223,10 @@ public sealed partial class IdempotencyExecutor
                         continue;
                     }
 
-                    LogInProgress(_runtime.Logger, _runtime.Redaction.Tenant(id.Tenant), IdempotencyRedaction.Text(id.Operation), _runtime.Redaction.Key(id.Key));
+                    if (_runtime.Logger.IsEnabled(LogLevel.Debug))
+                    {
+                        LogInProgress(_runtime.Logger, _runtime.Redaction.Tenant(id.Tenant), IdempotencyRedaction.Text(id.Operation), _runtime.Redaction.Key(id.Key));
+                    }
                     return new IdempotencyDecision(kind, result.Record, null, null);
                 default:
                     // Row 6 (replay; 6a when its answer cannot be decrypted) or row 8 (key reused).
