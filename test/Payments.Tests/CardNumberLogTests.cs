@@ -30,7 +30,9 @@ public sealed class CardNumberLogTests
         using var client = host.Client();
         var alice = await PaymentsHost.CreateAccountAsync(client, "alice", deposit: 1000);
         var bob = await PaymentsHost.CreateAccountAsync(client, "bob");
-        var key = Guid.NewGuid().ToString();
+        // No digits: the positive control below looks for the key in the log, where a run that looks like a card number
+        // (a random id sometimes holds one) would be masked.
+        var key = $"card-log-{string.Concat(Guid.NewGuid().ToString("N").Select(c => (char)(char.IsAsciiDigit(c) ? 'g' + (c - '0') : c)))}";
 
         using var paid = await PaymentsHost.PostAsync(client, "/payments", new { from = alice.Id, to = bob.Id, amount = 100, currency = "EUR", reference = "card 4242 4242 4242 4242 order 4242424242424241" }, key);
         Assert.Equal(HttpStatusCode.Created, paid.StatusCode);

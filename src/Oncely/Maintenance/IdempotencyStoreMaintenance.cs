@@ -21,6 +21,7 @@ internal sealed class IdempotencyStoreMaintenance(
     ILogger<IdempotencyStoreMaintenance> logger) : BackgroundService
 {
     private readonly IdempotencyStoreMaintenanceLoop _loop = new(store, logger);
+    private PeriodicTimer? _timer;
 
     public override async Task StartAsync(CancellationToken cancellationToken)
     {
@@ -33,13 +34,23 @@ internal sealed class IdempotencyStoreMaintenance(
         }
 
         await _loop.InitializeAsync(cancellationToken).ConfigureAwait(false);
+
+        // The timer starts with the host: ExecuteAsync runs on a pool thread that may start later, and the first purge
+        // is due one interval after the start, not one interval after that thread got going.
+        _timer = _loop.CreateTimer(options.Value.PurgeInterval, clock);
         await base.StartAsync(cancellationToken).ConfigureAwait(false);
     }
 
-    protected override Task ExecuteAsync(CancellationToken stoppingToken)
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var settings = options.Value;
-        return _loop.RunAsync(settings.PurgeInterval, settings.PurgeBatchSize, settings.AuditRetention, clock, stoppingToken);
+        await _loop.RunAsync(_timer, settings.PurgeBatchSize, settings.AuditRetention, stoppingToken).ConfigureAwait(false);
+    }
+
+    public override void Dispose()
+    {
+        _timer?.Dispose();
+        base.Dispose();
     }
 
     /// <summary>One purge of expired records now, without waiting for the timer (tests drive it).</summary>

@@ -102,14 +102,25 @@ public sealed partial class IdempotencyStoreMaintenanceLoop
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(interval, TimeSpan.Zero);
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(retention, TimeSpan.Zero);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(batchSize);
+        using var timer = CreateTimer(interval, clock);
+        await RunAsync(timer, batchSize, retention, cancellationToken).ConfigureAwait(false);
+    }
+
+    // The timer the loop waits on, or null for a store with nothing to purge. A host creates it when it starts, so the
+    // first interval counts from the start and not from whenever the loop's thread gets going.
+    internal PeriodicTimer? CreateTimer(TimeSpan interval, TimeProvider clock)
+        => _store is IIdempotencyStoreSweeper or IIdempotencyAuditStore ? new PeriodicTimer(interval, clock) : null;
+
+    // Runs the loop on a timer made by CreateTimer; the caller owns and disposes it.
+    internal async Task RunAsync(PeriodicTimer? timer, int batchSize, TimeSpan retention, CancellationToken cancellationToken)
+    {
         var sweeper = _store as IIdempotencyStoreSweeper;
         var audit = _store as IIdempotencyAuditStore;
-        if (sweeper is null && audit is null)
+        if (timer is null || (sweeper is null && audit is null))
         {
             return;
         }
 
-        using var timer = new PeriodicTimer(interval, clock);
         try
         {
             while (await timer.WaitForNextTickAsync(cancellationToken).ConfigureAwait(false))
