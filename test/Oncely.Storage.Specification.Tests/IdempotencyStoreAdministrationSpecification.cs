@@ -88,6 +88,7 @@ public abstract class IdempotencyStoreAdministrationSpecification
         Assert.Equal(record.ExpiresAt, summary.ExpiresAt);
         Assert.Equal(record.RecoveryPoint, summary.RecoveryPoint);
         Assert.Equal(record.State == IdempotencyRecordState.Completed ? record.Response!.StatusCode : null, summary.StatusCode);
+        Assert.Equal(record.Attempts, summary.Attempts);
         Assert.True(summary.CreatedAt <= summary.LeaseExpiresAt);
         Assert.True(summary.CreatedAt < summary.ExpiresAt);
     }
@@ -348,6 +349,8 @@ public abstract class IdempotencyStoreAdministrationSpecification
 
         var now = Assert.Single((await admin.ListRecordsAsync(new(), None)).Records);
         AssertSummarises(takeOver.Record, now);
+        Assert.Equal((1, 2), (listed.Attempts, now.Attempts)); // the listing shows how many executions held the key
+        Assert.Equal(2, Assert.Single(await admin.FindByKeyAsync(record.Id.Tenant, record.Id.Key, None)).Attempts);
         Assert.Equal(listed.CreatedAt, now.CreatedAt);
         Assert.NotEqual(listed.FencingToken, now.FencingToken);
     }

@@ -575,6 +575,71 @@ public abstract class IdempotencyStoreSpecification
     }
 
     [Fact]
+    public async Task Attempts_FirstReservationIsOne_EveryTakeOverAddsOne_KeptThroughRecoveryPointRenewalAndCompletion()
+    {
+        var store = await CreateStoreAsync();
+        var id = NewId();
+
+        var first = await store.TryReserveAsync(id, FingerprintA, ShortLease, LongExpiration, None);
+        Assert.Equal(1, first.Record.Attempts);
+        Assert.Equal(1, (await store.GetAsync(id, None))?.Attempts);
+        Assert.Equal(1, (await store.TryReserveAsync(id, FingerprintA, ShortLease, LongExpiration, None)).Record.Attempts); // InProgress: no new attempt
+        await AdvanceClockAsync(PastShort);
+
+        var second = await store.TryReserveAsync(id, FingerprintA, ShortLease, LongExpiration, None);
+        Assert.Equal(ReservationOutcome.TakenOver, second.Outcome);
+        Assert.Equal(2, second.Record.Attempts);
+        Assert.True(await store.TrySetRecoveryPointAsync(id, second.Record.FencingToken, "charged", ShortLease, None));
+        Assert.Equal(2, (await store.GetAsync(id, None))?.Attempts);
+        await AdvanceClockAsync(PastShort);
+
+        var third = await store.TryReserveAsync(id, FingerprintA, LongLease, LongExpiration, None);
+        Assert.Equal(ReservationOutcome.TakenOver, third.Outcome);
+        Assert.Equal(3, third.Record.Attempts);
+        Assert.True(await store.TryRenewLeaseAsync(id, third.Record.FencingToken, LongLease, None));
+        Assert.Equal(3, (await store.GetAsync(id, None))?.Attempts);
+        Assert.False(await store.TryCompleteAsync(id, second.Record.FencingToken, SampleResponse(), LongExpiration, None)); // a stale attempt counts nothing
+        Assert.True(await store.TryCompleteAsync(id, third.Record.FencingToken, SampleResponse(), LongExpiration, None));
+
+        Assert.Equal(3, (await store.GetAsync(id, None))?.Attempts);
+        var replay = await store.TryReserveAsync(id, FingerprintA, LongLease, LongExpiration, None);
+        Assert.Equal(ReservationOutcome.Completed, replay.Outcome);
+        Assert.Equal(3, replay.Record.Attempts); // a replay is not an attempt
+        Assert.Equal(3, (await store.TryReserveAsync(id, FingerprintB, LongLease, LongExpiration, None)).Record.Attempts); // nor is a refused key reuse
+    }
+
+    [Fact]
+    public async Task Attempts_ReleasedWithRecoveryPoint_TakeOverAddsOne_ReleasedWithoutOrExpired_StartsAgainAtOne()
+    {
+        var store = await CreateStoreAsync();
+        var kept = NewId();
+        var reserved = await store.TryReserveAsync(kept, FingerprintA, LongLease, LongExpiration, None);
+        Assert.True(await store.TrySetRecoveryPointAsync(kept, reserved.Record.FencingToken, "charged", LongLease, None));
+        Assert.True(await store.TryReleaseAsync(kept, reserved.Record.FencingToken, None));
+        Assert.Equal(1, (await store.GetAsync(kept, None))?.Attempts);
+        var resumed = await store.TryReserveAsync(kept, FingerprintA, LongLease, LongExpiration, None);
+        Assert.Equal(ReservationOutcome.TakenOver, resumed.Outcome);
+        Assert.Equal(2, resumed.Record.Attempts);
+
+        var deleted = NewId();
+        var once = await store.TryReserveAsync(deleted, FingerprintA, LongLease, LongExpiration, None);
+        Assert.True(await store.TryReleaseAsync(deleted, once.Record.FencingToken, None));
+        var again = await store.TryReserveAsync(deleted, FingerprintA, LongLease, LongExpiration, None);
+        Assert.Equal(ReservationOutcome.Acquired, again.Outcome);
+        Assert.Equal(1, again.Record.Attempts);
+
+        var expiring = NewId();
+        var short1 = await store.TryReserveAsync(expiring, FingerprintA, ShortLease, ShortExpiration + ShortExpiration, None);
+        await AdvanceClockAsync(PastShort);
+        Assert.Equal(2, (await store.TryReserveAsync(expiring, FingerprintA, ShortLease, ShortExpiration, None)).Record.Attempts);
+        await AdvanceClockAsync(PastShort + PastShort);
+        var fresh = await store.TryReserveAsync(expiring, FingerprintA, LongLease, LongExpiration, None);
+        Assert.Equal(ReservationOutcome.Acquired, fresh.Outcome);
+        Assert.NotEqual(short1.Record.FencingToken, fresh.Record.FencingToken);
+        Assert.Equal(1, fresh.Record.Attempts);
+    }
+
+    [Fact]
     public async Task Complete_ExpirationCountsFromCompletion()
     {
         var store = await CreateStoreAsync();

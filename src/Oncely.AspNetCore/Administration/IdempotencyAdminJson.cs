@@ -15,7 +15,8 @@ internal sealed record AdminRecord(
     DateTime LeaseExpiresAt,
     DateTime ExpiresAt,
     string? RecoveryPoint,
-    int? StatusCode)
+    int? StatusCode,
+    int Attempts)
 {
     public static AdminRecord From(IdempotencyRecordSummary summary) => new(
         summary.Id.Tenant,
@@ -28,7 +29,8 @@ internal sealed record AdminRecord(
         summary.LeaseExpiresAt.UtcDateTime,
         summary.ExpiresAt.UtcDateTime,
         summary.RecoveryPoint,
-        summary.StatusCode);
+        summary.StatusCode,
+        summary.Attempts);
 }
 
 internal sealed record AdminRecordPage(IReadOnlyList<AdminRecord> Records, string? Continuation);

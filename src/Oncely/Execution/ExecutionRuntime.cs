@@ -86,6 +86,7 @@ internal sealed class ExecutionRuntime(StoreInvoker store, IdempotencyEngineOpti
                 ExpiresAt = record.ExpiresAt,
                 RecoveryPoint = record.RecoveryPoint,
                 Response = answer,
+                Attempts = record.Attempts,
                 CreatedAt = record.CreatedAt,
             };
             return true;

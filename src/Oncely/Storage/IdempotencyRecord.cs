@@ -30,6 +30,13 @@ public sealed class IdempotencyRecord
     /// <summary>The stored first answer; set when <see cref="State"/> is <see cref="IdempotencyRecordState.Completed"/>.</summary>
     public IdempotentResponse? Response { get; init; }
 
+    /// <summary>
+    /// How many executions have held this record: 1 for the one that reserved it, one more for each take-over after a
+    /// lease ran out or an operator released a record that had a recovery point. A record released without a recovery
+    /// point is deleted, so the next execution starts again at 1. Stores written before this count existed report 1.
+    /// </summary>
+    public int Attempts { get; init; } = 1;
+
     /// <summary>When the record was created (kept across take-overs), for the in-memory store's administration.</summary>
     internal DateTimeOffset CreatedAt { get; init; }
 }

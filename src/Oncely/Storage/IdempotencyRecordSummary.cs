@@ -12,6 +12,7 @@ namespace Oncely;
 /// <param name="ExpiresAt">When the record expires and is purged.</param>
 /// <param name="RecoveryPoint">The last committed phase, when the operation set one.</param>
 /// <param name="StatusCode">The stored answer's status code, for Completed records.</param>
+/// <param name="Attempts">How many executions have held the record (<see cref="IdempotencyRecord.Attempts"/>).</param>
 public sealed record IdempotencyRecordSummary(
     IdempotencyRecordId Id,
     IdempotencyRecordState State,
@@ -21,4 +22,5 @@ public sealed record IdempotencyRecordSummary(
     DateTimeOffset LeaseExpiresAt,
     DateTimeOffset ExpiresAt,
     string? RecoveryPoint,
-    int? StatusCode);
+    int? StatusCode,
+    int Attempts = 1);

@@ -167,7 +167,8 @@ public sealed partial class InMemoryIdempotencyStore : IIdempotencyAuditStore, I
         record.LeaseExpiresAt,
         record.ExpiresAt,
         record.RecoveryPoint,
-        record.State == IdempotencyRecordState.Completed ? record.Response?.StatusCode : null);
+        record.State == IdempotencyRecordState.Completed ? record.Response?.StatusCode : null,
+        record.Attempts);
 
     // Negative when (aCreated, a) comes first in a newest-first listing: later creation first, then tenant, operation
     // and key, all descending (ordinal).

@@ -87,6 +87,7 @@ public sealed partial class InMemoryIdempotencyStore : IIdempotencyStore, IIdemp
                     LeaseExpiresAt = now + lease,
                     ExpiresAt = existing.ExpiresAt,
                     RecoveryPoint = existing.RecoveryPoint,
+                    Attempts = existing.Attempts + 1,
                     CreatedAt = existing.CreatedAt,
                 };
                 records[id] = takenOver;
@@ -134,6 +135,7 @@ public sealed partial class InMemoryIdempotencyStore : IIdempotencyStore, IIdemp
                 ExpiresAt = _clock.GetUtcNow() + expiration,
                 RecoveryPoint = existing.RecoveryPoint,
                 Response = kept,
+                Attempts = existing.Attempts,
                 CreatedAt = existing.CreatedAt,
             };
             return ValueTask.FromResult(true);
@@ -289,6 +291,7 @@ public sealed partial class InMemoryIdempotencyStore : IIdempotencyStore, IIdemp
         ExpiresAt = record.ExpiresAt,
         RecoveryPoint = recoveryPoint,
         Response = record.Response,
+        Attempts = record.Attempts,
         CreatedAt = record.CreatedAt,
     };
 
