@@ -66,6 +66,36 @@ public sealed class IdempotentConsumeFilterTests(RabbitMqFixture broker) : IDisp
     }
 
     [Fact]
+    public async Task CardNumbersInAMessage_NeverReachTheLogNorTheAudit_WhateverTheFieldIsCalled()
+    {
+        var (scenario, host) = await StartAsync();
+        await using var _ = host;
+        var id = Guid.NewGuid();
+        var cards = new[] { "4111 1111 1111 1111", "4111111111111111", "5555-5555-5555-4444", "5555555555554444" };
+
+        await host.SendAsync(id, new Transfer("acct for card 4111 1111 1111 1111", 100));
+        await Eventually.HoldsAsync(() => host.Consumed[id] == 1, "the first message is consumed");
+        await host.SendAsync(id, new Transfer("acct for card 4111 1111 1111 1111", 100));
+        await Eventually.HoldsAsync(() => host.Log.Count(IdempotencyEventIds.MessageReplayed) == 1, "the duplicate is replayed", details: host.Log.ToString);
+        await host.SendAsync(id, new Transfer("now 5555-5555-5555-4444", 999_00));
+        await Eventually.HoldsAsync(async () => await Server.MessageCountAsync(host.VirtualHost, ConsumerHost.Queue + "_error") == 1, "the reused id is refused", details: host.Log.ToString);
+
+        // The refusal is audited with the refused payload, its card number masked before it was stored.
+        Assert.Equal(1, await scenario.Ledger.CountAsync("SELECT COUNT(*) FROM oncely_key_reuse_audit WHERE idem_key = @k AND payload LIKE '%****-****-****-4444%'", id.ToString()));
+        var log = host.Log.ToString();
+        Assert.Contains(id.ToString(), log, StringComparison.Ordinal); // positive control: the capture holds the filter's lines
+        Assert.Equal(1, host.Log.Count(IdempotencyEventIds.KeyReused));
+        Assert.Contains("****-****-****-4444", Assert.Single(host.Log.Texts(IdempotencyEventIds.KeyReused)), StringComparison.Ordinal);
+        foreach (var card in cards)
+        {
+            Assert.DoesNotContain(card, log, StringComparison.Ordinal);
+            Assert.Equal(0, await scenario.Ledger.CountAsync("SELECT COUNT(*) FROM oncely_key_reuse_audit WHERE payload LIKE '%' || @k || '%'", card));
+        }
+
+        Assert.Equal(1, await scenario.Ledger.EffectsAsync(id.ToString()));
+    }
+
+    [Fact]
     public async Task SameMessageId_DifferentPayload_RefusedOnARetryAfterAStoreOutage_AuditedOnce()
     {
         OutageStore? outage = null;
