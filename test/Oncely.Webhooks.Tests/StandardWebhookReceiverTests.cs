@@ -65,6 +65,31 @@ public sealed class StandardWebhookReceiverTests
     }
 
     [Fact]
+    public async Task CardNumbersInADelivery_NeverReachTheLogNorTheAudit_WhateverTheFieldIsCalled()
+    {
+        await using var app = await WebhookApp.StartAsync();
+        const string first = "{\"type\":\"payment.settled\",\"timestamp\":\"2026-11-24T12:00:00Z\",\"data\":{\"id\":\"pay_1\",\"amount\":250,\"memo\":\"card 4111 1111 1111 1111\"}}";
+        const string reused = "{\"type\":\"payment.settled\",\"timestamp\":\"2026-11-24T12:00:00Z\",\"data\":{\"id\":\"pay_1\",\"amount\":999,\"memo\":\"card 5555-5555-5555-4444\",\"n\":4242424242424242}}";
+
+        Assert.Equal(HttpStatusCode.OK, (await app.SendAsync(app.Delivery("/webhooks/payments", "msg_card", first, WebhookApp.AcmeNewSecret))).StatusCode);
+        Assert.Equal("true", (await app.SendAsync(app.Delivery("/webhooks/payments", "msg_card", first, WebhookApp.AcmeNewSecret))).Headers.GetValues("Idempotent-Replayed").Single());
+        var refused = await app.SendAsync(app.Delivery("/webhooks/payments", "msg_card", reused, WebhookApp.AcmeNewSecret));
+
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, refused.StatusCode);
+        Assert.Equal(1, app.CallsTo("payments"));
+        var audit = Assert.Single((await app.Store.ListAuditAsync(new KeyReuseAuditQuery(), default)).Entries);
+        Assert.Contains("****-****-****-4444", audit.Payload, StringComparison.Ordinal); // the refused payload is kept, masked
+        var log = string.Join('\n', app.LoggedTexts);
+        Assert.Contains("msg_card", log, StringComparison.Ordinal); // positive control: the capture holds the receiver's lines
+        Assert.Contains("****-****-****-4444", log, StringComparison.Ordinal);
+        foreach (var card in new[] { "4111 1111 1111 1111", "4111111111111111", "5555-5555-5555-4444", "5555555555554444", "4242424242424242" })
+        {
+            Assert.DoesNotContain(card, log, StringComparison.Ordinal);
+            Assert.DoesNotContain(card, audit.Payload, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
     public async Task TwoSenders_SameEventId_AreTwoRecordsAndBothRun()
     {
         await using var app = await WebhookApp.StartAsync();

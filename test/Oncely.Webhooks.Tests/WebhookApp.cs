@@ -46,6 +46,9 @@ public sealed class WebhookApp : IAsyncDisposable
     /// <summary>The event ids logged so far, in order.</summary>
     public ConcurrentQueue<EventId> LoggedEvents { get; }
 
+    /// <summary>Every logged line's text (message and exception), in order: for tests that look at what the log holds.</summary>
+    public ConcurrentQueue<string> LoggedTexts { get; private init; } = new();
+
     public static async Task<WebhookApp> StartAsync(Action<StandardWebhooksOptions>? configure = null, Action<WebApplication>? map = null, Action<IdempotencyOptions>? idempotency = null, DateTimeOffset? now = null)
     {
         var builder = WebApplication.CreateSlimBuilder();
@@ -54,7 +57,8 @@ public sealed class WebhookApp : IAsyncDisposable
         builder.Services.AddSingleton<TimeProvider>(clock);
         var events = new ConcurrentQueue<EventId>();
         builder.Logging.ClearProviders();
-        builder.Logging.AddProvider(new EventRecorder(events));
+        var texts = new ConcurrentQueue<string>();
+        builder.Logging.AddProvider(new EventRecorder(events, texts));
         builder.Logging.SetMinimumLevel(LogLevel.Debug);
         builder.Services.AddIdempotency(idempotency).AddStandardWebhooks(o =>
         {
@@ -63,7 +67,7 @@ public sealed class WebhookApp : IAsyncDisposable
             configure?.Invoke(o);
         });
         var app = builder.Build();
-        var test = new WebhookApp(app, clock, events);
+        var test = new WebhookApp(app, clock, events) { LoggedTexts = texts };
 
         // Like Kestrel: an unhandled exception becomes a 500 (TestServer would rethrow it into the test).
         app.Use(async (context, next) =>
@@ -169,15 +173,15 @@ public sealed class WebhookApp : IAsyncDisposable
         }).AcceptStandardWebhooks("acme");
     }
 
-    private sealed class EventRecorder(ConcurrentQueue<EventId> events) : ILoggerProvider
+    private sealed class EventRecorder(ConcurrentQueue<EventId> events, ConcurrentQueue<string> texts) : ILoggerProvider
     {
-        public ILogger CreateLogger(string categoryName) => new Recorder(events);
+        public ILogger CreateLogger(string categoryName) => new Recorder(events, texts);
 
         public void Dispose()
         {
         }
 
-        private sealed class Recorder(ConcurrentQueue<EventId> events) : ILogger
+        private sealed class Recorder(ConcurrentQueue<EventId> events, ConcurrentQueue<string> texts) : ILogger
         {
             public IDisposable? BeginScope<TState>(TState state)
                 where TState : notnull => null;
@@ -185,7 +189,10 @@ public sealed class WebhookApp : IAsyncDisposable
             public bool IsEnabled(LogLevel logLevel) => true;
 
             public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
-                => events.Enqueue(eventId);
+            {
+                events.Enqueue(eventId);
+                texts.Enqueue(formatter(state, exception) + (exception is null ? string.Empty : " " + exception));
+            }
         }
     }
 }
