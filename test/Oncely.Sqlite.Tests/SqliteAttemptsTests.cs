@@ -90,6 +90,7 @@ public sealed class SqliteAttemptsTests : IDisposable
         var file = _directory.NewDatabasePath();
         var connectionString = TemporaryDirectory.ConnectionStringFor(file);
         var store = new SqliteIdempotencyStore(new SqliteIdempotencyStoreOptions { ConnectionString = connectionString }, _clock);
+        await store.InitializeAsync(None); // as the host does at start: the handler's transaction needs the table
         var id = new IdempotencyRecordId("t", "POST /payments", Guid.NewGuid().ToString());
 
         var first = await ReserveInTransactionAsync(store, connectionString, id, commit: true);
