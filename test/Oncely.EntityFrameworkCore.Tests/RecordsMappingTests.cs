@@ -1,4 +1,5 @@
 using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Infrastructure;
 using Microsoft.EntityFrameworkCore.Metadata;
 
 namespace Oncely.EntityFrameworkCore.Tests;
@@ -16,7 +17,7 @@ public sealed class RecordsMappingTests
             ? new SqliteShopContext(new DbContextOptionsBuilder<SqliteShopContext>().UseSqlite("Data Source=:memory:").Options)
             : new PostgresShopContext(new DbContextOptionsBuilder<PostgresShopContext>().UseNpgsql("Host=127.0.0.1;Database=unused").Options);
 
-        var entity = context.Model.FindEntityType(typeof(IdempotencyRecordEntity))!;
+        var entity = context.GetService<IDesignTimeModel>().Model.FindEntityType(typeof(IdempotencyRecordEntity))!;
         var attempts = entity.FindProperty(nameof(IdempotencyRecordEntity.Attempts))!;
         var table = StoreObjectIdentifier.Table(entity.GetTableName()!, entity.GetSchema());
 
