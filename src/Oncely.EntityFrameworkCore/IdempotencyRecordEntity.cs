@@ -39,6 +39,12 @@ public sealed class IdempotencyRecordEntity
     /// <summary>The last committed phase (column <c>recovery_point</c>), or <see langword="null"/>.</summary>
     public string? RecoveryPoint { get; set; }
 
+    /// <summary>
+    /// How many executions have held the record (column <c>attempts</c>, integer, default 1): 1 for the one that
+    /// reserved it, one more for each take-over. Only the store changes it; a staged completion keeps it.
+    /// </summary>
+    public int Attempts { get; set; } = 1;
+
     /// <summary>The stored status code (column <c>status_code</c>), set once Completed.</summary>
     public int? StatusCode { get; set; }
 

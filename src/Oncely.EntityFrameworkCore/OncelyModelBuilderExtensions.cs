@@ -71,6 +71,10 @@ public static partial class OncelyModelBuilderExtensions
         entity.Property(e => e.Fingerprint).HasColumnName("fingerprint").IsRequired();
         entity.Property(e => e.FencingToken).HasColumnName("fencing_token").IsConcurrencyToken().ValueGeneratedNever();
         entity.Property(e => e.RecoveryPoint).HasColumnName("recovery_point");
+
+        // The store's count of executions (1 at reservation, + 1 per take-over). Always sent as set: never generated here.
+        entity.Property(e => e.Attempts).HasColumnName("attempts").HasColumnType(layout == OncelyRecordsLayout.PostgreSql ? "integer" : "INTEGER")
+            .IsRequired().HasDefaultValue(1).ValueGeneratedNever();
         entity.Property(e => e.StatusCode).HasColumnName("status_code");
         entity.Property(e => e.Body).HasColumnName("body");
         entity.Property(e => e.BodyOmitted).HasColumnName("body_omitted");

@@ -10,7 +10,7 @@ internal sealed partial class SqliteIdempotencyStore : IIdempotencyStoreAdminist
     private const int MaxPageSize = 500;
 
     private const string SummaryColumns =
-        "tenant, operation, idem_key, state, fencing_token, fingerprint, created_at, lease_expires_at, expires_at, recovery_point, status_code";
+        "tenant, operation, idem_key, state, fencing_token, fingerprint, created_at, lease_expires_at, expires_at, recovery_point, status_code, attempts";
 
     // Newest first, ties by tenant, operation and key (all descending, SQLite's BINARY collation): the keyset order.
     private const string NewestFirst = "ORDER BY created_at DESC, tenant DESC, operation DESC, idem_key DESC";
@@ -166,7 +166,8 @@ internal sealed partial class SqliteIdempotencyStore : IIdempotencyStoreAdminist
                     SqliteUnixTime.ToDateTimeOffset(reader.GetInt64(7)),
                     SqliteUnixTime.ToDateTimeOffset(reader.GetInt64(8)),
                     reader.IsDBNull(9) ? null : reader.GetString(9),
-                    state == IdempotencyRecordState.Completed && !reader.IsDBNull(10) ? reader.GetInt32(10) : null));
+                    state == IdempotencyRecordState.Completed && !reader.IsDBNull(10) ? reader.GetInt32(10) : null,
+                    reader.GetInt32(11)));
             }
         }
 

@@ -17,7 +17,7 @@ namespace Oncely.Sqlite;
 internal sealed class SqliteStatements
 {
     private const string KeyPredicate = "tenant = @tenant AND operation = @operation AND idem_key = @key";
-    private const string RecordColumns = "fingerprint, state, fencing_token, lease_expires_at, expires_at, recovery_point, status_code, headers, body, body_omitted";
+    private const string RecordColumns = "fingerprint, state, fencing_token, lease_expires_at, expires_at, recovery_point, status_code, headers, body, body_omitted, attempts";
 
     // A new fencing token: (a tick above the counter's) * 4096 + a salt; see ReserveCommand for why it is not counter + 1.
     private const string NewTokenSql = "(max((value >> 12) + 1, @token_tick) << 12) | @token_salt";
@@ -148,8 +148,9 @@ internal sealed class SqliteStatements
                         LeaseExpiresAt = SqliteUnixTime.ToDateTimeOffset(reader.GetInt64(2)),
                         ExpiresAt = SqliteUnixTime.ToDateTimeOffset(reader.GetInt64(3)),
                         RecoveryPoint = reader.IsDBNull(4) ? null : reader.GetString(4),
+                        Attempts = reader.GetInt32(1),
                     };
-                    reserved = new ReservationResult(reader.GetInt64(1) > 1 ? ReservationOutcome.TakenOver : ReservationOutcome.Acquired, record);
+                    reserved = new ReservationResult(record.Attempts > 1 ? ReservationOutcome.TakenOver : ReservationOutcome.Acquired, record);
                 }
 
                 // Step the statement to its end. The reservation is the caller's only once its transaction commits.
@@ -196,6 +197,7 @@ internal sealed class SqliteStatements
                     LeaseExpiresAt = SqliteUnixTime.ToDateTimeOffset(reader.GetInt64(3)),
                     ExpiresAt = SqliteUnixTime.ToDateTimeOffset(reader.GetInt64(4)),
                     RecoveryPoint = reader.IsDBNull(5) ? null : reader.GetString(5),
+                    Attempts = reader.GetInt32(10),
                     Response = state != IdempotencyRecordState.Completed
                         ? null
                         : new IdempotentResponse(

@@ -267,6 +267,38 @@ public abstract class StageCompletionSpecification : IAsyncLifetime
         Assert.Equal(stored.LeaseExpiresAt.ToUnixTimeMilliseconds(), entity.LeaseExpiresAt.ToUnixTimeMilliseconds());
         Assert.Equal(stored.ExpiresAt.ToUnixTimeMilliseconds(), entity.ExpiresAt.ToUnixTimeMilliseconds());
         Assert.Null(entity.StatusCode);
+        Assert.Equal(stored.Attempts, entity.Attempts);
+    }
+
+    // A take-over counts one more attempt in the store; EF Core reads the count and its completion keeps it.
+    [Fact]
+    public async Task StageCompletion_AfterTakeOver_EntityReadsTheStoresAttempts_CompletionKeepsThem()
+    {
+        var executor = Executor(ShortLease);
+        var id = NewId();
+        _ = (await executor.BeginAsync(id, Fingerprint)).Execution!;
+        await Task.Delay(ShortLease * 2);
+        var current = (await executor.BeginAsync(id, Fingerprint)).Execution!;
+        Assert.True(current.IsTakeOver);
+
+        await using (var db = NewContext())
+        {
+            var loaded = await db.Set<IdempotencyRecordEntity>().AsNoTracking().SingleAsync(e => e.Tenant == id.Tenant && e.Operation == id.Operation && e.Key == id.Key);
+            Assert.Equal(2, loaded.Attempts);
+        }
+
+        await using (var db = NewContext())
+        {
+            db.Payments.Add(new Payment { IdempotencyKey = id.Key, Amount = 100 });
+            await current.StageCompletionAsync(db, Response(id.Key));
+            await db.SaveChangesAsync();
+        }
+
+        var record = await Store.GetAsync(id, CancellationToken.None);
+        Assert.Equal((IdempotencyRecordState.Completed, 2), (record!.State, record.Attempts));
+        var admin = Assert.IsAssignableFrom<IIdempotencyStoreAdministration>(Store);
+        Assert.Equal(2, Assert.Single(await admin.FindByKeyAsync(id.Tenant, id.Key, CancellationToken.None)).Attempts);
+        Assert.Equal(1, await CountPaymentsAsync(id.Key));
     }
 
     [Fact]
