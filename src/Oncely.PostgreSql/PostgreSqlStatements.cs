@@ -83,20 +83,20 @@ internal sealed class PostgreSqlStatements
             ),
             cur AS MATERIALIZED (
                 SELECT x.fingerprint, x.state, x.fencing_token, x.lease_expires_at, x.expires_at, x.recovery_point,
-                       x.status_code, x.headers, x.body, x.body_omitted
+                       x.status_code, x.headers, x.body, x.body_omitted, x.attempts
                 FROM {t} x
                 WHERE x.tenant = @tenant AND x.operation = @operation AND x.idem_key = @key
             ),
             ins AS (
                 INSERT INTO {t}
                     (tenant, operation, idem_key, fingerprint, state, fencing_token, lease_expires_at, expires_at,
-                     recovery_point, status_code, headers, body, body_omitted, created_at, updated_at)
+                     recovery_point, status_code, headers, body, body_omitted, created_at, updated_at, attempts)
                 SELECT @tenant, @operation, @key, @fingerprint, {InProgressState}, nextval('{schema.Sequence}'),
-                       c.ts + @lease, c.ts + @expiration, NULL, NULL, NULL, NULL, false, c.ts, c.ts
+                       c.ts + @lease, c.ts + @expiration, NULL, NULL, NULL, NULL, false, c.ts, c.ts, 1
                 FROM clock c
                 WHERE NOT EXISTS (SELECT 1 FROM cur)
                 ON CONFLICT (tenant, operation, idem_key) DO NOTHING
-                RETURNING fingerprint, state, fencing_token, lease_expires_at, expires_at, recovery_point, true AS fresh
+                RETURNING fingerprint, state, fencing_token, lease_expires_at, expires_at, recovery_point, true AS fresh, attempts
             ),
             upd AS (
                 UPDATE {t} AS r SET
@@ -108,6 +108,7 @@ internal sealed class PostgreSqlStatements
                     expires_at       = CASE WHEN r.expires_at <= c.ts THEN c.ts + @expiration ELSE r.expires_at END,
                     recovery_point   = CASE WHEN r.expires_at <= c.ts THEN NULL ELSE r.recovery_point END,
                     created_at       = CASE WHEN r.expires_at <= c.ts THEN c.ts ELSE r.created_at END,
+                    attempts         = CASE WHEN r.expires_at <= c.ts THEN 1 ELSE r.attempts + 1 END,
                     status_code      = NULL,
                     headers          = NULL,
                     body             = NULL,
@@ -117,21 +118,21 @@ internal sealed class PostgreSqlStatements
                   AND (r.expires_at <= c.ts
                        OR (r.state = {InProgressState} AND r.fingerprint = @fingerprint AND r.lease_expires_at <= c.ts))
                 RETURNING r.fingerprint, r.state, r.fencing_token, r.lease_expires_at, r.expires_at, r.recovery_point,
-                          r.created_at = r.updated_at AS fresh
+                          r.created_at = r.updated_at AS fresh, r.attempts
             ),
             mine AS (
                 SELECT * FROM ins UNION ALL SELECT * FROM upd
             )
             SELECT true AS mine, m.fingerprint, m.state, m.fencing_token, m.lease_expires_at, m.expires_at, m.recovery_point,
                    NULL::integer AS status_code, NULL::text AS headers, NULL::bytea AS body, false AS body_omitted,
-                   c.ts, m.fresh
+                   c.ts, m.fresh, m.attempts
             FROM mine m CROSS JOIN clock c
             UNION ALL
             SELECT false, x.fingerprint, x.state, x.fencing_token, x.lease_expires_at, x.expires_at, x.recovery_point,
                    x.status_code,
                    CASE WHEN x.state = {CompletedState} AND x.fingerprint = @fingerprint THEN x.headers::text END,
                    CASE WHEN x.state = {CompletedState} AND x.fingerprint = @fingerprint THEN x.body END,
-                   x.body_omitted, c.ts, false
+                   x.body_omitted, c.ts, false, x.attempts
             FROM cur x CROSS JOIN clock c
             WHERE NOT EXISTS (SELECT 1 FROM mine)
             """;
@@ -178,7 +179,7 @@ internal sealed class PostgreSqlStatements
 
         _get = $"""
             SELECT fingerprint, state, fencing_token, lease_expires_at, expires_at, recovery_point,
-                   status_code, headers::text, body, body_omitted
+                   status_code, headers::text, body, body_omitted, attempts
             FROM {t}
             WHERE tenant = @tenant AND operation = @operation AND idem_key = @key AND expires_at > clock_timestamp()
             """;
@@ -391,7 +392,7 @@ internal sealed class PostgreSqlStatements
                         return null;
                     }
 
-                    // fingerprint, state, fencing_token, lease_expires_at, expires_at, recovery_point, status_code, headers, body, body_omitted.
+                    // fingerprint, state, fencing_token, lease_expires_at, expires_at, recovery_point, status_code, headers, body, body_omitted, attempts.
                     return new IdempotencyRecord
                     {
                         Id = id,
@@ -402,6 +403,7 @@ internal sealed class PostgreSqlStatements
                         ExpiresAt = reader.GetFieldValue<DateTimeOffset>(4),
                         RecoveryPoint = reader.IsDBNull(5) ? null : reader.GetString(5),
                         Response = reader.GetInt16(1) == CompletedState ? ReadResponse(reader, 6) : null,
+                        Attempts = reader.GetInt32(10),
                     };
                 }
             }
@@ -631,6 +633,7 @@ internal sealed class PostgreSqlStatements
             Response = !mine && state == CompletedState && string.Equals(storedFingerprint, fingerprint, StringComparison.Ordinal)
                 ? ReadResponse(reader, 7)
                 : null,
+            Attempts = reader.GetInt32(13),
         };
 
         if (mine)
