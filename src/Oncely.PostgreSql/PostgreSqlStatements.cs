@@ -21,11 +21,12 @@ internal sealed class PostgreSqlStatements
     private const int InProgressState = (int)IdempotencyRecordState.InProgress;
     private const int CompletedState = (int)IdempotencyRecordState.Completed;
 
-    // One-commit reservation, one round trip: keep the transaction's lock_timeout, bound the reservation's wait, reserve,
-    // put lock_timeout back. Each is its own statement, so they run in order; set_config(..., true) lasts until the
-    // transaction ends at most.
-    private const string SaveLockTimeoutSql = "SELECT set_config('oncely.lock_timeout_before', current_setting('lock_timeout'), true)";
-    private const string SetLockTimeoutSql = "SELECT set_config('lock_timeout', $1, true)";
+    // One-commit reservation, one round trip of three statements: keep the transaction's lock_timeout and bound the
+    // reservation's wait (one statement: the subquery, whose volatile target list keeps it from being pulled up, yields
+    // its row, having saved the old value, before the outer target list sets the new one), reserve, put lock_timeout
+    // back. The statements of a batch run in order; set_config(..., true) lasts until the transaction ends at most.
+    private const string SaveAndSetLockTimeoutSql =
+        "SELECT set_config('lock_timeout', $1, true) FROM (SELECT set_config('oncely.lock_timeout_before', current_setting('lock_timeout'), true)) AS saved";
     private const string RestoreLockTimeoutSql = "SELECT set_config('lock_timeout', current_setting('oncely.lock_timeout_before'), true)";
 
     private readonly NpgsqlDataSource _dataSource;
@@ -240,8 +241,8 @@ internal sealed class PostgreSqlStatements
     /// <summary>
     /// The reservation inside the application's transaction, its wait for another transaction's uncommitted row bounded
     /// by <paramref name="lockTimeout"/> (<c>lock_timeout</c> for this statement only, then put back); read its reply with
-    /// <see cref="ReadReservationAsync(NpgsqlBatch, IdempotencyRecordId, string, CancellationToken)"/>. A batch of four
-    /// statements, one round trip: keep the transaction's <c>lock_timeout</c>, set the reservation's, reserve, put it back.
+    /// <see cref="ReadReservationAsync(NpgsqlBatch, IdempotencyRecordId, string, CancellationToken)"/>. A batch of three
+    /// statements, one round trip: keep the transaction's <c>lock_timeout</c> and set the reservation's, reserve, put it back.
     /// </summary>
     public NpgsqlBatch Reserve(NpgsqlTransaction transaction, IdempotencyRecordId id, string fingerprint, TimeSpan lease, TimeSpan expiration, TimeSpan lockTimeout)
     {
@@ -251,12 +252,11 @@ internal sealed class PostgreSqlStatements
         // The wait for the other transaction is on top of the store's usual bound for one call.
         var batch = new NpgsqlBatch(connection, transaction) { Timeout = _commandTimeoutSeconds + (int)Math.Ceiling(lockTimeout.TotalSeconds) };
         var lockTimeoutText = ((long)Math.Ceiling(lockTimeout.TotalMilliseconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
-        var set = new NpgsqlBatchCommand(SetLockTimeoutSql);
+        var set = new NpgsqlBatchCommand(SaveAndSetLockTimeoutSql);
         set.Parameters.Add(new NpgsqlParameter<string> { NpgsqlDbType = NpgsqlDbType.Text, TypedValue = lockTimeoutText });
         var reserve = new NpgsqlBatchCommand(_reserve);
         AddKey(reserve.Parameters, id);
         AddReservation(reserve.Parameters, fingerprint, lease, expiration);
-        batch.BatchCommands.Add(new NpgsqlBatchCommand(SaveLockTimeoutSql));
         batch.BatchCommands.Add(set);
         batch.BatchCommands.Add(reserve);
         batch.BatchCommands.Add(new NpgsqlBatchCommand(RestoreLockTimeoutSql));
@@ -281,8 +281,7 @@ internal sealed class PostgreSqlStatements
             var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
             await using (reader.ConfigureAwait(false))
             {
-                // Past the two set_config results to the reservation's.
-                await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
+                // Past the set_config result to the reservation's.
                 await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
                 if (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
                 {
