@@ -17,7 +17,7 @@ internal sealed partial class PostgreSqlIdempotencyStore : IIdempotencyStoreAdmi
     private const int MaxPageSize = 500;
 
     private const string SummaryColumns =
-        "tenant, operation, idem_key, state, fencing_token, fingerprint, created_at, lease_expires_at, expires_at, recovery_point, status_code";
+        "tenant, operation, idem_key, state, fencing_token, fingerprint, created_at, lease_expires_at, expires_at, recovery_point, status_code, attempts";
 
     private const string NewestFirst = """ORDER BY created_at DESC, tenant COLLATE "C" DESC, operation COLLATE "C" DESC, idem_key COLLATE "C" DESC""";
 
@@ -168,7 +168,8 @@ internal sealed partial class PostgreSqlIdempotencyStore : IIdempotencyStoreAdmi
                     reader.GetFieldValue<DateTimeOffset>(7),
                     reader.GetFieldValue<DateTimeOffset>(8),
                     reader.IsDBNull(9) ? null : reader.GetString(9),
-                    state == IdempotencyRecordState.Completed && !reader.IsDBNull(10) ? reader.GetInt32(10) : null));
+                    state == IdempotencyRecordState.Completed && !reader.IsDBNull(10) ? reader.GetInt32(10) : null,
+                    reader.GetInt32(11)));
             }
         }
 

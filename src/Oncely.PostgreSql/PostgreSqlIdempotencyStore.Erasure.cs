@@ -98,7 +98,8 @@ internal sealed partial class PostgreSqlIdempotencyStore : IIdempotencyStoreEras
                     reader.GetFieldValue<DateTimeOffset>(8),
                     reader.GetFieldValue<DateTimeOffset>(9),
                     reader.IsDBNull(10) ? null : reader.GetString(10),
-                    null));
+                    null,
+                    reader.GetInt32(12)));
             }
         }
 

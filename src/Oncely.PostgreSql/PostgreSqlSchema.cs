@@ -79,6 +79,13 @@ internal sealed class PostgreSqlSchema
             new Migration(3, "index of InProgress records for the operator API", $"""
                 CREATE INDEX IF NOT EXISTS {InProgressIndex} ON {Table} (created_at) WHERE state = 0;
                 """),
+
+            // How many executions have held the record (1 at reservation, one more per take-over). A constant default
+            // is stored in the catalogue, not written into every row (PostgreSQL 11 and later): rows already in the
+            // table read as 1 at once, without a table rewrite. IF NOT EXISTS: an operator may have added it by hand.
+            new Migration(4, "attempts: how many executions have held a record", $"""
+                ALTER TABLE {Table} ADD COLUMN IF NOT EXISTS attempts integer NOT NULL DEFAULT 1;
+                """),
         ];
     }
 

@@ -21,11 +21,12 @@ internal sealed class PostgreSqlStatements
     private const int InProgressState = (int)IdempotencyRecordState.InProgress;
     private const int CompletedState = (int)IdempotencyRecordState.Completed;
 
-    // One-commit reservation, one round trip: keep the transaction's lock_timeout, bound the reservation's wait, reserve,
-    // put lock_timeout back. Each is its own statement, so they run in order; set_config(..., true) lasts until the
-    // transaction ends at most.
-    private const string SaveLockTimeoutSql = "SELECT set_config('oncely.lock_timeout_before', current_setting('lock_timeout'), true)";
-    private const string SetLockTimeoutSql = "SELECT set_config('lock_timeout', $1, true)";
+    // One-commit reservation, one round trip of three statements: keep the transaction's lock_timeout and bound the
+    // reservation's wait (one statement: the subquery, whose volatile target list keeps it from being pulled up, yields
+    // its row, having saved the old value, before the outer target list sets the new one), reserve, put lock_timeout
+    // back. The statements of a batch run in order; set_config(..., true) lasts until the transaction ends at most.
+    private const string SaveAndSetLockTimeoutSql =
+        "SELECT set_config('lock_timeout', $1, true) FROM (SELECT set_config('oncely.lock_timeout_before', current_setting('lock_timeout'), true)) AS saved";
     private const string RestoreLockTimeoutSql = "SELECT set_config('lock_timeout', current_setting('oncely.lock_timeout_before'), true)";
 
     private readonly NpgsqlDataSource _dataSource;
@@ -83,20 +84,20 @@ internal sealed class PostgreSqlStatements
             ),
             cur AS MATERIALIZED (
                 SELECT x.fingerprint, x.state, x.fencing_token, x.lease_expires_at, x.expires_at, x.recovery_point,
-                       x.status_code, x.headers, x.body, x.body_omitted
+                       x.status_code, x.headers, x.body, x.body_omitted, x.attempts
                 FROM {t} x
                 WHERE x.tenant = @tenant AND x.operation = @operation AND x.idem_key = @key
             ),
             ins AS (
                 INSERT INTO {t}
                     (tenant, operation, idem_key, fingerprint, state, fencing_token, lease_expires_at, expires_at,
-                     recovery_point, status_code, headers, body, body_omitted, created_at, updated_at)
+                     recovery_point, status_code, headers, body, body_omitted, created_at, updated_at, attempts)
                 SELECT @tenant, @operation, @key, @fingerprint, {InProgressState}, nextval('{schema.Sequence}'),
-                       c.ts + @lease, c.ts + @expiration, NULL, NULL, NULL, NULL, false, c.ts, c.ts
+                       c.ts + @lease, c.ts + @expiration, NULL, NULL, NULL, NULL, false, c.ts, c.ts, 1
                 FROM clock c
                 WHERE NOT EXISTS (SELECT 1 FROM cur)
                 ON CONFLICT (tenant, operation, idem_key) DO NOTHING
-                RETURNING fingerprint, state, fencing_token, lease_expires_at, expires_at, recovery_point, true AS fresh
+                RETURNING fingerprint, state, fencing_token, lease_expires_at, expires_at, recovery_point, true AS fresh, attempts
             ),
             upd AS (
                 UPDATE {t} AS r SET
@@ -108,6 +109,7 @@ internal sealed class PostgreSqlStatements
                     expires_at       = CASE WHEN r.expires_at <= c.ts THEN c.ts + @expiration ELSE r.expires_at END,
                     recovery_point   = CASE WHEN r.expires_at <= c.ts THEN NULL ELSE r.recovery_point END,
                     created_at       = CASE WHEN r.expires_at <= c.ts THEN c.ts ELSE r.created_at END,
+                    attempts         = CASE WHEN r.expires_at <= c.ts THEN 1 ELSE r.attempts + 1 END,
                     status_code      = NULL,
                     headers          = NULL,
                     body             = NULL,
@@ -117,21 +119,21 @@ internal sealed class PostgreSqlStatements
                   AND (r.expires_at <= c.ts
                        OR (r.state = {InProgressState} AND r.fingerprint = @fingerprint AND r.lease_expires_at <= c.ts))
                 RETURNING r.fingerprint, r.state, r.fencing_token, r.lease_expires_at, r.expires_at, r.recovery_point,
-                          r.created_at = r.updated_at AS fresh
+                          r.created_at = r.updated_at AS fresh, r.attempts
             ),
             mine AS (
                 SELECT * FROM ins UNION ALL SELECT * FROM upd
             )
             SELECT true AS mine, m.fingerprint, m.state, m.fencing_token, m.lease_expires_at, m.expires_at, m.recovery_point,
                    NULL::integer AS status_code, NULL::text AS headers, NULL::bytea AS body, false AS body_omitted,
-                   c.ts, m.fresh
+                   c.ts, m.fresh, m.attempts
             FROM mine m CROSS JOIN clock c
             UNION ALL
             SELECT false, x.fingerprint, x.state, x.fencing_token, x.lease_expires_at, x.expires_at, x.recovery_point,
                    x.status_code,
                    CASE WHEN x.state = {CompletedState} AND x.fingerprint = @fingerprint THEN x.headers::text END,
                    CASE WHEN x.state = {CompletedState} AND x.fingerprint = @fingerprint THEN x.body END,
-                   x.body_omitted, c.ts, false
+                   x.body_omitted, c.ts, false, x.attempts
             FROM cur x CROSS JOIN clock c
             WHERE NOT EXISTS (SELECT 1 FROM mine)
             """;
@@ -178,7 +180,7 @@ internal sealed class PostgreSqlStatements
 
         _get = $"""
             SELECT fingerprint, state, fencing_token, lease_expires_at, expires_at, recovery_point,
-                   status_code, headers::text, body, body_omitted
+                   status_code, headers::text, body, body_omitted, attempts
             FROM {t}
             WHERE tenant = @tenant AND operation = @operation AND idem_key = @key AND expires_at > clock_timestamp()
             """;
@@ -239,8 +241,8 @@ internal sealed class PostgreSqlStatements
     /// <summary>
     /// The reservation inside the application's transaction, its wait for another transaction's uncommitted row bounded
     /// by <paramref name="lockTimeout"/> (<c>lock_timeout</c> for this statement only, then put back); read its reply with
-    /// <see cref="ReadReservationAsync(NpgsqlBatch, IdempotencyRecordId, string, CancellationToken)"/>. A batch of four
-    /// statements, one round trip: keep the transaction's <c>lock_timeout</c>, set the reservation's, reserve, put it back.
+    /// <see cref="ReadReservationAsync(NpgsqlBatch, IdempotencyRecordId, string, CancellationToken)"/>. A batch of three
+    /// statements, one round trip: keep the transaction's <c>lock_timeout</c> and set the reservation's, reserve, put it back.
     /// </summary>
     public NpgsqlBatch Reserve(NpgsqlTransaction transaction, IdempotencyRecordId id, string fingerprint, TimeSpan lease, TimeSpan expiration, TimeSpan lockTimeout)
     {
@@ -250,12 +252,11 @@ internal sealed class PostgreSqlStatements
         // The wait for the other transaction is on top of the store's usual bound for one call.
         var batch = new NpgsqlBatch(connection, transaction) { Timeout = _commandTimeoutSeconds + (int)Math.Ceiling(lockTimeout.TotalSeconds) };
         var lockTimeoutText = ((long)Math.Ceiling(lockTimeout.TotalMilliseconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
-        var set = new NpgsqlBatchCommand(SetLockTimeoutSql);
+        var set = new NpgsqlBatchCommand(SaveAndSetLockTimeoutSql);
         set.Parameters.Add(new NpgsqlParameter<string> { NpgsqlDbType = NpgsqlDbType.Text, TypedValue = lockTimeoutText });
         var reserve = new NpgsqlBatchCommand(_reserve);
         AddKey(reserve.Parameters, id);
         AddReservation(reserve.Parameters, fingerprint, lease, expiration);
-        batch.BatchCommands.Add(new NpgsqlBatchCommand(SaveLockTimeoutSql));
         batch.BatchCommands.Add(set);
         batch.BatchCommands.Add(reserve);
         batch.BatchCommands.Add(new NpgsqlBatchCommand(RestoreLockTimeoutSql));
@@ -280,8 +281,7 @@ internal sealed class PostgreSqlStatements
             var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
             await using (reader.ConfigureAwait(false))
             {
-                // Past the two set_config results to the reservation's.
-                await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
+                // Past the set_config result to the reservation's.
                 await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
                 if (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
                 {
@@ -391,7 +391,7 @@ internal sealed class PostgreSqlStatements
                         return null;
                     }
 
-                    // fingerprint, state, fencing_token, lease_expires_at, expires_at, recovery_point, status_code, headers, body, body_omitted.
+                    // fingerprint, state, fencing_token, lease_expires_at, expires_at, recovery_point, status_code, headers, body, body_omitted, attempts.
                     return new IdempotencyRecord
                     {
                         Id = id,
@@ -402,6 +402,7 @@ internal sealed class PostgreSqlStatements
                         ExpiresAt = reader.GetFieldValue<DateTimeOffset>(4),
                         RecoveryPoint = reader.IsDBNull(5) ? null : reader.GetString(5),
                         Response = reader.GetInt16(1) == CompletedState ? ReadResponse(reader, 6) : null,
+                        Attempts = reader.GetInt32(10),
                     };
                 }
             }
@@ -631,6 +632,7 @@ internal sealed class PostgreSqlStatements
             Response = !mine && state == CompletedState && string.Equals(storedFingerprint, fingerprint, StringComparison.Ordinal)
                 ? ReadResponse(reader, 7)
                 : null,
+            Attempts = reader.GetInt32(13),
         };
 
         if (mine)

@@ -85,6 +85,55 @@ public sealed class PostgreSqlSchemaTests(PostgresFixture fixture) : StoreTestBa
     }
 
     [Fact]
+    public async Task Initialize_SchemaAtVersion3WithRows_AddsAttemptsInPlace_OldRowsReadAsOne_TakeOverCountsOn()
+    {
+        // A database left at version 3 (no attempts column) by the previous release, with records in every state.
+        await using var old = CreateStore(DataSource, o => o.Schema = "at_v3");
+        await old.InitializeAsync(default);
+        var completed = NewId();
+        var stuck = NewId();
+        var live = NewId();
+        var done = await old.TryReserveAsync(completed, Fingerprint('a'), Minute, Hour, default);
+        Assert.True(await old.TryCompleteAsync(completed, done.Record.FencingToken, new IdempotentResponse(201, [], "paid"u8.ToArray()), Hour, default));
+        await old.TryReserveAsync(stuck, Fingerprint('a'), TimeSpan.FromMilliseconds(200), Hour, default);
+        await old.TryReserveAsync(live, Fingerprint('a'), Hour, Hour, default);
+        await using (var downgrade = DataSource.CreateCommand("""
+            ALTER TABLE at_v3.idempotency_records DROP COLUMN attempts;
+            DELETE FROM at_v3.idempotency_records_schema_version WHERE version >= 4;
+            """))
+        {
+            await downgrade.ExecuteNonQueryAsync();
+        }
+
+        Assert.Equal(0, await ScalarAsync("SELECT count(*) FROM information_schema.columns WHERE table_schema = 'at_v3' AND table_name = 'idempotency_records' AND column_name = 'attempts'"));
+        var rowsBefore = await ScalarAsync("SELECT count(*) FROM at_v3.idempotency_records");
+
+        await using var upgraded = CreateStore(DataSource, o => o.Schema = "at_v3");
+        await upgraded.InitializeAsync(default);
+
+        Assert.Equal(Store.Schema.LatestVersion, await ScalarAsync("SELECT max(version) FROM at_v3.idempotency_records_schema_version"));
+        Assert.Equal(1, await ScalarAsync("""
+            SELECT count(*) FROM information_schema.columns
+            WHERE table_schema = 'at_v3' AND table_name = 'idempotency_records' AND column_name = 'attempts'
+              AND data_type = 'integer' AND is_nullable = 'NO' AND column_default = '1'
+            """));
+        Assert.Equal(rowsBefore, await ScalarAsync("SELECT count(*) FROM at_v3.idempotency_records WHERE attempts = 1"));
+        Assert.Equal(1, (await upgraded.GetAsync(completed, default))?.Attempts);
+        Assert.Equal(1, (await upgraded.GetAsync(live, default))?.Attempts);
+        var replay = await upgraded.TryReserveAsync(completed, Fingerprint('a'), Minute, Hour, default);
+        Assert.Equal((ReservationOutcome.Completed, 1), (replay.Outcome, replay.Record.Attempts));
+        Assert.Equal("paid"u8.ToArray(), replay.Record.Response!.Body.ToArray());
+
+        // The old row's lease has run out: taking it over is its second attempt.
+        await Task.Delay(300);
+        var takeOver = await upgraded.TryReserveAsync(stuck, Fingerprint('a'), Minute, Hour, default);
+        Assert.Equal((ReservationOutcome.TakenOver, 2), (takeOver.Outcome, takeOver.Record.Attempts));
+        Assert.Equal(2, await ScalarAsync($"SELECT attempts FROM at_v3.idempotency_records WHERE idem_key = '{stuck.Key}'"));
+        var summary = Assert.Single(await upgraded.FindByKeyAsync(stuck.Tenant, stuck.Key, default));
+        Assert.Equal(2, summary.Attempts);
+    }
+
+    [Fact]
     public async Task FirstOperation_WithoutInitialize_CreatesSchemaLazily()
     {
         await using var store = CreateStore(DataSource, o => o.Schema = "lazy");

@@ -22,7 +22,8 @@ public sealed class PostgreSqlStoreAdministrationTests(PostgresFixture fixture) 
         await store.InitializeAsync(default);
         await using (var downgrade = DataSource.CreateCommand("""
             DROP INDEX upgrading.idempotency_records_in_progress_idx;
-            DELETE FROM upgrading.idempotency_records_schema_version WHERE version = 3;
+            ALTER TABLE upgrading.idempotency_records DROP COLUMN attempts;
+            DELETE FROM upgrading.idempotency_records_schema_version WHERE version >= 3;
             """))
         {
             await downgrade.ExecuteNonQueryAsync();
@@ -32,7 +33,7 @@ public sealed class PostgreSqlStoreAdministrationTests(PostgresFixture fixture) 
         await upgraded.InitializeAsync(default);
 
         Assert.Equal(1, await ScalarAsync("SELECT count(*) FROM pg_indexes WHERE schemaname = 'upgrading' AND indexname = 'idempotency_records_in_progress_idx'"));
-        Assert.Equal(3, await ScalarAsync("SELECT max(version) FROM upgrading.idempotency_records_schema_version"));
+        Assert.Equal(Store.Schema.LatestVersion, await ScalarAsync("SELECT max(version) FROM upgrading.idempotency_records_schema_version"));
     }
 
     [Fact]
