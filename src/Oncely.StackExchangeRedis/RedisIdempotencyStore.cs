@@ -402,7 +402,7 @@ internal sealed partial class RedisIdempotencyStore
     /// <summary>A time the scripts store (microseconds since the Unix epoch, server clock).</summary>
     internal static DateTimeOffset FromMicroseconds(long microseconds) => DateTimeOffset.UnixEpoch.AddTicks(microseconds * 10);
 
-    // The answer layout of Reserve and Get: {outcome, now, f, s, t, l, e, c, p[, h, H, b, o]}.
+    // The answer layout of Reserve and Get: {outcome, now, f, s, t, l, e, c, p, a[, h, H, b, o]}.
     private static IdempotencyRecord ReadRecord(IdempotencyRecordId id, RedisResult[] answer, bool withResponse, string? knownFingerprint = null)
     {
         var state = (IdempotencyRecordState)(int)answer[3];
@@ -415,7 +415,8 @@ internal sealed partial class RedisIdempotencyStore
             LeaseExpiresAt = FromMicroseconds((long)answer[5]),
             ExpiresAt = FromMicroseconds((long)answer[6]),
             RecoveryPoint = (string?)answer[8],
-            Response = withResponse && state == IdempotencyRecordState.Completed && answer.Length >= 13 ? ReadResponse(answer, 9) : null,
+            Attempts = (int)answer[9],
+            Response = withResponse && state == IdempotencyRecordState.Completed && answer.Length >= 14 ? ReadResponse(answer, 10) : null,
         };
     }
 
