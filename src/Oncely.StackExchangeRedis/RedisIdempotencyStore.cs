@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using System.Runtime.CompilerServices;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using StackExchange.Redis;
@@ -99,9 +100,17 @@ internal sealed partial class RedisIdempotencyStore
     internal IConnectionMultiplexer? Multiplexer => _multiplexer;
 
     /// <inheritdoc />
-    public async ValueTask<ReservationResult> TryReserveAsync(IdempotencyRecordId id, string fingerprint, TimeSpan lease, TimeSpan expiration, CancellationToken cancellationToken)
+    public ValueTask<ReservationResult> TryReserveAsync(IdempotencyRecordId id, string fingerprint, TimeSpan lease, TimeSpan expiration, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(fingerprint);
+        return Volatile.Read(ref _acknowledgements) == 0 && _database is { } database
+            ? ReserveUnacknowledgedAsync(database, id, fingerprint, lease, expiration, cancellationToken)
+            : ReserveAcknowledgedAsync(id, fingerprint, lease, expiration, cancellationToken);
+    }
+
+    /// <summary>The reservation where writes wait for replicas (or before the connection and the mode are known).</summary>
+    private async ValueTask<ReservationResult> ReserveAcknowledgedAsync(IdempotencyRecordId id, string fingerprint, TimeSpan lease, TimeSpan expiration, CancellationToken cancellationToken)
+    {
         cancellationToken.ThrowIfCancellationRequested();
         var started = Stopwatch.GetTimestamp();
         var bucket = RedisKeyLayout.Bucket(id.Tenant, id.Key);
@@ -127,6 +136,74 @@ internal sealed partial class RedisIdempotencyStore
         }
     }
 
+    /// <summary>
+    /// The common case, connected and with no replicas to wait for: the script call alone, bounded by one wait that
+    /// ends at the deadline or when the caller gives up (one state machine, one wait, on the request path).
+    /// </summary>
+    /// <remarks>
+    /// As on the acknowledged path, the reservation runs to its end whether or not the caller waits: when the caller
+    /// gives up or the deadline passes first, a reservation that turns out to grant execution is given back, fenced,
+    /// because nobody runs it.
+    /// </remarks>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<ReservationResult> ReserveUnacknowledgedAsync(
+        IDatabase database, IdempotencyRecordId id, string fingerprint, TimeSpan lease, TimeSpan expiration, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        var started = Stopwatch.GetTimestamp();
+        var bucket = RedisKeyLayout.Bucket(id.Tenant, id.Key);
+        var key = _keys.Record(bucket, id);
+        try
+        {
+            var reserving = database.ScriptEvaluateAsync(RedisScripts.Reserve, [key, _keys.Fence(bucket)], [fingerprint, Milliseconds(lease), Milliseconds(expiration)]);
+            RedisResult answer;
+            try
+            {
+                answer = await reserving.WaitAsync(Remaining(started), cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is OperationCanceledException or TimeoutException)
+            {
+                _ = GiveBackWhenGrantedAsync(reserving, key);
+                throw;
+            }
+
+            return ReadReservation(id, (RedisResult[])answer!, fingerprint);
+        }
+        catch (Exception ex) when (RedisFailures.IsUnavailable(ex, cancellationToken))
+        {
+            throw RedisFailures.Unavailable("reserve a record", ex);
+        }
+    }
+
+    private static ReservationResult ReadReservation(IdempotencyRecordId id, RedisResult[] answer, string fingerprint)
+    {
+        var outcome = (ReservationOutcome)(int)answer[0];
+
+        // Every outcome but a reused key answers with the caller's own fingerprint: its string is kept, not read again.
+        var record = ReadRecord(id, answer, withResponse: outcome == ReservationOutcome.Completed, outcome == ReservationOutcome.FingerprintMismatch ? null : fingerprint);
+        return new ReservationResult(outcome, record);
+    }
+
+    /// <summary>A reservation script call the caller stopped waiting for: once it answers, a granted reservation is given back.</summary>
+    private async Task GiveBackWhenGrantedAsync(Task<RedisResult> reserving, RedisKey key)
+    {
+        RedisResult answer;
+        try
+        {
+            answer = await reserving.ConfigureAwait(false);
+        }
+        catch (Exception e) when (RedisFailures.IsUnavailable(e, CancellationToken.None))
+        {
+            return; // nothing was granted
+        }
+
+        var granted = (RedisResult[])answer!;
+        if ((ReservationOutcome)(int)granted[0] is ReservationOutcome.Acquired or ReservationOutcome.TakenOver)
+        {
+            await ReleaseUnacknowledgedAsync(key, (long)granted[4]).ConfigureAwait(false);
+        }
+    }
+
     private async Task<ReservationResult> ReserveAndAcknowledgeAsync(
         IdempotencyRecordId id, RedisKey key, RedisKey fence, string fingerprint, TimeSpan lease, TimeSpan expiration, long started)
     {
@@ -137,16 +214,13 @@ internal sealed partial class RedisIdempotencyStore
             [fingerprint, Milliseconds(lease), Milliseconds(expiration)],
             started,
             CancellationToken.None).ConfigureAwait(false))!;
-        var outcome = (ReservationOutcome)(int)answer[0];
-
-        // Every outcome but a reused key answers with the caller's own fingerprint: its string is kept, not read again.
-        var record = ReadRecord(id, answer, withResponse: outcome == ReservationOutcome.Completed, outcome == ReservationOutcome.FingerprintMismatch ? null : fingerprint);
-        if (outcome is ReservationOutcome.Acquired or ReservationOutcome.TakenOver && required > 0)
+        var reservation = ReadReservation(id, answer, fingerprint);
+        if (reservation.Outcome is ReservationOutcome.Acquired or ReservationOutcome.TakenOver && required > 0)
         {
-            await AcknowledgeReservationAsync(key, record.FencingToken, required, started).ConfigureAwait(false);
+            await AcknowledgeReservationAsync(key, reservation.Record.FencingToken, required, started).ConfigureAwait(false);
         }
 
-        return new ReservationResult(outcome, record);
+        return reservation;
     }
 
     /// <summary>
@@ -177,6 +251,7 @@ internal sealed partial class RedisIdempotencyStore
     /// Repeating a completion with the same token and exactly the same answer reports <see langword="true"/> again: a
     /// completion retried after a lost reply or a missing replica acknowledgement is not mistaken for a lost lease.
     /// </remarks>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<bool> TryCompleteAsync(IdempotencyRecordId id, long fencingToken, IdempotentResponse response, TimeSpan expiration, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(response);

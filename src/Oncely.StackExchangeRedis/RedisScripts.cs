@@ -33,8 +33,10 @@ internal static class RedisScripts
     /// <summary>
     /// Reserve. KEYS: record, fence. ARGV: fingerprint, lease (ms), expiration (ms).
     /// Returns <c>{outcome, now, f, s, t, l, e, c, p, a}</c> (outcome = <see cref="ReservationOutcome"/>), followed by
-    /// <c>h, H, b, o</c> for a Completed record with the caller's fingerprint. A replay, an in-progress duplicate and a
-    /// reused key only read: the script writes nothing for them (decision-table row 20).
+    /// <c>h, H, b, o</c> for a Completed record with the caller's fingerprint. <c>f</c> is the stored fingerprint only for
+    /// a reused key (outcome 4); every other outcome holds the caller's own, so the script answers <c>false</c> there rather
+    /// than send it back (one bulk string fewer to read and allocate). A replay, an in-progress duplicate and a reused key
+    /// only read: the script writes nothing for them (decision-table row 20).
     /// </summary>
     public const string Reserve = Clock + """
 
@@ -51,8 +53,9 @@ internal static class RedisScripts
           local e = tonumber(r[5]) or 0
           if e > now then
             local a = tonumber(r[8]) or 1
-            local held = {now, r[1], tonumber(r[2]), tonumber(r[3]), tonumber(r[4]), e, tonumber(r[6]), r[7] or false, a}
+            local held = {now, false, tonumber(r[2]), tonumber(r[3]), tonumber(r[4]), e, tonumber(r[6]), r[7] or false, a}
             if r[1] ~= ARGV[1] then
+              held[2] = r[1]
               table.insert(held, 1, 4)
               return held
             end
@@ -70,7 +73,7 @@ internal static class RedisScripts
             local l = now + lease
             redis.call('HSET', KEYS[1], 't', n(t), 'l', n(l), 'a', n(a + 1))
             expireat(KEYS[1], math.max(e, l))
-            return {1, now, r[1], 0, t, l, e, tonumber(r[6]), r[7] or false, a + 1}
+            return {1, now, false, 0, t, l, e, tonumber(r[6]), r[7] or false, a + 1}
           end
           redis.call('DEL', KEYS[1])
         end
@@ -79,7 +82,7 @@ internal static class RedisScripts
         local e = now + tonumber(ARGV[3]) * 1000
         redis.call('HSET', KEYS[1], 'f', ARGV[1], 's', '0', 't', n(t), 'l', n(l), 'e', n(e), 'c', n(now), 'a', '1')
         expireat(KEYS[1], math.max(e, l))
-        return {0, now, ARGV[1], 0, t, l, e, now, false, 1}
+        return {0, now, false, 0, t, l, e, now, false, 1}
         """;
 
     /// <summary>
