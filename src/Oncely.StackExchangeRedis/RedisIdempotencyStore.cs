@@ -155,11 +155,14 @@ internal sealed partial class RedisIdempotencyStore
         var key = _keys.Record(bucket, id);
         try
         {
-            var reserving = database.ScriptEvaluateAsync(RedisScripts.Reserve, [key, _keys.Fence(bucket)], [fingerprint, Milliseconds(lease), Milliseconds(expiration)]);
+            var keys = ScriptArguments.Keys(key, _keys.Fence(bucket));
+            var values = ScriptArguments.Values(fingerprint, Milliseconds(lease), Milliseconds(expiration));
+            var reserving = database.ScriptEvaluateAsync(RedisScripts.Reserve, keys, values);
             RedisResult answer;
             try
             {
                 answer = await reserving.WaitAsync(Remaining(started), cancellationToken).ConfigureAwait(false);
+                ScriptArguments.Return(keys, values);
             }
             catch (Exception e) when (e is OperationCanceledException or TimeoutException)
             {
@@ -264,12 +267,10 @@ internal sealed partial class RedisIdempotencyStore
         RedisValue body = response.Body.ToArray();
         try
         {
-            var changed = (long)await EvaluateAsync(
-                RedisScripts.Complete,
-                [key],
-                [fencingToken, response.StatusCode, StoredHeaders.Serialize(response.Headers), body, response.BodyOmitted ? 1 : 0, Milliseconds(expiration)],
-                started,
-                cancellationToken).ConfigureAwait(false);
+            var keys = ScriptArguments.Keys(key);
+            var values = ScriptArguments.Values(fencingToken, response.StatusCode, StoredHeaders.Serialize(response.Headers), body, response.BodyOmitted ? 1 : 0, Milliseconds(expiration));
+            var changed = (long)await EvaluateAsync(RedisScripts.Complete, keys, values, started, cancellationToken).ConfigureAwait(false);
+            ScriptArguments.Return(keys, values);
             if (changed == 0)
             {
                 return false;
