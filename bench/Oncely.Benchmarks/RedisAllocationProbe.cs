@@ -56,7 +56,7 @@ internal static class RedisAllocationProbe
                 var id = new IdempotencyRecordId("t", "POST /payments", "raw-" + i.ToString(CultureInfo.InvariantCulture));
                 var record = keys.Record(id);
                 var reserved = (RedisResult[])(await database.ScriptEvaluateAsync(RedisScripts.Reserve, [record, keys.Fence(id)], [Fingerprint, 30_000, 86_400_000]))!;
-                _ = await database.ScriptEvaluateAsync(RedisScripts.Complete, [record], [(long)reserved[4], 201, "[]", Answer.Body.ToArray(), 0, 86_400_000]);
+                _ = await database.ScriptEvaluateAsync(RedisScripts.Complete, [record], [RedisIdempotencyStore.Granted(reserved)!.Value, 201, "[]", Answer.Body.ToArray(), 0, 86_400_000]);
             })),
             ("store: TryReserveAsync + TryCompleteAsync (no caller token)", await MeasureAsync(async i =>
             {

@@ -1,3 +1,4 @@
+using System.Buffers.Text;
 using System.Diagnostics;
 using System.Globalization;
 using System.Runtime.CompilerServices;
@@ -30,6 +31,9 @@ internal sealed partial class RedisIdempotencyStore
     private static readonly Version MinimumServerVersion = new(6, 2);
 
     private const int Undecided = -1;
+
+    /// <summary>How many numbers the reservation script's first answer element holds: outcome, s, t, l, e, c, a.</summary>
+    internal const int ReservationNumbers = 7;
 
     private static readonly string[] Scripts =
         [RedisScripts.Reserve, RedisScripts.Complete, RedisScripts.Release, RedisScripts.SetRecoveryPoint, RedisScripts.RenewLease, RedisScripts.Get, RedisScripts.PurgeAudit, RedisScripts.Erase];
@@ -178,13 +182,52 @@ internal sealed partial class RedisIdempotencyStore
         }
     }
 
+    // The answer layout of Reserve: {"outcome s t l e c a", f, p[, h, H, b, o]}.
     private static ReservationResult ReadReservation(IdempotencyRecordId id, RedisResult[] answer, string fingerprint)
     {
-        var outcome = (ReservationOutcome)(int)answer[0];
+        Span<long> numbers = stackalloc long[ReservationNumbers];
+        ReadNumbers((RedisValue)answer[0], numbers);
+        var outcome = (ReservationOutcome)numbers[0];
+        var state = (IdempotencyRecordState)numbers[1];
+        var record = new IdempotencyRecord
+        {
+            Id = id,
 
-        // Every outcome but a reused key answers with the caller's own fingerprint: its string is kept, not read again.
-        var record = ReadRecord(id, answer, withResponse: outcome == ReservationOutcome.Completed, outcome == ReservationOutcome.FingerprintMismatch ? null : fingerprint);
+            // Every outcome but a reused key answers with the caller's own fingerprint: its string is kept, not read again.
+            Fingerprint = outcome == ReservationOutcome.FingerprintMismatch ? (string)answer[1]! : fingerprint,
+            State = state,
+            FencingToken = numbers[2],
+            LeaseExpiresAt = FromMicroseconds(numbers[3]),
+            ExpiresAt = FromMicroseconds(numbers[4]),
+            RecoveryPoint = (string?)answer[2],
+            Attempts = (int)numbers[6],
+            Response = outcome == ReservationOutcome.Completed && state == IdempotencyRecordState.Completed && answer.Length >= 7 ? ReadResponse(answer, 3) : null,
+        };
         return new ReservationResult(outcome, record);
+    }
+
+    /// <summary>Reads the reservation's numbers (decimal integers separated by single spaces) without making a string.</summary>
+    internal static void ReadNumbers(ReadOnlyMemory<byte> text, Span<long> numbers)
+    {
+        var rest = text.Span;
+        for (var i = 0; i < numbers.Length; i++)
+        {
+            if (!Utf8Parser.TryParse(rest, out long value, out var consumed) || (consumed < rest.Length && rest[consumed] != (byte)' '))
+            {
+                throw new RedisException("The Redis idempotency store's reservation script answered numbers it cannot read.");
+            }
+
+            numbers[i] = value;
+            rest = rest[Math.Min(consumed + 1, rest.Length)..];
+        }
+    }
+
+    /// <summary>The fencing token of a reservation answer that grants execution (acquired, taken over); otherwise null.</summary>
+    internal static long? Granted(RedisResult[] answer)
+    {
+        Span<long> numbers = stackalloc long[ReservationNumbers];
+        ReadNumbers((RedisValue)answer[0], numbers);
+        return (ReservationOutcome)numbers[0] is ReservationOutcome.Acquired or ReservationOutcome.TakenOver ? numbers[2] : null;
     }
 
     /// <summary>A reservation script call the caller stopped waiting for: once it answers, a granted reservation is given back.</summary>
@@ -200,10 +243,9 @@ internal sealed partial class RedisIdempotencyStore
             return; // nothing was granted
         }
 
-        var granted = (RedisResult[])answer!;
-        if ((ReservationOutcome)(int)granted[0] is ReservationOutcome.Acquired or ReservationOutcome.TakenOver)
+        if (Granted((RedisResult[])answer!) is { } token)
         {
-            await ReleaseUnacknowledgedAsync(key, (long)granted[4]).ConfigureAwait(false);
+            await ReleaseUnacknowledgedAsync(key, token).ConfigureAwait(false);
         }
     }
 
@@ -478,14 +520,14 @@ internal sealed partial class RedisIdempotencyStore
     /// <summary>A time the scripts store (microseconds since the Unix epoch, server clock).</summary>
     internal static DateTimeOffset FromMicroseconds(long microseconds) => DateTimeOffset.UnixEpoch.AddTicks(microseconds * 10);
 
-    // The answer layout of Reserve and Get: {outcome, now, f, s, t, l, e, c, p, a[, h, H, b, o]}.
-    private static IdempotencyRecord ReadRecord(IdempotencyRecordId id, RedisResult[] answer, bool withResponse, string? knownFingerprint = null)
+    // The answer layout of Get: {5, now, f, s, t, l, e, c, p, a[, h, H, b, o]}.
+    private static IdempotencyRecord ReadRecord(IdempotencyRecordId id, RedisResult[] answer, bool withResponse)
     {
         var state = (IdempotencyRecordState)(int)answer[3];
         return new IdempotencyRecord
         {
             Id = id,
-            Fingerprint = knownFingerprint ?? (string)answer[2]!,
+            Fingerprint = (string)answer[2]!,
             State = state,
             FencingToken = (long)answer[4],
             LeaseExpiresAt = FromMicroseconds((long)answer[5]),

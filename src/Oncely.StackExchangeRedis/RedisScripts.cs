@@ -32,11 +32,13 @@ internal static class RedisScripts
 
     /// <summary>
     /// Reserve. KEYS: record, fence. ARGV: fingerprint, lease (ms), expiration (ms).
-    /// Returns <c>{outcome, now, f, s, t, l, e, c, p, a}</c> (outcome = <see cref="ReservationOutcome"/>), followed by
-    /// <c>h, H, b, o</c> for a Completed record with the caller's fingerprint. <c>f</c> is the stored fingerprint only for
-    /// a reused key (outcome 4); every other outcome holds the caller's own, so the script answers <c>false</c> there rather
-    /// than send it back (one bulk string fewer to read and allocate). A replay, an in-progress duplicate and a reused key
-    /// only read: the script writes nothing for them (decision-table row 20).
+    /// Returns <c>{numbers, f, p}</c>, followed by <c>h, H, b, o</c> for a Completed record with the caller's fingerprint.
+    /// <c>numbers</c> is one string of seven decimal integers separated by spaces: outcome (<see cref="ReservationOutcome"/>),
+    /// <c>s</c>, <c>t</c>, <c>l</c>, <c>e</c>, <c>c</c>, <c>a</c>; one bulk string rather than seven array elements, because
+    /// the client allocates an object per element. <c>f</c> is the stored fingerprint only for a reused key (outcome 4);
+    /// every other outcome holds the caller's own, so the script answers <c>false</c> there rather than send it back.
+    /// A replay, an in-progress duplicate and a reused key only read: the script writes nothing for them (decision-table
+    /// row 20).
     /// </summary>
     public const string Reserve = Clock + """
 
@@ -49,31 +51,30 @@ internal static class RedisScripts
           redis.call('SET', KEYS[2], n(nextToken))
           return nextToken
         end
+        local function numbers(outcome, s, t, l, e, c, a)
+          return table.concat({n(outcome), n(s), n(t), n(l), n(e), n(c), n(a)}, ' ')
+        end
         if r[1] then
           local e = tonumber(r[5]) or 0
           if e > now then
+            local s, t, l, c = tonumber(r[2]) or 0, tonumber(r[3]) or 0, tonumber(r[4]) or 0, tonumber(r[6]) or 0
             local a = tonumber(r[8]) or 1
-            local held = {now, false, tonumber(r[2]), tonumber(r[3]), tonumber(r[4]), e, tonumber(r[6]), r[7] or false, a}
+            local p = r[7] or false
             if r[1] ~= ARGV[1] then
-              held[2] = r[1]
-              table.insert(held, 1, 4)
-              return held
+              return {numbers(4, s, t, l, e, c, a), r[1], p}
             end
             if r[2] == '1' then
               local answer = redis.call('HMGET', KEYS[1], 'h', 'H', 'b', 'o')
-              table.insert(held, 1, 2)
-              for i = 1, 4 do held[#held + 1] = answer[i] end
-              return held
+              return {numbers(2, s, t, l, e, c, a), false, p, answer[1], answer[2], answer[3], answer[4]}
             end
-            if (tonumber(r[4]) or 0) > now then
-              table.insert(held, 1, 3)
-              return held
+            if l > now then
+              return {numbers(3, s, t, l, e, c, a), false, p}
             end
-            local t = token()
-            local l = now + lease
-            redis.call('HSET', KEYS[1], 't', n(t), 'l', n(l), 'a', n(a + 1))
-            expireat(KEYS[1], math.max(e, l))
-            return {1, now, false, 0, t, l, e, tonumber(r[6]), r[7] or false, a + 1}
+            local next = token()
+            local lease_end = now + lease
+            redis.call('HSET', KEYS[1], 't', n(next), 'l', n(lease_end), 'a', n(a + 1))
+            expireat(KEYS[1], math.max(e, lease_end))
+            return {numbers(1, 0, next, lease_end, e, c, a + 1), false, p}
           end
           redis.call('DEL', KEYS[1])
         end
@@ -82,7 +83,7 @@ internal static class RedisScripts
         local e = now + tonumber(ARGV[3]) * 1000
         redis.call('HSET', KEYS[1], 'f', ARGV[1], 's', '0', 't', n(t), 'l', n(l), 'e', n(e), 'c', n(now), 'a', '1')
         expireat(KEYS[1], math.max(e, l))
-        return {0, now, false, 0, t, l, e, now, false, 1}
+        return {numbers(0, 0, t, l, e, now, 1), false, false}
         """;
 
     /// <summary>
