@@ -284,7 +284,7 @@ public abstract class OperatorApiSpecification
             }
 
             Assert.Equal(
-                ["createdAt", "expiresAt", "fencingToken", "fingerprint", "key", "leaseExpiresAt", "operation", "recoveryPoint", "state", "statusCode", "tenant"],
+                ["attempts", "createdAt", "expiresAt", "fencingToken", "fingerprint", "key", "leaseExpiresAt", "operation", "recoveryPoint", "state", "statusCode", "tenant"],
                 record.EnumerateObject().Select(p => p.Name).Order(StringComparer.Ordinal));
         }
     }
