@@ -12,12 +12,18 @@ namespace Oncely.Benchmarks;
 /// <remarks>
 /// <c>dotnet run -c Release --project bench/Oncely.Benchmarks -- --filter '*'</c> runs everything with the default job;
 /// add <c>--short</c> for a quick smoke (BenchmarkDotNet's ShortRun: 3 warm-ups, 3 iterations, 1 launch, in process). Every other
-/// argument goes to BenchmarkDotNet (<c>--filter</c>, <c>--list flat</c>, <c>--exporters</c>, ...).
+/// argument goes to BenchmarkDotNet (<c>--filter</c>, <c>--list flat</c>, <c>--exporters</c>, ...). <c>--redis-allocations</c>
+/// runs <see cref="RedisAllocationProbe"/> instead (bytes per Redis execution, layer by layer; no timing).
 /// </remarks>
 public static class Program
 {
     public static int Main(string[] args)
     {
+        if (args.Contains("--redis-allocations"))
+        {
+            return RedisAllocationProbe.RunAsync().GetAwaiter().GetResult();
+        }
+
         var isShort = args.Contains("--short");
         var rest = args.Where(a => a != "--short").ToArray();
         if (rest.Length == 0)

@@ -21,12 +21,9 @@ internal sealed class RedisRawPrimitive(IDatabase database, string prefix) : IRa
         var id = new IdempotencyRecordId(RawPayload.Tenant, RawPayload.Operation, key);
         var record = _keys.Record(id);
         var reserved = (RedisResult[])(await database.ScriptEvaluateAsync(RedisScripts.Reserve, [record, _keys.Fence(id)], [RawPayload.Fingerprint, 30_000, 86_400_000]))!;
-        if ((int)reserved[0] != (int)ReservationOutcome.Acquired)
-        {
-            throw new InvalidOperationException($"key {key} was not reserved");
-        }
+        var token = RedisIdempotencyStore.Granted(reserved) ?? throw new InvalidOperationException($"key {key} was not reserved");
 
-        var completed = (long)await database.ScriptEvaluateAsync(RedisScripts.Complete, [record], [(long)reserved[4], 201, RawPayload.Headers, RawPayload.Body, 0, 86_400_000]);
+        var completed = (long)await database.ScriptEvaluateAsync(RedisScripts.Complete, [record], [token, 201, RawPayload.Headers, RawPayload.Body, 0, 86_400_000]);
         if (completed != 1)
         {
             throw new InvalidOperationException($"key {key} was not completed");

@@ -45,7 +45,7 @@ internal static class Targets
         Ratio("20", "in-memory execute / no-Oncely baseline", BenchPlan.InMemory, HttpCell.Execute, BenchPlan.Baseline, HttpCell.Execute, 0.85,
             "see \"Where an in-memory execution spends its time\" below."),
         Bytes("20", "Redis execute: server allocations per request", BenchPlan.Redis, HttpCell.Execute, 5 * 1024,
-            "StackExchange.Redis's script calls (arguments, results) and the stored answer's serialisation allocate on top of the in-memory path."),
+            "two StackExchange.Redis script calls cost about 1 KiB by themselves, and the engine's asynchronous store path (its StoreTimeout wait per call) about 1 KiB more than the in-memory path's; see \"Redis allocations\" in docs/benchmarks.md."),
 
         Ratio("19", "protected in-memory execute / in-memory execute", BenchPlan.InMemoryProtected, HttpCell.Execute, BenchPlan.InMemory, HttpCell.Execute, 0.90,
             "sealing an answer with Data Protection (AES-256-CBC + HMAC-SHA256, a fresh subkey per payload) costs more than an in-memory store call."),

@@ -18,7 +18,7 @@ internal sealed partial class RedisIdempotencyStore
     private const int ScanPageSize = 1000;
     private const int ReadBatch = 256;
 
-    private static readonly RedisValue[] SummaryFields = ["f", "s", "t", "l", "e", "c", "p", "h"];
+    private static readonly RedisValue[] SummaryFields = ["f", "s", "t", "l", "e", "c", "p", "h", "a"];
 
     /// <inheritdoc />
     public async ValueTask<IdempotencyRecordPage> ListRecordsAsync(IdempotencyRecordQuery query, CancellationToken cancellationToken)
@@ -201,7 +201,7 @@ internal sealed partial class RedisIdempotencyStore
         await ForEachRecordBatchAsync(server, pattern, wanted, batch, ReadBatch, FlushAsync, cancellationToken).ConfigureAwait(false);
     }
 
-    // f, s, t, l, e, c, p, h; null when the key vanished (expired, released) between the scan and the read.
+    // f, s, t, l, e, c, p, h, a (missing in a record written before attempts were counted: 1); null when the key vanished (expired, released) between the scan and the read.
     private static IdempotencyRecordSummary? ReadSummary(IdempotencyRecordId id, RedisValue[] v)
     {
         if (v[0].IsNull || !v[4].TryParse(out long expires) || !v[5].TryParse(out long created))
@@ -219,7 +219,8 @@ internal sealed partial class RedisIdempotencyStore
             FromMicroseconds((long)v[3]),
             FromMicroseconds(expires),
             v[6].IsNull ? null : (string?)v[6],
-            state == IdempotencyRecordState.Completed && v[7].TryParse(out int status) ? status : null);
+            state == IdempotencyRecordState.Completed && v[7].TryParse(out int status) ? status : null,
+            !v[8].IsNull && v[8].TryParse(out int attempts) ? attempts : 1); // a null RedisValue would parse as 0
     }
 
     /// <summary>Newest first by creation time; ties by tenant, operation and key (ordinal).</summary>

@@ -1,5 +1,7 @@
+using System.Buffers.Text;
 using System.Diagnostics;
 using System.Globalization;
+using System.Runtime.CompilerServices;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using StackExchange.Redis;
@@ -29,6 +31,9 @@ internal sealed partial class RedisIdempotencyStore
     private static readonly Version MinimumServerVersion = new(6, 2);
 
     private const int Undecided = -1;
+
+    /// <summary>How many numbers the reservation script's first answer element holds: outcome, s, t, l, e, c, a.</summary>
+    internal const int ReservationNumbers = 7;
 
     private static readonly string[] Scripts =
         [RedisScripts.Reserve, RedisScripts.Complete, RedisScripts.Release, RedisScripts.SetRecoveryPoint, RedisScripts.RenewLease, RedisScripts.Get, RedisScripts.PurgeAudit, RedisScripts.Erase];
@@ -99,9 +104,17 @@ internal sealed partial class RedisIdempotencyStore
     internal IConnectionMultiplexer? Multiplexer => _multiplexer;
 
     /// <inheritdoc />
-    public async ValueTask<ReservationResult> TryReserveAsync(IdempotencyRecordId id, string fingerprint, TimeSpan lease, TimeSpan expiration, CancellationToken cancellationToken)
+    public ValueTask<ReservationResult> TryReserveAsync(IdempotencyRecordId id, string fingerprint, TimeSpan lease, TimeSpan expiration, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(fingerprint);
+        return Volatile.Read(ref _acknowledgements) == 0 && _database is { } database
+            ? ReserveUnacknowledgedAsync(database, id, fingerprint, lease, expiration, cancellationToken)
+            : ReserveAcknowledgedAsync(id, fingerprint, lease, expiration, cancellationToken);
+    }
+
+    /// <summary>The reservation where writes wait for replicas (or before the connection and the mode are known).</summary>
+    private async ValueTask<ReservationResult> ReserveAcknowledgedAsync(IdempotencyRecordId id, string fingerprint, TimeSpan lease, TimeSpan expiration, CancellationToken cancellationToken)
+    {
         cancellationToken.ThrowIfCancellationRequested();
         var started = Stopwatch.GetTimestamp();
         var bucket = RedisKeyLayout.Bucket(id.Tenant, id.Key);
@@ -127,6 +140,115 @@ internal sealed partial class RedisIdempotencyStore
         }
     }
 
+    /// <summary>
+    /// The common case, connected and with no replicas to wait for: the script call alone, bounded by one wait that
+    /// ends at the deadline or when the caller gives up (one state machine, one wait, on the request path).
+    /// </summary>
+    /// <remarks>
+    /// As on the acknowledged path, the reservation runs to its end whether or not the caller waits: when the caller
+    /// gives up or the deadline passes first, a reservation that turns out to grant execution is given back, fenced,
+    /// because nobody runs it.
+    /// </remarks>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<ReservationResult> ReserveUnacknowledgedAsync(
+        IDatabase database, IdempotencyRecordId id, string fingerprint, TimeSpan lease, TimeSpan expiration, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        var started = Stopwatch.GetTimestamp();
+        var bucket = RedisKeyLayout.Bucket(id.Tenant, id.Key);
+        var key = _keys.Record(bucket, id);
+        try
+        {
+            var keys = ScriptArguments.Keys(key, _keys.Fence(bucket));
+            var values = ScriptArguments.Values(fingerprint, Milliseconds(lease), Milliseconds(expiration));
+            var reserving = database.ScriptEvaluateAsync(RedisScripts.Reserve, keys, values);
+            RedisResult answer;
+            try
+            {
+                answer = await reserving.WaitAsync(Remaining(started), cancellationToken).ConfigureAwait(false);
+                ScriptArguments.Return(keys, values);
+            }
+            catch (Exception e) when (e is OperationCanceledException or TimeoutException)
+            {
+                _ = GiveBackWhenGrantedAsync(reserving, key);
+                throw;
+            }
+
+            return ReadReservation(id, (RedisResult[])answer!, fingerprint);
+        }
+        catch (Exception ex) when (RedisFailures.IsUnavailable(ex, cancellationToken))
+        {
+            throw RedisFailures.Unavailable("reserve a record", ex);
+        }
+    }
+
+    // The answer layout of Reserve: {"outcome s t l e c a", f, p[, h, H, b, o]}.
+    private static ReservationResult ReadReservation(IdempotencyRecordId id, RedisResult[] answer, string fingerprint)
+    {
+        Span<long> numbers = stackalloc long[ReservationNumbers];
+        ReadNumbers((RedisValue)answer[0], numbers);
+        var outcome = (ReservationOutcome)numbers[0];
+        var state = (IdempotencyRecordState)numbers[1];
+        var record = new IdempotencyRecord
+        {
+            Id = id,
+
+            // Every outcome but a reused key answers with the caller's own fingerprint: its string is kept, not read again.
+            Fingerprint = outcome == ReservationOutcome.FingerprintMismatch ? (string)answer[1]! : fingerprint,
+            State = state,
+            FencingToken = numbers[2],
+            LeaseExpiresAt = FromMicroseconds(numbers[3]),
+            ExpiresAt = FromMicroseconds(numbers[4]),
+            RecoveryPoint = (string?)answer[2],
+            Attempts = (int)numbers[6],
+            Response = outcome == ReservationOutcome.Completed && state == IdempotencyRecordState.Completed && answer.Length >= 7 ? ReadResponse(answer, 3) : null,
+        };
+        return new ReservationResult(outcome, record);
+    }
+
+    /// <summary>Reads the reservation's numbers (decimal integers separated by single spaces) without making a string.</summary>
+    internal static void ReadNumbers(ReadOnlyMemory<byte> text, Span<long> numbers)
+    {
+        var rest = text.Span;
+        for (var i = 0; i < numbers.Length; i++)
+        {
+            if (!Utf8Parser.TryParse(rest, out long value, out var consumed) || (consumed < rest.Length && rest[consumed] != (byte)' '))
+            {
+                throw new RedisException("The Redis idempotency store's reservation script answered numbers it cannot read.");
+            }
+
+            numbers[i] = value;
+            rest = rest[Math.Min(consumed + 1, rest.Length)..];
+        }
+    }
+
+    /// <summary>The fencing token of a reservation answer that grants execution (acquired, taken over); otherwise null.</summary>
+    internal static long? Granted(RedisResult[] answer)
+    {
+        Span<long> numbers = stackalloc long[ReservationNumbers];
+        ReadNumbers((RedisValue)answer[0], numbers);
+        return (ReservationOutcome)numbers[0] is ReservationOutcome.Acquired or ReservationOutcome.TakenOver ? numbers[2] : null;
+    }
+
+    /// <summary>A reservation script call the caller stopped waiting for: once it answers, a granted reservation is given back.</summary>
+    private async Task GiveBackWhenGrantedAsync(Task<RedisResult> reserving, RedisKey key)
+    {
+        RedisResult answer;
+        try
+        {
+            answer = await reserving.ConfigureAwait(false);
+        }
+        catch (Exception e) when (RedisFailures.IsUnavailable(e, CancellationToken.None))
+        {
+            return; // nothing was granted
+        }
+
+        if (Granted((RedisResult[])answer!) is { } token)
+        {
+            await ReleaseUnacknowledgedAsync(key, token).ConfigureAwait(false);
+        }
+    }
+
     private async Task<ReservationResult> ReserveAndAcknowledgeAsync(
         IdempotencyRecordId id, RedisKey key, RedisKey fence, string fingerprint, TimeSpan lease, TimeSpan expiration, long started)
     {
@@ -137,16 +259,13 @@ internal sealed partial class RedisIdempotencyStore
             [fingerprint, Milliseconds(lease), Milliseconds(expiration)],
             started,
             CancellationToken.None).ConfigureAwait(false))!;
-        var outcome = (ReservationOutcome)(int)answer[0];
-
-        // Every outcome but a reused key answers with the caller's own fingerprint: its string is kept, not read again.
-        var record = ReadRecord(id, answer, withResponse: outcome == ReservationOutcome.Completed, outcome == ReservationOutcome.FingerprintMismatch ? null : fingerprint);
-        if (outcome is ReservationOutcome.Acquired or ReservationOutcome.TakenOver && required > 0)
+        var reservation = ReadReservation(id, answer, fingerprint);
+        if (reservation.Outcome is ReservationOutcome.Acquired or ReservationOutcome.TakenOver && required > 0)
         {
-            await AcknowledgeReservationAsync(key, record.FencingToken, required, started).ConfigureAwait(false);
+            await AcknowledgeReservationAsync(key, reservation.Record.FencingToken, required, started).ConfigureAwait(false);
         }
 
-        return new ReservationResult(outcome, record);
+        return reservation;
     }
 
     /// <summary>
@@ -177,6 +296,7 @@ internal sealed partial class RedisIdempotencyStore
     /// Repeating a completion with the same token and exactly the same answer reports <see langword="true"/> again: a
     /// completion retried after a lost reply or a missing replica acknowledgement is not mistaken for a lost lease.
     /// </remarks>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<bool> TryCompleteAsync(IdempotencyRecordId id, long fencingToken, IdempotentResponse response, TimeSpan expiration, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(response);
@@ -189,12 +309,10 @@ internal sealed partial class RedisIdempotencyStore
         RedisValue body = response.Body.ToArray();
         try
         {
-            var changed = (long)await EvaluateAsync(
-                RedisScripts.Complete,
-                [key],
-                [fencingToken, response.StatusCode, StoredHeaders.Serialize(response.Headers), body, response.BodyOmitted ? 1 : 0, Milliseconds(expiration)],
-                started,
-                cancellationToken).ConfigureAwait(false);
+            var keys = ScriptArguments.Keys(key);
+            var values = ScriptArguments.Values(fencingToken, response.StatusCode, StoredHeaders.Serialize(response.Headers), body, response.BodyOmitted ? 1 : 0, Milliseconds(expiration));
+            var changed = (long)await EvaluateAsync(RedisScripts.Complete, keys, values, started, cancellationToken).ConfigureAwait(false);
+            ScriptArguments.Return(keys, values);
             if (changed == 0)
             {
                 return false;
@@ -402,20 +520,21 @@ internal sealed partial class RedisIdempotencyStore
     /// <summary>A time the scripts store (microseconds since the Unix epoch, server clock).</summary>
     internal static DateTimeOffset FromMicroseconds(long microseconds) => DateTimeOffset.UnixEpoch.AddTicks(microseconds * 10);
 
-    // The answer layout of Reserve and Get: {outcome, now, f, s, t, l, e, c, p[, h, H, b, o]}.
-    private static IdempotencyRecord ReadRecord(IdempotencyRecordId id, RedisResult[] answer, bool withResponse, string? knownFingerprint = null)
+    // The answer layout of Get: {5, now, f, s, t, l, e, c, p, a[, h, H, b, o]}.
+    private static IdempotencyRecord ReadRecord(IdempotencyRecordId id, RedisResult[] answer, bool withResponse)
     {
         var state = (IdempotencyRecordState)(int)answer[3];
         return new IdempotencyRecord
         {
             Id = id,
-            Fingerprint = knownFingerprint ?? (string)answer[2]!,
+            Fingerprint = (string)answer[2]!,
             State = state,
             FencingToken = (long)answer[4],
             LeaseExpiresAt = FromMicroseconds((long)answer[5]),
             ExpiresAt = FromMicroseconds((long)answer[6]),
             RecoveryPoint = (string?)answer[8],
-            Response = withResponse && state == IdempotencyRecordState.Completed && answer.Length >= 13 ? ReadResponse(answer, 9) : null,
+            Attempts = (int)answer[9],
+            Response = withResponse && state == IdempotencyRecordState.Completed && answer.Length >= 14 ? ReadResponse(answer, 10) : null,
         };
     }
 

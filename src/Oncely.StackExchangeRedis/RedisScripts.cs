@@ -7,7 +7,8 @@ namespace Oncely.StackExchangeRedis;
 /// <remarks>
 /// <para>A record is a hash with short field names: <c>f</c> fingerprint, <c>s</c> state (0 InProgress, 1 Completed),
 /// <c>t</c> fencing token, <c>l</c> lease end, <c>e</c> expiry, <c>c</c> creation (all three in microseconds since the
-/// Unix epoch, server clock), <c>p</c> recovery point, and for a Completed record <c>h</c> status code, <c>H</c> headers
+/// Unix epoch, server clock), <c>p</c> recovery point, <c>a</c> attempts (how many executions have held the record: 1 when created, one more
+/// per take-over; a record written before the field existed has none and counts as 1), and for a Completed record <c>h</c> status code, <c>H</c> headers
 /// (<see cref="StoredHeaders"/> JSON), <c>b</c> body bytes, <c>o</c> body omitted (1/0).</para>
 /// <para>The record's own expiry (<c>e</c>) decides whether it counts; the key's Redis TTL only frees the memory and is
 /// never earlier: <c>max(e, l)</c> for an InProgress record (so a lease that outlives the expiry still finds its record),
@@ -31,13 +32,17 @@ internal static class RedisScripts
 
     /// <summary>
     /// Reserve. KEYS: record, fence. ARGV: fingerprint, lease (ms), expiration (ms).
-    /// Returns <c>{outcome, now, f, s, t, l, e, c, p}</c> (outcome = <see cref="ReservationOutcome"/>), followed by
-    /// <c>h, H, b, o</c> for a Completed record with the caller's fingerprint. A replay, an in-progress duplicate and a
-    /// reused key only read: the script writes nothing for them (decision-table row 20).
+    /// Returns <c>{numbers, f, p}</c>, followed by <c>h, H, b, o</c> for a Completed record with the caller's fingerprint.
+    /// <c>numbers</c> is one string of seven decimal integers separated by spaces: outcome (<see cref="ReservationOutcome"/>),
+    /// <c>s</c>, <c>t</c>, <c>l</c>, <c>e</c>, <c>c</c>, <c>a</c>; one bulk string rather than seven array elements, because
+    /// the client allocates an object per element. <c>f</c> is the stored fingerprint only for a reused key (outcome 4);
+    /// every other outcome holds the caller's own, so the script answers <c>false</c> there rather than send it back.
+    /// A replay, an in-progress duplicate and a reused key only read: the script writes nothing for them (decision-table
+    /// row 20).
     /// </summary>
     public const string Reserve = Clock + """
 
-        local r = redis.call('HMGET', KEYS[1], 'f', 's', 't', 'l', 'e', 'c', 'p')
+        local r = redis.call('HMGET', KEYS[1], 'f', 's', 't', 'l', 'e', 'c', 'p', 'a')
         local lease = tonumber(ARGV[2]) * 1000
         local function token()
           local last = tonumber(redis.call('GET', KEYS[2]) or '0') or 0
@@ -46,38 +51,39 @@ internal static class RedisScripts
           redis.call('SET', KEYS[2], n(nextToken))
           return nextToken
         end
+        local function numbers(outcome, s, t, l, e, c, a)
+          return table.concat({n(outcome), n(s), n(t), n(l), n(e), n(c), n(a)}, ' ')
+        end
         if r[1] then
           local e = tonumber(r[5]) or 0
           if e > now then
-            local held = {now, r[1], tonumber(r[2]), tonumber(r[3]), tonumber(r[4]), e, tonumber(r[6]), r[7] or false}
+            local s, t, l, c = tonumber(r[2]) or 0, tonumber(r[3]) or 0, tonumber(r[4]) or 0, tonumber(r[6]) or 0
+            local a = tonumber(r[8]) or 1
+            local p = r[7] or false
             if r[1] ~= ARGV[1] then
-              table.insert(held, 1, 4)
-              return held
+              return {numbers(4, s, t, l, e, c, a), r[1], p}
             end
             if r[2] == '1' then
               local answer = redis.call('HMGET', KEYS[1], 'h', 'H', 'b', 'o')
-              table.insert(held, 1, 2)
-              for i = 1, 4 do held[#held + 1] = answer[i] end
-              return held
+              return {numbers(2, s, t, l, e, c, a), false, p, answer[1], answer[2], answer[3], answer[4]}
             end
-            if (tonumber(r[4]) or 0) > now then
-              table.insert(held, 1, 3)
-              return held
+            if l > now then
+              return {numbers(3, s, t, l, e, c, a), false, p}
             end
-            local t = token()
-            local l = now + lease
-            redis.call('HSET', KEYS[1], 't', n(t), 'l', n(l))
-            expireat(KEYS[1], math.max(e, l))
-            return {1, now, r[1], 0, t, l, e, tonumber(r[6]), r[7] or false}
+            local next = token()
+            local lease_end = now + lease
+            redis.call('HSET', KEYS[1], 't', n(next), 'l', n(lease_end), 'a', n(a + 1))
+            expireat(KEYS[1], math.max(e, lease_end))
+            return {numbers(1, 0, next, lease_end, e, c, a + 1), false, p}
           end
           redis.call('DEL', KEYS[1])
         end
         local t = token()
         local l = now + lease
         local e = now + tonumber(ARGV[3]) * 1000
-        redis.call('HSET', KEYS[1], 'f', ARGV[1], 's', '0', 't', n(t), 'l', n(l), 'e', n(e), 'c', n(now))
+        redis.call('HSET', KEYS[1], 'f', ARGV[1], 's', '0', 't', n(t), 'l', n(l), 'e', n(e), 'c', n(now), 'a', '1')
         expireat(KEYS[1], math.max(e, l))
-        return {0, now, ARGV[1], 0, t, l, e, now, false}
+        return {numbers(0, 0, t, l, e, now, 1), false, false}
         """;
 
     /// <summary>
@@ -154,27 +160,27 @@ internal static class RedisScripts
         """;
 
     /// <summary>
-    /// Read. KEYS: record. Returns nil for a missing or expired record, else <c>{5, now, f, s, t, l, e, c, p, h, H, b, o}</c>
+    /// Read. KEYS: record. Returns nil for a missing or expired record, else <c>{5, now, f, s, t, l, e, c, p, a, h, H, b, o}</c>
     /// (the same layout as <see cref="Reserve"/>'s answer). Writes nothing.
     /// </summary>
     public const string Get = """
-        local r = redis.call('HMGET', KEYS[1], 'f', 's', 't', 'l', 'e', 'c', 'p', 'h', 'H', 'b', 'o')
+        local r = redis.call('HMGET', KEYS[1], 'f', 's', 't', 'l', 'e', 'c', 'p', 'a', 'h', 'H', 'b', 'o')
         if not r[1] then return false end
         local clock = redis.call('TIME')
         local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
         local e = tonumber(r[5]) or 0
         if e <= now then return false end
-        return {5, now, r[1], tonumber(r[2]), tonumber(r[3]), tonumber(r[4]), e, tonumber(r[6]), r[7] or false, r[8] or false, r[9] or false, r[10] or false, r[11] or false}
+        return {5, now, r[1], tonumber(r[2]), tonumber(r[3]), tonumber(r[4]), e, tonumber(r[6]), r[7] or false, tonumber(r[8]) or 1, r[9] or false, r[10] or false, r[11] or false, r[12] or false}
         """;
 
     /// <summary>
     /// Erase. KEYS: record. Deletes the record when it is Completed or past its expiry (<c>e</c>, server clock) and returns
     /// 1; returns 0 when there is no record; keeps a live InProgress record (its operation may be running) and returns
-    /// <c>{2, f, s, t, l, e, c, p, h}</c> to report it. The check and the delete are one step: no reservation, take-over or
+    /// <c>{2, f, s, t, l, e, c, p, h, a}</c> to report it. The check and the delete are one step: no reservation, take-over or
     /// completion runs in between.
     /// </summary>
     public const string Erase = """
-        local r = redis.call('HMGET', KEYS[1], 'f', 's', 't', 'l', 'e', 'c', 'p', 'h')
+        local r = redis.call('HMGET', KEYS[1], 'f', 's', 't', 'l', 'e', 'c', 'p', 'h', 'a')
         if not r[1] then return 0 end
         local clock = redis.call('TIME')
         local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
@@ -182,7 +188,7 @@ internal static class RedisScripts
           redis.call('DEL', KEYS[1])
           return 1
         end
-        return {2, r[1], r[2], r[3], r[4], r[5], r[6], r[7] or false, r[8] or false}
+        return {2, r[1], r[2], r[3], r[4], r[5], r[6], r[7] or false, r[8] or false, r[9] or false}
         """;
 
     /// <summary>

@@ -185,6 +185,51 @@ public sealed class RedisIdempotencyStoreTests(StandaloneRedisFixture fixture) :
     }
 
     [Fact]
+    public async Task Attempts_RecordWrittenBeforeTheField_ReadsAsOneEverywhere_FirstTakeOverWritesTwo()
+    {
+        // A record exactly as the previous version wrote it: every field but "a".
+        var id = NewId();
+        var key = _store.Keys.Record(id);
+        var now = new DateTimeOffset(DateTime.SpecifyKind(await Server.TimeAsync(), DateTimeKind.Utc));
+        static string Micro(DateTimeOffset at) => ((at - DateTimeOffset.UnixEpoch).Ticks / 10).ToString(CultureInfo.InvariantCulture);
+        var fingerprint = Fingerprint('a');
+        await Db.HashSetAsync(key, [new("f", fingerprint), new("s", "0"), new("t", "41"), new("l", Micro(now + Hour)), new("e", Micro(now + Hour)), new("c", Micro(now)), new("p", "charged")]);
+        await Db.KeyExpireAsync(key, now.UtcDateTime + Hour);
+        Assert.False(await Db.HashExistsAsync(key, "a"));
+
+        Assert.Equal(1, (await _store.GetAsync(id, default))?.Attempts);
+        Assert.Equal(1, (await _store.TryReserveAsync(id, fingerprint, Minute, Hour, default)).Record.Attempts); // InProgress
+        Assert.Equal(1, Assert.Single((await _store.ListRecordsAsync(new IdempotencyRecordQuery { Tenant = id.Tenant }, default)).Records).Attempts);
+        Assert.Equal(1, Assert.Single(await _store.FindByKeyAsync(id.Tenant, id.Key, default)).Attempts);
+        var erasure = await _store.EraseKeyAsync(id.Tenant, id.Key, default);
+        Assert.Equal(1, Assert.Single(erasure.InProgress).Attempts); // kept: its operation may still run
+
+        await Db.HashSetAsync(key, "l", Micro(now)); // the old holder's lease has run out
+        var takeOver = await _store.TryReserveAsync(id, fingerprint, Minute, Hour, default);
+
+        Assert.Equal(ReservationOutcome.TakenOver, takeOver.Outcome);
+        Assert.Equal(2, takeOver.Record.Attempts);
+        Assert.Equal("charged", takeOver.Record.RecoveryPoint);
+        Assert.Equal("2", (string?)await Db.HashGetAsync(key, "a"));
+        Assert.Equal(2, Assert.Single(await _store.FindByKeyAsync(id.Tenant, id.Key, default)).Attempts);
+    }
+
+    [Fact]
+    public async Task Attempts_StoredInTheRecordHash_KeptByCompletion()
+    {
+        var id = NewId();
+        var key = _store.Keys.Record(id);
+        var reserved = await _store.TryReserveAsync(id, Fingerprint('a'), Minute, Hour, default);
+        Assert.Equal("1", (string?)await Db.HashGetAsync(key, "a"));
+
+        Assert.True(await _store.TryCompleteAsync(id, reserved.Record.FencingToken, new IdempotentResponse(201, [], "{}"u8.ToArray()), Hour, default));
+
+        Assert.Equal("1", (string?)await Db.HashGetAsync(key, "a"));
+        var replay = await _store.TryReserveAsync(id, Fingerprint('a'), Minute, Hour, default);
+        Assert.Equal((ReservationOutcome.Completed, 1, 201), (replay.Outcome, replay.Record.Attempts, replay.Record.Response?.StatusCode));
+    }
+
+    [Fact]
     public async Task Initialize_LoadsEveryScriptOnThePrimary()
     {
         await using var store = Create(_connection, NewPrefix("init"));

@@ -81,6 +81,49 @@ public sealed class RedisOutageTests(PrivateRedisFixture fixture, ITestOutputHel
         Assert.Contains(after.Outcome, new[] { ReservationOutcome.Acquired, ReservationOutcome.InProgress });
     }
 
+    // Without replicas a reservation is one script call and one wait. Whatever ends that wait first (the store's own
+    // CommandTimeout, or the caller giving up), the call still runs once the server answers: a reservation it granted is
+    // given back, so the key is free again rather than held (409 to every retry) until its lease runs out.
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Reserve_NoReplicas_WaitEndsWhileServerPaused_GrantedReservationIsGivenBackOnceItAnswers(bool callerGivesUp)
+    {
+        await using var store = new RedisIdempotencyStore(_server.EndPoint, new RedisIdempotencyStoreOptions
+        {
+            KeyPrefix = NewPrefix("gave-up"),
+            CommandTimeout = callerGivesUp ? TimeSpan.FromSeconds(10) : TimeSpan.FromMilliseconds(300),
+            ReplicaAcknowledgementTimeout = TimeSpan.FromMilliseconds(100),
+        });
+        Assert.Equal(ReservationOutcome.Acquired, (await store.TryReserveAsync(NewId(), Fingerprint('a'), Minute, Hour, default)).Outcome); // connected, no replicas
+        var id = NewId();
+
+        Assert.Equal("+OK", await _server.CommandAsync("CLIENT PAUSE 1500 ALL"));
+        using var caller = new CancellationTokenSource(TimeSpan.FromMilliseconds(300));
+        var waited = System.Diagnostics.Stopwatch.StartNew();
+        if (callerGivesUp)
+        {
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => store.TryReserveAsync(id, Fingerprint('a'), Hour, Hour, caller.Token).AsTask());
+        }
+        else
+        {
+            await AssertUnavailable(() => store.TryReserveAsync(id, Fingerprint('a'), Hour, Hour, default).AsTask());
+        }
+
+        Assert.True(waited.Elapsed < TimeSpan.FromMilliseconds(1200), $"the wait ended after {waited.Elapsed}, not at once");
+
+        // The paused call runs when the pause ends and is granted; then it is given back (no recovery point: deleted).
+        var deadline = DateTime.UtcNow + Patience;
+        IdempotencyRecord? left;
+        while ((left = await WhenConnectedAsync(() => store.GetAsync(id, default).AsTask())) is not null && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(100);
+        }
+
+        Assert.Null(left);
+        Assert.Equal(ReservationOutcome.Acquired, (await store.TryReserveAsync(id, Fingerprint('a'), Minute, Hour, default)).Outcome);
+    }
+
     [Fact]
     public async Task Initialize_ServerMayEvictKeys_LogsAnErrorNamingThePolicy()
     {
