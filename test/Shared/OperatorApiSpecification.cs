@@ -289,8 +289,11 @@ public abstract class OperatorApiSpecification
         }
     }
 
-    /// <summary>A key with a card number in it (Luhn-valid test PAN): the answer's Location and body quote it.</summary>
-    private static string CardKey() => $"card-4111111111111111-{Guid.NewGuid():N}";
+    /// <summary>
+    /// A key with a card number in it (Luhn-valid test PAN): the answer's Location and body quote it. A letter follows the
+    /// separator, so that no digit of the random part can join the card number.
+    /// </summary>
+    private static string CardKey() => $"card-4111111111111111-x{Guid.NewGuid():N}";
 
     private static string Detail(string tenant, string operation, string key) => $"{Admin}/records/detail?tenant={Q(tenant)}&operation={Q(operation)}&key={Q(key)}";
 
