@@ -115,6 +115,19 @@ public static class IdempotencyEventIds
     public const int ErasureAuditFailed = 1071;
 
     /// <summary>
+    /// The operator API showed a record's detail whose stored answer is protected and could not be decrypted (its Data
+    /// Protection key was revoked or is gone, or the bytes were altered): the status code is shown, the headers and body
+    /// are shown as unreadable, never as ciphertext (warning).
+    /// </summary>
+    public const int OperatorStoredAnswerUnreadable = 1080;
+
+    /// <summary>
+    /// The operator API returned a stored answer's body to an operator (<c>ShowStoredBodies</c> is on): who, and which
+    /// record; never the body (information).
+    /// </summary>
+    public const int StoredBodyShownToOperator = 1081;
+
+    /// <summary>
     /// Stored-answer protection: a Completed record's stored answer could not be decrypted (its Data Protection key was
     /// revoked or is no longer in the key ring, or the stored bytes were altered), so the retry was refused
     /// (HTTP <c>410</c>, row 6a; a message is acknowledged as done) and the operation did not run again (error).

@@ -20,7 +20,7 @@ public sealed class OperatorApiTests
     private const string Operator = "ops";
     private static readonly DateTimeOffset Now = new(2026, 11, 24, 12, 0, 0, TimeSpan.Zero);
 
-    private static async Task<(PipelineApp App, FakeTimeProvider Clock)> StartAsync(Func<IServiceProvider, IIdempotencyStore>? store = null, Action<WebApplication>? endpoints = null)
+    private static async Task<(PipelineApp App, FakeTimeProvider Clock)> StartAsync(Func<IServiceProvider, IIdempotencyStore>? store = null, Action<WebApplication>? endpoints = null, Action<IdempotencyAdminOptions>? admin = null)
     {
         var clock = new FakeTimeProvider(Now);
         var app = await PipelineApp.StartAsync(
@@ -33,7 +33,7 @@ public sealed class OperatorApiTests
                 web.MapPost("/refunds", () => Results.Created("/refunds/1", new { call = self.Count("refunds") })).RequireIdempotencyKey();
                 web.MapPost("/contact", () => Results.Ok(new { call = self.Count("contact") })).RequireIdempotencyKey().AllowAnonymousIdempotency();
                 endpoints?.Invoke(web);
-                web.MapIdempotencyAdmin(Admin).RequireAuthorization("operator");
+                web.MapIdempotencyAdmin(Admin, admin).RequireAuthorization("operator");
             },
             services: s =>
             {
@@ -255,14 +255,15 @@ public sealed class OperatorApiTests
         var list = await GetAsync(app, $"{Admin}/records");
         var audit = await GetAsync(app, $"{Admin}/audit");
         var release = await ReleaseAsync(app, "{\"tenant\":\"t\",\"operation\":\"POST /payments\",\"key\":\"k\",\"fencingToken\":1}");
+        var detail = await GetAsync(app, $"{Admin}/records/detail?tenant=t&operation=POST%20%2Fpayments&key=k");
 
-        foreach (var response in new[] { list, audit, release })
+        foreach (var response in new[] { list, audit, release, detail })
         {
             await ProblemDetailAsync(response, HttpStatusCode.ServiceUnavailable, "idempotency-store-unavailable");
             Assert.Equal("1", response.Headers.RetryAfter?.ToString());
         }
 
-        Assert.Equal(3, app.Logs.Entries.Count(e => e.Id.Id == IdempotencyEventIds.AdministrationStoreUnavailable && e.Level == LogLevel.Error));
+        Assert.Equal(4, app.Logs.Entries.Count(e => e.Id.Id == IdempotencyEventIds.AdministrationStoreUnavailable && e.Level == LogLevel.Error));
     }
 
     [Fact]
@@ -332,13 +333,53 @@ public sealed class OperatorApiTests
         var warning = Assert.Single(app.Logs.Entries, e => e.Id.Id == IdempotencyEventIds.AdministrationNotSupported);
         Assert.Equal(LogLevel.Warning, warning.Level);
         Assert.Contains("FaultyStore", warning.Message, StringComparison.Ordinal);
-        foreach (var response in new[] { await GetAsync(app, $"{Admin}/records"), await GetAsync(app, $"{Admin}/audit"), await ReleaseAsync(app, "{}") })
+        foreach (var response in new[] { await GetAsync(app, $"{Admin}/records"), await GetAsync(app, $"{Admin}/audit"), await ReleaseAsync(app, "{}"), await GetAsync(app, $"{Admin}/records/detail?tenant=t&operation=POST%20%2Fpayments&key=k") })
         {
             Assert.Contains("FaultyStore", await ProblemDetailAsync(response, HttpStatusCode.NotImplemented, "idempotency-admin-not-supported"), StringComparison.Ordinal);
         }
 
         await app.Client.SendAsync(PipelineApp.Post("/payments", "k"));
         Assert.True((await app.Client.SendAsync(PipelineApp.Post("/payments", "k"))).Headers.Contains("Idempotent-Replayed"));
+    }
+
+    [Fact]
+    public async Task RecordDetail_ShowStoredBodies_TextShownAndLoggedWithoutTheBody_BinaryOnlyItsLength()
+    {
+        var (app, _) = await StartAsync(
+            endpoints: web => web.MapPost("/files", () => Results.Bytes(new byte[] { 0xff, 0xfe, 0x00, 0x80 }, "application/octet-stream")).RequireIdempotencyKey(),
+            admin: o => o.ShowStoredBodies = true);
+        await using var _ = app;
+        await app.Client.SendAsync(PipelineApp.Post("/payments", "text-1"));
+        await app.Client.SendAsync(PipelineApp.Post("/files", "binary-1"));
+        var records = JsonDocument.Parse(await (await GetAsync(app, $"{Admin}/records")).Content.ReadAsStringAsync()).RootElement.GetProperty("records");
+        var tenant = Uri.EscapeDataString(records[0].GetProperty("tenant").GetString()!);
+
+        var text = JsonDocument.Parse(await (await GetAsync(app, $"{Admin}/records/detail?tenant={tenant}&operation=POST%20%2Fpayments&key=text-1")).Content.ReadAsStringAsync()).RootElement.GetProperty("answer");
+        var binary = JsonDocument.Parse(await (await GetAsync(app, $"{Admin}/records/detail?tenant={tenant}&operation=POST%20%2Ffiles&key=binary-1")).Content.ReadAsStringAsync()).RootElement.GetProperty("answer");
+
+        Assert.Equal("shown", text.GetProperty("bodyStatus").GetString());
+        Assert.Equal("{\"call\":1}", text.GetProperty("body").GetString());
+        var shown = Assert.Single(app.Logs.Entries, e => e.Id.Id == IdempotencyEventIds.StoredBodyShownToOperator);
+        Assert.Equal(LogLevel.Information, shown.Level);
+        Assert.Contains($"Operator {Operator} was shown", shown.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("call", shown.Message, StringComparison.Ordinal);
+        Assert.Equal("binary", binary.GetProperty("bodyStatus").GetString());
+        Assert.Equal(JsonValueKind.Null, binary.GetProperty("body").ValueKind);
+        Assert.Equal(4, binary.GetProperty("bodyLength").GetInt32());
+    }
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(IdempotencyAdminOptions.MaxStoredBodyDisplayLimit + 1)]
+    public async Task MapIdempotencyAdmin_StoredBodyDisplayLimitOutOfRange_ThrowsSayingTheRange(int limit)
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Services.AddIdempotency();
+        await using var app = builder.Build();
+
+        var error = Assert.Throws<ArgumentOutOfRangeException>(() => app.MapIdempotencyAdmin(Admin, o => o.StoredBodyDisplayLimit = limit));
+
+        Assert.Contains("from 1 to 65536", error.Message, StringComparison.Ordinal);
     }
 
     [Fact]

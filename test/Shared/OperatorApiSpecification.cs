@@ -120,7 +120,7 @@ public abstract class OperatorApiSpecification
         }
     }
 
-    protected async Task<App> StartAsync(IIdempotencyStore? store = null)
+    protected async Task<App> StartAsync(IIdempotencyStore? store = null, Action<IdempotencyAdminOptions>? admin = null)
     {
         store ??= await CreateStoreAsync();
         var builder = WebApplication.CreateSlimBuilder();
@@ -148,7 +148,7 @@ public abstract class OperatorApiSpecification
 
             return Results.Created($"/payments/{key}", new { key, call, amount = body.RootElement.GetProperty("amount").GetInt64() });
         }).RequireIdempotencyKey();
-        web.MapIdempotencyAdmin(Admin).RequireAuthorization("operator");
+        web.MapIdempotencyAdmin(Admin, admin).RequireAuthorization("operator");
         await web.StartAsync();
         app = new App(web, store);
         return app;
@@ -287,6 +287,108 @@ public abstract class OperatorApiSpecification
                 ["attempts", "createdAt", "expiresAt", "fencingToken", "fingerprint", "key", "leaseExpiresAt", "operation", "recoveryPoint", "state", "statusCode", "tenant"],
                 record.EnumerateObject().Select(p => p.Name).Order(StringComparer.Ordinal));
         }
+    }
+
+    /// <summary>
+    /// A key with a card number in it (Luhn-valid test PAN): the answer's Location and body quote it. A letter follows the
+    /// separator, so that no digit of the random part can join the card number.
+    /// </summary>
+    private static string CardKey() => $"card-4111111111111111-x{Guid.NewGuid():N}";
+
+    private static string Detail(string tenant, string operation, string key) => $"{Admin}/records/detail?tenant={Q(tenant)}&operation={Q(operation)}&key={Q(key)}";
+
+    [Fact]
+    public async Task RecordDetail_Completed_StatusAndHeadersInOrderWithCardNumbersMasked_BodyHiddenByDefault()
+    {
+        await using var app = await StartAsync();
+        var key = CardKey();
+        using var first = await app.PayAsync(key, amount: 4242);
+        Assert.Equal(HttpStatusCode.Created, first.StatusCode);
+
+        using var response = await app.GetAsync(Detail("tenant-a", "POST /payments", key));
+
+        var detail = await JsonOf(response);
+        Assert.Equal("no-store", response.Headers.CacheControl?.ToString());
+        var record = detail.GetProperty("record");
+        Assert.Equal("Completed", record.GetProperty("state").GetString());
+        Assert.Equal(201, record.GetProperty("statusCode").GetInt32());
+        Assert.Equal(1, record.GetProperty("attempts").GetInt32());
+        Assert.Equal(64, record.GetProperty("fingerprint").GetString()!.Length);
+        var answer = detail.GetProperty("answer");
+        Assert.Equal(201, answer.GetProperty("statusCode").GetInt32());
+        Assert.False(answer.GetProperty("protected").GetBoolean());
+        Assert.True(answer.GetProperty("readable").GetBoolean());
+        var headers = answer.GetProperty("headers").EnumerateArray().Select(h => (h.GetProperty("name").GetString()!, h.GetProperty("value").GetString()!)).ToList();
+        var replay = await app.PayAsync(key, amount: 4242);
+        var replayed = replay.Headers.Concat(replay.Content.Headers).Select(h => h.Key).Where(n => headers.Any(h => h.Item1.Equals(n, StringComparison.OrdinalIgnoreCase))).ToList();
+        Assert.Contains(("Location", $"/payments/card-************1111-{key[22..]}"), headers);
+        Assert.Contains(headers, h => h.Item1.Equals("Content-Type", StringComparison.OrdinalIgnoreCase) && h.Item2.StartsWith("application/json", StringComparison.Ordinal));
+        Assert.Equal(headers.Count, replayed.Count);
+        // The record's key is shown as listed (operators look keys up by it); what the answer stored is masked.
+        Assert.DoesNotContain("4111111111111111", answer.GetRawText(), StringComparison.Ordinal);
+        Assert.Equal("hidden", answer.GetProperty("bodyStatus").GetString());
+        Assert.Equal(JsonValueKind.Null, answer.GetProperty("body").ValueKind);
+        Assert.Equal((await first.Content.ReadAsByteArrayAsync()).Length, answer.GetProperty("bodyLength").GetInt32());
+        Assert.False(answer.GetProperty("bodyOmitted").GetBoolean());
+        Assert.DoesNotContain("4242", detail.GetRawText(), StringComparison.Ordinal);
+        Assert.Equal(1, app.CallsTo(key));
+    }
+
+    [Fact]
+    public async Task RecordDetail_ShowStoredBodiesOn_BodyShownWithCardNumbersMasked_CutAtTheLimit()
+    {
+        var key = CardKey();
+        await using (var app = await StartAsync(admin: o => o.ShowStoredBodies = true))
+        {
+            Assert.Equal(HttpStatusCode.Created, (await app.PayAsync(key, amount: 4242)).StatusCode);
+
+            var answer = (await JsonOf(await app.GetAsync(Detail("tenant-a", "POST /payments", key)))).GetProperty("answer");
+
+            Assert.Equal("shown", answer.GetProperty("bodyStatus").GetString());
+            var body = answer.GetProperty("body").GetString()!;
+            Assert.Contains("\"amount\":4242", body, StringComparison.Ordinal);
+            Assert.Contains("card-************1111-", body, StringComparison.Ordinal);
+            Assert.DoesNotContain("4111111111111111", body, StringComparison.Ordinal);
+            Assert.False(answer.GetProperty("bodyTruncated").GetBoolean());
+        }
+
+        await using var capped = await StartAsync(admin: o => (o.ShowStoredBodies, o.StoredBodyDisplayLimit) = (true, 12));
+        Assert.Equal(HttpStatusCode.Created, (await capped.PayAsync(key, amount: 4242)).StatusCode);
+
+        var cut = (await JsonOf(await capped.GetAsync(Detail("tenant-a", "POST /payments", key)))).GetProperty("answer");
+
+        Assert.Equal(12, cut.GetProperty("body").GetString()!.Length);
+        Assert.True(cut.GetProperty("bodyTruncated").GetBoolean());
+        Assert.True(cut.GetProperty("bodyLength").GetInt32() > 12);
+    }
+
+    [Fact]
+    public async Task RecordDetail_InProgressHasNoAnswer_Missing404_BadQuery400_TenantCaller403_NoCaller401()
+    {
+        await using var app = await StartAsync();
+        var key = $"detail+{Guid.NewGuid():N}";
+        var stuck = app.PayAsync(key, block: true);
+        await app.Entered.Task.WaitAsync(TimeSpan.FromSeconds(30));
+
+        var detail = await JsonOf(await app.GetAsync(Detail("tenant-a", "POST /payments", key)));
+
+        Assert.Equal("InProgress", detail.GetProperty("record").GetProperty("state").GetString());
+        Assert.Equal(key, detail.GetProperty("record").GetProperty("key").GetString());
+        Assert.Equal(JsonValueKind.Null, detail.GetProperty("answer").ValueKind);
+        await ProblemOf(await app.GetAsync(Detail("tenant-a", "POST /payments", key + "-absent")), HttpStatusCode.NotFound, "idempotency-record-not-found");
+        await ProblemOf(await app.GetAsync(Detail("tenant-b", "POST /payments", key)), HttpStatusCode.NotFound, "idempotency-record-not-found");
+        await ProblemOf(await app.GetAsync(Detail("tenant-a", "POST /refunds", key)), HttpStatusCode.NotFound, "idempotency-record-not-found");
+        var noOperation = await ProblemOf(await app.GetAsync($"{Admin}/records/detail?tenant=tenant-a&key={Q(key)}"), HttpStatusCode.BadRequest, "idempotency-admin-invalid-request");
+        Assert.Contains("'operation' is required", noOperation.GetProperty("detail").GetString(), StringComparison.Ordinal);
+        await ProblemOf(await app.GetAsync($"{Admin}/records/detail?operation={Q("POST /payments")}&key={Q(key)}"), HttpStatusCode.BadRequest, "idempotency-admin-invalid-request");
+        await ProblemOf(await app.GetAsync($"{Admin}/records/detail?tenant=tenant-a&operation={Q("POST /payments")}"), HttpStatusCode.BadRequest, "idempotency-admin-invalid-request");
+        var plus = await ProblemOf(await app.GetAsync($"{Admin}/records/detail?tenant=tenant-a&operation={Q("POST /payments")}&key={key}"), HttpStatusCode.BadRequest, "idempotency-admin-invalid-request");
+        Assert.Contains("%2B", plus.GetProperty("detail").GetString(), StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.Forbidden, (await app.GetAsync(Detail("tenant-a", "POST /payments", key), caller: "tenant-a")).StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await app.GetAsync(Detail("tenant-a", "POST /payments", key), caller: null)).StatusCode);
+        app.Gate.SetResult();
+        Assert.Equal(HttpStatusCode.Created, (await stuck).StatusCode);
+        Assert.Equal(1, app.CallsTo(key));
     }
 
     [Fact]

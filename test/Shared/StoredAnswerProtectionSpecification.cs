@@ -160,6 +160,49 @@ public abstract class StoredAnswerProtectionSpecification : IDisposable
     }
 
     [Fact]
+    public async Task OperatorDetail_Protected_DecryptedForOperators_ShownUnreadableOnceTheKeyRingIsLost()
+    {
+        var key = NewKey();
+        var detail = $"{Admin}/records/detail?tenant=tenant-a&operation={Uri.EscapeDataString("POST /payments")}&key={key}";
+        await using (var app = await StartAsync())
+        {
+            using var first = await app.PayAsync("/payments", key, 100, Memo, Details);
+            Assert.Equal(HttpStatusCode.Created, first.StatusCode);
+
+            using var shown = await app.GetAsync(detail);
+
+            var answer = JsonDocument.Parse(await shown.Content.ReadAsStringAsync()).RootElement.GetProperty("answer");
+            Assert.True(answer.GetProperty("protected").GetBoolean());
+            Assert.True(answer.GetProperty("readable").GetBoolean());
+            Assert.Equal(201, answer.GetProperty("statusCode").GetInt32());
+            var headers = answer.GetProperty("headers").EnumerateArray().Select(h => (h.GetProperty("name").GetString(), h.GetProperty("value").GetString())).ToList();
+            Assert.Equal([("Content-Type", "application/json; charset=utf-8"), ("Location", $"/payments/{Memo}/{key}")], headers);
+            Assert.Equal((await first.Content.ReadAsByteArrayAsync()).Length, answer.GetProperty("bodyLength").GetInt32());
+            Assert.Equal("hidden", answer.GetProperty("bodyStatus").GetString());
+        }
+
+        foreach (var file in _keyRing.GetFiles())
+        {
+            file.Delete();
+        }
+
+        await using var restarted = await StartAsync();
+        using var unreadable = await restarted.GetAsync(detail);
+
+        var text = await unreadable.Content.ReadAsStringAsync();
+        Assert.True(HttpStatusCode.OK == unreadable.StatusCode, text);
+        var lost = JsonDocument.Parse(text).RootElement.GetProperty("answer");
+        Assert.False(lost.GetProperty("readable").GetBoolean());
+        Assert.True(lost.GetProperty("protected").GetBoolean());
+        Assert.Equal(201, lost.GetProperty("statusCode").GetInt32());
+        Assert.Empty(lost.GetProperty("headers").EnumerateArray());
+        Assert.Equal("unreadable", lost.GetProperty("bodyStatus").GetString());
+        Assert.Equal(JsonValueKind.Null, lost.GetProperty("bodyLength").ValueKind);
+        Assert.DoesNotContain("Oncely-Protected", text, StringComparison.OrdinalIgnoreCase);
+        Assert.Equal(1, CallsTo(key));
+    }
+
+    [Fact]
     public async Task ProtectionTurnedOn_AnswerStoredInClearBefore_StillReplays()
     {
         var key = NewKey();
@@ -199,6 +242,11 @@ public abstract class StoredAnswerProtectionSpecification : IDisposable
         Assert.Empty(await replay.Content.ReadAsByteArrayAsync());
         Assert.Equal(1, CallsTo(key));
         await AssertNoPlaintextAtRestAsync(Details);
+        using var detail = await app.GetAsync($"{Admin}/records/detail?tenant=tenant-a&operation={Uri.EscapeDataString("POST /payments")}&key={key}");
+        var answer = JsonDocument.Parse(await detail.Content.ReadAsStringAsync()).RootElement.GetProperty("answer");
+        Assert.True(answer.GetProperty("bodyOmitted").GetBoolean());
+        Assert.Equal("omitted", answer.GetProperty("bodyStatus").GetString());
+        Assert.Equal(201, answer.GetProperty("statusCode").GetInt32());
     }
 
     protected static string NewKey() => Guid.NewGuid().ToString("D");

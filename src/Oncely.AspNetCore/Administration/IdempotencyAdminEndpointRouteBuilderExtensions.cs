@@ -17,6 +17,10 @@ public static class IdempotencyAdminEndpointRouteBuilderExtensions
     /// <item><c>GET {prefix}/records</c>: live records, newest first, filtered by <c>tenant</c>, <c>operation</c>,
     /// <c>state</c>, <c>olderThan</c> / <c>createdBefore</c>, paged by <c>limit</c> (default 50, at most 500) and
     /// <c>continuation</c>; with <c>tenant</c> and <c>key</c>, the records of that key under every operation.</item>
+    /// <item><c>GET {prefix}/records/detail?tenant=&amp;operation=&amp;key=</c>: one record as listed, with its stored
+    /// answer when Completed: status, headers in order (decrypted for the operator when protected; card numbers masked)
+    /// and the body's length; the body itself only when <see cref="IdempotencyAdminOptions.ShowStoredBodies"/> is on
+    /// (<c>404</c> when there is no live record).</item>
     /// <item><c>POST {prefix}/records/release</c> with <c>{"tenant","operation","key","fencingToken"}</c>: releases a
     /// stuck InProgress record only if it still carries that fencing token (<c>204</c>; <c>409</c> when it changed or is
     /// Completed; <c>404</c> when gone), logged as a warning and counted (<c>oncely.admin.releases</c>).</item>
@@ -27,7 +31,7 @@ public static class IdempotencyAdminEndpointRouteBuilderExtensions
     /// <item><c>GET {prefix}/audit</c>: the key-reuse audit, newest first, filtered by <c>tenant</c>, <c>operation</c>,
     /// <c>key</c> and paged likewise.</item>
     /// </list>
-    /// Times are ISO-8601 UTC; stored bodies and headers are never returned. See <c>docs/operator-api.md</c>.
+    /// Times are ISO-8601 UTC; stored bodies are returned only when the application opts in. See <c>docs/operator-api.md</c>.
     /// </summary>
     /// <remarks>
     /// The host refuses to start when an operator API endpoint has neither authorization metadata nor an explicit
@@ -41,21 +45,35 @@ public static class IdempotencyAdminEndpointRouteBuilderExtensions
     /// </remarks>
     /// <param name="endpoints">The application (or a route group) to map into.</param>
     /// <param name="prefix">The route prefix. Default: <c>/admin/idempotency</c>.</param>
+    /// <param name="configure">Changes <see cref="IdempotencyAdminOptions"/> (whether a record's detail shows the stored body). Default: none.</param>
     /// <returns>The route group of the operator API, to add authorization (and anything else) to.</returns>
     /// <exception cref="InvalidOperationException"><c>AddIdempotency()</c> was not called.</exception>
-    public static RouteGroupBuilder MapIdempotencyAdmin(this IEndpointRouteBuilder endpoints, [StringSyntax("Route")] string prefix = "/admin/idempotency")
+    /// <exception cref="ArgumentOutOfRangeException"><see cref="IdempotencyAdminOptions.StoredBodyDisplayLimit"/> is out of range.</exception>
+    public static RouteGroupBuilder MapIdempotencyAdmin(
+        this IEndpointRouteBuilder endpoints,
+        [StringSyntax("Route")] string prefix = "/admin/idempotency",
+        Action<IdempotencyAdminOptions>? configure = null)
     {
         ArgumentNullException.ThrowIfNull(endpoints);
         ArgumentException.ThrowIfNullOrWhiteSpace(prefix);
+        var options = new IdempotencyAdminOptions();
+        configure?.Invoke(options);
+        if (options.StoredBodyDisplayLimit is < 1 or > IdempotencyAdminOptions.MaxStoredBodyDisplayLimit)
+        {
+            throw new ArgumentOutOfRangeException(nameof(configure), options.StoredBodyDisplayLimit,
+                $"IdempotencyAdminOptions.StoredBodyDisplayLimit is {options.StoredBodyDisplayLimit}: give a number of characters from 1 to {IdempotencyAdminOptions.MaxStoredBodyDisplayLimit}.");
+        }
+
         if (endpoints.ServiceProvider.GetService<IdempotencyExecutor>() is null)
         {
             throw new InvalidOperationException("MapIdempotencyAdmin() needs the idempotency services: call builder.Services.AddIdempotency() first.");
         }
 
-        var handlers = new IdempotencyAdminEndpoints(endpoints.ServiceProvider);
+        var handlers = new IdempotencyAdminEndpoints(endpoints.ServiceProvider, options);
         var group = endpoints.MapGroup(prefix);
         group.WithMetadata(IdempotencyAdminEndpointMetadata.Instance);
         group.MapGet("/records", handlers.ListRecordsAsync).WithDisplayName($"Oncely operator API: list records ({prefix})");
+        group.MapGet("/records/detail", handlers.GetRecordAsync).WithDisplayName($"Oncely operator API: one record with its stored answer ({prefix})");
         group.MapPost("/records/release", handlers.ReleaseAsync).WithDisplayName($"Oncely operator API: release a record ({prefix})");
         group.MapPost("/records/erase-tenant", handlers.EraseTenantAsync).WithDisplayName($"Oncely operator API: erase a tenant's records ({prefix})");
         group.MapPost("/records/erase-key", handlers.EraseKeyAsync).WithDisplayName($"Oncely operator API: erase a key's records ({prefix})");

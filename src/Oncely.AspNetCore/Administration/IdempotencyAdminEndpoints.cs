@@ -14,10 +14,10 @@ namespace Oncely.AspNetCore;
 
 /// <summary>
 /// The operator API's handlers (see <c>docs/operator-api.md</c>): list and look up records, release a stuck one (fenced),
-/// read the key-reuse audit. Plain request delegates: every parameter is parsed here, so every refusal is a problem+json
+/// show one record with its stored answer, read the key-reuse audit. Plain request delegates: every parameter is parsed here, so every refusal is a problem+json
 /// that says what to send, never an empty <c>400</c> or a <c>500</c>.
 /// </summary>
-internal sealed partial class IdempotencyAdminEndpoints(IServiceProvider services)
+internal sealed partial class IdempotencyAdminEndpoints(IServiceProvider services, IdempotencyAdminOptions options)
 {
     /// <summary>The counter of operator releases: <c>oncely.admin.releases</c>, tag <c>oncely.release.outcome</c>.</summary>
     internal const string ReleasesInstrument = "oncely.admin.releases";

@@ -3,7 +3,7 @@ using Microsoft.AspNetCore.Mvc;
 
 namespace Oncely.AspNetCore;
 
-/// <summary>A record as the operator API shows it: times in UTC (ISO-8601, <c>Z</c>), never the stored body or headers.</summary>
+/// <summary>A record as the operator API lists it: times in UTC (ISO-8601, <c>Z</c>); its stored answer is in <see cref="AdminRecordDetail"/>.</summary>
 internal sealed record AdminRecord(
     string Tenant,
     string Operation,
@@ -31,6 +31,49 @@ internal sealed record AdminRecord(
         summary.RecoveryPoint,
         summary.StatusCode,
         summary.Attempts);
+}
+
+/// <summary>One record's detail: the record as listed, and what it stored of its first answer (Completed records only).</summary>
+internal sealed record AdminRecordDetail(AdminRecord Record, AdminStoredAnswer? Answer);
+
+/// <summary>
+/// A stored answer as the operator API shows it: status, headers in order and the body's length, card numbers masked.
+/// <c>Readable</c> is false when a protected answer cannot be decrypted (headers empty, length unknown).
+/// </summary>
+internal sealed record AdminStoredAnswer(
+    int StatusCode,
+    bool Protected,
+    bool Readable,
+    IReadOnlyList<AdminHeader> Headers,
+    bool BodyOmitted,
+    int? BodyLength,
+    string BodyStatus,
+    string? Body,
+    bool BodyTruncated);
+
+/// <summary>One stored header.</summary>
+internal sealed record AdminHeader(string Name, string Value);
+
+/// <summary>Why a stored body is or is not in a record's detail (<c>bodyStatus</c>).</summary>
+internal static class AdminBodyStatus
+{
+    /// <summary>The body is returned (as text, card numbers masked, perhaps cut: <c>bodyTruncated</c>).</summary>
+    public const string Shown = "shown";
+
+    /// <summary>A body is stored but not returned: <see cref="IdempotencyAdminOptions.ShowStoredBodies"/> is off.</summary>
+    public const string Hidden = "hidden";
+
+    /// <summary>No body was kept: it was over the stored-response limit, or success bodies are not stored.</summary>
+    public const string Omitted = "omitted";
+
+    /// <summary>The answer had no body.</summary>
+    public const string Empty = "empty";
+
+    /// <summary>The body is not UTF-8 text; only its length is shown.</summary>
+    public const string Binary = "binary";
+
+    /// <summary>The answer is protected and could not be decrypted.</summary>
+    public const string Unreadable = "unreadable";
 }
 
 internal sealed record AdminRecordPage(IReadOnlyList<AdminRecord> Records, string? Continuation);
@@ -74,6 +117,7 @@ internal sealed record AdminErasure(string Tenant, string? Key, int RecordsErase
 }
 
 [JsonSerializable(typeof(AdminRecordPage))]
+[JsonSerializable(typeof(AdminRecordDetail))]
 [JsonSerializable(typeof(AdminEraseRequest))]
 [JsonSerializable(typeof(AdminErasure))]
 [JsonSerializable(typeof(AdminRecord[]))]

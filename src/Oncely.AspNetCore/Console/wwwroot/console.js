@@ -285,6 +285,7 @@ function renderRecords() {
     row.append(key);
     cell(row, stateBadge(record.state));
     cell(row, duration(ageOf(record)));
+    cell(row, String(record.attempts ?? 1), 'num attempts');
     cell(row, record.tenant === '' ? '(anonymous)' : record.tenant);
     cell(row, record.operation, 'mono');
     cell(row, String(record.fencingToken), 'mono');
@@ -326,17 +327,17 @@ async function openDetail(record) {
   $('detail-title').focus();
 }
 
-/** Looks the record up again (fresh from the store) and shows it; gone when the store no longer has it. */
+/** Looks the record up again (fresh from the store, with its stored answer) and shows it; gone when the store no longer has it. */
 async function showDetail(record) {
-  const answer = await api.get('/records', { tenant: record.tenant, key: record.key, operation: record.operation });
+  const answer = await api.get('/records/detail', { tenant: record.tenant, operation: record.operation, key: record.key });
   const list = $('detail-fields');
-  if (!answer.ok) {
+  if (!answer.ok && answer.status !== 404) {
     showProblem(answer.problem, 'Looking the record up');
     return;
   }
 
-  const current = answer.body.records[0];
-  state.detail = current ?? null;
+  const current = answer.ok ? answer.body.record : null;
+  state.detail = current;
   list.replaceChildren();
   $('detail-title').textContent = `Record ${record.key}`;
   field(list, 'Tenant', record.tenant === '' ? '(anonymous scope)' : record.tenant, 'd-tenant');
@@ -345,10 +346,12 @@ async function showDetail(record) {
   if (!current) {
     field(list, 'State', 'Gone: no live record for this key (released, expired or never stored). The next request with it runs the operation.', 'd-state');
     $('release').hidden = true;
+    showAnswer(null);
     return;
   }
 
   field(list, 'State', stateBadge(current.state), 'd-state');
+  field(list, 'Attempts', attemptsText(current.attempts ?? 1), 'd-attempts');
   field(list, 'Fencing token', String(current.fencingToken), 'd-fencing-token');
   field(list, 'Fingerprint', current.fingerprint, 'd-fingerprint');
   field(list, 'Created', [timeElement(current.createdAt), ` (${duration(ageOf(current))} ago)`], 'd-created');
@@ -356,6 +359,7 @@ async function showDetail(record) {
   field(list, 'Record expires', timeElement(current.expiresAt), 'd-expires');
   field(list, 'Recovery point', current.recoveryPoint ?? 'none', 'd-recovery-point');
   field(list, 'Stored status', current.statusCode == null ? 'none yet (no answer stored)' : String(current.statusCode), 'd-status');
+  showAnswer(answer.body.answer, current);
 
   const releasable = current.state === 'InProgress';
   $('release').hidden = !releasable;
@@ -365,6 +369,68 @@ async function showDetail(record) {
       ? `The record keeps its recovery point "${current.recoveryPoint}" and its lease ends now: the client's next retry takes it over and resumes from there.`
       : 'The record is deleted: the client\'s next retry runs the operation again, from the start.';
     $('release-token').value = '';
+  }
+}
+
+function attemptsText(attempts) {
+  return attempts > 1
+    ? `${attempts} (taken over ${attempts - 1} time${attempts === 2 ? '' : 's'} after a lease ran out or a release)`
+    : '1 (the execution that reserved it)';
+}
+
+const BODY_NOTES = {
+  hidden: 'The body is not shown: stored bodies are payment data, and this application has not turned on ShowStoredBodies for the operator API.',
+  omitted: 'No body is stored: it was over the stored-response limit, or this application does not keep success bodies (StoreSuccessfulResponseBodies is off). Retries get the status and headers with an empty body.',
+  empty: 'The answer had no body.',
+  binary: 'The body is not text; only its length is shown.',
+  unreadable: 'The stored answer is encrypted and cannot be decrypted here: its Data Protection key was revoked or is gone. Retries of this key are refused with 410; the operation does not run again.',
+};
+
+/** The stored answer of a Completed record: status, headers in order, the body or why it is not shown. */
+function showAnswer(stored, record) {
+  const box = $('answer');
+  box.hidden = !record;
+  if (!record) return;
+  const rows = $('headers-table').tBodies[0];
+  rows.replaceChildren();
+  const bodyBox = $('answer-body');
+  bodyBox.hidden = true;
+  bodyBox.textContent = '';
+  $('answer-body-note').textContent = '';
+  $('headers-table').closest('.table-wrap').hidden = !stored || !stored.readable;
+  if (!stored) {
+    $('answer-summary').textContent = record.state === 'InProgress'
+      ? 'None yet: the operation has not completed, so nothing is stored to replay.'
+      : 'The record has no stored answer to show (it changed while it was looked up). Refresh to look again.';
+    return;
+  }
+
+  const length = stored.bodyLength == null ? '' : `, body ${stored.bodyLength} byte${stored.bodyLength === 1 ? '' : 's'}`;
+  const sealed = stored.protected ? (stored.readable ? ' Encrypted at rest; decrypted here for operators.' : ' Encrypted at rest.') : '';
+  $('answer-summary').textContent = `Status ${stored.statusCode}${length}.${sealed} Card numbers are masked.`;
+  for (const header of stored.headers) {
+    const row = rows.insertRow();
+    const name = document.createElement('th');
+    name.scope = 'row';
+    name.className = 'mono';
+    name.textContent = header.name;
+    row.append(name);
+    const value = row.insertCell();
+    value.className = 'mono';
+    value.textContent = header.value;
+  }
+
+  $('headers-caption').textContent = stored.headers.length === 0
+    ? 'Stored headers: none.'
+    : `Stored headers, in the order they are replayed: ${stored.headers.length}.`;
+  if (stored.bodyStatus === 'shown') {
+    bodyBox.textContent = stored.body;
+    bodyBox.hidden = false;
+    $('answer-body-note').textContent = stored.bodyTruncated
+      ? `Stored body (card numbers masked), cut to its first ${stored.body.length} characters:`
+      : 'Stored body (card numbers masked):';
+  } else {
+    $('answer-body-note').textContent = BODY_NOTES[stored.bodyStatus] ?? `The body is not shown (${stored.bodyStatus}).`;
   }
 }
 
