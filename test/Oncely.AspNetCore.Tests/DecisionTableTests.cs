@@ -469,7 +469,7 @@ public class DecisionTableTests
     [Fact]
     public async Task Row14_Sweeper_PurgesInBoundedBatchesUntilNoneLeft()
     {
-        await using var app = await TestApp.StartAsync(maintenance: o => o.PurgeInterval = TimeSpan.FromDays(365));
+        await using var app = await TestApp.StartAsync(maintenance: o => o.PurgeInterval = IdempotencyMaintenanceOptions.MaxPurgeInterval);
         for (var i = 0; i < 5; i++)
         {
             await app.PostAsync("/refunds", $"k{i}");

@@ -200,6 +200,7 @@ public sealed class IdempotencyConfigurationTests
     [Theory]
     [InlineData("Oncely:AuditRetention", "00:00:00", "AuditRetention must be positive")]
     [InlineData("Oncely:PurgeBatchSize", "0", "PurgeInterval and PurgeBatchSize must be positive")]
+    [InlineData("Oncely:PurgeInterval", "365.00:00:00", "PurgeInterval must be at most 49 days")]
     [InlineData("Oncely:AuditPayloadLimit", "-1", "AuditPayloadLimit must not be negative")]
     public async Task Start_MaintenanceValueTheOptionsRefuse_FailsSayingWhatToChange(string key, string value, string message)
     {

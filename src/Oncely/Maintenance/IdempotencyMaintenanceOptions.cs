@@ -26,9 +26,12 @@ public sealed class IdempotencyMaintenanceOptions
 
     /// <summary>
     /// How often expired records (stores without native expiry: SQL, in-memory) and key-reuse audit entries older than
-    /// <see cref="AuditRetention"/> are purged. Default: 5 minutes.
+    /// <see cref="AuditRetention"/> are purged. Default: 5 minutes; at most <see cref="MaxPurgeInterval"/>.
     /// </summary>
     public TimeSpan PurgeInterval { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>The longest <see cref="PurgeInterval"/>: 49 days, just under the longest period a .NET timer supports.</summary>
+    public static readonly TimeSpan MaxPurgeInterval = TimeSpan.FromDays(49);
 
     /// <summary>The most rows one purge statement deletes; purging repeats until a batch comes back short. Default: 500.</summary>
     public int PurgeBatchSize { get; set; } = 500;
@@ -59,6 +62,11 @@ public sealed class IdempotencyMaintenanceOptions
         if (PurgeInterval <= TimeSpan.Zero || PurgeBatchSize <= 0)
         {
             problems.Add($"Oncely: PurgeInterval and PurgeBatchSize must be positive (they are {PurgeInterval} and {PurgeBatchSize}).");
+        }
+
+        if (PurgeInterval > MaxPurgeInterval)
+        {
+            problems.Add($"Oncely: PurgeInterval must be at most 49 days, the longest period a .NET timer supports (it is {PurgeInterval}); purging more often than needed is harmless.");
         }
 
         if (AuditRetention <= TimeSpan.Zero)
