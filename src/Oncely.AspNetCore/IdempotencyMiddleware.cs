@@ -136,7 +136,7 @@ internal sealed partial class IdempotencyMiddleware
         var tenant = sender ?? _options.TenantResolver(context);
         if (string.IsNullOrEmpty(tenant))
         {
-            if (context.User.Identity?.IsAuthenticated == true)
+            if (DefaultTenantResolver.IsAuthenticated(context))
             {
                 // Row 9c.
                 LogTenantUnresolved(_logger, request.Method, _redaction.Path(request.Path.Value));
@@ -214,7 +214,7 @@ internal sealed partial class IdempotencyMiddleware
     }
 
     // Reads the whole body once (rows 15 and 19), or answers and returns null.
-    private async Task<RequestBodyBuffer?> ReadBodyAsync(HttpContext context, IdempotencyEndpointSettings settings, string? key)
+    private async ValueTask<RequestBodyBuffer?> ReadBodyAsync(HttpContext context, IdempotencyEndpointSettings settings, string? key)
     {
         var request = context.Request;
         var body = await RequestBodyBuffer.ReadAsync(request, settings.MaxRequestBodySize, context.RequestAborted).ConfigureAwait(false);
