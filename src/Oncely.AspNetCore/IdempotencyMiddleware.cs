@@ -302,14 +302,14 @@ internal sealed partial class IdempotencyMiddleware
         var originalBody = context.Features.GetRequiredFeature<IHttpResponseBodyFeature>();
         var originalLifetime = context.Features.Get<IHttpRequestLifetimeFeature>();
         using var capture = new ResponseCaptureStream(originalBody.Stream, settings.MaxResponseBodySize, _snapshotBodyHeaders, context.Response);
-        var captureFeature = new ResponseCaptureFeature(originalBody, capture);
+        var captureFeature = new ResponseCaptureFeature(originalBody, capture, execution, originalLifetime);
         context.Features.Set<IHttpResponseBodyFeature>(captureFeature);
-        context.Features.Set<IIdempotencyFeature>(new IdempotencyFeature(execution));
+        context.Features.Set<IIdempotencyFeature>(captureFeature);
         IdempotencyEndpointGuard.MarkHandled(context);
         if (originalLifetime is not null)
         {
             // Kestrel signals an application's own Abort() to RequestAborted asynchronously; this sees it at once.
-            context.Features.Set<IHttpRequestLifetimeFeature>(new AbortTrackingLifetimeFeature(originalLifetime, capture));
+            context.Features.Set<IHttpRequestLifetimeFeature>(captureFeature);
         }
         try
         {
@@ -475,21 +475,6 @@ internal sealed partial class IdempotencyMiddleware
         // Without a declared length, a client that went away (or a handler that aborted the connection) leaves no way
         // to tell whether the handler finished writing: many result types stop quietly when the request is aborted.
         return !capture.AbortedByApplication && !context.RequestAborted.IsCancellationRequested;
-    }
-
-    private sealed class AbortTrackingLifetimeFeature(IHttpRequestLifetimeFeature inner, ResponseCaptureStream capture) : IHttpRequestLifetimeFeature
-    {
-        public CancellationToken RequestAborted
-        {
-            get => inner.RequestAborted;
-            set => inner.RequestAborted = value;
-        }
-
-        public void Abort()
-        {
-            capture.AbortedByApplication = true;
-            inner.Abort();
-        }
     }
 
     private async Task ReleaseAsync(HttpContext context, IdempotencyExecution execution)

@@ -88,9 +88,10 @@ internal sealed class RequestBodyBuffer : IDisposable
                 }
 
                 length += read;
-                if (length > limit || length == request.ContentLength)
+                // Read to the end even when Content-Length bytes are here: a middleware before this one (request
+                // decompression) may have put a stream in Body that gives more bytes than the header declares.
+                if (length > limit)
                 {
-                    // Past the limit, or every declared byte is here: the server has no more to give, so no read waits for its end.
                     break;
                 }
             }

@@ -9,11 +9,30 @@ namespace Oncely.AspNetCore;
 /// server's stream, and <see cref="Writer"/> a tee over the server's own <see cref="PipeWriter"/> that keeps a copy of
 /// each block as it is committed, in the same capture. A handler writing through <c>BodyWriter</c> (minimal APIs' JSON
 /// results, for one) thus writes straight into the server's buffers, with no stream adapter and no second buffer between
-/// them; both paths keep one copy in the order the bytes were written.
+/// them; both paths keep one copy in the order the bytes were written. The same object is the request's
+/// <see cref="IIdempotencyFeature"/> and, over the server's own, its <see cref="IHttpRequestLifetimeFeature"/> (which notes an
+/// application's own <c>Abort()</c> at once: the server signals it to <c>RequestAborted</c> asynchronously): one object per
+/// execution instead of three.
 /// </summary>
-internal sealed class ResponseCaptureFeature(IHttpResponseBodyFeature inner, ResponseCaptureStream capture) : IHttpResponseBodyFeature
+internal sealed class ResponseCaptureFeature(IHttpResponseBodyFeature inner, ResponseCaptureStream capture, IdempotencyExecution execution, IHttpRequestLifetimeFeature? lifetime)
+    : IHttpResponseBodyFeature, IIdempotencyFeature, IHttpRequestLifetimeFeature
 {
     private CapturePipeWriter? _writer;
+
+    public IdempotencyExecution Execution => execution;
+
+    // Only registered as the lifetime feature when the server has one (lifetime is then not null).
+    CancellationToken IHttpRequestLifetimeFeature.RequestAborted
+    {
+        get => lifetime!.RequestAborted;
+        set => lifetime!.RequestAborted = value;
+    }
+
+    void IHttpRequestLifetimeFeature.Abort()
+    {
+        capture.AbortedByApplication = true;
+        lifetime!.Abort();
+    }
 
     public Stream Stream => capture;
 
