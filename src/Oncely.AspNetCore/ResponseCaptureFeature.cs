@@ -40,8 +40,38 @@ internal sealed class ResponseCaptureFeature(IHttpResponseBodyFeature inner, Res
 
     public void DisableBuffering() => inner.DisableBuffering();
 
-    // Starting the response is a flush: the headers are snapshotted and sent.
-    public Task StartAsync(CancellationToken cancellationToken = default) => capture.FlushAsync(cancellationToken);
+    // Starting the response commits the headers (snapshotted first) the way the server does it: without sending them on
+    // their own. A flush here would cost a send of the headers alone, one more packet and system call per response, and a
+    // client reading the answer in two parts (minimal APIs' JSON results start the response before writing).
+    public Task StartAsync(CancellationToken cancellationToken = default)
+    {
+        capture.BeforeForward();
+        Task starting;
+        try
+        {
+            starting = inner.StartAsync(cancellationToken);
+        }
+        catch
+        {
+            capture.WriteFailed = true;
+            throw;
+        }
+
+        return starting.IsCompletedSuccessfully ? Task.CompletedTask : AwaitStartAsync(starting);
+    }
+
+    private async Task AwaitStartAsync(Task starting)
+    {
+        try
+        {
+            await starting.ConfigureAwait(false);
+        }
+        catch
+        {
+            capture.WriteFailed = true;
+            throw;
+        }
+    }
 
     // The file's bytes go through the capture like any other write.
     public Task SendFileAsync(string path, long offset, long? count, CancellationToken cancellationToken = default)
@@ -49,15 +79,19 @@ internal sealed class ResponseCaptureFeature(IHttpResponseBodyFeature inner, Res
 
     // Called by the middleware once the handler returned: whatever the handler committed but did not flush goes out now,
     // so a client that went away shows as a failed flush before the record is written. The server's writer is not
-    // completed: the server ends the response itself.
+    // completed: the server ends the response itself. A handler that wrote only through the writer and flushed it (JSON
+    // results do) has nothing left to send: no empty flush of either path then.
     public async Task CompleteAsync()
     {
-        if (_writer is not null)
+        if (_writer is not null && !(_writer.CanGetUnflushedBytes && _writer.UnflushedBytes == 0))
         {
             await _writer.FlushAsync().ConfigureAwait(false);
         }
 
-        await capture.FlushAsync(CancellationToken.None).ConfigureAwait(false);
+        if (_writer is null || capture.UsedAsStream)
+        {
+            await capture.FlushAsync(CancellationToken.None).ConfigureAwait(false);
+        }
     }
 
     /// <summary>A <see cref="PipeWriter"/> that hands out the server's memory and copies each committed block into the capture.</summary>
