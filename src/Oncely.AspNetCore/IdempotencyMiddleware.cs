@@ -164,7 +164,8 @@ internal sealed partial class IdempotencyMiddleware
         var fingerprint = RequestFingerprint.Compute(
             new FingerprintInput(request.Method, request.PathBase.Add(request.Path).Value ?? "/")
             {
-                Query = QueryPairs(request.Query),
+                // Without a query string, Request.Query is not touched: reading it creates the request's query feature.
+                Query = request.QueryString.HasValue ? QueryPairs(request.Query) : [],
                 Headers = FingerprintHeaderPairs(request.Headers),
                 ContentType = request.ContentType,
                 Body = body.Body,
