@@ -66,6 +66,9 @@ internal sealed class HttpCell(string variant, string path, ILoadTarget server, 
     public const string Execute = "execute";
     public const string Replay = "replay";
 
+    /// <summary>Set by <c>--alloc-types</c>: each cell's measured run then prints the types it allocated most, per request.</summary>
+    public static AllocationSampler? Sampler { get; set; }
+
     public override async Task<CellResult> MeasureAsync(int concurrency, int repetition, Timing timing)
     {
         var replay = Path == Replay;
@@ -79,9 +82,19 @@ internal sealed class HttpCell(string variant, string path, ILoadTarget server, 
 
         var callsBefore = server.StoreCalls ?? 0;
         var allocatedBefore = GC.GetTotalAllocatedBytes(precise: true);
+        var cpuBefore = Sampler is null ? TimeSpan.Zero : System.Diagnostics.Process.GetCurrentProcess().TotalProcessorTime;
+        Sampler?.TakeReport(0);
         var run = await Wrk.RunAsync(server.BaseAddress, server.Request, Path, Prefix("m"), replayKeys, concurrency, timing.MeasuredSeconds);
         await server.DrainAsync();
         var allocated = GC.GetTotalAllocatedBytes(precise: true) - allocatedBefore;
+        if (Sampler is { } sampler)
+        {
+            // CPU time, not wall time, of this whole process (server, GC, the sampler) per request wrk sent: less sensitive
+            // to a busy machine than throughput, though not immune (a shared core's caches are colder).
+            var cpu = System.Diagnostics.Process.GetCurrentProcess().TotalProcessorTime - cpuBefore;
+            Console.WriteLine(Invariant($"  {Variant} {Path} c={concurrency}: {allocated / (double)Math.Max(1, run.Sent):N0} B/request (GC.GetTotalAllocatedBytes), {cpu.TotalMicroseconds / Math.Max(1, run.Sent):N1} µs CPU/request (process)"));
+            Console.Write(sampler.TakeReport(run.Sent));
+        }
         var calls = (server.StoreCalls ?? 0) - callsBefore;
         var runs = await server.DrainAndResetAsync();
 

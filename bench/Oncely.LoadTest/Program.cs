@@ -36,6 +36,8 @@ public static class Program
         // statement runs. A raised minimum keeps thread injection from distorting the first seconds of a 64-way cell;
         // it applies to every variant (and to the raw primitives) alike.
         ThreadPool.SetMinThreads(128, 128);
+        using var sampler = args.Contains("--alloc-types") ? new AllocationSampler() : null;
+        HttpCell.Sampler = sampler;
         var total = Stopwatch.StartNew();
         Console.WriteLine(Invariant($"Oncely load test ({(isShort ? "short" : "full")}: {repetitions} repetitions × c={string.Join('/', concurrencies)}, {timing.WarmUpSeconds} s warm-up + {timing.MeasuredSeconds} s per cell; {wrkVersion})"));
 

@@ -136,7 +136,7 @@ internal sealed partial class IdempotencyMiddleware
         var tenant = sender ?? _options.TenantResolver(context);
         if (string.IsNullOrEmpty(tenant))
         {
-            if (context.User.Identity?.IsAuthenticated == true)
+            if (DefaultTenantResolver.IsAuthenticated(context))
             {
                 // Row 9c.
                 LogTenantUnresolved(_logger, request.Method, _redaction.Path(request.Path.Value));
@@ -164,7 +164,8 @@ internal sealed partial class IdempotencyMiddleware
         var fingerprint = RequestFingerprint.Compute(
             new FingerprintInput(request.Method, request.PathBase.Add(request.Path).Value ?? "/")
             {
-                Query = QueryPairs(request.Query),
+                // Without a query string, Request.Query is not touched: reading it creates the request's query feature.
+                Query = request.QueryString.HasValue ? QueryPairs(request.Query) : [],
                 Headers = FingerprintHeaderPairs(request.Headers),
                 ContentType = request.ContentType,
                 Body = body.Body,
@@ -214,7 +215,7 @@ internal sealed partial class IdempotencyMiddleware
     }
 
     // Reads the whole body once (rows 15 and 19), or answers and returns null.
-    private async Task<RequestBodyBuffer?> ReadBodyAsync(HttpContext context, IdempotencyEndpointSettings settings, string? key)
+    private async ValueTask<RequestBodyBuffer?> ReadBodyAsync(HttpContext context, IdempotencyEndpointSettings settings, string? key)
     {
         var request = context.Request;
         var body = await RequestBodyBuffer.ReadAsync(request, settings.MaxRequestBodySize, context.RequestAborted).ConfigureAwait(false);
@@ -302,14 +303,14 @@ internal sealed partial class IdempotencyMiddleware
         var originalBody = context.Features.GetRequiredFeature<IHttpResponseBodyFeature>();
         var originalLifetime = context.Features.Get<IHttpRequestLifetimeFeature>();
         using var capture = new ResponseCaptureStream(originalBody.Stream, settings.MaxResponseBodySize, _snapshotBodyHeaders, context.Response);
-        var captureFeature = new ResponseCaptureFeature(originalBody, capture);
+        var captureFeature = new ResponseCaptureFeature(originalBody, capture, execution, originalLifetime);
         context.Features.Set<IHttpResponseBodyFeature>(captureFeature);
-        context.Features.Set<IIdempotencyFeature>(new IdempotencyFeature(execution));
+        context.Features.Set<IIdempotencyFeature>(captureFeature);
         IdempotencyEndpointGuard.MarkHandled(context);
         if (originalLifetime is not null)
         {
             // Kestrel signals an application's own Abort() to RequestAborted asynchronously; this sees it at once.
-            context.Features.Set<IHttpRequestLifetimeFeature>(new AbortTrackingLifetimeFeature(originalLifetime, capture));
+            context.Features.Set<IHttpRequestLifetimeFeature>(captureFeature);
         }
         try
         {
@@ -475,21 +476,6 @@ internal sealed partial class IdempotencyMiddleware
         // Without a declared length, a client that went away (or a handler that aborted the connection) leaves no way
         // to tell whether the handler finished writing: many result types stop quietly when the request is aborted.
         return !capture.AbortedByApplication && !context.RequestAborted.IsCancellationRequested;
-    }
-
-    private sealed class AbortTrackingLifetimeFeature(IHttpRequestLifetimeFeature inner, ResponseCaptureStream capture) : IHttpRequestLifetimeFeature
-    {
-        public CancellationToken RequestAborted
-        {
-            get => inner.RequestAborted;
-            set => inner.RequestAborted = value;
-        }
-
-        public void Abort()
-        {
-            capture.AbortedByApplication = true;
-            inner.Abort();
-        }
     }
 
     private async Task ReleaseAsync(HttpContext context, IdempotencyExecution execution)

@@ -80,8 +80,11 @@ internal sealed class IdempotentResponseWriter(IdempotencyOptions options)
     {
         var response = context.Response;
         response.StatusCode = stored.StatusCode;
-        foreach (var (name, value) in stored.Headers)
+        // By index: the stored list is an IReadOnlyList, whose enumerator would be boxed.
+        var headers = stored.Headers;
+        for (var i = 0; i < headers.Count; i++)
         {
+            var (name, value) = headers[i];
             if (stored.BodyOmitted && BodyHeaders.Contains(name))
             {
                 continue;

@@ -1,5 +1,7 @@
 using System.Buffers;
+using System.IO.Pipelines;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
 
 namespace Oncely.AspNetCore;
 
@@ -14,6 +16,7 @@ internal sealed class RequestBodyBuffer : IDisposable
 {
     private readonly HttpRequest? _request;
     private Stream? _original;
+    private IRequestBodyPipeFeature? _originalPipe;
     private byte[]? _rented;
 
     private RequestBodyBuffer(RequestBodyOutcome outcome, HttpRequest? request = null, byte[]? rented = null, int length = 0, int failureStatus = 0)
@@ -40,11 +43,14 @@ internal sealed class RequestBodyBuffer : IDisposable
         if (_request is not null && _rented is not null && _original is null)
         {
             _original = _request.Body;
-            _request.Body = new MemoryStream(_rented, 0, Length, writable: false);
+            _originalPipe = _request.HttpContext.Features.Get<IRequestBodyPipeFeature>();
+            var attached = new AttachedBody(_rented, Length);
+            _request.Body = attached;
+            _request.HttpContext.Features.Set<IRequestBodyPipeFeature>(attached);
         }
     }
 
-    public static async Task<RequestBodyBuffer> ReadAsync(HttpRequest request, int limit, CancellationToken cancellationToken)
+    public static async ValueTask<RequestBodyBuffer> ReadAsync(HttpRequest request, int limit, CancellationToken cancellationToken)
     {
         if (request.ContentLength > limit)
         {
@@ -82,6 +88,8 @@ internal sealed class RequestBodyBuffer : IDisposable
                 }
 
                 length += read;
+                // Read to the end even when Content-Length bytes are here: a middleware before this one (request
+                // decompression) may have put a stream in Body that gives more bytes than the header declares.
                 if (length > limit)
                 {
                     break;
@@ -138,10 +146,35 @@ internal sealed class RequestBodyBuffer : IDisposable
             if (_original is not null)
             {
                 _request!.Body = _original;
+                _request.HttpContext.Features.Set(_originalPipe);
                 _original = null;
+                _originalPipe = null;
             }
 
             ArrayPool<byte>.Shared.Return(rented);
         }
+    }
+
+    /// <summary>
+    /// The buffered bytes as the request body, for both ways a handler reads it: <see cref="HttpRequest.Body"/> (this
+    /// stream) and <see cref="HttpRequest.BodyReader"/> (a reader straight over the same memory). Without the second, the
+    /// server would wrap the replaced stream in a <see cref="PipeReader"/> of its own, with its own buffers and one more
+    /// copy of every byte (JSON model binding reads through <c>BodyReader</c>). The two do not share a position, as a
+    /// handler reads its body one way or the other.
+    /// </summary>
+    private sealed class AttachedBody : MemoryStream, IRequestBodyPipeFeature
+    {
+        private readonly byte[] _buffer;
+        private readonly int _length;
+        private PipeReader? _reader;
+
+        public AttachedBody(byte[] buffer, int length)
+            : base(buffer, 0, length, writable: false)
+        {
+            _buffer = buffer;
+            _length = length;
+        }
+
+        public PipeReader Reader => _reader ??= PipeReader.Create(new ReadOnlySequence<byte>(_buffer, 0, _length));
     }
 }

@@ -9,11 +9,30 @@ namespace Oncely.AspNetCore;
 /// server's stream, and <see cref="Writer"/> a tee over the server's own <see cref="PipeWriter"/> that keeps a copy of
 /// each block as it is committed, in the same capture. A handler writing through <c>BodyWriter</c> (minimal APIs' JSON
 /// results, for one) thus writes straight into the server's buffers, with no stream adapter and no second buffer between
-/// them; both paths keep one copy in the order the bytes were written.
+/// them; both paths keep one copy in the order the bytes were written. The same object is the request's
+/// <see cref="IIdempotencyFeature"/> and, over the server's own, its <see cref="IHttpRequestLifetimeFeature"/> (which notes an
+/// application's own <c>Abort()</c> at once: the server signals it to <c>RequestAborted</c> asynchronously): one object per
+/// execution instead of three.
 /// </summary>
-internal sealed class ResponseCaptureFeature(IHttpResponseBodyFeature inner, ResponseCaptureStream capture) : IHttpResponseBodyFeature
+internal sealed class ResponseCaptureFeature(IHttpResponseBodyFeature inner, ResponseCaptureStream capture, IdempotencyExecution execution, IHttpRequestLifetimeFeature? lifetime)
+    : IHttpResponseBodyFeature, IIdempotencyFeature, IHttpRequestLifetimeFeature
 {
     private CapturePipeWriter? _writer;
+
+    public IdempotencyExecution Execution => execution;
+
+    // Only registered as the lifetime feature when the server has one (lifetime is then not null).
+    CancellationToken IHttpRequestLifetimeFeature.RequestAborted
+    {
+        get => lifetime!.RequestAborted;
+        set => lifetime!.RequestAborted = value;
+    }
+
+    void IHttpRequestLifetimeFeature.Abort()
+    {
+        capture.AbortedByApplication = true;
+        lifetime!.Abort();
+    }
 
     public Stream Stream => capture;
 
@@ -21,8 +40,38 @@ internal sealed class ResponseCaptureFeature(IHttpResponseBodyFeature inner, Res
 
     public void DisableBuffering() => inner.DisableBuffering();
 
-    // Starting the response is a flush: the headers are snapshotted and sent.
-    public Task StartAsync(CancellationToken cancellationToken = default) => capture.FlushAsync(cancellationToken);
+    // Starting the response commits the headers (snapshotted first) the way the server does it: without sending them on
+    // their own. A flush here would cost a send of the headers alone, one more packet and system call per response, and a
+    // client reading the answer in two parts (minimal APIs' JSON results start the response before writing).
+    public Task StartAsync(CancellationToken cancellationToken = default)
+    {
+        capture.BeforeForward();
+        Task starting;
+        try
+        {
+            starting = inner.StartAsync(cancellationToken);
+        }
+        catch
+        {
+            capture.WriteFailed = true;
+            throw;
+        }
+
+        return starting.IsCompletedSuccessfully ? Task.CompletedTask : AwaitStartAsync(starting);
+    }
+
+    private async Task AwaitStartAsync(Task starting)
+    {
+        try
+        {
+            await starting.ConfigureAwait(false);
+        }
+        catch
+        {
+            capture.WriteFailed = true;
+            throw;
+        }
+    }
 
     // The file's bytes go through the capture like any other write.
     public Task SendFileAsync(string path, long offset, long? count, CancellationToken cancellationToken = default)
@@ -30,15 +79,19 @@ internal sealed class ResponseCaptureFeature(IHttpResponseBodyFeature inner, Res
 
     // Called by the middleware once the handler returned: whatever the handler committed but did not flush goes out now,
     // so a client that went away shows as a failed flush before the record is written. The server's writer is not
-    // completed: the server ends the response itself.
+    // completed: the server ends the response itself. A handler that wrote only through the writer and flushed it (JSON
+    // results do) has nothing left to send: no empty flush of either path then.
     public async Task CompleteAsync()
     {
-        if (_writer is not null)
+        if (_writer is not null && !(_writer.CanGetUnflushedBytes && _writer.UnflushedBytes == 0))
         {
             await _writer.FlushAsync().ConfigureAwait(false);
         }
 
-        await capture.FlushAsync(CancellationToken.None).ConfigureAwait(false);
+        if (_writer is null || capture.UsedAsStream)
+        {
+            await capture.FlushAsync(CancellationToken.None).ConfigureAwait(false);
+        }
     }
 
     /// <summary>A <see cref="PipeWriter"/> that hands out the server's memory and copies each committed block into the capture.</summary>

@@ -47,6 +47,9 @@ internal sealed class ResponseCaptureStream : Stream
     /// </summary>
     public bool WriteFailed { get; set; }
 
+    /// <summary>Whether anything wrote to or flushed this stream itself (rather than only the capture's pipe writer).</summary>
+    public bool UsedAsStream { get; private set; }
+
     /// <summary>Whether the application aborted the connection while this response was being produced.</summary>
     public bool AbortedByApplication { get; set; }
 
@@ -71,6 +74,7 @@ internal sealed class ResponseCaptureStream : Stream
 
     public override void Write(ReadOnlySpan<byte> buffer)
     {
+        UsedAsStream = true;
         Keep(buffer);
         BeforeForward();
         try
@@ -91,6 +95,7 @@ internal sealed class ResponseCaptureStream : Stream
 
     public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
     {
+        UsedAsStream = true;
         Keep(buffer.Span);
         if (cancellationToken.IsCancellationRequested)
         {
@@ -120,6 +125,7 @@ internal sealed class ResponseCaptureStream : Stream
 
     public override void Flush()
     {
+        UsedAsStream = true;
         BeforeForward();
         try
         {
@@ -134,6 +140,7 @@ internal sealed class ResponseCaptureStream : Stream
 
     public override async Task FlushAsync(CancellationToken cancellationToken)
     {
+        UsedAsStream = true;
         BeforeForward();
         try
         {

@@ -37,11 +37,14 @@ internal sealed class DefaultHeaderKeySource : IdempotencyKeySource
     /// <inheritdoc />
     public override IdempotencyKeyReading Read(HttpRequest request, ReadOnlyMemory<byte> body, int maxKeyLength)
     {
-        var error = IdempotencyKeyParser.TryParse(
-            request.Headers[IdempotencyOptions.HeaderName],
-            _acceptAlias ? request.Headers[IdempotencyOptions.AliasHeaderName] : NoValues,
-            maxKeyLength,
-            out var key);
+        var primary = request.Headers[IdempotencyOptions.HeaderName];
+        var alias = _acceptAlias ? request.Headers[IdempotencyOptions.AliasHeaderName] : default;
+        string? key;
+        // The usual request, one key header with one value, is parsed without boxing the header values into lists; the
+        // list form gives the same answer for it.
+        var error = primary.Count == 1 && alias.Count == 0
+            ? IdempotencyKeyParser.TryParse(primary[0], maxKeyLength, out key)
+            : IdempotencyKeyParser.TryParse(primary, alias.Count == 0 ? NoValues : alias, maxKeyLength, out key);
         return error == IdempotencyKeyError.None ? new(key, null) : new(null, Describe(error, maxKeyLength));
     }
 

@@ -28,7 +28,13 @@ internal sealed class HeaderKeySource : IdempotencyKeySource
     /// <inheritdoc />
     public override IdempotencyKeyReading Read(HttpRequest request, ReadOnlyMemory<byte> body, int maxKeyLength)
     {
-        var error = IdempotencyKeyParser.TryParse(request.Headers[Header], NoValues, maxKeyLength, out var key);
+        var values = request.Headers[Header];
+        string? key;
+        // One value (the usual request) is parsed without boxing the header values into a list; the list form gives the
+        // same answer for it.
+        var error = values.Count == 1
+            ? IdempotencyKeyParser.TryParse(values[0], maxKeyLength, out key)
+            : IdempotencyKeyParser.TryParse(values, NoValues, maxKeyLength, out key);
         return error == IdempotencyKeyError.None ? new(key, null) : new(null, DescribeInvalid(error, maxKeyLength));
     }
 
