@@ -39,7 +39,7 @@ internal static class Targets
         Ratio("20", "SQLite replay / no-Oncely baseline", BenchPlan.Sqlite, HttpCell.Replay, BenchPlan.Baseline, HttpCell.Execute, 0.60,
             "each replay opens a pooled connection and runs a synchronous SELECT through Microsoft.Data.Sqlite, which holds a thread for the read."),
         Allocation("20", "PostgreSQL payment: one-commit execute allocations / two-commit execute allocations", BenchPlan.PostgresPaymentOneCommit, BenchPlan.PostgresPaymentTwoCommit,
-            "the one-commit path does more: the up-front read (a command, a pooled connection, its parameters and reader) and three lock-timeout statements in the reservation's batch, about 3 KiB; the two-commit path's reservation answers replays itself."),
+            "the one-commit path does more: the up-front read (a command, a pooled connection, its parameters and reader) and two lock-timeout statements in the reservation's batch, about 3 KiB; the two-commit path's reservation answers replays itself."),
         Allocation("20", "SQLite payment: one-commit execute allocations / two-commit execute allocations", BenchPlan.SqlitePaymentOneCommit, BenchPlan.SqlitePaymentTwoCommit,
             "the one-commit path reads the record up front (a pooled connection of its own, a command and a reader) before the handler's transaction, and then reserves inside it: the same read and write the two-commit store call makes, plus the engine's one-commit bookkeeping."),
         Ratio("20", "in-memory execute / no-Oncely baseline", BenchPlan.InMemory, HttpCell.Execute, BenchPlan.Baseline, HttpCell.Execute, 0.85,
