@@ -81,10 +81,13 @@ internal sealed class PostgresTransferServer : TransferServer
 
         if (execution is not null)
         {
-            await execution.CompleteInTransactionAsync(transaction, response, cancellationToken);
+            // The completion and the COMMIT in one round trip.
+            await execution.CompleteAndCommitAsync(transaction, response, cancellationToken);
         }
-
-        await transaction.CommitAsync(cancellationToken);
+        else
+        {
+            await transaction.CommitAsync(cancellationToken);
+        }
     }
 
     private static NpgsqlBatchCommand Balance(int account, long delta)

@@ -71,6 +71,36 @@ internal sealed partial class PostgreSqlIdempotencyStore
     }
 
     /// <inheritdoc />
+    /// <remarks>
+    /// One round trip: the completion and <c>COMMIT</c> go to the server as one batch. A completion that finds the record
+    /// no longer held by <paramref name="fencingToken"/> fails inside the batch, so the <c>COMMIT</c> does not run and
+    /// the transaction is left aborted for the caller to roll back (or dispose); the answer is then <see langword="false"/>.
+    /// </remarks>
+    public async ValueTask<bool> TryCompleteAndCommitAsync(DbTransaction transaction, IdempotencyRecordId id, long fencingToken, IdempotentResponse response, TimeSpan expiration, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(transaction);
+        ArgumentNullException.ThrowIfNull(response);
+        var npgsql = AsNpgsqlTransaction(transaction);
+        var database = npgsql.Connection?.Database;
+        var committed = await InTransactionAsync(
+            npgsql,
+            "Transactional completion",
+            "complete a record and commit the application's transaction",
+            (statements: _statements, batch: _statements.CompleteAndCommit(id, fencingToken, response, expiration, npgsql)),
+            static (s, ct) => s.statements.CompleteAndCommitAsync(s.batch, ct),
+            cancellationToken).ConfigureAwait(false);
+        if (!committed && _storeDatabase is not null && database is not null && !string.Equals(_storeDatabase, database, StringComparison.Ordinal))
+        {
+            throw new InvalidOperationException(
+                $"The transaction is on the database '{database}', but the idempotency records are in '{_storeDatabase}'. " +
+                "Transactional completion writes the record in the application's own transaction, so the records table must be in the same database: " +
+                "point UsePostgreSql at the application's database (same data source or connection string).");
+        }
+
+        return committed;
+    }
+
+    /// <inheritdoc />
     /// <remarks>Runs on <paramref name="transaction"/>'s connection, inside it, with the server's clock.</remarks>
     public async ValueTask<bool> TrySetRecoveryPointAsync(DbTransaction transaction, IdempotencyRecordId id, long fencingToken, string recoveryPoint, TimeSpan lease, CancellationToken cancellationToken)
     {

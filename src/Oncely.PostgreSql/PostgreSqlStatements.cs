@@ -34,6 +34,7 @@ internal sealed class PostgreSqlStatements
     private readonly bool _prepare;
     private readonly string _reserve;
     private readonly string _complete;
+    private readonly string _completeOrFail;
     private readonly string _release;
     private readonly string _setRecoveryPoint;
     private readonly string _renewLease;
@@ -146,6 +147,18 @@ internal sealed class PostgreSqlStatements
               AND fencing_token = @token AND state = {InProgressState}
             """;
 
+        // The completion that is sent with COMMIT in one batch (CompleteAndCommit): a completion that changes no row (the
+        // lease was lost) must stop the COMMIT, so instead of answering 0 it fails, with a division by zero computed from
+        // the rows it changed (a subquery, so the planner cannot fold it ahead of time). The batch stops at the error and
+        // the transaction is left aborted: the handler's writes are never committed without their record.
+        _completeOrFail = $"""
+            WITH changed AS (
+            {_complete}
+                RETURNING 1
+            )
+            SELECT 1 / (SELECT count(*)::int FROM changed)
+            """;
+
         // Deletes the record, or, when it carries a recovery point, keeps it and ends its lease now. Both branches
         // read the same snapshot and are exclusive (recovery_point IS NULL / IS NOT NULL).
         _release = $"""
@@ -219,6 +232,7 @@ internal sealed class PostgreSqlStatements
         // reservation's CTE that was the largest allocation of a payment). The texts above keep the names for reading.
         _reserve = Positional(_reserve, "tenant", "operation", "key", "fingerprint", "lease", "expiration");
         _complete = Positional(_complete, "tenant", "operation", "key", "token", "status", "headers", "body", "omitted", "expiration");
+        _completeOrFail = Positional(_completeOrFail, "tenant", "operation", "key", "token", "status", "headers", "body", "omitted", "expiration");
         _release = Positional(_release, "tenant", "operation", "key", "token");
         _setRecoveryPoint = Positional(_setRecoveryPoint, "tenant", "operation", "key", "token", "recovery", "lease");
         _renewLease = Positional(_renewLease, "tenant", "operation", "key", "token", "lease");
@@ -343,6 +357,58 @@ internal sealed class PostgreSqlStatements
         command.Parameters.Add(new NpgsqlParameter<TimeSpan> { NpgsqlDbType = NpgsqlDbType.Interval, TypedValue = expiration });
         return command;
     }
+
+    /// <summary>
+    /// The completion and the transaction's <c>COMMIT</c> as one batch, one round trip. The completion fails (SQLSTATE
+    /// 22012) when it changes no row, so the <c>COMMIT</c> never runs without it; see <see cref="IsLeaseLost"/>.
+    /// </summary>
+    public NpgsqlBatch CompleteAndCommit(IdempotencyRecordId id, long fencingToken, IdempotentResponse response, TimeSpan expiration, NpgsqlTransaction transaction)
+    {
+        var connection = transaction.Connection
+            ?? throw new InvalidOperationException("The NpgsqlTransaction has already been committed or rolled back; complete the idempotency record and commit through CompleteAndCommitAsync instead of committing yourself.");
+        var batch = new NpgsqlBatch(connection, transaction) { Timeout = _commandTimeoutSeconds };
+        var complete = new NpgsqlBatchCommand(_completeOrFail);
+        AddKey(complete.Parameters, id);
+        complete.Parameters.Add(new NpgsqlParameter<long> { NpgsqlDbType = NpgsqlDbType.Bigint, TypedValue = fencingToken });
+        complete.Parameters.Add(new NpgsqlParameter<int> { NpgsqlDbType = NpgsqlDbType.Integer, TypedValue = response.StatusCode });
+        complete.Parameters.Add(new NpgsqlParameter<string> { NpgsqlDbType = NpgsqlDbType.Jsonb, TypedValue = StoredHeaders.Serialize(response.Headers) });
+        complete.Parameters.Add(new NpgsqlParameter<ReadOnlyMemory<byte>> { NpgsqlDbType = NpgsqlDbType.Bytea, TypedValue = response.Body });
+        complete.Parameters.Add(new NpgsqlParameter<bool> { NpgsqlDbType = NpgsqlDbType.Boolean, TypedValue = response.BodyOmitted });
+        complete.Parameters.Add(new NpgsqlParameter<TimeSpan> { NpgsqlDbType = NpgsqlDbType.Interval, TypedValue = expiration });
+        batch.BatchCommands.Add(complete);
+        batch.BatchCommands.Add(new NpgsqlBatchCommand("COMMIT"));
+        return batch;
+    }
+
+    /// <summary>
+    /// Runs <see cref="CompleteAndCommit"/>'s batch (prepared, like every statement, when <c>PrepareStatements</c> is on)
+    /// and disposes it: <see langword="true"/> when both ran, <see langword="false"/> when the completion found the
+    /// record no longer held by its token (nothing committed).
+    /// </summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    public async ValueTask<bool> CompleteAndCommitAsync(NpgsqlBatch batch, CancellationToken cancellationToken)
+    {
+        await using (batch.ConfigureAwait(false))
+        {
+            try
+            {
+                if (_prepare)
+                {
+                    await batch.PrepareAsync(cancellationToken).ConfigureAwait(false);
+                }
+
+                await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+                return true;
+            }
+            catch (PostgresException e) when (IsLeaseLost(e))
+            {
+                return false;
+            }
+        }
+    }
+
+    /// <summary>Whether <paramref name="exception"/> is <see cref="CompleteAndCommit"/>'s completion finding no row held by its token.</summary>
+    public static bool IsLeaseLost(Exception exception) => exception is PostgresException { SqlState: PostgresErrorCodes.DivisionByZero };
 
     /// <summary>Deletes the record, or keeps one with a recovery point and ends its lease now (fenced); its scalar is the rows changed.</summary>
     public NpgsqlCommand Release(IdempotencyRecordId id, long fencingToken)

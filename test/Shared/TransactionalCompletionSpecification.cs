@@ -167,6 +167,54 @@ public abstract class TransactionalCompletionSpecification<TTransaction> : IAsyn
     }
 
     [Fact]
+    public async Task CompleteAndCommit_WritesTheAnswerAndTheBusinessRowInOneCommit_ThenReplays()
+    {
+        var executor = Executor();
+        var id = NewId();
+        var runs = 0;
+
+        var first = await executor.ExecuteAsync(id, Fingerprint, async (execution, ct) =>
+        {
+            runs++;
+            return await PayAndCommitTogetherAsync(execution);
+        });
+        var second = await executor.ExecuteAsync(id, Fingerprint, (_, _) => throw new InvalidOperationException("must not run again"));
+
+        Assert.Equal(CompletionOutcome.CompletedInTransaction, first.Completion);
+        Assert.Equal(IdempotencyDecisionKind.Replay, second.Kind);
+        Assert.Equal(first.Response!.Body.ToArray(), second.Response!.Body.ToArray());
+        Assert.Equal(1, runs);
+        Assert.Equal(1, await CountPaymentsAsync(id.Key)); // committed: another connection sees the business row
+        Assert.Equal(1, Store.TransactionalCompletions);
+        Assert.Equal(0, Store.Completions);
+        Assert.Equal(IdempotencyRecordState.Completed, (await Store.GetAsync(id, CancellationToken.None))!.State);
+    }
+
+    [Fact]
+    public async Task CompleteAndCommit_StaleTokenAfterTakeOver_ThrowsLeaseLostAndCommitsNothing()
+    {
+        var executor = Executor(ShortLease);
+        var id = NewId();
+        var stale = (await executor.BeginAsync(id, Fingerprint)).Execution!;
+        await Task.Delay(ShortLease * 2);
+        var current = (await executor.BeginAsync(id, Fingerprint)).Execution!;
+        Assert.True(current.IsTakeOver);
+
+        // The completion finds the record held by another token: the commit that would go with it must not happen.
+        await Assert.ThrowsAsync<IdempotencyLeaseLostException>(() => PayAndCommitTogetherAsync(stale));
+
+        Assert.Equal(0, await CountPaymentsAsync(id.Key));
+        Assert.False(stale.CompletedInTransaction);
+        var record = await Store.GetAsync(id, CancellationToken.None);
+        Assert.Equal(IdempotencyRecordState.InProgress, record!.State);
+        Assert.Equal(current.FencingToken, record.FencingToken);
+
+        await PayAndCommitTogetherAsync(current);
+        Assert.Equal(1, await CountPaymentsAsync(id.Key));
+        Assert.Equal(IdempotencyRecordState.Completed, (await Store.GetAsync(id, CancellationToken.None))!.State);
+    }
+
+    [Fact]
     public async Task RecoveryPointInTransaction_CommittedWithPhaseRows_TakeOverResumesThereWithSameDerivedKey()
     {
         var executor = Executor(ShortLease);
@@ -318,6 +366,17 @@ public abstract class TransactionalCompletionSpecification<TTransaction> : IAsyn
         return response;
     }
 
+    // The business write, then the completion and the commit in one call (no CommitAsync of the caller's own).
+    private async Task<IdempotentResponse> PayAndCommitTogetherAsync(IdempotencyExecution execution)
+    {
+        await using var connection = await OpenConnectionAsync();
+        await using var transaction = await connection.BeginTransactionAsync();
+        await ExecuteAsync(connection, transaction, "INSERT INTO txn_payments (idem_key, note) VALUES (@k, 'paid')", ("@k", execution.Id.Key));
+        var response = new IdempotentResponse(201, [new("Content-Type", "application/json")], Encoding.UTF8.GetBytes($$"""{"key":"{{execution.Id.Key}}","token":{{execution.FencingToken}}}"""));
+        await execution.CompleteAndCommitAsync(transaction, response);
+        return response;
+    }
+
     protected async Task<long> CountPaymentsAsync(string key)
     {
         await using var connection = await OpenConnectionAsync();
@@ -451,6 +510,18 @@ public abstract class TransactionalCompletionSpecification<TTransaction> : IAsyn
             }
 
             return completed;
+        }
+
+        public async ValueTask<bool> TryCompleteAndCommitAsync(DbTransaction transaction, IdempotencyRecordId id, long fencingToken, IdempotentResponse response, TimeSpan expiration, CancellationToken cancellationToken)
+        {
+            // Forwarded, so the store's own one-round-trip version is the one under test.
+            var committed = await Transactional.TryCompleteAndCommitAsync(transaction, id, fencingToken, response, expiration, cancellationToken);
+            if (committed)
+            {
+                Interlocked.Increment(ref _transactionalCompletions);
+            }
+
+            return committed;
         }
 
         public ValueTask<bool> TrySetRecoveryPointAsync(DbTransaction transaction, IdempotencyRecordId id, long fencingToken, string recoveryPoint, TimeSpan lease, CancellationToken cancellationToken)

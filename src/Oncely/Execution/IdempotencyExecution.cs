@@ -270,6 +270,53 @@ public sealed partial class IdempotencyExecution : IAsyncDisposable, IRenewableL
     }
 
     /// <summary>
+    /// Writes the completion inside the operation's own transaction and commits that transaction, in one round trip
+    /// where the store can (PostgreSQL sends the completion and <c>COMMIT</c> as one batch): use it instead of
+    /// <see cref="CompleteInTransactionAsync"/> followed by the transaction's own commit. Do not commit the transaction
+    /// yourself afterwards; dispose it as usual.
+    /// </summary>
+    /// <param name="transaction">The open transaction, on the same database as the store's records, of the store's driver (see <see cref="CompleteInTransactionAsync"/>).</param>
+    /// <param name="response">The answer the operation is about to return (build it first, then return exactly it).</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <exception cref="IdempotencyLeaseLostException">
+    /// The lease was taken over: nothing was committed (the transaction is left for you to roll back or dispose), and
+    /// the business writes are not applied.
+    /// </exception>
+    /// <exception cref="InvalidOperationException">The store cannot write inside <paramref name="transaction"/>; the message says why.</exception>
+    /// <remarks>
+    /// Any other exception leaves it unknown whether the transaction committed, as a failed commit always does: the
+    /// engine then treats the completion as possibly committed (<see cref="CompletedInTransaction"/>), so the record is
+    /// released only if the commit did not happen, and a retry gets the stored answer if it did.
+    /// </remarks>
+    public async ValueTask CompleteAndCommitAsync(DbTransaction transaction, IdempotentResponse response, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(transaction);
+        ArgumentNullException.ThrowIfNull(response);
+        bool committed;
+        try
+        {
+            committed = await WriteInTransactionAsync(
+                StoreCall.CompleteInTransaction,
+                transaction,
+                static (store, tx, s, ct) => store.TryCompleteAndCommitAsync(tx, s.execution.Id, s.execution.FencingToken, s.response, s.execution.Expiration, ct),
+                (execution: this, response: ForStore(response)),
+                cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is not InvalidOperationException and not ArgumentException)
+        {
+            MarkCompletedInTransaction(); // the commit may have happened
+            throw;
+        }
+
+        if (!committed)
+        {
+            throw new IdempotencyLeaseLostException(Id);
+        }
+
+        MarkCompletedInTransaction();
+    }
+
+    /// <summary>
     /// Commits the phase <paramref name="recoveryPoint"/> inside the operation's own transaction, together with that
     /// phase's local writes, renewing the lease.
     /// </summary>

@@ -30,6 +30,33 @@ public interface ITransactionalIdempotencyStore
     ValueTask<bool> TryCompleteAsync(DbTransaction transaction, IdempotencyRecordId id, long fencingToken, IdempotentResponse response, TimeSpan expiration, CancellationToken cancellationToken);
 
     /// <summary>
+    /// <see cref="TryCompleteAsync(DbTransaction, IdempotencyRecordId, long, IdempotentResponse, TimeSpan, CancellationToken)"/>,
+    /// then commits <paramref name="transaction"/> when the completion was written. A store may send both in one round
+    /// trip (the PostgreSQL store does); the default makes the two calls. Returns <see langword="false"/> without
+    /// committing when the token is stale: the caller rolls back. When it throws, whether the transaction committed is
+    /// not known (as with any failed commit).
+    /// </summary>
+    /// <param name="transaction">The application's open transaction on the store's database, of the store's driver.</param>
+    /// <param name="id">The record.</param>
+    /// <param name="fencingToken">The caller's token.</param>
+    /// <param name="response">The answer to store.</param>
+    /// <param name="expiration">How long the Completed record lives from now (store clock).</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns><see langword="true"/> when the completion and the transaction committed.</returns>
+    /// <exception cref="InvalidOperationException"><paramref name="transaction"/> is not of the store's driver, or not on the store's database.</exception>
+    async ValueTask<bool> TryCompleteAndCommitAsync(DbTransaction transaction, IdempotencyRecordId id, long fencingToken, IdempotentResponse response, TimeSpan expiration, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(transaction);
+        if (!await TryCompleteAsync(transaction, id, fencingToken, response, expiration, cancellationToken).ConfigureAwait(false))
+        {
+            return false;
+        }
+
+        await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+        return true;
+    }
+
+    /// <summary>
     /// Inside <paramref name="transaction"/>: records the committed phase and renews the lease, only if the record is
     /// InProgress with <paramref name="fencingToken"/>; otherwise returns <see langword="false"/>.
     /// </summary>
