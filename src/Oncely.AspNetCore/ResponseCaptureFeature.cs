@@ -171,7 +171,9 @@ internal sealed class ResponseCaptureFeature(IHttpResponseBodyFeature inner, Res
             }
         }
 
-        // A flush that failed or was cancelled means the client did not get the whole body (see ResponseCaptureStream.WriteFailed).
+        // A flush that failed or was cancelled means the client did not get the whole body (see ResponseCaptureStream.WriteFailed);
+        // so does one that answers IsCompleted: the server stopped reading the response (the client went away), and a
+        // writer such as System.Text.Json's then stops quietly and returns, before the server has signalled RequestAborted.
         private ValueTask<FlushResult> Track(ValueTask<FlushResult> pending)
         {
             if (!pending.IsCompletedSuccessfully)
@@ -180,7 +182,7 @@ internal sealed class ResponseCaptureFeature(IHttpResponseBodyFeature inner, Res
             }
 
             var result = pending.Result;
-            if (result.IsCanceled)
+            if (result.IsCanceled || result.IsCompleted)
             {
                 capture.WriteFailed = true;
             }
@@ -193,7 +195,7 @@ internal sealed class ResponseCaptureFeature(IHttpResponseBodyFeature inner, Res
             try
             {
                 var result = await pending.ConfigureAwait(false);
-                if (result.IsCanceled)
+                if (result.IsCanceled || result.IsCompleted)
                 {
                     capture.WriteFailed = true;
                 }
