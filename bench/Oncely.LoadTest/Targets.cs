@@ -15,9 +15,9 @@ internal static class Targets
     [
         // Issue 20: the payment path against itself without Oncely (one transaction, the same statements).
         Ratio("20", "PostgreSQL payment: one-commit execute / the same transfer without Oncely", BenchPlan.PostgresPaymentOneCommit, HttpCell.Execute, BenchPlan.PostgresPaymentWithout, HttpCell.Execute, 0.90,
-            "the payment itself is two round trips (the ledger batch, the commit); Oncely adds the up-front read that keeps retries write-free, the reservation and the completion, each one round trip, and their CPU on cores that wrk, Kestrel and PostgreSQL share (see the round-trip table below)."),
+            "the payment itself is two round trips (the ledger batch, the commit); Oncely adds the up-front read that keeps retries write-free and the reservation, each one round trip (the completion rides with the COMMIT), and their statements' CPU on cores that wrk, Kestrel and PostgreSQL share (see the round-trip table below); on loopback a round trip is cheap, so the saved one barely shows here."),
         Ratio("20", "PostgreSQL payment: one-commit execute / two-commit execute", BenchPlan.PostgresPaymentOneCommit, HttpCell.Execute, BenchPlan.PostgresPaymentTwoCommit, HttpCell.Execute, 1.00,
-            "both paths make the same round trips (one-commit trades the autocommit reservation for an in-transaction one); the saved WAL flush is cheap on this disk, so the two stay within the run's noise of each other."),
+            "one-commit makes one round trip more (the up-front read; two-commit's reservation answers replays itself) and saves a commit; the saved WAL flush is cheap on this disk, so the two stay within the run's noise of each other."),
         Ratio("20", "PostgreSQL payment: one-commit replay / the transfer without Oncely", BenchPlan.PostgresPaymentOneCommit, HttpCell.Replay, BenchPlan.PostgresPaymentWithout, HttpCell.Execute, 3.00,
             "a replay is one indexed read plus HTTP, and the payment without Oncely is two round trips with one commit: on this machine, where CPU rather than the WAL flush bounds the transfer, that is about 2–3×, not more."),
         Ratio("20", "PostgreSQL payment: two-commit replay / the transfer without Oncely", BenchPlan.PostgresPaymentTwoCommit, HttpCell.Replay, BenchPlan.PostgresPaymentWithout, HttpCell.Execute, 3.00,
