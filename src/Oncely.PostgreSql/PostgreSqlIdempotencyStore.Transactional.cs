@@ -89,12 +89,9 @@ internal sealed partial class PostgreSqlIdempotencyStore
             (statements: _statements, batch: _statements.CompleteAndCommit(id, fencingToken, response, expiration, npgsql)),
             static (s, ct) => s.statements.CompleteAndCommitAsync(s.batch, ct),
             cancellationToken).ConfigureAwait(false);
-        if (!committed && _storeDatabase is not null && database is not null && !string.Equals(_storeDatabase, database, StringComparison.Ordinal))
+        if (!committed)
         {
-            throw new InvalidOperationException(
-                $"The transaction is on the database '{database}', but the idempotency records are in '{_storeDatabase}'. " +
-                "Transactional completion writes the record in the application's own transaction, so the records table must be in the same database: " +
-                "point UsePostgreSql at the application's database (same data source or connection string).");
+            ThrowIfOtherDatabase(database);
         }
 
         return committed;
@@ -189,6 +186,14 @@ internal sealed partial class PostgreSqlIdempotencyStore
             return true;
         }
 
+        ThrowIfOtherDatabase(transactionDatabase);
+        return false;
+    }
+
+    // A fenced write that changed no row on a transaction of another database that happens to have the table too: a
+    // configuration mistake, reported as such rather than as a lost lease.
+    private void ThrowIfOtherDatabase(string? transactionDatabase)
+    {
         if (_storeDatabase is not null && transactionDatabase is not null && !string.Equals(_storeDatabase, transactionDatabase, StringComparison.Ordinal))
         {
             throw new InvalidOperationException(
@@ -196,7 +201,5 @@ internal sealed partial class PostgreSqlIdempotencyStore
                 "Transactional completion writes the record in the application's own transaction, so the records table must be in the same database: " +
                 "point UsePostgreSql at the application's database (same data source or connection string).");
         }
-
-        return false;
     }
 }

@@ -349,12 +349,7 @@ internal sealed class PostgreSqlStatements
     public NpgsqlCommand Complete(IdempotencyRecordId id, long fencingToken, IdempotentResponse response, TimeSpan expiration, NpgsqlTransaction? transaction = null)
     {
         var command = Create(_complete, id, transaction);
-        command.Parameters.Add(new NpgsqlParameter<long> { NpgsqlDbType = NpgsqlDbType.Bigint, TypedValue = fencingToken });
-        command.Parameters.Add(new NpgsqlParameter<int> { NpgsqlDbType = NpgsqlDbType.Integer, TypedValue = response.StatusCode });
-        command.Parameters.Add(new NpgsqlParameter<string> { NpgsqlDbType = NpgsqlDbType.Jsonb, TypedValue = StoredHeaders.Serialize(response.Headers) });
-        command.Parameters.Add(new NpgsqlParameter<ReadOnlyMemory<byte>> { NpgsqlDbType = NpgsqlDbType.Bytea, TypedValue = response.Body });
-        command.Parameters.Add(new NpgsqlParameter<bool> { NpgsqlDbType = NpgsqlDbType.Boolean, TypedValue = response.BodyOmitted });
-        command.Parameters.Add(new NpgsqlParameter<TimeSpan> { NpgsqlDbType = NpgsqlDbType.Interval, TypedValue = expiration });
+        AddCompletion(command.Parameters, fencingToken, response, expiration);
         return command;
     }
 
@@ -369,12 +364,7 @@ internal sealed class PostgreSqlStatements
         var batch = new NpgsqlBatch(connection, transaction) { Timeout = _commandTimeoutSeconds };
         var complete = new NpgsqlBatchCommand(_completeOrFail);
         AddKey(complete.Parameters, id);
-        complete.Parameters.Add(new NpgsqlParameter<long> { NpgsqlDbType = NpgsqlDbType.Bigint, TypedValue = fencingToken });
-        complete.Parameters.Add(new NpgsqlParameter<int> { NpgsqlDbType = NpgsqlDbType.Integer, TypedValue = response.StatusCode });
-        complete.Parameters.Add(new NpgsqlParameter<string> { NpgsqlDbType = NpgsqlDbType.Jsonb, TypedValue = StoredHeaders.Serialize(response.Headers) });
-        complete.Parameters.Add(new NpgsqlParameter<ReadOnlyMemory<byte>> { NpgsqlDbType = NpgsqlDbType.Bytea, TypedValue = response.Body });
-        complete.Parameters.Add(new NpgsqlParameter<bool> { NpgsqlDbType = NpgsqlDbType.Boolean, TypedValue = response.BodyOmitted });
-        complete.Parameters.Add(new NpgsqlParameter<TimeSpan> { NpgsqlDbType = NpgsqlDbType.Interval, TypedValue = expiration });
+        AddCompletion(complete.Parameters, fencingToken, response, expiration);
         batch.BatchCommands.Add(complete);
         batch.BatchCommands.Add(new NpgsqlBatchCommand("COMMIT"));
         return batch;
@@ -647,6 +637,17 @@ internal sealed class PostgreSqlStatements
     }
 
     // $1, $2, $3 of every record's statement.
+    // The completion's parameters after the key, in the order of its positional parameters ($4 to $9).
+    private static void AddCompletion(NpgsqlParameterCollection parameters, long fencingToken, IdempotentResponse response, TimeSpan expiration)
+    {
+        parameters.Add(new NpgsqlParameter<long> { NpgsqlDbType = NpgsqlDbType.Bigint, TypedValue = fencingToken });
+        parameters.Add(new NpgsqlParameter<int> { NpgsqlDbType = NpgsqlDbType.Integer, TypedValue = response.StatusCode });
+        parameters.Add(new NpgsqlParameter<string> { NpgsqlDbType = NpgsqlDbType.Jsonb, TypedValue = StoredHeaders.Serialize(response.Headers) });
+        parameters.Add(new NpgsqlParameter<ReadOnlyMemory<byte>> { NpgsqlDbType = NpgsqlDbType.Bytea, TypedValue = response.Body });
+        parameters.Add(new NpgsqlParameter<bool> { NpgsqlDbType = NpgsqlDbType.Boolean, TypedValue = response.BodyOmitted });
+        parameters.Add(new NpgsqlParameter<TimeSpan> { NpgsqlDbType = NpgsqlDbType.Interval, TypedValue = expiration });
+    }
+
     private static void AddKey(NpgsqlParameterCollection parameters, IdempotencyRecordId id)
     {
         parameters.Add(new NpgsqlParameter<string> { NpgsqlDbType = NpgsqlDbType.Text, TypedValue = id.Tenant });
