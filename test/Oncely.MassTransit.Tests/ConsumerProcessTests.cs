@@ -101,7 +101,9 @@ public sealed class ConsumerProcessTests(RabbitMqFixture broker) : IDisposable
         Assert.True(await Server.MessageCountAsync(vhost, Queue + "_error") <= 0, "nothing went to the error queue");
         Assert.Equal(Messages, await ledger.CountAsync("SELECT COUNT(*) FROM effects"));
         Assert.Equal(0, await ledger.CountAsync("SELECT COUNT(*) FROM (SELECT message_key FROM effects GROUP BY message_key HAVING COUNT(*) > 1)"));
-        Assert.Equal(2, await ledger.CountAsync("SELECT COUNT(DISTINCT process) FROM runs"));
+        // Both processes were consuming; which one the broker hands each copy to is its choice (on a loaded machine one
+        // process can take the whole burst), so only the effects above are the claim.
+        Assert.InRange(await ledger.CountAsync("SELECT COUNT(DISTINCT process) FROM runs"), 1, 2);
     }
 
     public void Dispose()
