@@ -10,7 +10,8 @@ namespace Oncely.PostgreSql;
 /// shell (<see cref="InTransactionAsync"/>). Nothing is retried here: any failure has already aborted the transaction.
 /// </summary>
 /// <remarks>
-/// One-commit reservation: the same statement as <see cref="TryReserveAsync(IdempotencyRecordId, string, TimeSpan, TimeSpan, CancellationToken)"/>
+/// One-commit reservation: first a plain insert, which settles the usual case (no row holds the key); when a row holds
+/// it, the same statement as <see cref="TryReserveAsync(IdempotencyRecordId, string, TimeSpan, TimeSpan, CancellationToken)"/>
 /// (insert, replace an expired record, or take over a same-fingerprint record whose lease expired, with a new fencing
 /// token from the sequence), sent on the transaction's connection. Its uncommitted row holds the key's unique-index
 /// entry: a concurrent duplicate's insert waits on this transaction (PostgreSQL's speculative-insertion wait), bounded
@@ -117,6 +118,14 @@ internal sealed partial class PostgreSqlIdempotencyStore
     {
         try
         {
+            // First the plain insert, which settles the usual case (no record holds the key) at the lowest cost; when a
+            // row holds the key it answers nothing and the full reservation decides, as many times as its snapshot needs.
+            var fresh = _statements.Reserve(transaction, id, fingerprint, lease, expiration, lockTimeout, freshOnly: true);
+            if (await _statements.ReadReservationAsync(fresh, id, fingerprint, cancellationToken).ConfigureAwait(false) is { } inserted)
+            {
+                return new TransactionalReservationResult(inserted.Outcome, inserted.Record);
+            }
+
             for (var attempt = 1; attempt <= MaxReserveAttempts; attempt++)
             {
                 var command = _statements.Reserve(transaction, id, fingerprint, lease, expiration, lockTimeout);

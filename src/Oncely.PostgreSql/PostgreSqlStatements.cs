@@ -33,6 +33,7 @@ internal sealed class PostgreSqlStatements
     private readonly int _commandTimeoutSeconds;
     private readonly bool _prepare;
     private readonly string _reserve;
+    private readonly string _reserveFresh;
     private readonly string _complete;
     private readonly string _completeOrFail;
     private readonly string _release;
@@ -139,6 +140,28 @@ internal sealed class PostgreSqlStatements
             WHERE NOT EXISTS (SELECT 1 FROM mine)
             """;
 
+        // The one-commit reservation's first try, for the case it nearly always meets: no record holds the key (the
+        // engine's read before the transaction found none). A plain insert, without the full reservation's reads and
+        // its conditional update: PostgreSQL runs it at about 1.4× the full statement's rate (docs/benchmarks.md).
+        // It answers in the full reservation's shape: one row (mine, fresh) when it inserted, and no row when any row
+        // holds the key, committed or not (ON CONFLICT DO NOTHING waits for an uncommitted one, bounded by the batch's
+        // lock_timeout, then takes no lock and writes nothing). No row sends the caller to the full reservation, which
+        // tells a replay, a reused key, a live duplicate, an expired record and a lapsed lease apart. nextval is
+        // evaluated before the conflict is known, so a conflict uses up one fencing token: tokens stay increasing,
+        // only not dense.
+        _reserveFresh = $"""
+            INSERT INTO {t}
+                (tenant, operation, idem_key, fingerprint, state, fencing_token, lease_expires_at, expires_at,
+                 recovery_point, status_code, headers, body, body_omitted, created_at, updated_at, attempts)
+            SELECT @tenant, @operation, @key, @fingerprint, {InProgressState}, nextval('{schema.Sequence}'),
+                   c.ts + @lease, c.ts + @expiration, NULL, NULL, NULL, NULL, false, c.ts, c.ts, 1
+            FROM (SELECT clock_timestamp() AS ts) c
+            ON CONFLICT (tenant, operation, idem_key) DO NOTHING
+            RETURNING true AS mine, fingerprint, state, fencing_token, lease_expires_at, expires_at, recovery_point,
+                      NULL::integer AS status_code, NULL::text AS headers, NULL::bytea AS body, false AS body_omitted,
+                      created_at AS ts, true AS fresh, attempts
+            """;
+
         _complete = $"""
             UPDATE {t}
             SET state = {CompletedState}, status_code = @status, headers = @headers, body = @body, body_omitted = @omitted,
@@ -231,6 +254,7 @@ internal sealed class PostgreSqlStatements
         // so Npgsql sends the text as it is: no parse and rewrite of a named-parameter statement on every call (for the
         // reservation's CTE that was the largest allocation of a payment). The texts above keep the names for reading.
         _reserve = Positional(_reserve, "tenant", "operation", "key", "fingerprint", "lease", "expiration");
+        _reserveFresh = Positional(_reserveFresh, "tenant", "operation", "key", "fingerprint", "lease", "expiration");
         _complete = Positional(_complete, "tenant", "operation", "key", "token", "status", "headers", "body", "omitted", "expiration");
         _completeOrFail = Positional(_completeOrFail, "tenant", "operation", "key", "token", "status", "headers", "body", "omitted", "expiration");
         _release = Positional(_release, "tenant", "operation", "key", "token");
@@ -258,7 +282,17 @@ internal sealed class PostgreSqlStatements
     /// <see cref="ReadReservationAsync(NpgsqlBatch, IdempotencyRecordId, string, CancellationToken)"/>. A batch of three
     /// statements, one round trip: keep the transaction's <c>lock_timeout</c> and set the reservation's, reserve, put it back.
     /// </summary>
-    public NpgsqlBatch Reserve(NpgsqlTransaction transaction, IdempotencyRecordId id, string fingerprint, TimeSpan lease, TimeSpan expiration, TimeSpan lockTimeout)
+    /// <param name="transaction">The application's transaction.</param>
+    /// <param name="id">The record.</param>
+    /// <param name="fingerprint">The request's fingerprint.</param>
+    /// <param name="lease">The new lease.</param>
+    /// <param name="expiration">The record's retention.</param>
+    /// <param name="lockTimeout">The bound on the wait for another transaction's uncommitted row.</param>
+    /// <param name="freshOnly">
+    /// Send the plain insert (<c>_reserveFresh</c>) instead of the full reservation: it answers a row only when it
+    /// inserted one, and no row whenever a row holds the key (then send the full reservation).
+    /// </param>
+    public NpgsqlBatch Reserve(NpgsqlTransaction transaction, IdempotencyRecordId id, string fingerprint, TimeSpan lease, TimeSpan expiration, TimeSpan lockTimeout, bool freshOnly = false)
     {
         var connection = transaction.Connection
             ?? throw new InvalidOperationException("The NpgsqlTransaction has already been committed or rolled back; reserve the idempotency record as the transaction's first statement.");
@@ -268,7 +302,7 @@ internal sealed class PostgreSqlStatements
         var lockTimeoutText = ((long)Math.Ceiling(lockTimeout.TotalMilliseconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
         var set = new NpgsqlBatchCommand(SaveAndSetLockTimeoutSql);
         set.Parameters.Add(new NpgsqlParameter<string> { NpgsqlDbType = NpgsqlDbType.Text, TypedValue = lockTimeoutText });
-        var reserve = new NpgsqlBatchCommand(_reserve);
+        var reserve = new NpgsqlBatchCommand(freshOnly ? _reserveFresh : _reserve);
         AddKey(reserve.Parameters, id);
         AddReservation(reserve.Parameters, fingerprint, lease, expiration);
         batch.BatchCommands.Add(set);
@@ -278,7 +312,7 @@ internal sealed class PostgreSqlStatements
     }
 
     /// <summary>
-    /// The answer of the reservation inside the application's transaction (<see cref="Reserve(NpgsqlTransaction, IdempotencyRecordId, string, TimeSpan, TimeSpan, TimeSpan)"/>),
+    /// The answer of the reservation inside the application's transaction (<see cref="Reserve(NpgsqlTransaction, IdempotencyRecordId, string, TimeSpan, TimeSpan, TimeSpan, bool)"/>),
     /// or <see langword="null"/> when its snapshot could not settle it. Disposes the batch.
     /// </summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]

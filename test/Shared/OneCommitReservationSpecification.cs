@@ -189,6 +189,41 @@ public abstract class OneCommitReservationSpecification : IAsyncLifetime
         Assert.Equal("taken-over", System.Text.Encoding.UTF8.GetString(retry.Record!.Response!.Body.Span));
     }
 
+    // A new key is reserved by a plain insert (PostgreSQL's fast path); a key held by a record past its expiry is not
+    // new to the insert, which answers nothing, and the full reservation replaces the record as a new one.
+    [Fact]
+    public async Task ReserveInTransaction_AnExpiredRecordHoldsTheKey_ReplacedAsANewRecordInTheSameTransaction()
+    {
+        var shortLived = new IdempotencyExecutor(Store, new IdempotencyEngineOptions { Lease = ShortLease, RenewLease = false, Expiration = ShortLease, ReservationLockTimeout = TimeSpan.FromSeconds(5) });
+        var id = NewId();
+        long oldToken;
+        await using (var old = (await shortLived.BeginAsync(id, Fingerprint)).Execution!)
+        {
+            oldToken = old.FencingToken;
+            Assert.Equal(CompletionOutcome.Completed, await old.CompleteAsync(Answer("old")));
+        }
+
+        await Task.Delay(ShortLease * 2);
+        var decision = await Executor().BeginOneCommitAsync(id, Fingerprint);
+        Assert.Equal(IdempotencyDecisionKind.Execute, decision.Kind); // expired: as if absent
+        await using (var connection = await OpenConnectionAsync())
+        await using (var transaction = await connection.BeginTransactionAsync())
+        {
+            await decision.Execution!.ReserveInTransactionAsync(transaction);
+            Assert.False(decision.Execution.IsTakeOver);
+            Assert.True(decision.Execution.FencingToken > oldToken);
+            await PayAsync(connection, transaction, id, "new");
+            await decision.Execution.CompleteInTransactionAsync(transaction, Answer("new"));
+            await transaction.CommitAsync();
+        }
+
+        var retry = await Executor().BeginOneCommitAsync(id, Fingerprint);
+        Assert.Equal(IdempotencyDecisionKind.Replay, retry.Kind);
+        Assert.Equal("new", System.Text.Encoding.UTF8.GetString(retry.Record!.Response!.Body.Span));
+        Assert.Equal(1, retry.Record.Attempts);
+        Assert.Equal(1, await CountPaymentsAsync(id));
+    }
+
     [Fact]
     public async Task BeginOneCommit_OtherFingerprint_KeyReusedAndNothingChanged()
     {
