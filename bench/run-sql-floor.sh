@@ -13,8 +13,10 @@
 #                   (the least a reservation that holds the key while the payment runs costs)
 #   + read first    the reservation variant after a read of the key (the read a replay is answered from)
 # Usage: bash bench/run-sql-floor.sh [--clients 16] [--seconds 5] [--repetitions 3]
-# Prints a Markdown table: transactions/s (median over repetitions), the machine time per payment
-# (cores × 1 s / rate: the machine is saturated at this concurrency), and each variant's cost over the transfer's.
+# Within each repetition every variant runs in turn, each from empty tables after a CHECKPOINT. Prints a Markdown
+# table: transactions/s (median over repetitions), the machine time per payment (cores × 1 s / rate: the machine is
+# saturated at this concurrency), and, as medians of what each repetition measured against its own transfer cell,
+# each variant's machine time over the transfer's and its rate over the transfer's.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -117,28 +119,38 @@ COMMIT;"
 
 variants=(transfer record reservation read-first)
 cores="$(nproc)"
-declare -A rates
+declare -A rates ratios extras
 for ((r = 1; r <= repetitions; r++)); do
   for v in "${variants[@]}"; do
+    # Every cell starts from the same state: empty transfer and record tables, and a checkpoint behind it (so no cell
+    # pays for another's full-page writes or a bigger index).
+    "${psql[@]}" -c "TRUNCATE bench_transfers, records" -c "CHECKPOINT"
     tps="$("$pgbench" -h "$work" -p "$port" -U postgres -n -M prepared -c "$clients" -j 2 -T "$seconds" -f "$work/$v.sql" postgres 2>&1 \
       | awk '/^tps = /{print $3; exit}')"
     [ -n "$tps" ] || { echo "run-sql-floor: pgbench gave no rate for $v" >&2; exit 1; }
     rates[$v]="${rates[$v]:-} $tps"
     echo "run-sql-floor: repetition $r, $v: $tps transactions/s" >&2
   done
+  # Ratios and extra machine time within the repetition, against its own transfer cell.
+  base="$(echo "${rates[transfer]}" | awk '{print $NF}')"
+  for v in "${variants[@]}"; do
+    rate="$(echo "${rates[$v]}" | awk '{print $NF}')"
+    ratios[$v]="${ratios[$v]:-} $(awk -v a="$rate" -v b="$base" 'BEGIN {printf "%.4f", a / b}')"
+    extras[$v]="${extras[$v]:-} $(awk -v a="$rate" -v b="$base" -v c="$cores" 'BEGIN {printf "%.1f", c * 1e6 / a - c * 1e6 / b}')"
+  done
 done
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
-transfer_rate="$(echo "${rates[transfer]}" | median)"
 echo
 echo "pgbench -M prepared -c $clients -j 2 -T $seconds, $repetitions repetitions, PostgreSQL $("$bin/postgres" --version | awk '{print $3}') with default durability, $cores cores shared by pgbench and the server; load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
-echo "| transaction (one pipelined round trip) | transactions/s (median) | over repetitions | machine µs per payment | µs over the transfer | rate / transfer |"
+echo "| transaction (one pipelined round trip) | transactions/s (median) | over repetitions | machine µs per payment (median) | µs over the transfer (median within a repetition) | rate / transfer (median within a repetition) |"
 echo "|---|--:|--:|--:|--:|--:|"
 for v in "${variants[@]}"; do
   rate="$(echo "${rates[$v]}" | median)"
   span="$(echo "${rates[$v]}" | tr ' ' '\n' | grep -v '^$' | sort -g | awk 'NR==1{lo=$1} {hi=$1} END {printf "%.0f–%.0f", lo, hi}')"
-  awk -v v="$v" -v rate="$rate" -v base="$transfer_rate" -v cores="$cores" -v span="$span" 'BEGIN {
-    us = cores * 1e6 / rate; base_us = cores * 1e6 / base;
-    printf "| %s | %.0f | %s | %.0f | %.0f | %.2f |\n", v, rate, span, us, us - base_us, rate / base }'
+  ratio="$(echo "${ratios[$v]}" | median)"
+  extra="$(echo "${extras[$v]}" | median)"
+  awk -v v="$v" -v rate="$rate" -v cores="$cores" -v span="$span" -v ratio="$ratio" -v extra="$extra" 'BEGIN {
+    printf "| %s | %.0f | %s | %.0f | %.0f | %.2f |\n", v, rate, span, cores * 1e6 / rate, extra, ratio }'
 done

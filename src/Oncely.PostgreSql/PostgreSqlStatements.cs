@@ -142,7 +142,8 @@ internal sealed class PostgreSqlStatements
 
         // The one-commit reservation's first try, for the case it nearly always meets: no record holds the key (the
         // engine's read before the transaction found none). A plain insert, without the full reservation's reads and
-        // its conditional update: PostgreSQL runs it at about 1.4× the full statement's rate (docs/benchmarks.md).
+        // its conditional update: with the completion after it, PostgreSQL runs it at 1.4–1.6× the full statement's
+        // rate (docs/benchmarks.md).
         // It answers in the full reservation's shape: one row (mine, fresh) when it inserted, and no row when any row
         // holds the key, committed or not (ON CONFLICT DO NOTHING waits for an uncommitted one, bounded by the batch's
         // lock_timeout, then takes no lock and writes nothing). No row sends the caller to the full reservation, which
