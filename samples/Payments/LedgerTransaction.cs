@@ -1,6 +1,7 @@
 using System.Data.Common;
 using Oncely;
 using Oncely.AspNetCore;
+using Payments.Ledger;
 
 namespace Payments;
 
@@ -59,5 +60,26 @@ public static class LedgerTransaction
         // The store checks the transaction's runtime type (SqliteTransaction / NpgsqlTransaction) and throws
         // InvalidOperationException, saying what it needs, when it cannot join it.
         return execution.CompleteInTransactionAsync(transaction, response, cancellationToken);
+    }
+
+    /// <summary>
+    /// Stores the answer (<paramref name="response"/>) in <paramref name="write"/>'s transaction and commits it, in one
+    /// round trip where the store can (<c>execution.CompleteAndCommitAsync</c>: PostgreSQL sends the completion and
+    /// <c>COMMIT</c> as one batch; SQLite writes the completion, then commits). The end of every money movement: call it
+    /// instead of <see cref="CompleteAsync"/> followed by the commit. Commits alone when the request is not idempotent
+    /// or the records are in Redis, as <see cref="CompleteAsync"/> does nothing then.
+    /// </summary>
+    public static Task CompleteAndCommitAsync(HttpContext context, LedgerWrite write, IdempotentResponse response, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        ArgumentNullException.ThrowIfNull(write);
+        ArgumentNullException.ThrowIfNull(response);
+        var execution = context.GetIdempotencyExecution();
+        if (execution is null || context.RequestServices.GetService<PaymentsSettings>() is { CompletesInLedgerTransaction: false })
+        {
+            return write.CommitAsync(cancellationToken);
+        }
+
+        return write.CommitWithAsync((transaction, ct) => execution.CompleteAndCommitAsync(transaction, response, ct), cancellationToken);
     }
 }

@@ -147,8 +147,7 @@ public static class PaymentEndpoints
             faults.BeforeCommit(context);
         }
 
-        await LedgerTransaction.CompleteAsync(context, write.Transaction, response, cancellationToken);
-        await write.CommitAsync(cancellationToken);
+        await LedgerTransaction.CompleteAndCommitAsync(context, write, response, cancellationToken);
         return response.ToResult();
     }
 

@@ -123,6 +123,17 @@ public sealed partial class LedgerWrite : IAsyncDisposable
         _committed = true;
     }
 
+    /// <summary>
+    /// Commits through <paramref name="commit"/>, which must commit <see cref="Transaction"/> (Oncely's
+    /// <c>execution.CompleteAndCommitAsync</c>: the stored answer and <c>COMMIT</c> in one round trip).
+    /// </summary>
+    public async Task CommitWithAsync(Func<DbTransaction, CancellationToken, ValueTask> commit, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(commit);
+        await commit(Transaction, cancellationToken);
+        _committed = true;
+    }
+
     public async ValueTask DisposeAsync()
     {
         try

@@ -118,8 +118,7 @@ public static class SettlementWebhook
             : PaymentProblems.RefusedResponse(result.Refusal, result.Detail);
 
         // The credit, the reservation and the stored answer commit together, or none of them does.
-        await LedgerTransaction.CompleteAsync(context, write.Transaction, response, cancellationToken);
-        await write.CommitAsync(cancellationToken);
+        await LedgerTransaction.CompleteAndCommitAsync(context, write, response, cancellationToken);
         return response.ToResult();
     }
 
