@@ -111,6 +111,22 @@ public class OutsideTestingRegressionTests
             }
 
             var record = await app.WaitForCompletedAsync(new IdempotencyRecordId(TestApp.DefaultUser, $"POST /download/{{mode}}", "dl"));
+            if (mode == "file" && !record.Response!.BodyOmitted)
+            {
+                // A file declares its length, and once the client is gone Kestrel discards further writes without an
+                // error and signals RequestAborted later, from the thread pool. When that signal comes after the copy
+                // has ended, the handler has written every byte and the capture holds them all: the answer is whole
+                // (row 18 forbids replaying a body known to be incomplete, and this one is not), so it is stored and
+                // replayed whole. Either way the stored body is never a truncated one, and the handler ran once.
+                Assert.Equal(40 * 1024 * 1024, record.Response.Body.Length);
+                var whole = await app.Client.SendAsync(PipelineApp.Post($"/download/{mode}", "dl", json: "{}"));
+                Assert.Equal("true", whole.Headers.GetValues("Idempotent-Replayed").Single());
+                Assert.False(whole.Headers.Contains("Idempotent-Body-Omitted"));
+                Assert.Equal(40 * 1024 * 1024, (await whole.Content.ReadAsByteArrayAsync()).Length);
+                Assert.Equal(1, app.CallsTo(mode));
+                return;
+            }
+
             Assert.True(record.Response!.BodyOmitted, $"a truncated body ({record.Response.Body.Length} bytes) was stored as whole");
             Assert.True(record.Response.Body.IsEmpty);
 
