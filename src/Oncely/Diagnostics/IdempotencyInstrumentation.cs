@@ -172,6 +172,7 @@ internal sealed class IdempotencyInstrumentation
     /// Runs one store call inside a span and a timer. Call it only when <see cref="IsObservingStore"/>: the span is
     /// started here, inside this asynchronous method, so it is <see cref="Activity.Current"/> for the call only.
     /// </summary>
+    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<TResult> ObserveStoreCallAsync<TState, TResult>(
         StoreCall call,
         string operation,
