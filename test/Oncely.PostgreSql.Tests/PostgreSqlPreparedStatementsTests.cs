@@ -45,6 +45,47 @@ public sealed class PostgreSqlPreparedStatementsTests(PostgresFixture fixture) :
         Assert.Equal(1, prepared.Count(s => s.TrimStart().StartsWith("UPDATE", StringComparison.Ordinal) && s.Contains("body_omitted", StringComparison.Ordinal)));
     }
 
+    // The one-commit reservation of a new key is a plain insert: the full reservation statement is not even prepared
+    // on the session until a key that a row already holds sends the store on to it.
+    [Fact]
+    public async Task OneCommitReservation_NewKeysArePlainInserts_TheFullStatementOnlyForAHeldKey()
+    {
+        await using var dataSource = Server.CreateDataSource(Database, maxPoolSize: 1);
+        await using var store = CreateStore(dataSource);
+        Assert.Null(await store.GetAsync(NewId(), default)); // the schema, created while the pool's one connection is free
+        var held = NewId();
+        for (var i = 0; i < 3; i++)
+        {
+            var id = i == 0 ? held : NewId();
+            await using var connection = await dataSource.OpenConnectionAsync();
+            await using var transaction = await connection.BeginTransactionAsync();
+            var mine = await store.TryReserveAsync(transaction, id, Fingerprint('a'), Minute, Hour, TimeSpan.FromSeconds(5), default);
+            Assert.Equal(ReservationOutcome.Acquired, mine.Outcome);
+            Assert.True(await store.TryCompleteAsync(transaction, id, mine.Record!.FencingToken, new IdempotentResponse(201, [], new byte[] { 1 }), Hour, default));
+            await transaction.CommitAsync();
+        }
+
+        var prepared = await PreparedAsync(dataSource);
+        Assert.Equal(1, prepared.Count(IsPlainInsert));
+        Assert.Equal(0, prepared.Count(IsFullReservation));
+
+        await using (var connection = await dataSource.OpenConnectionAsync())
+        await using (var transaction = await connection.BeginTransactionAsync())
+        {
+            // The completed record holds the key: the plain insert answers no row, and the full statement replays it.
+            var again = await store.TryReserveAsync(transaction, held, Fingerprint('a'), Minute, Hour, TimeSpan.FromSeconds(5), default);
+            Assert.Equal(ReservationOutcome.Completed, again.Outcome);
+            Assert.Equal(new byte[] { 1 }, again.Record!.Response!.Body.ToArray());
+        }
+
+        prepared = await PreparedAsync(dataSource);
+        Assert.Equal(1, prepared.Count(IsPlainInsert));
+        Assert.Equal(1, prepared.Count(IsFullReservation));
+
+        static bool IsPlainInsert(string statement) => statement.TrimStart().StartsWith("INSERT INTO", StringComparison.Ordinal) && statement.Contains("ON CONFLICT", StringComparison.Ordinal);
+        static bool IsFullReservation(string statement) => statement.Contains("clock AS MATERIALIZED", StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task PrepareStatementsOff_LeavesNothingPrepared()
     {
