@@ -29,57 +29,34 @@ public static class LedgerTransaction
     }
 
     /// <summary>
-    /// Writes the idempotency record's completion (<paramref name="response"/>) into <paramref name="transaction"/>, so
-    /// the ledger rows and the stored answer commit together or not at all. Call it just before committing.
+    /// Stores the answer (<paramref name="response"/>) in <paramref name="write"/>'s transaction and commits it, so the
+    /// ledger rows and the stored answer commit together or not at all, in one round trip where the store can
+    /// (<c>execution.CompleteAndCommitAsync</c>: PostgreSQL sends the completion and <c>COMMIT</c> as one batch; SQLite
+    /// writes the completion, then commits). The end of every money movement.
     /// </summary>
     /// <remarks>
-    /// Does nothing when the request is not idempotent (idempotency switched off), or when the records are in Redis
-    /// (<c>Payments:IdempotencyStore=Redis</c>: the middleware stores the answer after the commit). Otherwise the configured store must
-    /// join this driver's transaction (the SQLite and PostgreSQL stores do, when the ledger and the records share one
-    /// database): a store that cannot is a configuration error, refused rather than silently storing the answer after
-    /// the commit, which would reopen the crash window between the money movement and its record.
+    /// Only commits when the request is not idempotent (idempotency switched off), or when the records are in Redis
+    /// (<c>Payments:IdempotencyStore=Redis</c>: the middleware stores the answer after the commit). Otherwise the configured
+    /// store must join this driver's transaction (the SQLite and PostgreSQL stores do, when the ledger and the records
+    /// share one database): a store that cannot is a configuration error, refused rather than silently storing the answer
+    /// after the commit, which would reopen the crash window between the money movement and its record.
     /// </remarks>
-    public static ValueTask CompleteAsync(HttpContext context, DbTransaction transaction, IdempotentResponse response, CancellationToken cancellationToken = default)
-    {
-        ArgumentNullException.ThrowIfNull(context);
-        ArgumentNullException.ThrowIfNull(transaction);
-        ArgumentNullException.ThrowIfNull(response);
-        var execution = context.GetIdempotencyExecution();
-        if (execution is null)
-        {
-            return ValueTask.CompletedTask;
-        }
-
-        // Records in Redis (Payments:IdempotencyStore=Redis): no transaction to join. The middleware stores the answer
-        // after the ledger commits; a crash between the two leaves the record InProgress (README.md, "Records in Redis").
-        if (context.RequestServices.GetService<PaymentsSettings>() is { CompletesInLedgerTransaction: false })
-        {
-            return ValueTask.CompletedTask;
-        }
-
-        // The store checks the transaction's runtime type (SqliteTransaction / NpgsqlTransaction) and throws
-        // InvalidOperationException, saying what it needs, when it cannot join it.
-        return execution.CompleteInTransactionAsync(transaction, response, cancellationToken);
-    }
-
-    /// <summary>
-    /// Stores the answer (<paramref name="response"/>) in <paramref name="write"/>'s transaction and commits it, in one
-    /// round trip where the store can (<c>execution.CompleteAndCommitAsync</c>: PostgreSQL sends the completion and
-    /// <c>COMMIT</c> as one batch; SQLite writes the completion, then commits). The end of every money movement: call it
-    /// instead of <see cref="CompleteAsync"/> followed by the commit. Commits alone when the request is not idempotent
-    /// or the records are in Redis, as <see cref="CompleteAsync"/> does nothing then.
-    /// </summary>
     public static Task CompleteAndCommitAsync(HttpContext context, LedgerWrite write, IdempotentResponse response, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(context);
         ArgumentNullException.ThrowIfNull(write);
         ArgumentNullException.ThrowIfNull(response);
         var execution = context.GetIdempotencyExecution();
+
+        // Records in Redis (Payments:IdempotencyStore=Redis): no transaction to join. The middleware stores the answer
+        // after the ledger commits; a crash between the two leaves the record InProgress (README.md, "Records in Redis").
         if (execution is null || context.RequestServices.GetService<PaymentsSettings>() is { CompletesInLedgerTransaction: false })
         {
             return write.CommitAsync(cancellationToken);
         }
 
+        // The store checks the transaction's runtime type (SqliteTransaction / NpgsqlTransaction) and throws
+        // InvalidOperationException, saying what it needs, when it cannot join it.
         return write.CommitWithAsync((transaction, ct) => execution.CompleteAndCommitAsync(transaction, response, ct), cancellationToken);
     }
 }

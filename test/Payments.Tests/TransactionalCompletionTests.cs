@@ -7,7 +7,7 @@ using Oncely;
 namespace Payments.Tests;
 
 /// <summary>
-/// <see cref="LedgerTransaction.CompleteAsync"/> hands the answer to the store inside the ledger's still-open transaction,
+/// <see cref="LedgerTransaction.CompleteAndCommitAsync"/> hands the answer to the store inside the ledger's still-open transaction,
 /// and refuses a store that cannot join it.
 /// </summary>
 public sealed class TransactionalCompletionTests
@@ -23,12 +23,14 @@ public sealed class TransactionalCompletionTests
         var body = new { from = alice.Id, to = bob.Id, amount = 250, currency = "EUR" };
         var completionsBefore = store.CompletedInTransaction;
         var reservationsBefore = store.ReservedInTransaction;
+        var committedBefore = store.CompletedAndCommitted;
 
         using var first = await PaymentsHost.PostAsync(client, "/payments", body, "tx-1");
         using var retry = await PaymentsHost.PostAsync(client, "/payments", body, "tx-1");
 
         Assert.Equal(HttpStatusCode.Created, first.StatusCode);
         Assert.Equal(completionsBefore + 1, store.CompletedInTransaction);
+        Assert.Equal(committedBefore + 1, store.CompletedAndCommitted); // one call: one round trip on PostgreSQL
         Assert.Equal(reservationsBefore + 1, store.ReservedInTransaction);
         Assert.Equal(0, store.CompletedOutsideTransaction);
         Assert.Equal("true", Assert.Single(retry.Headers.GetValues("Idempotent-Replayed")));
@@ -52,6 +54,7 @@ public sealed class TransactionalCompletionTests
         private int _inTransaction;
         private int _outside;
         private int _reservedInTransaction;
+        private int _completedAndCommitted;
 
         public int CompletedInTransaction => Volatile.Read(ref _inTransaction);
 
@@ -67,6 +70,22 @@ public sealed class TransactionalCompletionTests
         }
 
         public int ReservedInTransaction => Volatile.Read(ref _reservedInTransaction);
+
+        public int CompletedAndCommitted => Volatile.Read(ref _completedAndCommitted);
+
+        // The store's one call for the completion and the commit (PostgreSQL sends them as one batch): the completion
+        // inside the open transaction, then the commit, as the interface's default does.
+        public async ValueTask<bool> TryCompleteAndCommitAsync(DbTransaction transaction, IdempotencyRecordId id, long fencingToken, IdempotentResponse response, TimeSpan expiration, CancellationToken cancellationToken)
+        {
+            Interlocked.Increment(ref _completedAndCommitted);
+            if (!await TryCompleteAsync(transaction, id, fencingToken, response, expiration, cancellationToken))
+            {
+                return false;
+            }
+
+            await transaction.CommitAsync(cancellationToken);
+            return true;
+        }
 
         // Money movements are one-commit endpoints: they reserve inside the ledger's open transaction too.
         public async ValueTask<TransactionalReservationResult> TryReserveAsync(DbTransaction transaction, IdempotencyRecordId id, string fingerprint, TimeSpan lease, TimeSpan expiration, TimeSpan lockTimeout, CancellationToken cancellationToken)
