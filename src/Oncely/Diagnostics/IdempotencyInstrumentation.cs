@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
+using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using System.Text;
 
@@ -172,7 +173,7 @@ internal sealed class IdempotencyInstrumentation
     /// Runs one store call inside a span and a timer. Call it only when <see cref="IsObservingStore"/>: the span is
     /// started here, inside this asynchronous method, so it is <see cref="Activity.Current"/> for the call only.
     /// </summary>
-    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<TResult> ObserveStoreCallAsync<TState, TResult>(
         StoreCall call,
         string operation,

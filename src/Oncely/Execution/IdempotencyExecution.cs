@@ -1,4 +1,5 @@
 using System.Data.Common;
+using System.Runtime.CompilerServices;
 using System.Runtime.ExceptionServices;
 using System.Security.Cryptography;
 using System.Text;
@@ -198,7 +199,7 @@ public sealed partial class IdempotencyExecution : IAsyncDisposable, IRenewableL
         return stopping.IsCompletedSuccessfully ? WriteCompletionAsync(response, cancellationToken) : WriteCompletionAfterAsync(stopping, response, cancellationToken);
     }
 
-    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<CompletionOutcome> WriteCompletionAfterAsync(ValueTask stopping, IdempotentResponse response, CancellationToken cancellationToken)
     {
         await stopping.ConfigureAwait(false);
@@ -252,7 +253,7 @@ public sealed partial class IdempotencyExecution : IAsyncDisposable, IRenewableL
     /// The store cannot write inside a transaction (for example the in-memory store), or <paramref name="transaction"/> is
     /// of another driver or on another database than the store's; the message names what was received and what is needed.
     /// </exception>
-    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder))]
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     public async ValueTask CompleteInTransactionAsync(DbTransaction transaction, IdempotentResponse response, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(transaction);
@@ -290,7 +291,7 @@ public sealed partial class IdempotencyExecution : IAsyncDisposable, IRenewableL
     /// engine then treats the completion as possibly committed (<see cref="CompletedInTransaction"/>), so the record is
     /// released only if the commit did not happen, and a retry gets the stored answer if it did.
     /// </remarks>
-    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder))]
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     public async ValueTask CompleteAndCommitAsync(DbTransaction transaction, IdempotentResponse response, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(transaction);
@@ -368,7 +369,7 @@ public sealed partial class IdempotencyExecution : IAsyncDisposable, IRenewableL
     /// elsewhere (the wait ran out). Stop and roll back; the transaction may already be unusable.
     /// </exception>
     /// <exception cref="InvalidOperationException">The store cannot reserve inside a transaction, <paramref name="transaction"/> is of another driver or database, or the record was already reserved.</exception>
-    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder))]
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     public async ValueTask ReserveInTransactionAsync(DbTransaction transaction, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(transaction);
@@ -492,7 +493,7 @@ public sealed partial class IdempotencyExecution : IAsyncDisposable, IRenewableL
     }
 
     // Row 10 (stored), row 12 (a stale token is refused) and row 17 (retried briefly, then left InProgress, never released).
-    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<CompletionOutcome> WriteCompletionAsync(IdempotentResponse response, CancellationToken cancellationToken)
     {
         try

@@ -1,4 +1,5 @@
 using System.Diagnostics.Metrics;
+using System.Runtime.CompilerServices;
 using Microsoft.Extensions.Compliance.Redaction;
 using Microsoft.AspNetCore.DataProtection;
 using Microsoft.Extensions.Logging;
@@ -174,7 +175,7 @@ public sealed partial class IdempotencyExecutor
     /// <param name="cancellationToken">Cancels the store calls and the wait.</param>
     /// <param name="waitCancellation">Cancels the wait only (for example, <c>HttpContext.RequestAborted</c>): the wait then throws <see cref="OperationCanceledException"/>.</param>
     /// <returns>What to do; see <see cref="BeginAsync"/>.</returns>
-    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     internal async ValueTask<IdempotencyDecision> BeginCoreAsync(IdempotencyRecordId id, string fingerprint, CancellationToken cancellationToken, CancellationToken waitCancellation)
     {
         ArgumentException.ThrowIfNullOrEmpty(fingerprint);
@@ -252,7 +253,7 @@ public sealed partial class IdempotencyExecutor
     /// (<see cref="IdempotencyExecution.IsOneCommit"/>). An InProgress record is left to the reservation in the
     /// transaction, which decides with the store's clock: taken over when its lease expired, refused (row 7) otherwise.
     /// </returns>
-    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<IdempotencyDecision> BeginOneCommitAsync(IdempotencyRecordId id, string fingerprint, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(fingerprint);
@@ -315,7 +316,7 @@ public sealed partial class IdempotencyExecutor
     /// <param name="operation">The effect. Its result is stored; throw to release the record so a redelivery runs it again.</param>
     /// <param name="cancellationToken">Cancels the call.</param>
     /// <returns>What happened, with the (stored or fresh) result.</returns>
-    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<IdempotencyExecutionResult> ExecuteAsync(
         IdempotencyRecordId id,
         string fingerprint,

@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace Oncely;
 
 /// <summary>
@@ -71,7 +73,7 @@ internal sealed class StoreInvoker(IIdempotencyStore store, TimeSpan timeout, Ti
 
     // The timer is armed only when the call goes asynchronous: synchronous stores (in-memory) pay for no timer at all.
     // Pooled state machine: every caller awaits the call once, and an asynchronous store's call would otherwise box one.
-    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<TResult> CallWithDeadlineAsync<TState, TResult>(
         Func<IIdempotencyStore, TState, CancellationToken, ValueTask<TResult>> call,
         TState state,
