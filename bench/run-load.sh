@@ -5,7 +5,9 @@
 # then runs the program with this script's arguments, for instance:
 #   bash bench/run-load.sh                       # full run; rewrites the generated part of docs/benchmarks.md
 #   bash bench/run-load.sh --short --skip-postgres --output /tmp/bench-short.md
-# Other options: --no-docs, --repetitions N, --concurrency 1,16,64, --payments-only, --skip-redis, --redis-only
+# Other options: --no-docs, --repetitions N, --concurrency 1,16,64, --payments-only, --skip-redis, --redis-only,
+#   --unprepared (the store prepares nothing),
+#   --db-latency-ms N (the PostgreSQL payment variants reach their database through a proxy that holds each send N ms)
 # (see docs/benchmarks.md).
 set -euo pipefail
 

@@ -34,6 +34,7 @@ internal sealed class BenchPlan : IAsyncDisposable
     public const string PostgresPaymentWithout = "PostgreSQL payment, no Oncely";
     public const string PostgresPaymentTwoCommit = "PostgreSQL payment, two commits";
     public const string PostgresPaymentOneCommit = "PostgreSQL payment, one commit";
+    public const string PostgresPaymentOneCommitApart = "PostgreSQL payment, one commit, reservation apart";
     public const string SqlitePaymentWithout = "SQLite payment, no Oncely";
     public const string SqlitePaymentTwoCommit = "SQLite payment, two commits";
     public const string SqlitePaymentOneCommit = "SQLite payment, one commit";
@@ -50,6 +51,12 @@ internal sealed class BenchPlan : IAsyncDisposable
     private BenchPlan() => Directory.CreateDirectory(_temp);
 
     public List<Cell> Cells { get; } = [];
+
+    /// <summary>
+    /// <c>--db-latency-ms N</c>: the PostgreSQL payment variants reach their database through a proxy that holds every
+    /// client send N ms, so each round trip costs what it costs on a network (0 = straight to the server).
+    /// </summary>
+    public static TimeSpan DatabaseLatency { get; set; }
 
     public string PostgresVersion { get; private set; } = "not run (--skip-postgres)";
 
@@ -108,10 +115,10 @@ internal sealed class BenchPlan : IAsyncDisposable
     }
 
     /// <summary>Adds an HTTP variant: an execute cell and, for an Oncely variant, a replay cell over keys completed now.</summary>
-    public async Task AddHttpVariantAsync(string name, ILoadTarget target, bool withOncely)
+    public async Task AddHttpVariantAsync(string name, ILoadTarget target, bool withOncely, bool withReplay = true)
     {
         Cells.Add(new HttpCell(name, HttpCell.Execute, target, _runId));
-        if (withOncely)
+        if (withOncely && withReplay)
         {
             await target.PrepopulateAsync(Enumerable.Range(0, ReplayKeys).Select(i => ReplayKeyPrefix + i.ToString(CultureInfo.InvariantCulture)));
             var runs = await target.DrainAndResetAsync();
@@ -236,10 +243,20 @@ internal sealed class BenchPlan : IAsyncDisposable
             (PostgresPaymentWithout, PaymentMode.WithoutOncely, "pay_none"),
             (PostgresPaymentTwoCommit, PaymentMode.TwoCommits, "pay_two"),
             (PostgresPaymentOneCommit, PaymentMode.OneCommit, "pay_one"),
+            (PostgresPaymentOneCommitApart, PaymentMode.OneCommitReservationApart, "pay_one_apart"),
         })
         {
             var created = await durable.CreateDatabaseAsync(database);
-            await AddPaymentVariantAsync(name, await PostgresTransferServer.StartAsync(durable.ConnectionString(created, 128), mode));
+            var connectionString = durable.ConnectionString(created, 128);
+            if (DatabaseLatency > TimeSpan.Zero)
+            {
+                // Every client send to the database waits this long in a proxy first: a network round trip.
+                var proxy = CountingProxy.Start(durable.Port, DatabaseLatency);
+                _owned.Add(proxy);
+                connectionString = new NpgsqlConnectionStringBuilder(connectionString) { Port = proxy.Port }.ConnectionString;
+            }
+
+            await AddPaymentVariantAsync(name, await PostgresTransferServer.StartAsync(connectionString, mode));
         }
     }
 
@@ -264,7 +281,8 @@ internal sealed class BenchPlan : IAsyncDisposable
     {
         _owned.Add(server);
         var first = Cells.Count;
-        await AddHttpVariantAsync(name, server, withOncely: server.Mode != PaymentMode.WithoutOncely);
+        // The reservation-apart variant replays exactly as the one-commit one does: its execute cell is the comparison.
+        await AddHttpVariantAsync(name, server, withOncely: server.Mode != PaymentMode.WithoutOncely, withReplay: server.Mode != PaymentMode.OneCommitReservationApart);
         for (var i = first; i < Cells.Count; i++)
         {
             Cells[i] = new PaymentPathCell((HttpCell)Cells[i], server);

@@ -59,12 +59,11 @@ internal sealed class PostgresTransferServer : TransferServer
     {
         await using var connection = await _ledger.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-        if (execution is not null)
-        {
-            await execution.ReserveInTransactionAsync(transaction, cancellationToken); // a no-op in two-commit mode
-        }
 
-        // The ledger writes, in one round trip; the lower account id is locked first, so transfers never deadlock.
+        // The ledger writes, in one round trip; the lower account id is locked first, so transfers never deadlock. In
+        // one-commit mode the reservation goes in the same round trip, in front of them (ReserveAndExecuteAsync), or,
+        // in the comparison variant, in a round trip of its own before them; in two-commit mode ReserveAndExecuteAsync
+        // only executes the batch.
         await using (var batch = new NpgsqlBatch(connection, transaction))
         {
             var (first, second) = from < to ? ((from, -amount), (to, amount)) : ((to, amount), (from, -amount));
@@ -76,7 +75,19 @@ internal sealed class PostgresTransferServer : TransferServer
             insert.Parameters.Add(new NpgsqlParameter<int> { TypedValue = to });
             insert.Parameters.Add(new NpgsqlParameter<long> { TypedValue = amount });
             batch.BatchCommands.Add(insert);
-            await batch.ExecuteNonQueryAsync(cancellationToken);
+            if (execution is not null && Mode == PaymentMode.OneCommitReservationApart)
+            {
+                await execution.ReserveInTransactionAsync(transaction, cancellationToken);
+                await batch.ExecuteNonQueryAsync(cancellationToken);
+            }
+            else if (execution is not null)
+            {
+                await execution.ReserveAndExecuteAsync(batch, cancellationToken);
+            }
+            else
+            {
+                await batch.ExecuteNonQueryAsync(cancellationToken);
+            }
         }
 
         if (execution is not null)

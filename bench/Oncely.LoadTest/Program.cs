@@ -20,6 +20,7 @@ public static class Program
         var skipRedis = args.Contains("--skip-redis");
         var redisOnly = args.Contains("--redis-only");
         PostgresTransferServer.PrepareStatements = !args.Contains("--unprepared");
+        BenchPlan.DatabaseLatency = TimeSpan.FromMilliseconds(double.Parse(ValueOf(args, "--db-latency-ms") ?? "0", CultureInfo.InvariantCulture));
         var output = ValueOf(args, "--output") ?? (isShort || args.Contains("--no-docs") ? null : Path.Combine(RepositoryRoot(), "docs", "benchmarks.md"));
         var repetitions = int.Parse(ValueOf(args, "--repetitions") ?? (isShort ? "2" : "3"), CultureInfo.InvariantCulture);
         var concurrencies = (ValueOf(args, "--concurrency") ?? "1,16,64").Split(',').Select(c => int.Parse(c, CultureInfo.InvariantCulture)).ToList();
@@ -97,6 +98,11 @@ public static class Program
         if (paymentsOnly)
         {
             notes.Add("Only the payment path comparison was run (--payments-only).");
+        }
+
+        if (BenchPlan.DatabaseLatency > TimeSpan.Zero)
+        {
+            notes.Add(FormattableString.Invariant($"The PostgreSQL payment variants reached their database through a proxy that held every client send {BenchPlan.DatabaseLatency.TotalMilliseconds} ms (--db-latency-ms): a network round trip (one thread sleeping with usleep until each send is due)."));
         }
 
         foreach (var note in notes)

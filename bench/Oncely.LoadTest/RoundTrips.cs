@@ -40,6 +40,7 @@ internal static class RoundTrips
             (BenchPlan.PostgresPaymentWithout, PaymentMode.WithoutOncely),
             (BenchPlan.PostgresPaymentTwoCommit, PaymentMode.TwoCommits),
             (BenchPlan.PostgresPaymentOneCommit, PaymentMode.OneCommit),
+            (BenchPlan.PostgresPaymentOneCommitApart, PaymentMode.OneCommitReservationApart),
         })
         {
             var database = await server.CreateDatabaseAsync("wire");
@@ -50,7 +51,7 @@ internal static class RoundTrips
                 await command.ExecuteNonQueryAsync();
             }
 
-            await using var proxy = CountingProxy.Start(server.Port);
+            await using var proxy = CountingProxy.Start(server.Port, BenchPlan.DatabaseLatency);
             var connectionString = new NpgsqlConnectionStringBuilder(server.ConnectionString(database, 16)) { Port = proxy.Port }.ConnectionString;
             await using var transfers = await PostgresTransferServer.StartAsync(connectionString, mode);
             using var client = new HttpClient { BaseAddress = transfers.BaseAddress };
@@ -59,7 +60,7 @@ internal static class RoundTrips
 
             var keys = Enumerable.Range(0, Payments).Select(i => prefix + i.ToString(CultureInfo.InvariantCulture)).ToList();
             costs.Add(await CountAsync(server, database, proxy, name, HttpCell.Execute, () => SendAsync(client, keys, replay: false)));
-            if (mode != PaymentMode.WithoutOncely)
+            if (mode is PaymentMode.TwoCommits or PaymentMode.OneCommit)
             {
                 costs.Add(await CountAsync(server, database, proxy, name, HttpCell.Replay, () => SendAsync(client, keys, replay: true)));
             }
@@ -153,11 +154,13 @@ internal sealed class CountingProxy : IAsyncDisposable
     private readonly int _target;
     private readonly CancellationTokenSource _stop = new();
     private readonly List<Task> _pumps = [];
+    private readonly NetworkLatency? _latency;
     private long _clientSends;
 
-    private CountingProxy(int target)
+    private CountingProxy(int target, TimeSpan delay)
     {
         _target = target;
+        _latency = delay > TimeSpan.Zero ? new NetworkLatency(delay) : null;
         _listener = new TcpListener(IPAddress.Loopback, 0);
     }
 
@@ -165,9 +168,10 @@ internal sealed class CountingProxy : IAsyncDisposable
 
     public long ClientSends => Interlocked.Read(ref _clientSends);
 
-    public static CountingProxy Start(int target)
+    /// <summary>Starts the proxy; <paramref name="delay"/> holds every client send that long before passing it on (a network's round trip, <c>--db-latency-ms</c>).</summary>
+    public static CountingProxy Start(int target, TimeSpan delay = default)
     {
-        var proxy = new CountingProxy(target);
+        var proxy = new CountingProxy(target, delay);
         proxy._listener.Start();
         proxy._pumps.Add(proxy.AcceptAsync());
         return proxy;
@@ -186,6 +190,7 @@ internal sealed class CountingProxy : IAsyncDisposable
         }
 
         _stop.Dispose();
+        _latency?.Dispose();
     }
 
     private async Task AcceptAsync()
@@ -222,6 +227,10 @@ internal sealed class CountingProxy : IAsyncDisposable
                 if (count)
                 {
                     Interlocked.Increment(ref _clientSends);
+                    if (_latency is not null)
+                    {
+                        await _latency.WaitAsync();
+                    }
                 }
 
                 await output.WriteAsync(buffer.AsMemory(0, read), _stop.Token);
@@ -236,4 +245,50 @@ internal sealed class CountingProxy : IAsyncDisposable
             to.Close();
         }
     }
+}
+
+/// <summary>
+/// A constant delay with sub-millisecond precision, for <see cref="CountingProxy"/>: <c>Task.Delay</c> rounds up to the
+/// runtime's timer tick (about 4 ms per wait on this machine), so one thread sleeps with <c>usleep</c> (precise to about
+/// 0.1 ms here) until each send is due, in arrival order (every send waits the same time, so arrival order is due order).
+/// </summary>
+internal sealed class NetworkLatency : IDisposable
+{
+    private readonly long _delayTicks;
+    private readonly System.Collections.Concurrent.BlockingCollection<(long Due, TaskCompletionSource Done)> _due = new();
+    private readonly Thread _thread;
+
+    public NetworkLatency(TimeSpan delay)
+    {
+        _delayTicks = (long)(delay.TotalSeconds * System.Diagnostics.Stopwatch.Frequency);
+        _thread = new Thread(Run) { IsBackground = true, Name = "bench network latency" };
+        _thread.Start();
+    }
+
+    /// <summary>Completes one delay after it was asked for.</summary>
+    public Task WaitAsync()
+    {
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _due.Add((System.Diagnostics.Stopwatch.GetTimestamp() + _delayTicks, done));
+        return done.Task;
+    }
+
+    public void Dispose() => _due.CompleteAdding();
+
+    private void Run()
+    {
+        foreach (var (due, done) in _due.GetConsumingEnumerable())
+        {
+            var left = due - System.Diagnostics.Stopwatch.GetTimestamp();
+            if (left > 0)
+            {
+                _ = usleep((uint)(left * 1_000_000 / System.Diagnostics.Stopwatch.Frequency));
+            }
+
+            done.TrySetResult();
+        }
+    }
+
+    [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
+    private static extern int usleep(uint microseconds);
 }

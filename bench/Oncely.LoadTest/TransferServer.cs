@@ -23,8 +23,17 @@ internal enum PaymentMode
     /// <summary>The middleware reserves in its own commit first; the handler completes inside its transaction.</summary>
     TwoCommits,
 
-    /// <summary><c>WithOneCommitReservation()</c>: the reservation is the handler transaction's first statement.</summary>
+    /// <summary>
+    /// <c>WithOneCommitReservation()</c>: the reservation is the handler transaction's first statement; on PostgreSQL it
+    /// goes with the ledger batch (<see cref="IdempotencyExecution.ReserveAndExecuteAsync"/>), one round trip.
+    /// </summary>
     OneCommit,
+
+    /// <summary>
+    /// As <see cref="OneCommit"/>, but the reservation is a round trip of its own (<see cref="IdempotencyExecution.ReserveInTransactionAsync"/>)
+    /// before the ledger batch: what <see cref="IdempotencyExecution.ReserveAndExecuteAsync"/> saves, in the same run.
+    /// </summary>
+    OneCommitReservationApart,
 }
 
 /// <summary>
@@ -162,7 +171,7 @@ internal abstract class TransferServer : ILoadTarget, IAsyncDisposable
             endpoint.RequireIdempotencyKey().AllowAnonymousIdempotency();
         }
 
-        if (Mode == PaymentMode.OneCommit)
+        if (Mode is PaymentMode.OneCommit or PaymentMode.OneCommitReservationApart)
         {
             endpoint.WithOneCommitReservation();
         }

@@ -60,6 +60,40 @@ internal sealed partial class PostgreSqlIdempotencyStore
 
     /// <inheritdoc />
     /// <remarks>
+    /// One round trip for a new key: the reservation's plain insert (with its <c>lock_timeout</c> statements) goes to the
+    /// server in front of <paramref name="batch"/>'s commands, as one <see cref="NpgsqlBatch"/>, and is taken out of the
+    /// batch again afterwards. When a row already holds the key, the batch's commands have run by the time the store knows;
+    /// it then sends the full reservation in the same transaction, as <see cref="TryReserveAsync(DbTransaction, IdempotencyRecordId, string, TimeSpan, TimeSpan, TimeSpan, CancellationToken)"/>
+    /// does, and the caller rolls back unless that reservation lets it go on. The batch is not prepared (its statements
+    /// are the application's); its <see cref="NpgsqlBatch.Timeout"/> is raised for the call, when finite, to cover the
+    /// reservation's wait. An error of the application's own statements reaches the caller as it is, unless the store
+    /// already knew the key was held (then the answer is InProgress without a record: roll back and read it).
+    /// </remarks>
+    public async ValueTask<TransactionalBatchReservationResult> TryReserveAndExecuteAsync(DbBatch batch, IdempotencyRecordId id, string fingerprint, TimeSpan lease, TimeSpan expiration, TimeSpan lockTimeout, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(batch);
+        ArgumentNullException.ThrowIfNull(fingerprint);
+        var npgsqlBatch = batch as NpgsqlBatch
+            ?? throw new InvalidOperationException(
+                $"The PostgreSQL idempotency store received a {batch.GetType().FullName}, but it can only run an Npgsql.NpgsqlBatch with its reservation. " +
+                "Create the batch on the NpgsqlConnection of the operation's transaction (new NpgsqlBatch(connection, transaction)).");
+        var transaction = AsNpgsqlTransaction(npgsqlBatch.Transaction
+            ?? throw new InvalidOperationException("The batch has no transaction: set NpgsqlBatch.Transaction to the operation's open transaction, so the reservation and the statements commit together."));
+        await EnsureInitializedAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            return await ReserveAndExecuteInTransactionAsync(npgsqlBatch, transaction, id, fingerprint, lease, expiration, lockTimeout, cancellationToken).ConfigureAwait(false);
+        }
+        catch (ApplicationStatementFailedException failed)
+        {
+            // The application's own statement failed while this transaction held the key: its error, as it is.
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failed.InnerException!);
+            throw;
+        }
+    }
+
+    /// <inheritdoc />
+    /// <remarks>
     /// Runs on <paramref name="transaction"/>'s connection, inside it, with the server's clock. The records table must be
     /// in that connection's database. A stale token changes nothing and returns <see langword="false"/>; the caller rolls
     /// back. Nothing is retried here: any failure has already aborted the caller's transaction.
@@ -113,30 +147,20 @@ internal sealed partial class PostgreSqlIdempotencyStore
                 $"The PostgreSQL idempotency store received a {transaction.GetType().FullName}, but it can only write inside an Npgsql.NpgsqlTransaction " +
                 "on the store's database. Begin the transaction on an NpgsqlConnection to the database UsePostgreSql points at (or use the store of the database the transaction is on).");
 
-    /// <summary>The one-commit reservation's statement, run again while its snapshot cannot settle it; a lock wait that ran out answers InProgress.</summary>
+    /// <summary>The one-commit reservation: the plain insert, then the full statement while a row holds the key; a lock wait that ran out answers InProgress.</summary>
     private async ValueTask<TransactionalReservationResult> ReserveInTransactionAsync(NpgsqlTransaction transaction, IdempotencyRecordId id, string fingerprint, TimeSpan lease, TimeSpan expiration, TimeSpan lockTimeout, CancellationToken cancellationToken)
     {
         try
         {
             // First the plain insert, which settles the usual case (no record holds the key) at the lowest cost; when a
-            // row holds the key it answers nothing and the full reservation decides, as many times as its snapshot needs.
+            // row holds the key it answers nothing and the full reservation decides.
             var fresh = _statements.Reserve(transaction, id, fingerprint, lease, expiration, lockTimeout, freshOnly: true);
             if (await _statements.ReadReservationAsync(fresh, id, fingerprint, cancellationToken).ConfigureAwait(false) is { } inserted)
             {
                 return new TransactionalReservationResult(inserted.Outcome, inserted.Record);
             }
 
-            for (var attempt = 1; attempt <= MaxReserveAttempts; attempt++)
-            {
-                var command = _statements.Reserve(transaction, id, fingerprint, lease, expiration, lockTimeout);
-                if (await _statements.ReadReservationAsync(command, id, fingerprint, cancellationToken).ConfigureAwait(false) is { } settled)
-                {
-                    return new TransactionalReservationResult(settled.Outcome, settled.Record);
-                }
-            }
-
-            // The record kept changing between statements: let the caller roll back and read it.
-            return new TransactionalReservationResult(ReservationOutcome.InProgress, null);
+            return await SettleHeldKeyAsync(transaction, id, fingerprint, lease, expiration, lockTimeout, cancellationToken).ConfigureAwait(false);
         }
         catch (PostgresException ex) when (ex.SqlState is PostgresErrorCodes.LockNotAvailable or PostgresErrorCodes.SerializationFailure)
         {
@@ -147,6 +171,153 @@ internal sealed partial class PostgreSqlIdempotencyStore
             throw IdTooLarge(id, ex);
         }
     }
+
+    /// <summary>A row holds the key: the full reservation, run again (a new snapshot each time) while its snapshot cannot settle it.</summary>
+    private async ValueTask<TransactionalReservationResult> SettleHeldKeyAsync(NpgsqlTransaction transaction, IdempotencyRecordId id, string fingerprint, TimeSpan lease, TimeSpan expiration, TimeSpan lockTimeout, CancellationToken cancellationToken)
+    {
+        for (var attempt = 1; attempt <= MaxReserveAttempts; attempt++)
+        {
+            var command = _statements.Reserve(transaction, id, fingerprint, lease, expiration, lockTimeout);
+            if (await _statements.ReadReservationAsync(command, id, fingerprint, cancellationToken).ConfigureAwait(false) is { } settled)
+            {
+                return new TransactionalReservationResult(settled.Outcome, settled.Record);
+            }
+        }
+
+        // The record kept changing between statements: let the caller roll back and read it.
+        return new TransactionalReservationResult(ReservationOutcome.InProgress, null);
+    }
+
+    /// <summary>
+    /// <see cref="TryReserveAndExecuteAsync"/>'s work: the plain insert's three statements put in front of the
+    /// application's batch, one round trip; then, only when a row held the key, the full reservation. The failures of the
+    /// store's own statements are mapped as for <see cref="TryReserveAsync(DbTransaction, IdempotencyRecordId, string, TimeSpan, TimeSpan, TimeSpan, CancellationToken)"/>;
+    /// those of the application's statements leave wrapped in <see cref="ApplicationStatementFailedException"/>, so no
+    /// mapping meant for the store's statements touches them.
+    /// </summary>
+    private async ValueTask<TransactionalBatchReservationResult> ReserveAndExecuteInTransactionAsync(NpgsqlBatch batch, NpgsqlTransaction transaction, IdempotencyRecordId id, string fingerprint, TimeSpan lease, TimeSpan expiration, TimeSpan lockTimeout, CancellationToken cancellationToken)
+    {
+        NpgsqlBatchCommand[] own;
+        int ownTimeout;
+        using (var reservation = _statements.Reserve(transaction, id, fingerprint, lease, expiration, lockTimeout, freshOnly: true))
+        {
+            own = new NpgsqlBatchCommand[reservation.BatchCommands.Count];
+            for (var i = 0; i < own.Length; i++)
+            {
+                own[i] = reservation.BatchCommands[i];
+            }
+
+            ownTimeout = reservation.Timeout;
+            reservation.BatchCommands.Clear();
+        }
+
+        var commands = batch.BatchCommands;
+        var timeout = batch.Timeout;
+        for (var i = 0; i < own.Length; i++)
+        {
+            commands.Insert(i, own[i]);
+        }
+
+        if (timeout > 0 && timeout < ownTimeout)
+        {
+            batch.Timeout = ownTimeout;
+        }
+
+        // Which statement's result the reader is reaching for: a statement's error is raised there, when the reader
+        // moves to its result (Npgsql reads the answers in order). Below own.Length: one of the store's.
+        var reaching = 0;
+        ReservationResult? inserted = null;
+        int affected;
+        try
+        {
+            var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            await using (reader.ConfigureAwait(false))
+            {
+                // Past the set_config result to the insert's: one row when it inserted, none when a row holds the key.
+                reaching = 1;
+                await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
+                if (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+                {
+                    inserted = PostgreSqlStatements.Classify(reader, id, fingerprint);
+                }
+
+                reaching = 2;
+                while (await reader.NextResultAsync(cancellationToken).ConfigureAwait(false))
+                {
+                    reaching++;
+                }
+            }
+
+            // The rows the application's commands changed: the batch's count without the reservation's insert.
+            affected = reader.RecordsAffected - Math.Max(0, own[1].RecordsAffected);
+        }
+        catch (PostgresException ex) when (reaching >= own.Length)
+        {
+            if (inserted is null)
+            {
+                // A row held the key, and one of the application's statements failed after it (perhaps because of the
+                // duplicate it belongs to): the transaction is aborted, so the caller rolls back and reads the record.
+                return new TransactionalBatchReservationResult(new TransactionalReservationResult(ReservationOutcome.InProgress, null), 0);
+            }
+
+            throw new ApplicationStatementFailedException(ex);
+        }
+        catch (PostgresException ex) when (ex.SqlState is PostgresErrorCodes.LockNotAvailable or PostgresErrorCodes.SerializationFailure)
+        {
+            return new TransactionalBatchReservationResult(new TransactionalReservationResult(ReservationOutcome.InProgress, null), 0);
+        }
+        catch (PostgresException ex) when (ex.SqlState == PostgresErrorCodes.ProgramLimitExceeded)
+        {
+            throw IdTooLarge(id, ex);
+        }
+        catch (PostgresException e) when (e.SqlState is PostgresErrorCodes.UndefinedTable or PostgresErrorCodes.InvalidSchemaName)
+        {
+            throw MissingTable(transaction, "One-commit reservation", e);
+        }
+        catch (Exception e) when (PostgreSqlFailures.IsUnavailable(e, cancellationToken))
+        {
+            throw PostgreSqlFailures.Unavailable("reserve a record and run the transaction's first statements", e);
+        }
+        finally
+        {
+            // The application's batch as it was given.
+            for (var i = 0; i < own.Length; i++)
+            {
+                commands.RemoveAt(0);
+            }
+
+            batch.Timeout = timeout;
+        }
+
+        if (inserted is { } fresh)
+        {
+            return new TransactionalBatchReservationResult(new TransactionalReservationResult(fresh.Outcome, fresh.Record), affected);
+        }
+
+        // A row held the key and the application's commands ran anyway (uncommitted): the full reservation decides, and
+        // the caller rolls back unless it lets it go on.
+        var settled = await InTransactionAsync(
+            transaction,
+            "One-commit reservation",
+            "reserve a record inside the application's transaction",
+            (store: this, transaction, id, fingerprint, lease, expiration, lockTimeout),
+            static async (s, ct) =>
+            {
+                try
+                {
+                    return await s.store.SettleHeldKeyAsync(s.transaction, s.id, s.fingerprint, s.lease, s.expiration, s.lockTimeout, ct).ConfigureAwait(false);
+                }
+                catch (PostgresException ex) when (ex.SqlState is PostgresErrorCodes.LockNotAvailable or PostgresErrorCodes.SerializationFailure)
+                {
+                    return new TransactionalReservationResult(ReservationOutcome.InProgress, null);
+                }
+            },
+            cancellationToken).ConfigureAwait(false);
+        return new TransactionalBatchReservationResult(settled, settled.MustExecute ? affected : 0);
+    }
+
+    /// <summary>Carries an error of the application's own statement past the store's failure mapping, to be thrown again as it is.</summary>
+    private sealed class ApplicationStatementFailedException(PostgresException inner) : Exception(inner.Message, inner);
 
     /// <summary>
     /// The shell of every write inside the application's transaction: runs <paramref name="work"/> and maps failures (<paramref name="feature"/> names what needs the records table): a
@@ -161,17 +332,20 @@ internal sealed partial class PostgreSqlIdempotencyStore
         }
         catch (PostgresException e) when (e.SqlState is PostgresErrorCodes.UndefinedTable or PostgresErrorCodes.InvalidSchemaName)
         {
-            throw new InvalidOperationException(
-                $"The database '{transaction.Connection?.Database}' that the transaction is on has no idempotency records table {Schema.Table}. " +
-                $"{feature} writes the record in the application's own transaction, so the records table must be in the same database: " +
-                "point UsePostgreSql at the application's database (same data source or connection string), with the same Schema and TableName.",
-                e);
+            throw MissingTable(transaction, feature, e);
         }
         catch (Exception e) when (PostgreSqlFailures.IsUnavailable(e, cancellationToken))
         {
             throw PostgreSqlFailures.Unavailable(operation, e);
         }
     }
+
+    private InvalidOperationException MissingTable(NpgsqlTransaction transaction, string feature, PostgresException e)
+        => new(
+            $"The database '{transaction.Connection?.Database}' that the transaction is on has no idempotency records table {Schema.Table}. " +
+            $"{feature} writes the record in the application's own transaction, so the records table must be in the same database: " +
+            "point UsePostgreSql at the application's database (same data source or connection string), with the same Schema and TableName.",
+            e);
 
     /// <summary>A fenced write (completion, recovery point) inside the application's transaction, through the shell.</summary>
     private ValueTask<bool> FencedInTransactionAsync(string operation, NpgsqlCommand command, CancellationToken cancellationToken)

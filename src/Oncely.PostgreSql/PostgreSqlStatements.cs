@@ -714,7 +714,7 @@ internal sealed class PostgreSqlStatements
                 : throw new InvalidOperationException($"The statement names a parameter @{match.Groups[1].Value} that is not bound: {sql}");
         });
 
-    private static ReservationResult? Classify(NpgsqlDataReader reader, IdempotencyRecordId id, string fingerprint)
+    internal static ReservationResult? Classify(NpgsqlDataReader reader, IdempotencyRecordId id, string fingerprint)
     {
         var mine = reader.GetBoolean(0);
         var storedFingerprint = reader.GetString(1);

@@ -378,14 +378,8 @@ public sealed partial class IdempotencyExecution : IAsyncDisposable, IRenewableL
             return;
         }
 
-        if (IsReserved)
-        {
-            throw new InvalidOperationException($"Idempotency record '{Id}' is already reserved by this attempt: call ReserveInTransactionAsync once, as the transaction's first statement.");
-        }
-
-        var store = TransactionalStore(transaction);
+        var store = StartReservation(transaction);
         var options = _runtime.Options;
-        Volatile.Write(ref _reservationSentAt, _runtime.Clock.GetTimestamp());
         var result = await _runtime.Store.ObserveAsync(
             StoreCall.ReserveInTransaction,
             Id.Operation,
@@ -393,6 +387,80 @@ public sealed partial class IdempotencyExecution : IAsyncDisposable, IRenewableL
             (store, transaction, Id, Fingerprint, Lease, Expiration, options),
             cancellationToken,
             static r => IdempotencyInstrumentation.DescribeReservation(r.Outcome)).ConfigureAwait(false);
+        Reserved(result);
+    }
+
+    /// <summary>
+    /// One-commit mode: reserves the record and runs the transaction's first statements, <paramref name="batch"/>, in one
+    /// round trip where the store's driver can (PostgreSQL: the reservation goes to the server in front of the batch's
+    /// commands, as one <c>NpgsqlBatch</c>). It is <see cref="ReserveInTransactionAsync"/> followed by
+    /// <c>batch.ExecuteNonQueryAsync()</c>, one round trip cheaper: use it for the transaction's first writes. In the
+    /// default mode (the record was reserved before the operation started) it only executes <paramref name="batch"/>.
+    /// </summary>
+    /// <remarks>
+    /// <para>
+    /// The batch runs on <see cref="DbBatch.Transaction"/>, which must be set, and is left as it was given (the store's
+    /// commands are taken out again). Its commands must not return rows the operation needs: only the number of rows they
+    /// changed comes back. To read rows in the first statements, call <see cref="ReserveInTransactionAsync"/> and then
+    /// run them.
+    /// </para>
+    /// <para>
+    /// When the key turns out to be held (a duplicate raced this request past the read before the transaction), the
+    /// batch's commands may have run inside the transaction before the store knew: nothing of them can commit, because
+    /// <see cref="IdempotencyReservationConflictException"/> is thrown and the transaction is rolled back when it is
+    /// disposed. If one of the batch's commands failed because of the duplicate (a unique index on the key, say), the
+    /// conflict is reported the same way and the duplicate is answered from the record after the rollback. Do not
+    /// catch <see cref="IdempotencyReservationConflictException"/>.
+    /// </para>
+    /// </remarks>
+    /// <param name="batch">The transaction's first statements, on the transaction of the store's driver and database.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>The number of rows the batch's commands changed.</returns>
+    /// <exception cref="IdempotencyReservationConflictException">The key is held, as for <see cref="ReserveInTransactionAsync"/>.</exception>
+    /// <exception cref="InvalidOperationException">
+    /// <paramref name="batch"/> has no transaction, the store cannot reserve inside a transaction, the transaction is of
+    /// another driver or database, or the record was already reserved.
+    /// </exception>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    public async ValueTask<int> ReserveAndExecuteAsync(DbBatch batch, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(batch);
+        if (!IsOneCommit)
+        {
+            return await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        var transaction = batch.Transaction
+            ?? throw new InvalidOperationException($"The batch for idempotency record '{Id}' has no transaction: set DbBatch.Transaction to the operation's open transaction, so the reservation and the statements commit together.");
+        var store = StartReservation(transaction);
+        var options = _runtime.Options;
+        var result = await _runtime.Store.ObserveAsync(
+            StoreCall.ReserveInTransaction,
+            Id.Operation,
+            static (s, ct) => s.store.TryReserveAndExecuteAsync(s.batch, s.Id, s.Fingerprint, s.Lease, s.Expiration, s.options.ReservationLockTimeout, ct),
+            (store, batch, Id, Fingerprint, Lease, Expiration, options),
+            cancellationToken,
+            static r => IdempotencyInstrumentation.DescribeReservation(r.Reservation.Outcome)).ConfigureAwait(false);
+        Reserved(result.Reservation);
+        return result.RecordsAffected;
+    }
+
+    /// <summary>The checks before a one-commit reservation, and the moment it is sent (for <see cref="ReservationCannotBeTakenOverYet"/>).</summary>
+    private ITransactionalIdempotencyStore StartReservation(DbTransaction transaction)
+    {
+        if (IsReserved)
+        {
+            throw new InvalidOperationException($"Idempotency record '{Id}' is already reserved by this attempt: call ReserveInTransactionAsync (or ReserveAndExecuteAsync) once, as the transaction's first statement.");
+        }
+
+        var store = TransactionalStore(transaction);
+        Volatile.Write(ref _reservationSentAt, _runtime.Clock.GetTimestamp());
+        return store;
+    }
+
+    /// <summary>Takes a one-commit reservation's answer: holds the record, or throws the conflict for the caller to answer.</summary>
+    private void Reserved(TransactionalReservationResult result)
+    {
         if (!result.MustExecute)
         {
             throw new IdempotencyReservationConflictException(Id, DecisionMapping.FromRefusedReservation(result.Outcome), result.Record);

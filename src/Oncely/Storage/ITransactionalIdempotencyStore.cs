@@ -101,6 +101,38 @@ public interface ITransactionalIdempotencyStore
             "Use the SQLite or PostgreSQL store on the application's database, or remove WithOneCommitReservation / OneCommitReservation from the endpoint.");
 
     /// <summary>
+    /// One-commit mode. Inside <paramref name="batch"/>'s transaction: reserves <paramref name="id"/> as
+    /// <see cref="TryReserveAsync"/> does and runs <paramref name="batch"/>, the transaction's first statements, in as
+    /// few round trips as the driver allows (PostgreSQL: one, the reservation sent in front of the batch's commands).
+    /// The batch's commands may run before the reservation's answer is known; when the answer does not let the caller
+    /// go on, the caller rolls the transaction back, so nothing of them commits. The default reserves, then executes
+    /// the batch when the reservation lets the caller go on.
+    /// </summary>
+    /// <param name="batch">The transaction's first statements, with <see cref="DbBatch.Transaction"/> set; left as given.</param>
+    /// <param name="id">The record to reserve.</param>
+    /// <param name="fingerprint">The request fingerprint (lowercase hex SHA-256).</param>
+    /// <param name="lease">As for <see cref="TryReserveAsync"/>.</param>
+    /// <param name="expiration">As for <see cref="TryReserveAsync"/>.</param>
+    /// <param name="lockTimeout">As for <see cref="TryReserveAsync"/>; it bounds the reservation's wait only, not the batch's statements.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>
+    /// The reservation's answer, as for <see cref="TryReserveAsync"/>, and the rows the batch's commands changed (0 when
+    /// the reservation does not let the caller go on). A command of the batch that failed after the store learned the key
+    /// is held is reported as <see cref="ReservationOutcome.InProgress"/> without a record (the caller reads it after
+    /// rolling back); a command that failed while the reservation holds the key throws its own error.
+    /// </returns>
+    /// <exception cref="InvalidOperationException"><paramref name="batch"/> has no transaction, or it is not of the store's driver or database.</exception>
+    async ValueTask<TransactionalBatchReservationResult> TryReserveAndExecuteAsync(DbBatch batch, IdempotencyRecordId id, string fingerprint, TimeSpan lease, TimeSpan expiration, TimeSpan lockTimeout, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(batch);
+        var transaction = batch.Transaction ?? throw new InvalidOperationException("The batch has no transaction: set DbBatch.Transaction to the operation's open transaction.");
+        var reservation = await TryReserveAsync(transaction, id, fingerprint, lease, expiration, lockTimeout, cancellationToken).ConfigureAwait(false);
+        return reservation.MustExecute
+            ? new TransactionalBatchReservationResult(reservation, await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false))
+            : new TransactionalBatchReservationResult(reservation, 0);
+    }
+
+    /// <summary>
     /// One-commit mode: whether <paramref name="exception"/>, which ended an operation while its transaction on this
     /// store's database was open, is a transient failure of that database, as this store's driver reports it: the
     /// connection was lost or refused, the server is shutting down or restarting, a serialization failure, a deadlock,

@@ -11,3 +11,8 @@ public readonly record struct TransactionalReservationResult(ReservationOutcome 
     /// <summary><see langword="true"/> when this transaction now holds the record and must execute.</summary>
     public bool MustExecute => Outcome is ReservationOutcome.Acquired or ReservationOutcome.TakenOver;
 }
+
+/// <summary>The result of <see cref="ITransactionalIdempotencyStore.TryReserveAndExecuteAsync"/> (one-commit mode).</summary>
+/// <param name="Reservation">The reservation's answer.</param>
+/// <param name="RecordsAffected">The rows the batch's commands changed; 0 when the reservation does not let the caller go on.</param>
+public readonly record struct TransactionalBatchReservationResult(TransactionalReservationResult Reservation, int RecordsAffected);
