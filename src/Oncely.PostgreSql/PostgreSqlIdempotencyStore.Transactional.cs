@@ -60,9 +60,10 @@ internal sealed partial class PostgreSqlIdempotencyStore
 
     /// <inheritdoc />
     /// <remarks>
-    /// One round trip for a new key: the reservation's plain insert (with its <c>lock_timeout</c> statements) goes to the
-    /// server in front of <paramref name="batch"/>'s commands, as one <see cref="NpgsqlBatch"/>, and is taken out of the
-    /// batch again afterwards. When a row already holds the key, the batch's commands have run by the time the store knows;
+    /// One round trip for a new key: the reservation's plain insert goes to the server in front of <paramref name="batch"/>'s
+    /// commands, as one <see cref="NpgsqlBatch"/>, and is taken out of the batch again afterwards. It is one call of the
+    /// schema's function (migration 5), which sets <c>lock_timeout</c> for the insert and puts it back: the batch is the
+    /// application's and is not prepared, and the call is cheap to parse while PL/pgSQL keeps the insert's plan. When a row already holds the key, the batch's commands have run by the time the store knows;
     /// it then sends the full reservation in the same transaction, as <see cref="TryReserveAsync(DbTransaction, IdempotencyRecordId, string, TimeSpan, TimeSpan, TimeSpan, CancellationToken)"/>
     /// does, and the caller rolls back unless that reservation lets it go on. The batch is not prepared (its statements
     /// are the application's); its <see cref="NpgsqlBatch.Timeout"/> is raised for the call, when finite, to cover the
@@ -197,61 +198,50 @@ internal sealed partial class PostgreSqlIdempotencyStore
     /// </summary>
     private async ValueTask<TransactionalBatchReservationResult> ReserveAndExecuteInTransactionAsync(NpgsqlBatch batch, NpgsqlTransaction transaction, IdempotencyRecordId id, string fingerprint, TimeSpan lease, TimeSpan expiration, TimeSpan lockTimeout, CancellationToken cancellationToken)
     {
-        NpgsqlBatchCommand[] own;
-        int ownTimeout;
-        using (var reservation = _statements.Reserve(transaction, id, fingerprint, lease, expiration, lockTimeout, freshOnly: true))
-        {
-            own = new NpgsqlBatchCommand[reservation.BatchCommands.Count];
-            for (var i = 0; i < own.Length; i++)
-            {
-                own[i] = reservation.BatchCommands[i];
-            }
-
-            ownTimeout = reservation.Timeout;
-            reservation.BatchCommands.Clear();
-        }
-
+        // The reservation's plain insert, as one call, in front of the application's commands.
+        var reserve = _statements.ReserveFreshCall(id, fingerprint, lease, expiration, lockTimeout);
         var commands = batch.BatchCommands;
         var timeout = batch.Timeout;
-        for (var i = 0; i < own.Length; i++)
-        {
-            commands.Insert(i, own[i]);
-        }
-
+        var ownTimeout = _statements.ReservationTimeoutSeconds(lockTimeout);
+        commands.Insert(0, reserve);
         if (timeout > 0 && timeout < ownTimeout)
         {
             batch.Timeout = ownTimeout;
         }
 
         // Which statement's result the reader is reaching for: a statement's error is raised there, when the reader
-        // moves to its result (Npgsql reads the answers in order). Below own.Length: one of the store's.
+        // moves to its result (Npgsql reads the answers in order). 0 is the store's call; the application's follow.
         var reaching = 0;
         ReservationResult? inserted = null;
-        int affected;
+        var affected = 0;
         try
         {
             var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
             await using (reader.ConfigureAwait(false))
             {
-                // Past the set_config result to the insert's: one row when it inserted, none when a row holds the key.
-                reaching = 1;
-                await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
+                // The call's answer: one row when it inserted, none when a row holds the key.
                 if (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
                 {
                     inserted = PostgreSqlStatements.Classify(reader, id, fingerprint);
                 }
 
-                reaching = 2;
+                reaching = 1;
                 while (await reader.NextResultAsync(cancellationToken).ConfigureAwait(false))
                 {
                     reaching++;
                 }
             }
 
-            // The rows the application's commands changed: the batch's count without the reservation's insert.
-            affected = reader.RecordsAffected - Math.Max(0, own[1].RecordsAffected);
+            // The rows the application's commands changed (its writes; a query's rows are not counted).
+            for (var i = 1; i < commands.Count; i++)
+            {
+                if (commands[i] is { StatementType: not StatementType.Select, RecordsAffected: > 0 } command)
+                {
+                    affected += command.RecordsAffected;
+                }
+            }
         }
-        catch (PostgresException ex) when (reaching >= own.Length)
+        catch (PostgresException ex) when (reaching >= 1)
         {
             if (inserted is null)
             {
@@ -281,11 +271,7 @@ internal sealed partial class PostgreSqlIdempotencyStore
         finally
         {
             // The application's batch as it was given.
-            for (var i = 0; i < own.Length; i++)
-            {
-                commands.RemoveAt(0);
-            }
-
+            commands.RemoveAt(0);
             batch.Timeout = timeout;
         }
 

@@ -25,6 +25,7 @@ internal sealed class PostgreSqlSchema
         AuditIndex = Quote(table + "_key_reuse_audit_key_idx");
         AuditRecordedAtIndex = Quote(table + "_audit_recorded_idx");
         InProgressIndex = Quote(table + "_in_progress_idx");
+        ReserveFreshFunction = $"{Schema}.{Quote(table + "_reserve_fresh")}";
 
         // A stable 64-bit key for pg_advisory_xact_lock, the same in every process for the same schema and table.
         var hash = SHA256.HashData(Encoding.UTF8.GetBytes($"oncely-schema:{schema}.{table}"));
@@ -86,6 +87,42 @@ internal sealed class PostgreSqlSchema
             new Migration(4, "attempts: how many executions have held a record", $"""
                 ALTER TABLE {Table} ADD COLUMN IF NOT EXISTS attempts integer NOT NULL DEFAULT 1;
                 """),
+
+            // The one-commit reservation's plain insert, with its lock_timeout set for the insert only, as one function:
+            // sent inside the application's batch (ReserveAndExecuteAsync), where the store's statements cannot be
+            // prepared, the call is one statement that is cheap to parse, and PL/pgSQL keeps the insert's plan for the
+            // session. It answers in the shape of the statements' plain insert (PostgreSqlStatements): one row when it
+            // inserted, none when any row holds the key. use_column: the output columns share the table's names.
+            new Migration(5, "the one-commit reservation's plain insert as a function", $"""
+                CREATE OR REPLACE FUNCTION {ReserveFreshFunction}(
+                    p_tenant text, p_operation text, p_key text, p_fingerprint text,
+                    p_lease interval, p_expiration interval, p_lock_timeout text)
+                RETURNS TABLE (mine boolean, fingerprint text, state smallint, fencing_token bigint,
+                               lease_expires_at timestamptz, expires_at timestamptz, recovery_point text,
+                               status_code integer, headers text, body bytea, body_omitted boolean,
+                               ts timestamptz, fresh boolean, attempts integer)
+                LANGUAGE plpgsql
+                AS $reserve$
+                #variable_conflict use_column
+                DECLARE
+                    lock_timeout_before text := current_setting('lock_timeout');
+                BEGIN
+                    PERFORM set_config('lock_timeout', p_lock_timeout, true);
+                    RETURN QUERY
+                        INSERT INTO {Table} AS r
+                            (tenant, operation, idem_key, fingerprint, state, fencing_token, lease_expires_at, expires_at,
+                             recovery_point, status_code, headers, body, body_omitted, created_at, updated_at, attempts)
+                        SELECT p_tenant, p_operation, p_key, p_fingerprint, 0::smallint, nextval('{Sequence}'),
+                               c.now + p_lease, c.now + p_expiration, NULL, NULL, NULL, NULL, false, c.now, c.now, 1
+                        FROM (SELECT clock_timestamp() AS now) c
+                        ON CONFLICT (tenant, operation, idem_key) DO NOTHING
+                        RETURNING true, r.fingerprint, r.state, r.fencing_token, r.lease_expires_at, r.expires_at,
+                                  r.recovery_point, NULL::integer, NULL::text, NULL::bytea, false, r.created_at, true,
+                                  r.attempts;
+                    PERFORM set_config('lock_timeout', lock_timeout_before, true);
+                END
+                $reserve$;
+                """),
         ];
     }
 
@@ -121,6 +158,9 @@ internal sealed class PostgreSqlSchema
 
     /// <summary>The quoted partial index on the <c>created_at</c> of InProgress records (the operator API's stuck-keys listing).</summary>
     public string InProgressIndex { get; }
+
+    /// <summary>The quoted, schema-qualified function of the one-commit reservation's plain insert (schema version 5).</summary>
+    public string ReserveFreshFunction { get; }
 
     /// <summary>The advisory lock that serialises migrations of this schema and table across processes.</summary>
     public long MigrationLockKey { get; }

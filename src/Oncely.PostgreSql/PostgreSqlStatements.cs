@@ -34,6 +34,7 @@ internal sealed class PostgreSqlStatements
     private readonly bool _prepare;
     private readonly string _reserve;
     private readonly string _reserveFresh;
+    private readonly string _reserveFreshCall;
     private readonly string _complete;
     private readonly string _completeOrFail;
     private readonly string _release;
@@ -256,6 +257,10 @@ internal sealed class PostgreSqlStatements
         // reservation's CTE that was the largest allocation of a payment). The texts above keep the names for reading.
         _reserve = Positional(_reserve, "tenant", "operation", "key", "fingerprint", "lease", "expiration");
         _reserveFresh = Positional(_reserveFresh, "tenant", "operation", "key", "fingerprint", "lease", "expiration");
+
+        // The same insert as a function call (schema version 5), for the application's batch: one statement, cheap to
+        // parse unprepared, the lock_timeout set and put back inside it.
+        _reserveFreshCall = $"SELECT * FROM {schema.ReserveFreshFunction}($1, $2, $3, $4, $5, $6, $7)";
         _complete = Positional(_complete, "tenant", "operation", "key", "token", "status", "headers", "body", "omitted", "expiration");
         _completeOrFail = Positional(_completeOrFail, "tenant", "operation", "key", "token", "status", "headers", "body", "omitted", "expiration");
         _release = Positional(_release, "tenant", "operation", "key", "token");
@@ -311,6 +316,23 @@ internal sealed class PostgreSqlStatements
         batch.BatchCommands.Add(new NpgsqlBatchCommand(RestoreLockTimeoutSql));
         return batch;
     }
+
+    /// <summary>
+    /// The plain insert of the one-commit reservation as one statement, the call of the schema's function: for the
+    /// application's batch (<c>ReserveAndExecuteAsync</c>), where it cannot be prepared. Its answer has the columns of
+    /// <see cref="Classify"/>: one row when it inserted, none when a row holds the key.
+    /// </summary>
+    public NpgsqlBatchCommand ReserveFreshCall(IdempotencyRecordId id, string fingerprint, TimeSpan lease, TimeSpan expiration, TimeSpan lockTimeout)
+    {
+        var call = new NpgsqlBatchCommand(_reserveFreshCall);
+        AddKey(call.Parameters, id);
+        AddReservation(call.Parameters, fingerprint, lease, expiration);
+        call.Parameters.Add(new NpgsqlParameter<string> { NpgsqlDbType = NpgsqlDbType.Text, TypedValue = ((long)Math.Ceiling(lockTimeout.TotalMilliseconds)).ToString(System.Globalization.CultureInfo.InvariantCulture) });
+        return call;
+    }
+
+    /// <summary>The timeout, in whole seconds, of a batch that carries the reservation: the store's usual bound plus the lock wait.</summary>
+    public int ReservationTimeoutSeconds(TimeSpan lockTimeout) => _commandTimeoutSeconds + (int)Math.Ceiling(lockTimeout.TotalSeconds);
 
     /// <summary>
     /// The answer of the reservation inside the application's transaction (<see cref="Reserve(NpgsqlTransaction, IdempotencyRecordId, string, TimeSpan, TimeSpan, TimeSpan, bool)"/>),

@@ -394,8 +394,7 @@ public sealed partial class IdempotencyExecution : IAsyncDisposable, IRenewableL
     /// One-commit mode: reserves the record and runs the transaction's first statements, <paramref name="batch"/>, in one
     /// round trip where the store's driver can (PostgreSQL: the reservation goes to the server in front of the batch's
     /// commands, as one <c>NpgsqlBatch</c>). It is <see cref="ReserveInTransactionAsync"/> followed by
-    /// <c>batch.ExecuteNonQueryAsync()</c> with one round trip fewer, which pays where round trips are expensive (the
-    /// PostgreSQL store's reservation statements then travel unprepared, inside the batch). In the
+    /// <c>batch.ExecuteNonQueryAsync()</c> with one round trip fewer: use it for the transaction's first writes. In the
     /// default mode (the record was reserved before the operation started) it only executes <paramref name="batch"/>.
     /// </summary>
     /// <remarks>
