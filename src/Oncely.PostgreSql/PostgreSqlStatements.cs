@@ -304,10 +304,9 @@ internal sealed class PostgreSqlStatements
             ?? throw new InvalidOperationException("The NpgsqlTransaction has already been committed or rolled back; reserve the idempotency record as the transaction's first statement.");
 
         // The wait for the other transaction is on top of the store's usual bound for one call.
-        var batch = new NpgsqlBatch(connection, transaction) { Timeout = _commandTimeoutSeconds + (int)Math.Ceiling(lockTimeout.TotalSeconds) };
-        var lockTimeoutText = ((long)Math.Ceiling(lockTimeout.TotalMilliseconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var batch = new NpgsqlBatch(connection, transaction) { Timeout = ReservationTimeoutSeconds(lockTimeout) };
         var set = new NpgsqlBatchCommand(SaveAndSetLockTimeoutSql);
-        set.Parameters.Add(new NpgsqlParameter<string> { NpgsqlDbType = NpgsqlDbType.Text, TypedValue = lockTimeoutText });
+        set.Parameters.Add(LockTimeoutParameter(lockTimeout));
         var reserve = new NpgsqlBatchCommand(freshOnly ? _reserveFresh : _reserve);
         AddKey(reserve.Parameters, id);
         AddReservation(reserve.Parameters, fingerprint, lease, expiration);
@@ -327,9 +326,13 @@ internal sealed class PostgreSqlStatements
         var call = new NpgsqlBatchCommand(_reserveFreshCall);
         AddKey(call.Parameters, id);
         AddReservation(call.Parameters, fingerprint, lease, expiration);
-        call.Parameters.Add(new NpgsqlParameter<string> { NpgsqlDbType = NpgsqlDbType.Text, TypedValue = ((long)Math.Ceiling(lockTimeout.TotalMilliseconds)).ToString(System.Globalization.CultureInfo.InvariantCulture) });
+        call.Parameters.Add(LockTimeoutParameter(lockTimeout));
         return call;
     }
+
+    // lock_timeout's value, in whole milliseconds (rounded up), as set_config takes it.
+    private static NpgsqlParameter<string> LockTimeoutParameter(TimeSpan lockTimeout)
+        => new() { NpgsqlDbType = NpgsqlDbType.Text, TypedValue = ((long)Math.Ceiling(lockTimeout.TotalMilliseconds)).ToString(System.Globalization.CultureInfo.InvariantCulture) };
 
     /// <summary>The timeout, in whole seconds, of a batch that carries the reservation: the store's usual bound plus the lock wait.</summary>
     public int ReservationTimeoutSeconds(TimeSpan lockTimeout) => _commandTimeoutSeconds + (int)Math.Ceiling(lockTimeout.TotalSeconds);
